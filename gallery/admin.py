@@ -1,0 +1,98 @@
+"""Curating images: every change goes through the services, so vectors leave the index on delete."""
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html
+
+from gallery import services
+from gallery.models import Image, Region
+
+
+class RegionInline(admin.TabularInline):
+    model = Region
+    extra = 0
+    can_delete = False
+    fields = ("kind", "box_display", "area_fraction", "score", "embedding_model")
+    readonly_fields = fields
+    ordering = ("kind", "-score")
+
+    @admin.display(description="Box [x1, y1, x2, y2]")
+    def box_display(self, region: Region) -> str:
+        return str(region.box)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ("thumbnail", "original_name", "owner", "status", "is_public", "region_count", "created_at")
+    list_filter = ("status", "is_public", "format", "created_at")
+    search_fields = ("original_name", "owner__username", "sha256")
+    list_select_related = ("owner",)
+    readonly_fields = (
+        "thumbnail_large", "owner", "file", "original_name", "sha256", "format", "width", "height", "size_bytes",
+        "status", "progress", "error", "attempts", "processing_started_at", "processed_at", "created_at", "updated_at",
+        "tasks_link",
+    )
+    fields = ("is_public",) + readonly_fields
+    inlines = [RegionInline]
+    actions = ["reprocess", "make_public", "make_private", "delete_with_vectors"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(region_count=Count("regions"))
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # replaced by delete_with_vectors
+        return actions
+
+    def has_add_permission(self, request) -> bool:
+        return False  # uploads go through validation: the web form, the API or ingest_folder
+
+    @admin.display(description="Regions", ordering="region_count")
+    def region_count(self, image: Image) -> int:
+        return image.region_count
+
+    @admin.display(description="")
+    def thumbnail(self, image: Image) -> str:
+        return format_html('<img src="{}" alt="" style="height:48px">', reverse("gallery:image_thumbnail", args=[image.pk]))
+
+    @admin.display(description="Preview")
+    def thumbnail_large(self, image: Image) -> str:
+        return format_html('<img src="{}" alt="" style="max-height:240px">', reverse("gallery:image_thumbnail", args=[image.pk]))
+
+    @admin.display(description="Background tasks")
+    def tasks_link(self, image: Image) -> str:
+        query = f"?q=process-image-{image.pk}"
+        return format_html(
+            '<a href="{}">finished</a> · <a href="{}">crashed</a>',
+            reverse("admin:django_q_success_changelist") + query,
+            reverse("admin:django_q_failure_changelist") + query,
+        )
+
+    @admin.action(description="Reprocess selected images")
+    def reprocess(self, request, queryset):
+        count = services.images_reprocess(queryset=queryset)
+        self.message_user(request, f"Queued {count} image(s) for processing.", messages.SUCCESS)
+
+    @admin.action(description="Make selected images public")
+    def make_public(self, request, queryset):
+        for image in queryset:
+            services.image_set_visibility(image=image, is_public=True)
+
+    @admin.action(description="Make selected images private")
+    def make_private(self, request, queryset):
+        for image in queryset:
+            services.image_set_visibility(image=image, is_public=False)
+
+    @admin.action(description="Delete selected images (and their vectors)")
+    def delete_with_vectors(self, request, queryset):
+        count = services.images_delete(queryset=queryset)
+        self.message_user(request, f"Deleted {count} image(s).", messages.SUCCESS)
+
+    def delete_model(self, request, obj: Image) -> None:
+        services.image_delete(image=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        services.images_delete(queryset=queryset)

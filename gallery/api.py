@@ -1,0 +1,173 @@
+"""The images API. Every queryset is scoped to request.user in the view, never by permissions alone."""
+from django.core.exceptions import TooManyFilesSent
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import ListAPIView
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gallery import media, selectors, services
+from gallery.models import Image
+
+
+class RegionOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    box = serializers.ListField(child=serializers.IntegerField(), help_text="[x1, y1, x2, y2] in image pixels.")
+    area_fraction = serializers.FloatField()
+    score = serializers.FloatField()
+
+
+class ImageOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    original_name = serializers.CharField()
+    owner = serializers.CharField(source="owner.username")
+    is_owner = serializers.SerializerMethodField()
+    is_public = serializers.BooleanField()
+    status = serializers.CharField()
+    progress = serializers.IntegerField()
+    error = serializers.CharField()
+    attempts = serializers.IntegerField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    format = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    processed_at = serializers.DateTimeField(allow_null=True)
+    file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    def get_is_owner(self, image: Image) -> bool:
+        return image.owner_id == self.context["request"].user.pk
+
+    def get_file_url(self, image: Image) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:image_file", args=[image.pk]))
+
+    def get_thumbnail_url(self, image: Image) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:image_thumbnail", args=[image.pk]))
+
+
+class ImageDetailOutputSerializer(ImageOutputSerializer):
+    regions = RegionOutputSerializer(many=True, source="regions.all")
+
+
+class UploadOutcomeSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])
+    message = serializers.CharField()
+    image = ImageOutputSerializer(allow_null=True)
+
+
+class ImageListCreateApi(ListAPIView):
+    """GET: my images, newest first (filter with ?status= and ?visibility=). POST: upload one or many."""
+
+    parser_classes = [MultiPartParser, FormParser]
+    serializer_class = ImageOutputSerializer
+
+    def get_queryset(self) -> QuerySet[Image]:
+        queryset = selectors.images_owned_by(self.request.user).select_related("owner")
+        status_filter = self.request.query_params.get("status")
+        if status_filter:
+            if status_filter not in Image.Status.values:
+                raise ValidationError({"status": f"Unknown status; use one of {', '.join(Image.Status.values)}."})
+            queryset = queryset.filter(status=status_filter)
+        visibility = self.request.query_params.get("visibility")
+        if visibility:
+            if visibility not in {"public", "private"}:
+                raise ValidationError({"visibility": "Use public or private."})
+            queryset = queryset.filter(is_public=visibility == "public")
+        return queryset
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Image.Status.values),
+            OpenApiParameter("visibility", str, enum=["public", "private"]),
+        ]
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request={"multipart/form-data": inline_serializer(
+            "ImageUpload", {"files": serializers.ListField(child=serializers.FileField())}
+        )},
+        responses={201: UploadOutcomeSerializer(many=True), 400: UploadOutcomeSerializer(many=True)},
+        description="Upload one or many files in the `files` field (`file` works for one). Each file gets "
+        "its own outcome: accepted (queued), duplicate (of one of your images) or rejected (with the reason). "
+        "201 when at least one file was accepted or was a duplicate; 400 when every file was rejected.",
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            uploads = request.FILES.getlist("files") + request.FILES.getlist("file")
+        except TooManyFilesSent:
+            raise ValidationError({"files": services.too_many_files_message()}) from None
+        if not uploads:
+            raise ValidationError({"files": "Send one or more image files in the 'files' field (multipart/form-data)."})
+        try:
+            outcomes = services.images_create(owner=request.user, uploads=uploads)
+        except services.TooManyFiles as error:
+            raise ValidationError({"files": str(error)}) from None
+        data = UploadOutcomeSerializer(outcomes, many=True, context={"request": request}).data
+        all_rejected = all(outcome.outcome == "rejected" for outcome in outcomes)
+        return Response(data, status=status.HTTP_400_BAD_REQUEST if all_rejected else status.HTTP_201_CREATED)
+
+
+class VisibilityInputSerializer(serializers.Serializer):
+    is_public = serializers.BooleanField()
+
+
+class ImageDetailApi(APIView):
+    """GET an image you may see (yours or public) with its regions; PATCH/DELETE your own."""
+
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    @extend_schema(responses=ImageDetailOutputSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        image = get_object_or_404(selectors.images_visible_to(request.user).select_related("owner"), pk=pk)
+        return Response(ImageDetailOutputSerializer(image, context={"request": request}).data)
+
+    @extend_schema(request=VisibilityInputSerializer, responses=ImageDetailOutputSerializer)
+    def patch(self, request: Request, pk: int) -> Response:
+        image = get_object_or_404(selectors.images_owned_by(request.user).select_related("owner"), pk=pk)
+        serializer = VisibilityInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.image_set_visibility(image=image, is_public=serializer.validated_data["is_public"])
+        return Response(ImageDetailOutputSerializer(image, context={"request": request}).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        services.image_delete(image=get_object_or_404(selectors.images_owned_by(request.user), pk=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ImageRetryApi(APIView):
+    """Queue one of your images for processing again (for example after it failed)."""
+
+    @extend_schema(request=None, responses=ImageOutputSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        image = get_object_or_404(selectors.images_owned_by(request.user).select_related("owner"), pk=pk)
+        image = services.image_reprocess(image=image)
+        return Response(ImageOutputSerializer(image, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImageFileApi(APIView):
+    """The original file of an image you may see (?download=1 for an attachment)."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request: Request, pk: int):
+        image = get_object_or_404(selectors.images_visible_to(request.user), pk=pk)
+        return media.original_response(image, download="download" in request.query_params)
+
+
+class ImageThumbnailApi(APIView):
+    """A JPEG thumbnail of an image you may see."""
+
+    @extend_schema(responses={(200, "image/jpeg"): bytes})
+    def get(self, request: Request, pk: int):
+        return media.thumbnail_response(get_object_or_404(selectors.images_visible_to(request.user), pk=pk))

@@ -1,0 +1,41 @@
+"""Turning any accepted image file into the RGB pixels the models and thumbnails see."""
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageOps
+
+
+def to_rgb(image: PILImage.Image) -> PILImage.Image:
+    """Convert any Pillow mode to 8-bit RGB without the usual surprises.
+
+    16-bit and float greyscale are scaled to 0-255 (a plain convert clips them to white) and
+    transparency is composited over white (a plain convert turns it black).
+    """
+    if image.mode in {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}:
+        pixels = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16"):
+            pixels = pixels / 257.0
+        else:
+            low, high = float(pixels.min()), float(pixels.max())
+            pixels = (pixels - low) * (255.0 / (high - low)) if high > low else np.zeros_like(pixels)
+        return PILImage.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L").convert("RGB")
+    has_alpha = image.mode in {"RGBA", "LA", "PA", "RGBa", "La"} or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = PILImage.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return PILImage.alpha_composite(background, rgba).convert("RGB")
+    if image.mode == "RGB":
+        return image
+    return image.convert("RGB")
+
+
+def open_rgb(path: Path | str) -> PILImage.Image:
+    """Open a stored original, apply its EXIF orientation, take the first frame, return RGB."""
+    with PILImage.open(path) as image:
+        image.seek(0)
+        oriented = ImageOps.exif_transpose(image)
+        oriented.load()
+        return to_rgb(oriented)

@@ -1,0 +1,71 @@
+"""Serving image bytes only after a permission check, and thumbnails cached on disk."""
+import mimetypes
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpResponse
+from PIL import Image as PILImage
+
+from gallery.imaging import open_rgb
+from gallery.models import Image
+from gallery.services import media_path, thumbnail_path
+
+
+def protected_file_response(path: Path, *, download_name: str | None = None) -> HttpResponse:
+    """Send a file the caller has already checked the requester may see.
+
+    With MEDIA_SENDFILE set, Django only answers with a header and the front web server streams the
+    bytes from its internal location (which must not be reachable from outside).
+    """
+    if not path.is_file():
+        raise Http404("The file is missing.")
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    disposition = f"attachment; filename*=UTF-8''{_quote(download_name)}" if download_name else "inline"
+    mode = settings.MEDIA_SENDFILE
+    if mode:
+        response = HttpResponse(content_type=content_type)
+        relative = path.resolve().relative_to(Path(settings.MEDIA_ROOT).resolve()).as_posix()
+        if mode == "x-accel-redirect":
+            response["X-Accel-Redirect"] = settings.MEDIA_INTERNAL_PREFIX.rstrip("/") + "/" + relative
+        else:
+            response["X-Sendfile"] = str(path.resolve())
+        response["Content-Disposition"] = disposition
+    else:
+        response = FileResponse(path.open("rb"), content_type=content_type)
+        response["Content-Disposition"] = disposition
+    # Private bytes must not sit in shared caches.
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+def original_response(image: Image, *, download: bool = False) -> HttpResponse:
+    return protected_file_response(media_path(image.file), download_name=image.original_name if download else None)
+
+
+def ensure_thumbnail(image: Image) -> Path:
+    """The image's thumbnail (EXIF-aware JPEG), made on first request and cached on disk."""
+    path = thumbnail_path(image)
+    if path.is_file():
+        return path
+    try:
+        rgb = open_rgb(media_path(image.file))
+    except FileNotFoundError:
+        raise Http404("The file is missing.") from None
+    rgb.thumbnail((settings.THUMBNAIL_SIZE, settings.THUMBNAIL_SIZE), PILImage.Resampling.LANCZOS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.part")
+    rgb.save(temporary, "JPEG", quality=85, optimize=True)
+    os.replace(temporary, path)
+    return path
+
+
+def thumbnail_response(image: Image) -> HttpResponse:
+    return protected_file_response(ensure_thumbnail(image))

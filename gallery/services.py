@@ -1,0 +1,191 @@
+"""Everything that changes photos and regions goes through these functions.
+
+Views, the API, the admin and management commands call them; none of them writes an Image or
+Region on its own. Writes to files happen only after the database agrees, and are undone when it
+does not, so a rejected or failed upload leaves nothing behind.
+"""
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+from django.conf import settings
+from django.core.files import File
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from gallery.models import Image, Region, RegionTombstone
+from gallery.validation import UploadRejected, display_name, too_large_message, validate_image_bytes
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["accepted", "duplicate", "rejected"]
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    """What happened to one uploaded file. `image` is set for accepted and duplicate files."""
+
+    name: str
+    outcome: Outcome
+    message: str
+    image: Image | None = None
+
+
+class TooManyFiles(ValueError):
+    pass
+
+
+def media_path(relative: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / relative
+
+
+def image_create(*, owner, upload: File) -> UploadOutcome:
+    """Validate and store one upload, then queue it for processing once the row commits.
+
+    `upload` is any Django File (an UploadedFile from a request, or File(open(path)) from a command).
+    A duplicate of one of the owner's images (same bytes) is not stored again and not reprocessed.
+    """
+    shown_name = display_name(upload.name)
+    try:
+        valid = validate_image_bytes(_read_bounded(upload))
+    except UploadRejected as error:
+        return UploadOutcome(name=shown_name, outcome="rejected", message=str(error))
+
+    existing = Image.objects.filter(owner=owner, sha256=valid.sha256).first()
+    if existing is not None:
+        return _duplicate(shown_name, existing)
+
+    relative = Image.generate_file_name(owner_id=owner.pk, extension=valid.extension)
+    path = media_path(relative)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".part")
+    temporary.write_bytes(valid.data)
+    try:
+        with transaction.atomic():
+            image = Image.objects.create(
+                owner=owner,
+                file=relative,
+                original_name=shown_name,
+                sha256=valid.sha256,
+                format=valid.format,
+                width=valid.width,
+                height=valid.height,
+                size_bytes=len(valid.data),
+            )
+            temporary.replace(path)
+            _enqueue_processing(image.pk)
+    except IntegrityError:
+        # Another request stored the same bytes for this owner between our check and our insert.
+        temporary.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        existing = Image.objects.filter(owner=owner, sha256=valid.sha256).first()
+        if existing is None:
+            raise
+        return _duplicate(shown_name, existing)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        raise
+    return UploadOutcome(name=shown_name, outcome="accepted", message="Queued for processing.", image=image)
+
+
+def _read_bounded(upload: File) -> bytes:
+    """The upload's bytes, or raise UploadRejected without reading more than the cap allows."""
+    limit = settings.MAX_UPLOAD_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise UploadRejected(too_large_message(upload.size))
+    upload.seek(0)
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise UploadRejected(too_large_message(len(data)))
+    return data
+
+
+def images_create(*, owner, uploads: Sequence[File]) -> list[UploadOutcome]:
+    """Store a batch of uploads; each file gets its own outcome and good files are kept."""
+    if len(uploads) > settings.MAX_FILES_PER_UPLOAD:
+        raise TooManyFiles(too_many_files_message())
+    return [image_create(owner=owner, upload=upload) for upload in uploads]
+
+
+def too_many_files_message() -> str:
+    return f"Too many files at once; upload at most {settings.MAX_FILES_PER_UPLOAD} files per batch."
+
+
+def _duplicate(shown_name: str, existing: Image) -> UploadOutcome:
+    return UploadOutcome(
+        name=shown_name,
+        outcome="duplicate",
+        message=f"You already uploaded this image as “{existing.original_name}”.",
+        image=existing,
+    )
+
+
+def _enqueue_processing(image_id: int) -> None:
+    def enqueue() -> None:
+        from django_q.tasks import async_task
+
+        async_task("gallery.tasks.process_image", image_id, task_name=f"process-image-{image_id}")
+
+    transaction.on_commit(enqueue)
+
+
+def image_set_visibility(*, image: Image, is_public: bool) -> Image:
+    if image.is_public != is_public:
+        image.is_public = is_public
+        image.save(update_fields=["is_public", "updated_at"])
+    return image
+
+
+def image_reprocess(*, image: Image) -> Image:
+    """Queue the image to be segmented and embedded again (its old regions stay until then)."""
+    with transaction.atomic():
+        Image.objects.filter(pk=image.pk).update(
+            status=Image.Status.PENDING, progress=0, error="", updated_at=timezone.now()
+        )
+        _enqueue_processing(image.pk)
+    image.refresh_from_db()
+    return image
+
+
+def images_reprocess(*, queryset: QuerySet[Image]) -> int:
+    count = 0
+    for image in queryset.only("pk"):
+        image_reprocess(image=image)
+        count += 1
+    return count
+
+
+def regions_delete(*, queryset: QuerySet[Region]) -> int:
+    """Delete regions and leave tombstones so every process's index drops their vectors."""
+    with transaction.atomic():
+        ids = list(queryset.values_list("pk", flat=True))
+        if not ids:
+            return 0
+        RegionTombstone.objects.bulk_create([RegionTombstone(region_id=pk) for pk in ids])
+        Region.objects.filter(pk__in=ids).delete()
+    return len(ids)
+
+
+def image_delete(*, image: Image) -> None:
+    """Delete the image, its regions (and their vectors), its file and its cached thumbnail."""
+    files = [media_path(image.file), thumbnail_path(image)]
+    with transaction.atomic():
+        regions_delete(queryset=Region.objects.filter(image=image))
+        image.delete()
+        transaction.on_commit(lambda: [path.unlink(missing_ok=True) for path in files])
+
+
+def images_delete(*, queryset: QuerySet[Image]) -> int:
+    count = 0
+    for image in queryset:
+        image_delete(image=image)
+        count += 1
+    return count
+
+
+def thumbnail_path(image: Image) -> Path:
+    stem = Path(image.file).stem
+    return media_path(f"thumbnails/{image.owner_id}/{stem}.jpg")

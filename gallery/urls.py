@@ -1,0 +1,16 @@
+from django.urls import path
+
+from gallery import views
+
+app_name = "gallery"
+urlpatterns = [
+    path("images/", views.my_images, name="my_images"),
+    path("public/", views.public_images, name="public_images"),
+    path("upload/", views.upload, name="upload"),
+    path("images/<int:pk>/", views.image_detail, name="image_detail"),
+    path("images/<int:pk>/visibility/", views.image_visibility, name="image_visibility"),
+    path("images/<int:pk>/delete/", views.image_delete, name="image_delete"),
+    path("images/<int:pk>/retry/", views.image_retry, name="image_retry"),
+    path("media/images/<int:pk>/original", views.image_file, name="image_file"),
+    path("media/images/<int:pk>/thumbnail", views.image_thumbnail, name="image_thumbnail"),
+]

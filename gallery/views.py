@@ -1,0 +1,167 @@
+"""Server-rendered gallery pages. Thin: querysets come from selectors, changes from services."""
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import TooManyFilesSent
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from gallery import media, selectors, services
+from gallery.forms import ImageFilterForm, SignupForm
+from gallery.models import Image
+
+PAGE_SIZE = 24
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("gallery:my_images")
+    return render(request, "home.html")
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if not settings.ALLOW_SIGNUP:
+        return render(request, "registration/signup_closed.html", status=403)
+    if request.user.is_authenticated:
+        return redirect("gallery:my_images")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user)
+        messages.success(request, f"Welcome, {user.username}! Upload a few photos to get started.")
+        return redirect("gallery:upload")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> HttpResponse:
+    form = ImageFilterForm(request.GET or None)
+    if form.is_valid():
+        if form.cleaned_data["status"]:
+            queryset = queryset.filter(status=form.cleaned_data["status"])
+        if form.cleaned_data["visibility"]:
+            queryset = queryset.filter(is_public=form.cleaned_data["visibility"] == "public")
+    page = Paginator(selectors.images_with_region_counts(queryset.select_related("owner")), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "gallery/image_list.html",
+        {
+            "title": title,
+            "mine": mine,
+            "page": page,
+            "form": form,
+            "query": query.urlencode(),
+            "refresh": any(not image.is_final for image in page.object_list),
+            "counts": selectors.image_status_counts(request.user) if mine else None,
+        },
+    )
+
+
+@login_required
+def my_images(request: HttpRequest) -> HttpResponse:
+    return _image_list(request, selectors.images_owned_by(request.user), title="My images", mine=True)
+
+
+@login_required
+def public_images(request: HttpRequest) -> HttpResponse:
+    queryset = selectors.images_visible_to(request.user).filter(is_public=True)
+    return _image_list(request, queryset, title="Public images", mine=False)
+
+
+@login_required
+def upload(request: HttpRequest) -> HttpResponse:
+    outcomes = None
+    error = None
+    status = 200
+    if request.method == "POST":
+        try:
+            uploads = request.FILES.getlist("files")
+        except TooManyFilesSent:
+            uploads, error, status = [], services.too_many_files_message(), 400
+        if not uploads and error is None:
+            error, status = "Choose one or more image files to upload.", 400
+        if uploads:
+            outcomes = services.images_create(owner=request.user, uploads=uploads)
+            if all(outcome.outcome == "rejected" for outcome in outcomes):
+                status = 400
+    return render(
+        request,
+        "gallery/upload.html",
+        {"outcomes": outcomes, "error": error, "max_files": settings.MAX_FILES_PER_UPLOAD,
+         "max_mb": settings.MAX_UPLOAD_BYTES // 1_048_576},
+        status=status,
+    )
+
+
+@login_required
+def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    image = get_object_or_404(selectors.images_visible_to(request.user).select_related("owner"), pk=pk)
+    regions = list(image.regions.order_by("kind", "-score").values("id", "kind", "x1", "y1", "x2", "y2", "score", "area_fraction"))
+    for region in regions:
+        region["style"] = _box_style(region, image)
+    return render(
+        request,
+        "gallery/image_detail.html",
+        {"image": image, "regions": regions, "is_owner": image.owner_id == request.user.pk, "refresh": not image.is_final},
+    )
+
+
+def _box_style(region: dict, image: Image) -> str:
+    """CSS that places a box over the displayed photo, in percentages so it scales with the page."""
+    w, h = image.width or 1, image.height or 1
+    return (
+        f"left:{100 * region['x1'] / w:.2f}%;top:{100 * region['y1'] / h:.2f}%;"
+        f"width:{100 * (region['x2'] - region['x1']) / w:.2f}%;height:{100 * (region['y2'] - region['y1']) / h:.2f}%"
+    )
+
+
+def _owned(request: HttpRequest, pk: int) -> Image:
+    return get_object_or_404(selectors.images_owned_by(request.user), pk=pk)
+
+
+@login_required
+@require_POST
+def image_visibility(request: HttpRequest, pk: int) -> HttpResponse:
+    image = services.image_set_visibility(image=_owned(request, pk), is_public=request.POST.get("is_public") == "1")
+    messages.success(request, "The image is now public." if image.is_public else "The image is now private.")
+    return redirect("gallery:image_detail", pk=pk)
+
+
+@login_required
+def image_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    image = _owned(request, pk)
+    if request.method == "POST":
+        services.image_delete(image=image)
+        messages.success(request, f"Deleted “{image.original_name}”.")
+        return redirect("gallery:my_images")
+    return render(request, "gallery/image_confirm_delete.html", {"image": image})
+
+
+@login_required
+@require_POST
+def image_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    services.image_reprocess(image=_owned(request, pk))
+    messages.success(request, "Queued for processing again.")
+    return redirect("gallery:image_detail", pk=pk)
+
+
+def _visible_or_404(request: HttpRequest, pk: int) -> Image:
+    # Anonymous requests get the same 404 as strangers: the URL reveals nothing.
+    image = selectors.images_visible_to(request.user).filter(pk=pk).first()
+    if image is None:
+        raise Http404("No such image.")
+    return image
+
+
+def image_file(request: HttpRequest, pk: int) -> HttpResponse:
+    return media.original_response(_visible_or_404(request, pk), download="download" in request.GET)
+
+
+def image_thumbnail(request: HttpRequest, pk: int) -> HttpResponse:
+    return media.thumbnail_response(_visible_or_404(request, pk))

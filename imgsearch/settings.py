@@ -1,0 +1,257 @@
+"""imgsearch settings: one module, read from the environment.
+
+Every value has a default that runs from a bare checkout (SQLite, the django-q2 ORM broker, the
+full-size models). `DATABASE_URL` switches to PostgreSQL and `REDIS_URL` to the Redis broker.
+The README's configuration table lists every variable read here.
+"""
+from pathlib import Path
+
+from imgsearch.env import (
+    ConfigError,
+    database_from_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("IMGSEARCH_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG and env_bool("IMGSEARCH_REQUIRE_SECRET_KEY", False):
+        raise ConfigError("SECRET_KEY must be set in production.")
+    # A fixed development key: fine on a laptop, and the README says to set SECRET_KEY anywhere else.
+    SECRET_KEY = "imgsearch-insecure-development-key-set-SECRET_KEY-in-production"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_q",
+    "gallery",
+    "search",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "imgsearch.urls"
+WSGI_APPLICATION = "imgsearch.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "gallery.context_processors.site",
+            ],
+        },
+    },
+]
+
+_DATABASE_URL = env_str("DATABASE_URL", "")
+if not _DATABASE_URL:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+DATABASES = {
+    "default": database_from_url(_DATABASE_URL, base_dir=BASE_DIR)
+    if _DATABASE_URL
+    # The worker and the web process write at once; wait for the lock instead of failing.
+    else {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3", "OPTIONS": {"timeout": 20}}
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "gallery:my_images"
+LOGOUT_REDIRECT_URL = "home"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# Uploaded originals and cached thumbnails. Nothing here is served by URL: every byte goes
+# through gallery.views.image_file, which checks that the requester may see the image.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+# "" serves bytes from Django; "x-accel-redirect" (nginx) or "x-sendfile" (Apache, lighttpd)
+# hands the checked request to the front web server, which must map MEDIA_INTERNAL_PREFIX to MEDIA_ROOT.
+MEDIA_SENDFILE = env_str("MEDIA_SENDFILE", "")
+if MEDIA_SENDFILE not in {"", "x-accel-redirect", "x-sendfile"}:
+    raise ConfigError("MEDIA_SENDFILE must be empty, 'x-accel-redirect' or 'x-sendfile'.")
+MEDIA_INTERNAL_PREFIX = env_str("MEDIA_INTERNAL_PREFIX", "/protected-media/")
+
+# --- Accounts -------------------------------------------------------------------------------
+ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", True)
+
+# --- Uploads --------------------------------------------------------------------------------
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 25 * 1024 * 1024, minimum=1)
+# Decompression bombs: a 50 MP cap is ~150 MB of RGB once decoded.
+MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
+MAX_FILES_PER_UPLOAD = env_int("MAX_FILES_PER_UPLOAD", 100, minimum=1)
+# Django refuses to parse more files than this; the views turn that into our own sentence.
+DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_UPLOAD
+THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 384, minimum=16)
+
+# --- Models ---------------------------------------------------------------------------------
+# "full": ViT-B-32 CLIP + SAM ViT-B with downloaded weights (fetch_models).
+# "tiny": small configs with random weights, built by the same loading code; for tests only.
+MODEL_PROFILE = env_str("IMGSEARCH_MODEL_PROFILE", "full")
+_PROFILES = {
+    "full": {
+        "CLIP_MODEL": "ViT-B-32",
+        "CLIP_PRETRAINED": "laion2b_s34b_b79k",
+        "SAM_MODEL_TYPE": "vit_b",
+        "SAM_CHECKPOINT_NAME": "sam_vit_b_01ec64.pth",
+        "SAM_POINTS_PER_SIDE": 16,
+        "SAM_PRED_IOU_THRESH": 0.86,
+        "SAM_STABILITY_SCORE_THRESH": 0.92,
+    },
+    "tiny": {
+        "CLIP_MODEL": "imgsearch-tiny",
+        "CLIP_PRETRAINED": "",
+        "SAM_MODEL_TYPE": "tiny",
+        "SAM_CHECKPOINT_NAME": "",
+        "SAM_POINTS_PER_SIDE": 3,
+        # Random weights predict low IoU and unstable masks; let them through to test the plumbing.
+        "SAM_PRED_IOU_THRESH": 0.0,
+        "SAM_STABILITY_SCORE_THRESH": 0.0,
+    },
+}
+if MODEL_PROFILE not in _PROFILES:
+    raise ConfigError(f"IMGSEARCH_MODEL_PROFILE={MODEL_PROFILE!r}; choose one of {sorted(_PROFILES)}.")
+_profile = _PROFILES[MODEL_PROFILE]
+
+MODEL_CACHE_DIR = Path(env_str("MODEL_CACHE_DIR", str(VAR_DIR / "models")))
+# "auto" picks CUDA when torch sees a GPU, else the CPU.
+MODEL_DEVICE = env_str("MODEL_DEVICE", "auto")
+# 0 keeps torch's default (all cores); set it lower when several workers share a machine.
+TORCH_THREADS = env_int("TORCH_THREADS", 0, minimum=0)
+
+CLIP_MODEL = env_str("CLIP_MODEL", _profile["CLIP_MODEL"])
+# An OpenCLIP pretrained tag; empty means random weights (tests only).
+CLIP_PRETRAINED = env_str("CLIP_PRETRAINED", _profile["CLIP_PRETRAINED"])
+# A local weights file; when set it wins over CLIP_PRETRAINED's download cache.
+CLIP_CHECKPOINT = env_str("CLIP_CHECKPOINT", "")
+CLIP_BATCH_SIZE = env_int("CLIP_BATCH_SIZE", 32, minimum=1)
+
+# "sam": Segment Anything; "colour": weight-free colour segmentation (generated scenes, tests).
+REGION_PROPOSER = env_str("REGION_PROPOSER", "sam")
+SAM_MODEL_TYPE = env_str("SAM_MODEL_TYPE", _profile["SAM_MODEL_TYPE"])
+SAM_CHECKPOINT = env_str(
+    "SAM_CHECKPOINT",
+    str(MODEL_CACHE_DIR / _profile["SAM_CHECKPOINT_NAME"]) if _profile["SAM_CHECKPOINT_NAME"] else "",
+)
+# 16x16 prompts instead of SAM's 32x32: 4x fewer mask decodes, and the objects worth a search
+# result are large enough to be hit by a 16-point grid.
+SAM_POINTS_PER_SIDE = env_int("SAM_POINTS_PER_SIDE", _profile["SAM_POINTS_PER_SIDE"], minimum=1)
+SAM_POINTS_PER_BATCH = env_int("SAM_POINTS_PER_BATCH", 64, minimum=1)
+SAM_PRED_IOU_THRESH = env_float("SAM_PRED_IOU_THRESH", _profile["SAM_PRED_IOU_THRESH"])
+SAM_STABILITY_SCORE_THRESH = env_float("SAM_STABILITY_SCORE_THRESH", _profile["SAM_STABILITY_SCORE_THRESH"])
+SAM_BOX_NMS_THRESH = env_float("SAM_BOX_NMS_THRESH", 0.7)
+# >0 runs SAM's hole/island clean-up (needs OpenCV); it is slow and rarely changes a box.
+SAM_MIN_MASK_REGION_AREA = env_int("SAM_MIN_MASK_REGION_AREA", 0, minimum=0)
+# SAM sees the image at 1024 px anyway; downscaling first keeps full-resolution masks of a
+# 50 MP photo out of memory. Boxes are scaled back to original pixels.
+SAM_MAX_SIDE = env_int("SAM_MAX_SIDE", 1024, minimum=32)
+
+# Regions smaller than this fraction of the image are too small to be worth a search result.
+REGION_MIN_AREA_FRACTION = env_float("REGION_MIN_AREA_FRACTION", 0.005)
+# Boxes overlapping a better one by more than this IoU are the same object.
+REGION_NMS_IOU = env_float("REGION_NMS_IOU", 0.8)
+REGION_MAX_PER_IMAGE = env_int("REGION_MAX_PER_IMAGE", 24, minimum=0)
+
+# --- Vector index ---------------------------------------------------------------------------
+INDEX_DIR = Path(env_str("INDEX_DIR", str(VAR_DIR / "index")))
+# A region id skipped by the watermark (its transaction had not committed yet) is looked for
+# again on every sync for this long before it is taken as rolled back.
+INDEX_GAP_TTL_SECONDS = env_int("INDEX_GAP_TTL_SECONDS", 600, minimum=1)
+# Save the index file after this many vectors were added by catch-up since the last save.
+INDEX_SAVE_EVERY = env_int("INDEX_SAVE_EVERY", 2000, minimum=1)
+
+# --- Background work (django-q2) -----------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "")
+Q_TIMEOUT = env_int("Q_TIMEOUT", 900, minimum=10)
+Q_CLUSTER = {
+    "name": "imgsearch",
+    # Each worker loads its own SAM + CLIP (~1.5 GB); one per machine is the sane default on a CPU.
+    "workers": env_int("Q_WORKERS", 1, minimum=1),
+    "timeout": Q_TIMEOUT,
+    "retry": Q_TIMEOUT + 60,
+    # The pipeline records its own failures; a crashed task is not retried blindly.
+    "max_attempts": 1,
+    "queue_limit": 50,
+    "catch_up": False,
+    "label": "Background tasks",
+    "sync": env_bool("Q_SYNC", False),
+    "poll": 0.5,
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- API --------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "imgsearch.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "imgsearch API",
+    "DESCRIPTION": "Upload photos and find them again by meaning.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# Serve static files straight from the apps and static/ (no collectstatic step for `make run`).
+WHITENOISE_USE_FINDERS = True

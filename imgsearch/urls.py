@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from gallery import api as gallery_api
+from gallery import views as gallery_views
+
+api_patterns = (
+    [
+        path("auth/token/", obtain_auth_token, name="token"),
+        path("images/", gallery_api.ImageListCreateApi.as_view(), name="images"),
+        path("images/<int:pk>/", gallery_api.ImageDetailApi.as_view(), name="image"),
+        path("images/<int:pk>/retry/", gallery_api.ImageRetryApi.as_view(), name="image_retry"),
+        path("images/<int:pk>/file/", gallery_api.ImageFileApi.as_view(), name="image_file"),
+        path("images/<int:pk>/thumbnail/", gallery_api.ImageThumbnailApi.as_view(), name="image_thumbnail"),
+        path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    ],
+    "api",
+)
+
+urlpatterns = [
+    path("", gallery_views.home, name="home"),
+    path("signup/", gallery_views.signup, name="signup"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+    path("", include("gallery.urls")),
+]

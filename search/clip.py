@@ -1,0 +1,163 @@
+"""OpenCLIP: loading the configured model and turning images and text into unit vectors."""
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from PIL import Image as PILImage
+
+from search.loading import ModelUnavailable, torch_device
+
+logger = logging.getLogger(__name__)
+
+# Our own model configs (the tiny test model, later the demo model) live next to this file and
+# are registered with open_clip so they load through the same create_model_and_transforms call.
+MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+# open_clip's hub file names, newest format first (it prefers safetensors when both exist).
+_HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class ClipWeights:
+    path: str | None  # None: random initialisation
+    preprocess: dict[str, Any]  # mean/std/interpolation overrides that belong to the weights
+    quick_gelu: bool
+
+
+def clip_model_id() -> str:
+    """The name stored with every vector: model plus weights, so vectors of different weights never mix."""
+    tag = settings.CLIP_CHECKPOINT or settings.CLIP_PRETRAINED or "random"
+    return f"{settings.CLIP_MODEL}/{os.path.basename(tag)}"
+
+
+def register_model_configs() -> None:
+    import open_clip
+
+    open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+
+def clip_weights(*, model_name: str, pretrained: str, checkpoint: str, cache_dir: Path, download: bool) -> ClipWeights:
+    """Find (or with download=True, fetch) the weights for this model; raise ModelUnavailable if absent.
+
+    Without download the lookup is cache-only, so an offline worker fails in milliseconds with a
+    sentence instead of retrying the hub for a minute.
+    """
+    import open_clip
+
+    if checkpoint:
+        if not os.path.isfile(checkpoint):
+            raise ModelUnavailable(f"CLIP_CHECKPOINT points to {checkpoint}, which does not exist.")
+        return ClipWeights(path=checkpoint, preprocess={}, quick_gelu=False)
+    if not pretrained:
+        return ClipWeights(path=None, preprocess={}, quick_gelu=False)
+    cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+    if not cfg:
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
+        raise ModelUnavailable(f"{pretrained!r} is not a pretrained tag of {model_name}; known tags: {tags}.")
+    preprocess = {key: cfg[key] for key in ("mean", "std", "interpolation", "resize_mode") if key in cfg}
+    quick_gelu = bool(cfg.get("quick_gelu", False))
+    if download:
+        path = open_clip.download_pretrained(cfg, cache_dir=str(cache_dir))
+    else:
+        path = _cached_clip_file(cfg, cache_dir)
+    if not path:
+        raise ModelUnavailable(
+            f"CLIP weights {model_name}/{pretrained} are not in {cache_dir}. Run `python manage.py "
+            f"fetch_models` on a machine with internet access (then copy {cache_dir} here), or set "
+            f"CLIP_CHECKPOINT to a local weights file."
+        )
+    return ClipWeights(path=path, preprocess=preprocess, quick_gelu=quick_gelu)
+
+
+def _cached_clip_file(cfg: dict, cache_dir: Path) -> str | None:
+    if cfg.get("hf_hub"):
+        from huggingface_hub import hf_hub_download
+
+        repo_id, filename = os.path.split(cfg["hf_hub"])
+        for name in ([filename] if filename else list(_HF_WEIGHT_FILES)):
+            try:
+                return hf_hub_download(repo_id=repo_id, filename=name, cache_dir=str(cache_dir), local_files_only=True)
+            except Exception:
+                continue
+    if cfg.get("url"):
+        path = cache_dir / os.path.basename(cfg["url"])
+        if path.is_file():
+            return str(path)
+    return None
+
+
+class ClipEmbedder:
+    """A loaded CLIP model. Every vector it returns is float32 and L2-normalised."""
+
+    def __init__(self, *, model, preprocess, tokenizer, name: str, dim: int, device: str):
+        self.model = model
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.name = name
+        self.dim = dim
+        self.device = device
+
+    def embed_images(self, images: list[PILImage.Image]) -> np.ndarray:
+        import torch
+
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, len(images), settings.CLIP_BATCH_SIZE):
+                batch = torch.stack([self.preprocess(image) for image in images[start : start + settings.CLIP_BATCH_SIZE]])
+                features = self.model.encode_image(batch.to(self.device))
+                chunks.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            tokens = self.tokenizer(texts).to(self.device)
+            features = self.model.encode_text(tokens)
+            return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32, copy=False)
+
+
+def load_clip() -> ClipEmbedder:
+    """Build the configured CLIP model with open_clip's own factory and its weights."""
+    import open_clip
+
+    register_model_configs()
+    model_name = settings.CLIP_MODEL
+    if open_clip.get_model_config(model_name) is None:
+        raise ModelUnavailable(f"CLIP_MODEL={model_name!r} is not a model open_clip knows.")
+    weights = clip_weights(
+        model_name=model_name,
+        pretrained=settings.CLIP_PRETRAINED,
+        checkpoint=settings.CLIP_CHECKPOINT,
+        cache_dir=settings.MODEL_CACHE_DIR / "clip",
+        download=False,
+    )
+    device = torch_device()
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            model_name,
+            pretrained=weights.path,
+            device=device,
+            force_quick_gelu=weights.quick_gelu,
+            image_mean=weights.preprocess.get("mean"),
+            image_std=weights.preprocess.get("std"),
+            image_interpolation=weights.preprocess.get("interpolation"),
+            image_resize_mode=weights.preprocess.get("resize_mode"),
+        )
+    except Exception as error:
+        raise ModelUnavailable(f"CLIP weights at {weights.path} could not be loaded: {error}") from error
+    model.eval()
+    logger.info("Loaded CLIP %s on %s", clip_model_id(), device)
+    return ClipEmbedder(
+        model=model,
+        preprocess=preprocess,
+        tokenizer=open_clip.get_tokenizer(model_name),
+        name=clip_model_id(),
+        dim=int(open_clip.get_model_config(model_name)["embed_dim"]),
+        device=device,
+    )

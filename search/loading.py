@@ -1,0 +1,70 @@
+"""Models load once per process, lazily, behind a lock; tests reset them with `reset_models()`.
+
+torch, open_clip and segment_anything are imported inside functions so that migrate, the admin
+and the test collector never pay for them.
+"""
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from search.clip import ClipEmbedder
+    from search.proposers import RegionProposer
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_clip: "ClipEmbedder | None" = None
+_proposer: "RegionProposer | None" = None
+
+
+class ModelUnavailable(RuntimeError):
+    """Weights are missing or unreadable; str(error) says what to run or where to put a file."""
+
+
+def torch_device() -> str:
+    import torch
+
+    if settings.MODEL_DEVICE != "auto":
+        return settings.MODEL_DEVICE
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def configure_torch() -> None:
+    import torch
+
+    if settings.TORCH_THREADS:
+        torch.set_num_threads(settings.TORCH_THREADS)
+
+
+def get_clip() -> "ClipEmbedder":
+    global _clip
+    if _clip is None:
+        with _lock:
+            if _clip is None:
+                from search.clip import load_clip
+
+                configure_torch()
+                _clip = load_clip()
+    return _clip
+
+
+def get_proposer() -> "RegionProposer":
+    global _proposer
+    if _proposer is None:
+        with _lock:
+            if _proposer is None:
+                from search.proposers import load_proposer
+
+                configure_torch()
+                _proposer = load_proposer()
+    return _proposer
+
+
+def reset_models() -> None:
+    global _clip, _proposer
+    with _lock:
+        _clip = None
+        _proposer = None

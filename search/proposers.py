@@ -1,0 +1,200 @@
+"""Region proposers: find the objects in a photo worth a search result of their own.
+
+A proposer takes an RGB image and returns boxes in that image's pixels. The SAM proposer runs
+Segment Anything's automatic mask generator; all proposers share `filter_proposals`.
+"""
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from django.conf import settings
+from PIL import Image as PILImage
+
+from search.loading import ModelUnavailable, torch_device
+
+logger = logging.getLogger(__name__)
+
+# A box this close to the whole image duplicates the global region, which is always embedded.
+WHOLE_IMAGE_IOU = 0.9
+
+
+@dataclass(frozen=True)
+class Proposal:
+    box: tuple[int, int, int, int]  # x1, y1, x2, y2 in image pixels; x2 and y2 exclusive
+    area_fraction: float  # mask pixels / image pixels
+    score: float  # higher is more confident
+
+
+class RegionProposer(Protocol):
+    name: str
+
+    def propose(self, image: PILImage.Image) -> list[Proposal]: ...
+
+
+def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
+def filter_proposals(
+    proposals: list[Proposal], *, width: int, height: int, min_area_fraction: float, nms_iou: float, max_count: int
+) -> list[Proposal]:
+    """Best-first: drop tiny masks and near-whole-image boxes, suppress overlaps, keep at most max_count."""
+    whole = (0, 0, width, height)
+    kept: list[Proposal] = []
+    for proposal in sorted(proposals, key=lambda p: p.score, reverse=True):
+        if len(kept) >= max_count:
+            break
+        if proposal.area_fraction < min_area_fraction or box_iou(proposal.box, whole) >= WHOLE_IMAGE_IOU:
+            continue
+        if any(box_iou(proposal.box, other.box) > nms_iou for other in kept):
+            continue
+        kept.append(proposal)
+    return kept
+
+
+def _build_tiny_sam(checkpoint=None):
+    from segment_anything.build_sam import _build_sam
+
+    # Same architecture family as vit_b, shrunk to a few thousand parameters: for tests only.
+    return _build_sam(
+        encoder_embed_dim=32,
+        encoder_depth=2,
+        encoder_num_heads=2,
+        encoder_global_attn_indexes=[1],
+        checkpoint=checkpoint,
+    )
+
+
+def sam_builders() -> dict:
+    from segment_anything import sam_model_registry
+
+    return {**sam_model_registry, "tiny": _build_tiny_sam}
+
+
+def load_sam_model(*, model_type: str, checkpoint: str):
+    """Build SAM through segment_anything's registry; raise ModelUnavailable with the fix if weights are missing."""
+    builders = sam_builders()
+    if model_type not in builders:
+        raise ModelUnavailable(f"SAM_MODEL_TYPE={model_type!r}; choose one of {sorted(builders)}.")
+    if model_type != "tiny":
+        if not checkpoint or not os.path.isfile(checkpoint):
+            raise ModelUnavailable(
+                f"The SAM checkpoint for {model_type} is missing (looked for {checkpoint or 'SAM_CHECKPOINT'}). "
+                f"Run `python manage.py fetch_models` on a machine with internet access, or download it "
+                f"and set SAM_CHECKPOINT to its path."
+            )
+    try:
+        model = builders[model_type](checkpoint=checkpoint or None)
+    except Exception as error:
+        raise ModelUnavailable(f"The SAM checkpoint {checkpoint} could not be loaded: {error}") from error
+    return model.to(torch_device()).eval()
+
+
+class SamProposer:
+    name = "sam"
+
+    def __init__(self, model, *, points_per_side: int, points_per_batch: int, pred_iou_thresh: float,
+                 stability_score_thresh: float, box_nms_thresh: float, min_mask_region_area: int, max_side: int):
+        from segment_anything import SamAutomaticMaskGenerator
+
+        self.max_side = max_side
+        self.generator = SamAutomaticMaskGenerator(
+            model,
+            points_per_side=points_per_side,
+            points_per_batch=points_per_batch,
+            pred_iou_thresh=pred_iou_thresh,
+            stability_score_thresh=stability_score_thresh,
+            box_nms_thresh=box_nms_thresh,
+            min_mask_region_area=min_mask_region_area,
+        )
+
+    def propose(self, image: PILImage.Image) -> list[Proposal]:
+        import torch
+
+        width, height = image.size
+        scale = min(1.0, self.max_side / max(width, height))
+        small = image if scale == 1.0 else image.resize(
+            (max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.BILINEAR
+        )
+        with torch.inference_mode():
+            masks = self.generator.generate(np.asarray(small))
+        small_area = small.size[0] * small.size[1]
+        proposals = []
+        for mask in masks:
+            x, y, w, h = mask["bbox"]  # XYWH in the small image
+            box = (
+                max(0, math.floor(x / scale)),
+                max(0, math.floor(y / scale)),
+                min(width, math.ceil((x + w) / scale)),
+                min(height, math.ceil((y + h) / scale)),
+            )
+            if box[2] <= box[0] or box[3] <= box[1]:
+                continue
+            proposals.append(Proposal(
+                box=box,
+                area_fraction=float(mask["area"]) / small_area,
+                score=float(mask["predicted_iou"]) * float(mask["stability_score"]),
+            ))
+        return proposals
+
+
+class ColourProposer:
+    """Weight-free proposer: connected areas of one quantised colour.
+
+    Finds the flat-coloured objects of generated scenes exactly and costs milliseconds, so the demo
+    profile and the tests that check boxes use it; photographs need SAM.
+    """
+
+    name = "colour"
+    WORK_SIDE = 256  # components are found on a copy at most this large
+    COLOURS = 8
+
+    def propose(self, image: PILImage.Image) -> list[Proposal]:
+        import cv2
+
+        width, height = image.size
+        scale = min(1.0, self.WORK_SIDE / max(width, height))
+        small = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.NEAREST)
+        labels = np.asarray(small.quantize(colors=self.COLOURS, method=PILImage.Quantize.MEDIANCUT))
+        area = labels.size
+        proposals = []
+        for colour in np.unique(labels):
+            count, _, stats, _ = cv2.connectedComponentsWithStats((labels == colour).astype(np.uint8), connectivity=8)
+            for x, y, w, h, pixels in stats[1:]:  # row 0 is the background of this mask
+                box = (
+                    max(0, math.floor(x / scale)),
+                    max(0, math.floor(y / scale)),
+                    min(width, math.ceil((x + w) / scale)),
+                    min(height, math.ceil((y + h) / scale)),
+                )
+                # Solid shapes fill much of their box; scattered texture does not.
+                proposals.append(Proposal(box=box, area_fraction=float(pixels) / area, score=float(pixels) / float(w * h)))
+        return proposals
+
+
+def load_proposer() -> RegionProposer:
+    if settings.REGION_PROPOSER == "colour":
+        return ColourProposer()
+    if settings.REGION_PROPOSER != "sam":
+        raise ModelUnavailable(f"REGION_PROPOSER={settings.REGION_PROPOSER!r}; choose sam or colour.")
+    model = load_sam_model(model_type=settings.SAM_MODEL_TYPE, checkpoint=settings.SAM_CHECKPOINT)
+    logger.info("Loaded SAM %s on %s", settings.SAM_MODEL_TYPE, torch_device())
+    return SamProposer(
+        model,
+        points_per_side=settings.SAM_POINTS_PER_SIDE,
+        points_per_batch=settings.SAM_POINTS_PER_BATCH,
+        pred_iou_thresh=settings.SAM_PRED_IOU_THRESH,
+        stability_score_thresh=settings.SAM_STABILITY_SCORE_THRESH,
+        box_nms_thresh=settings.SAM_BOX_NMS_THRESH,
+        min_mask_region_area=settings.SAM_MIN_MASK_REGION_AREA,
+        max_side=settings.SAM_MAX_SIDE,
+    )
+
+

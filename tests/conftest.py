@@ -1,0 +1,58 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django_q.conf import Conf
+
+from search.index import reset_index
+from tests import images
+
+
+@pytest.fixture(autouse=True)
+def isolated_storage(settings, tmp_path):
+    """Each test gets its own MEDIA_ROOT and index folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.INDEX_DIR = tmp_path / "index"
+    reset_index()
+    yield
+    reset_index()
+
+
+@pytest.fixture(autouse=True)
+def synchronous_tasks(monkeypatch):
+    """django-q2 runs tasks in-process unless a test starts a real cluster (see test_worker)."""
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+def make_user(username: str):
+    return get_user_model().objects.create_user(username=username, password=f"{username}-pass-123")
+
+
+@pytest.fixture
+def owner(db):
+    return make_user("owner")
+
+
+@pytest.fixture
+def friend(db):
+    return make_user("friend")
+
+
+@pytest.fixture
+def stranger(db):
+    return make_user("stranger")
+
+
+def upload_file(data: bytes, name: str = "photo.png", content_type: str = "image/png") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+@pytest.fixture
+def upload(django_capture_on_commit_callbacks):
+    """upload(user, data, name) -> UploadOutcome, with the processing task run as the commit would."""
+    from gallery.services import image_create
+
+    def _upload(user, data: bytes | None = None, name: str = "photo.png"):
+        with django_capture_on_commit_callbacks(execute=True):
+            return image_create(owner=user, upload=upload_file(images.png() if data is None else data, name))
+
+    return _upload

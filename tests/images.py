@@ -1,0 +1,78 @@
+"""Image files the tests make on the fly: every odd case the upload rules name."""
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image as PILImage
+
+
+def encode(image: PILImage.Image, fmt: str = "PNG", **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def scene(width: int = 160, height: int = 120, *, seed: int = 0) -> PILImage.Image:
+    """A background with two solid rectangles: content SAM and CLIP have something to work on."""
+    rng = np.random.default_rng(seed)
+    pixels = np.full((height, width, 3), rng.integers(20, 80, size=3), dtype=np.uint8)
+    pixels[height // 6 : height // 2, width // 8 : width // 3] = rng.integers(150, 255, size=3)
+    pixels[height // 2 : 5 * height // 6, width // 2 : 7 * width // 8] = rng.integers(100, 255, size=3)
+    return PILImage.fromarray(pixels, "RGB")
+
+
+def png(width: int = 160, height: int = 120, *, seed: int = 0) -> bytes:
+    return encode(scene(width, height, seed=seed), "PNG")
+
+
+def jpeg(width: int = 160, height: int = 120, *, seed: int = 0, orientation: int | None = None) -> bytes:
+    image = scene(width, height, seed=seed)
+    if orientation is None:
+        return encode(image, "JPEG", quality=90)
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    return encode(image, "JPEG", quality=90, exif=exif.tobytes())
+
+
+def truncated_jpeg() -> bytes:
+    data = jpeg(320, 240, seed=3)
+    return data[: len(data) // 2]
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A valid PNG header promising width x height pixels, with a tiny body: a decompression bomb."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def animated(fmt: str) -> bytes:
+    frames = [scene(64, 48, seed=seed) for seed in range(3)]
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def cmyk_jpeg() -> bytes:
+    return encode(scene(96, 64).convert("CMYK"), "JPEG")
+
+
+def png_16bit() -> bytes:
+    gradient = (np.linspace(0, 65535, 96 * 64).reshape(64, 96)).astype(np.uint16)
+    return encode(PILImage.fromarray(gradient, mode="I;16"), "PNG")
+
+
+def palette_png(transparent: bool = False) -> bytes:
+    image = scene(96, 64).convert("P", palette=PILImage.Palette.ADAPTIVE, colors=8)
+    return encode(image, "PNG", transparency=0) if transparent else encode(image, "PNG")
+
+
+def rgba_png() -> bytes:
+    image = scene(96, 64).convert("RGBA")
+    image.putalpha(128)
+    return encode(image, "PNG")
+
+
+SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>'
+HTML = b"<!DOCTYPE html><html><body><img src=x onerror=alert(1)></body></html>"

@@ -1,0 +1,10 @@
+"""Test settings: the real settings module, pointed at PostgreSQL and the tiny model profile."""
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/imgsearch")
+os.environ.setdefault("IMGSEARCH_MODEL_PROFILE", "tiny")
+
+from imgsearch.settings import *  # noqa: E402,F403
+
+# Hashing passwords slowly is the point in production and a waste in tests.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
