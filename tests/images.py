@@ -60,7 +60,7 @@ def cmyk_jpeg() -> bytes:
 
 def png_16bit() -> bytes:
     gradient = (np.linspace(0, 65535, 96 * 64).reshape(64, 96)).astype(np.uint16)
-    return encode(PILImage.fromarray(gradient, mode="I;16"), "PNG")
+    return encode(PILImage.fromarray(gradient), "PNG")  # uint16 arrays become mode I;16
 
 
 def palette_png(transparent: bool = False) -> bytes:
@@ -76,3 +76,9 @@ def rgba_png() -> bytes:
 
 SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>'
 HTML = b"<!DOCTYPE html><html><body><img src=x onerror=alert(1)></body></html>"
+
+
+def noise_png(width: int = 200, height: int = 200, *, seed: int = 0) -> bytes:
+    """Incompressible pixels: the file is about 3 bytes per pixel."""
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    return encode(PILImage.fromarray(pixels, "RGB"), "PNG")

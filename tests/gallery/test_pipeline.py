@@ -1,0 +1,167 @@
+"""The pipeline, on real (tiny) SAM and CLIP models built by the production loading code."""
+import numpy as np
+import pytest
+
+from gallery.models import Image, Region, RegionTombstone
+from gallery.pipeline import image_process
+from search.loading import reset_models
+from tests import images
+
+
+@pytest.fixture
+def colour_proposer(settings):
+    """Boxes we can predict: the weight-free proposer finds the flat rectangles of tests.images.scene."""
+    settings.REGION_PROPOSER = "colour"
+    reset_models()
+    yield
+    reset_models()
+
+
+def regions_of(image_id: int) -> list[Region]:
+    return list(Region.objects.filter(image_id=image_id).order_by("kind", "x1"))
+
+
+def test_an_upload_becomes_ready_with_one_global_region_and_unit_vectors(owner, upload):
+    outcome = upload(owner, images.png(160, 120))
+    image = Image.objects.get(pk=outcome.image.pk)
+    assert (image.status, image.progress, image.attempts, image.error) == ("ready", 100, 1, "")
+    regions = regions_of(image.pk)
+    global_regions = [r for r in regions if r.kind == "global"]
+    assert len(global_regions) == 1 and global_regions[0].box == [0, 0, 160, 120]
+    for region in regions:
+        assert region.embedding_model == "imgsearch-tiny/random" and region.embedding_dim == 64
+        assert np.linalg.norm(region.vector) == pytest.approx(1.0, abs=2e-3)
+        assert 0 <= region.x1 < region.x2 <= 160 and 0 <= region.y1 < region.y2 <= 120
+
+
+def test_sam_object_boxes_are_in_original_pixels_when_sam_sees_a_downscaled_copy(owner, upload, settings):
+    settings.SAM_MAX_SIDE = 64  # SAM works on a 64x48 copy of this 320x240 image
+    settings.REGION_MIN_AREA_FRACTION = 0.0
+    reset_models()
+    outcome = upload(owner, images.png(320, 240))
+    image = Image.objects.get(pk=outcome.image.pk)
+    assert image.status == "ready"
+    for region in regions_of(image.pk):
+        assert 0 <= region.x1 < region.x2 <= 320 and 0 <= region.y1 < region.y2 <= 240
+
+
+def test_object_regions_are_the_shapes_in_the_picture(owner, upload, colour_proposer):
+    outcome = upload(owner, images.png(160, 120))
+    objects = [r.box for r in regions_of(outcome.image.pk) if r.kind == "object"]
+    assert objects == [[20, 20, 53, 60], [80, 60, 140, 100]]
+
+
+def test_boxes_follow_exif_orientation(owner, upload, colour_proposer):
+    # Stored 160x120 with "rotate 90 degrees clockwise": people (and boxes) see it 120x160.
+    outcome = upload(owner, images.jpeg(160, 120, orientation=6), name="rotated.jpg")
+    image = Image.objects.get(pk=outcome.image.pk)
+    assert (image.width, image.height) == (120, 160)
+    regions = regions_of(image.pk)
+    assert [r.box for r in regions if r.kind == "global"] == [[0, 0, 120, 160]]
+    # The 20..53 x 20..60 rectangle of the stored pixels lands at x 60..100, y 20..53 after the turn.
+    objects = [r.box for r in regions if r.kind == "object"]
+    assert any(abs(box[0] - 60) <= 2 and abs(box[1] - 20) <= 2 and abs(box[2] - 100) <= 2 and abs(box[3] - 53) <= 2 for box in objects), objects
+
+
+@pytest.mark.parametrize("data", [images.cmyk_jpeg(), images.png_16bit(), images.palette_png(transparent=True),
+                                  images.rgba_png(), images.animated("GIF"), images.png(1, 300)],
+                         ids=["cmyk", "16-bit", "palette", "alpha", "animated", "1xN"])
+def test_unusual_modes_are_processed(owner, upload, data):
+    outcome = upload(owner, data)
+    image = Image.objects.get(pk=outcome.image.pk)
+    assert image.status == "ready", image.error
+
+
+def test_sixteen_bit_images_keep_their_tones():
+    from gallery.imaging import to_rgb
+    from PIL import Image as PILImage
+    import io
+
+    rgb = np.asarray(to_rgb(PILImage.open(io.BytesIO(images.png_16bit()))))
+    assert rgb.min() < 10 and rgb.max() > 245  # a plain convert("RGB") would clip it to white
+
+
+def test_running_the_task_twice_leaves_one_set_of_regions(owner, upload, colour_proposer):
+    outcome = upload(owner, images.png())
+    first = sorted(r.box for r in regions_of(outcome.image.pk))
+    first_ids = set(Region.objects.values_list("pk", flat=True))
+    assert image_process(image_id=outcome.image.pk) == "ready"
+    assert sorted(r.box for r in regions_of(outcome.image.pk)) == first
+    # The old vectors are tombstoned so every index drops them.
+    assert set(RegionTombstone.objects.values_list("region_id", flat=True)) == first_ids
+    assert Image.objects.get(pk=outcome.image.pk).attempts == 2
+
+
+def test_a_corrupt_stored_file_fails_with_a_reason_and_the_next_image_still_works(owner, upload, settings):
+    bad = upload(owner, images.png(seed=1), name="bad.png")
+    (settings.MEDIA_ROOT / bad.image.file).write_bytes(b"garbage now")
+    assert image_process(image_id=bad.image.pk) == "failed"
+    failed = Image.objects.get(pk=bad.image.pk)
+    assert failed.status == "failed" and "could not be decoded" in failed.error
+    # Its earlier regions are still there: a failed retry loses nothing.
+    assert Region.objects.filter(image=failed).exists()
+
+    good = upload(owner, images.png(seed=2), name="good.png")
+    assert Image.objects.get(pk=good.image.pk).status == "ready"
+
+
+def test_a_missing_stored_file_says_to_upload_again(owner, upload, settings):
+    outcome = upload(owner, images.png())
+    (settings.MEDIA_ROOT / outcome.image.file).unlink()
+    image_process(image_id=outcome.image.pk)
+    assert "upload it again" in Image.objects.get(pk=outcome.image.pk).error
+
+
+def test_missing_sam_weights_fail_the_image_with_what_to_run(owner, upload, settings, tmp_path):
+    settings.SAM_MODEL_TYPE = "vit_b"
+    settings.SAM_CHECKPOINT = str(tmp_path / "nowhere" / "sam_vit_b_01ec64.pth")
+    reset_models()
+    try:
+        outcome = upload(owner, images.png())
+    finally:
+        reset_models()
+    image = Image.objects.get(pk=outcome.image.pk)
+    assert image.status == "failed"
+    assert "fetch_models" in image.error and "SAM_CHECKPOINT" in image.error
+
+
+def test_missing_clip_weights_fail_fast_offline_with_what_to_run(owner, upload, settings, tmp_path):
+    settings.CLIP_MODEL = "ViT-B-32"
+    settings.CLIP_PRETRAINED = "laion2b_s34b_b79k"
+    settings.MODEL_CACHE_DIR = tmp_path / "models"
+    settings.REGION_PROPOSER = "colour"
+    reset_models()
+    try:
+        outcome = upload(owner, images.png())
+    finally:
+        reset_models()
+    image = Image.objects.get(pk=outcome.image.pk)
+    assert image.status == "failed"
+    assert "fetch_models" in image.error and "CLIP_CHECKPOINT" in image.error
+
+
+def test_a_failed_image_can_be_retried(owner, upload, settings, tmp_path, django_capture_on_commit_callbacks):
+    from gallery.services import image_reprocess
+
+    settings.SAM_MODEL_TYPE = "vit_b"
+    settings.SAM_CHECKPOINT = str(tmp_path / "missing.pth")
+    reset_models()
+    outcome = upload(owner, images.png())
+    assert Image.objects.get(pk=outcome.image.pk).status == "failed"
+
+    settings.SAM_MODEL_TYPE = "tiny"
+    settings.SAM_CHECKPOINT = ""
+    reset_models()
+    with django_capture_on_commit_callbacks(execute=True):
+        image_reprocess(image=Image.objects.get(pk=outcome.image.pk))
+    image = Image.objects.get(pk=outcome.image.pk)
+    assert (image.status, image.attempts, image.error) == ("ready", 2, "")
+
+
+def test_an_image_deleted_before_its_task_runs_is_skipped(owner, upload):
+    from gallery.services import image_delete
+
+    outcome = upload(owner, images.png())
+    image_delete(image=Image.objects.get(pk=outcome.image.pk))
+    assert image_process(image_id=outcome.image.pk) == "missing"
+    assert not Region.objects.exists()
