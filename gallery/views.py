@@ -43,7 +43,7 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
             queryset = queryset.filter(status=form.cleaned_data["status"])
         if form.cleaned_data["visibility"]:
             queryset = queryset.filter(is_public=form.cleaned_data["visibility"] == "public")
-    page = Paginator(selectors.images_with_region_counts(queryset.select_related("owner")), PAGE_SIZE).get_page(
+    page = Paginator(selectors.images_with_region_counts(queryset.select_related("owner")).order_by("-created_at", "-id"), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     query = request.GET.copy()

@@ -1,0 +1,112 @@
+"""The images API with token authentication, as a script would use it."""
+import pytest
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from gallery.models import Image, Region
+from tests import images
+from tests.conftest import upload_file
+
+
+@pytest.fixture
+def api(owner) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    return client
+
+
+def post_files(api, django_capture_on_commit_callbacks, *files):
+    with django_capture_on_commit_callbacks(execute=True):
+        return api.post(reverse("api:images"), {"files": list(files)}, format="multipart")
+
+
+def test_a_token_can_be_obtained_with_username_and_password(owner):
+    response = APIClient().post(reverse("api:token"), {"username": "owner", "password": "owner-pass-123"}, format="json")
+    assert response.status_code == 200 and response.json()["token"] == Token.objects.get(user=owner).key
+
+
+def test_wrong_credentials_get_a_readable_error(owner):
+    response = APIClient().post(reverse("api:token"), {"username": "owner", "password": "nope"}, format="json")
+    assert response.status_code == 400
+    assert "Unable to log in" in response.json()["detail"]
+
+
+def test_upload_many_reports_each_file(api, django_capture_on_commit_callbacks):
+    response = post_files(api, django_capture_on_commit_callbacks,
+                          upload_file(images.png(seed=1), "one.png"), upload_file(b"", "zero.png"))
+    assert response.status_code == 201
+    body = response.json()
+    assert [(item["name"], item["outcome"]) for item in body] == [("one.png", "accepted"), ("zero.png", "rejected")]
+    # The answer is written before the task runs; the image is ready once it has.
+    assert body[0]["image"]["status"] == "pending" and body[1]["image"] is None
+    assert "empty" in body[1]["message"]
+    assert Image.objects.get(pk=body[0]["image"]["id"]).status == "ready"
+
+
+def test_upload_with_every_file_rejected_is_a_400(api, django_capture_on_commit_callbacks):
+    response = post_files(api, django_capture_on_commit_callbacks, upload_file(images.SVG, "x.svg"))
+    assert response.status_code == 400 and response.json()[0]["outcome"] == "rejected"
+
+
+def test_upload_without_files_says_how_to_send_them(api):
+    response = api.post(reverse("api:images"), {}, format="multipart")
+    assert response.status_code == 400
+    assert "files" in response.json()["detail"]
+
+
+def test_json_instead_of_multipart_is_a_clear_error(api):
+    response = api.post(reverse("api:images"), {"files": "x"}, format="json")
+    assert response.status_code == 415
+    assert "Unsupported media type" in response.json()["detail"]
+
+
+def test_list_detail_patch_delete(api, owner, django_capture_on_commit_callbacks, settings):
+    post_files(api, django_capture_on_commit_callbacks, upload_file(images.png(seed=3), "a.png"))
+    listing = api.get(reverse("api:images")).json()
+    assert listing["count"] == 1
+    image_id = listing["results"][0]["id"]
+
+    detail = api.get(reverse("api:image", args=[image_id])).json()
+    assert detail["is_owner"] and detail["status"] == "ready"
+    assert detail["regions"][0]["kind"] == "global" and detail["regions"][0]["box"] == [0, 0, 160, 120]
+
+    assert api.get(detail["file_url"]).status_code == 200
+    thumbnail = api.get(detail["thumbnail_url"])
+    assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/jpeg"
+
+    patched = api.patch(reverse("api:image", args=[image_id]), {"is_public": True}, format="json")
+    assert patched.status_code == 200 and patched.json()["is_public"] is True
+    assert api.get(reverse("api:images") + "?visibility=public").json()["count"] == 1
+
+    stored = settings.MEDIA_ROOT / Image.objects.get(pk=image_id).file
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(reverse("api:image", args=[image_id])).status_code == 204
+    assert not Image.objects.exists() and not Region.objects.exists() and not stored.exists()
+
+
+def test_bad_patch_payload_is_a_readable_400(api, owner, upload):
+    image = upload(owner, images.png()).image
+    response = api.patch(reverse("api:image", args=[image.pk]), {"is_public": "perhaps"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("is_public:")
+
+
+def test_unknown_status_filter_is_a_readable_400(api):
+    response = api.get(reverse("api:images") + "?status=bogus")
+    assert response.status_code == 400 and "Unknown status" in response.json()["detail"]
+
+
+def test_retry_queues_the_image_again(api, owner, upload, django_capture_on_commit_callbacks):
+    image = upload(owner, images.png()).image
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(reverse("api:image_retry", args=[image.pk]))
+    assert response.status_code == 202
+    assert Image.objects.get(pk=image.pk).attempts == 2
+
+
+def test_the_openapi_schema_describes_the_images_endpoints(api):
+    response = api.get(reverse("api:schema") + "?format=json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    assert "/api/images/" in paths and "/api/images/{id}/retry/" in paths
