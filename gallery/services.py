@@ -141,21 +141,24 @@ def image_set_visibility(*, image: Image, is_public: bool) -> Image:
 
 def image_reprocess(*, image: Image) -> Image:
     """Queue the image to be segmented and embedded again (its old regions stay until then)."""
-    with transaction.atomic():
-        Image.objects.filter(pk=image.pk).update(
-            status=Image.Status.PENDING, progress=0, error="", updated_at=timezone.now()
-        )
-        _enqueue_processing(image.pk)
+    _queue_again(image.pk)
     image.refresh_from_db()
     return image
 
 
 def images_reprocess(*, queryset: QuerySet[Image]) -> int:
-    count = 0
-    for image in queryset.only("pk"):
-        image_reprocess(image=image)
-        count += 1
-    return count
+    ids = list(queryset.order_by().values_list("pk", flat=True))
+    for pk in ids:
+        _queue_again(pk)
+    return len(ids)
+
+
+def _queue_again(image_id: int) -> None:
+    with transaction.atomic():
+        Image.objects.filter(pk=image_id).update(
+            status=Image.Status.PENDING, progress=0, error="", updated_at=timezone.now()
+        )
+        _enqueue_processing(image_id)
 
 
 def regions_delete(*, queryset: QuerySet[Region]) -> int:

@@ -1,0 +1,86 @@
+"""Management commands: ingest_folder, reprocess, rebuild_index, fetch_models."""
+import hashlib
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from gallery.models import Image, Region
+from search.index import VectorIndex, current_model
+from search.management.commands.fetch_models import download
+from tests import images
+
+
+@pytest.fixture
+def run(django_capture_on_commit_callbacks, capsys):
+    def _run(*args) -> tuple[str, str]:
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command(*args)
+        captured = capsys.readouterr()
+        return captured.out, captured.err
+
+    return _run
+
+
+def test_ingest_folder_queues_images_skips_duplicates_and_reports_rejects(owner, run, tmp_path):
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "a.png").write_bytes(images.png(seed=1))
+    (folder / "nested" / "b.jpg").write_bytes(images.jpeg(seed=2))
+    (folder / "copy-of-a.png").write_bytes(images.png(seed=1))
+    (folder / "notes.txt").write_text("not a photo")
+    out, err = run("ingest_folder", str(folder), "--user", "owner")
+    assert "2 queued, 1 duplicates skipped, 1 rejected." in out
+    assert "notes.txt" in err and "not an image" in err
+    assert set(Image.objects.values_list("original_name", "status")) == {("a.png", "ready"), ("b.jpg", "ready")}
+
+
+def test_ingest_folder_names_an_unknown_user(db, tmp_path):
+    with pytest.raises(CommandError, match="No user named 'ghost'"):
+        call_command("ingest_folder", str(tmp_path), "--user", "ghost")
+
+
+def test_reprocess_failed_retries_failed_and_stuck_images(owner, upload, run, settings):
+    ready = upload(owner, images.png(seed=1)).image
+    failed = upload(owner, images.png(seed=2)).image
+    stuck = upload(owner, images.png(seed=3)).image
+    Image.objects.filter(pk=failed.pk).update(status="failed", error="boom")
+    Image.objects.filter(pk=stuck.pk).update(
+        status="processing", processing_started_at=timezone.now() - timedelta(seconds=settings.Q_TIMEOUT + 60)
+    )
+    out, _ = run("reprocess", "--failed")
+    assert "Queued 2 image(s)." in out
+    attempts = dict(Image.objects.values_list("pk", "attempts"))
+    assert attempts == {ready.pk: 1, failed.pk: 2, stuck.pk: 2}
+    assert set(Image.objects.values_list("status", flat=True)) == {"ready"}
+
+
+def test_rebuild_index_writes_every_stored_vector(owner, upload, run, settings):
+    upload(owner, images.png(seed=1))
+    upload(owner, images.png(seed=2))
+    out, _ = run("rebuild_index")
+    model, dim = current_model()
+    index = VectorIndex(model_name=model, dim=dim, directory=settings.INDEX_DIR)
+    assert index.load()
+    assert set(index.ids()) == set(Region.objects.values_list("pk", flat=True))
+    assert f"Indexed {index.ntotal} vectors" in out
+
+
+def test_fetch_models_offline_says_where_to_put_the_checkpoint(db, settings, tmp_path):
+    settings.SAM_MODEL_TYPE = "vit_b"
+    settings.SAM_CHECKPOINT = str(tmp_path / "sam_vit_b_01ec64.pth")
+    with pytest.raises(CommandError, match="put it at .*sam_vit_b_01ec64.pth"):
+        call_command("fetch_models", "--skip-clip")
+    assert not (tmp_path / "sam_vit_b_01ec64.pth").exists()
+
+
+def test_download_verifies_the_checksum(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"weights" * 1000)
+    target = tmp_path / "models" / "weights.pth"
+    with pytest.raises(CommandError, match="corrupted"):
+        download(source.as_uri(), target, md5="0" * 32)
+    assert not target.exists() and not list(target.parent.glob("*.part"))
+    download(source.as_uri(), target, md5=hashlib.md5(source.read_bytes()).hexdigest())
+    assert target.read_bytes() == source.read_bytes()

@@ -1,0 +1,141 @@
+"""Server-rendered pages: accounts, lists, the image page and its actions."""
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from gallery.models import Image, RegionTombstone
+from tests import images
+
+
+def test_signup_logs_the_new_person_in(client, db):
+    response = client.post(reverse("signup"), {"username": "newbie", "password1": "a-long-pass-phrase-9",
+                                              "password2": "a-long-pass-phrase-9"})
+    assert response.status_code == 302 and response["Location"] == reverse("gallery:upload")
+    assert client.get(reverse("gallery:my_images")).context["user"].username == "newbie"
+
+
+def test_signup_can_be_closed(client, db, settings):
+    settings.ALLOW_SIGNUP = False
+    response = client.post(reverse("signup"), {"username": "x", "password1": "a-long-pass-phrase-9",
+                                              "password2": "a-long-pass-phrase-9"})
+    assert response.status_code == 403 and "Sign-up is closed" in response.content.decode()
+    assert not get_user_model().objects.filter(username="x").exists()
+    assert "Sign up" not in client.get(reverse("home")).content.decode()
+
+
+def test_login_and_logout(client, owner):
+    response = client.post(reverse("login"), {"username": "owner", "password": "owner-pass-123"})
+    assert response.status_code == 302 and response["Location"] == reverse("gallery:my_images")
+    assert client.get(reverse("gallery:my_images")).status_code == 200
+    client.post(reverse("logout"))
+    assert client.get(reverse("gallery:my_images")).status_code == 302
+
+
+def test_home_invites_anonymous_visitors_and_sends_members_to_their_images(client, owner):
+    assert "Log in" in client.get(reverse("home")).content.decode()
+    client.force_login(owner)
+    assert client.get(reverse("home"))["Location"] == reverse("gallery:my_images")
+
+
+def test_my_images_filters_by_status_and_visibility(client, owner, upload):
+    upload(owner, images.png(seed=1), name="ready.png")
+    failed = upload(owner, images.png(seed=2), name="broken.png").image
+    Image.objects.filter(pk=failed.pk).update(status="failed", error="The stored file is missing.")
+    client.force_login(owner)
+    page = client.get(reverse("gallery:my_images") + "?status=failed").content.decode()
+    assert "broken.png" in page and "ready.png" not in page and "The stored file is missing." in page
+    page = client.get(reverse("gallery:my_images") + "?visibility=public").content.decode()
+    assert "broken.png" not in page and "ready.png" not in page
+
+
+def test_pages_of_unfinished_images_refresh_themselves(client, owner, upload):
+    image = upload(owner).image
+    Image.objects.filter(pk=image.pk).update(status="processing", progress=60)
+    client.force_login(owner)
+    page = client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
+    assert 'http-equiv="refresh"' in page and "Processing 60%" in page
+
+
+def test_the_image_page_draws_object_boxes_in_percent(client, owner, upload, settings):
+    from search.loading import reset_models
+
+    settings.REGION_PROPOSER = "colour"
+    reset_models()
+    image = upload(owner, images.png(160, 120)).image
+    reset_models()
+    client.force_login(owner)
+    page = client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
+    # The 20..53 x 20..60 rectangle of a 160x120 image.
+    assert "left:12.50%;top:16.67%;width:20.62%;height:33.33%" in page
+    assert "[20, 20, 53, 60]" in page
+
+
+def test_delete_asks_first_then_removes_image_file_and_vectors(client, owner, upload, settings,
+                                                                django_capture_on_commit_callbacks):
+    image = upload(owner).image
+    region_ids = set(image.regions.values_list("pk", flat=True))
+    client.force_login(owner)
+    url = reverse("gallery:image_delete", args=[image.pk])
+    assert "Delete “photo.png”?" in client.get(url).content.decode()
+    assert Image.objects.filter(pk=image.pk).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url)
+    assert not Image.objects.filter(pk=image.pk).exists()
+    assert not (settings.MEDIA_ROOT / image.file).exists()
+    assert set(RegionTombstone.objects.values_list("region_id", flat=True)) == region_ids
+
+
+def test_download_sends_the_original_with_its_name(client, owner, upload):
+    image = upload(owner, images.png(), name="Holiday ☀.png").image
+    client.force_login(owner)
+    response = client.get(reverse("gallery:image_file", args=[image.pk]) + "?download=1")
+    assert response["Content-Disposition"] == "attachment; filename*=UTF-8''Holiday%20%E2%98%80.png"
+    assert b"".join(response.streaming_content) == images.png()
+
+
+def test_thumbnails_are_made_once_and_fit_the_configured_size(client, owner, upload, settings):
+    settings.THUMBNAIL_SIZE = 64
+    image = upload(owner, images.jpeg(160, 120, orientation=6)).image
+    client.force_login(owner)
+    url = reverse("gallery:image_thumbnail", args=[image.pk])
+    client.get(url)
+    from gallery.services import thumbnail_path
+    from PIL import Image as PILImage
+
+    path = thumbnail_path(image)
+    with PILImage.open(path) as thumb:
+        assert thumb.size == (48, 64)  # upright: the EXIF turn is applied
+    mtime = path.stat().st_mtime_ns
+    client.get(url)
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_admin_lists_images_and_its_delete_action_removes_vectors(client, owner, upload, db,
+                                                                  django_capture_on_commit_callbacks):
+    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "admin-pass-123")
+    image = upload(owner).image
+    region_ids = set(image.regions.values_list("pk", flat=True))
+    client.force_login(admin)
+    page = client.get(reverse("admin:gallery_image_changelist")).content.decode()
+    assert "photo.png" in page
+    assert client.get(reverse("admin:gallery_image_change", args=[image.pk])).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("admin:gallery_image_changelist"),
+                    {"action": "delete_with_vectors", "_selected_action": [image.pk]})
+    assert not Image.objects.exists()
+    assert set(RegionTombstone.objects.values_list("region_id", flat=True)) == region_ids
+
+
+def test_admin_reprocess_action_queues_the_images(client, owner, upload, db, django_capture_on_commit_callbacks):
+    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "admin-pass-123")
+    image = upload(owner).image
+    client.force_login(admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("admin:gallery_image_changelist"), {"action": "reprocess", "_selected_action": [image.pk]})
+    assert Image.objects.get(pk=image.pk).attempts == 2
+
+
+def test_not_found_pages_use_the_site_layout(client, owner, settings):
+    settings.DEBUG = False
+    client.force_login(owner)
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404 and "not yours to see" in response.content.decode()

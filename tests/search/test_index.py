@@ -1,0 +1,156 @@
+"""The FAISS index: ids are Region keys, it catches up with the database, and it is only a cache."""
+import numpy as np
+import pytest
+
+from gallery.models import Image, Region
+from gallery.services import regions_delete
+from search.index import VectorIndex, Watermark, get_index, reset_index
+
+MODEL = "imgsearch-tiny/random"
+DIM = 64
+
+
+def unit(seed: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.fixture
+def image(owner) -> Image:
+    return Image.objects.create(owner=owner, file="originals/x.png", original_name="x.png", sha256="0" * 64,
+                                format="PNG", width=100, height=100, size_bytes=1, status="ready")
+
+
+def add_region(image: Image, seed: int, *, model: str = MODEL) -> Region:
+    return Region.objects.create(image=image, kind="object", x1=0, y1=0, x2=10, y2=10, area_fraction=0.01,
+                                 embedding=Region.pack_vector(unit(seed)), embedding_model=model, embedding_dim=DIM)
+
+
+def new_index(settings) -> VectorIndex:
+    return VectorIndex(model_name=MODEL, dim=DIM, directory=settings.INDEX_DIR)
+
+
+def test_search_finds_the_region_whose_vector_matches(image, settings):
+    regions = [add_region(image, seed) for seed in range(20)]
+    index = new_index(settings)
+    index.rebuild()
+    scores, ids = index.search(unit(7), k=3)
+    assert ids[0][0] == regions[7].pk
+    assert scores[0][0] == pytest.approx(1.0, abs=1e-2)
+
+
+def test_allowed_ids_restrict_inside_the_search_and_still_fill_k(image, settings):
+    regions = [add_region(image, seed) for seed in range(50)]
+    index = new_index(settings)
+    index.rebuild()
+    allowed = np.array([r.pk for r in regions[40:]])
+    scores, ids = index.search(unit(3), k=5, allowed_ids=allowed)
+    assert len(ids[0]) == 5 and set(ids[0]) <= set(allowed)
+    assert index.search(unit(3), k=5, allowed_ids=np.array([], dtype=np.int64))[1].shape == (1, 0)
+
+
+def test_sync_sees_new_regions_and_tombstones_without_a_restart(image, settings):
+    first = add_region(image, 1)
+    index = new_index(settings)
+    index.rebuild()
+    second = add_region(image, 2)  # as another process (the worker) would
+    assert index.sync().added == 1
+    assert index.search(unit(2), k=1)[1][0][0] == second.pk
+    regions_delete(queryset=Region.objects.filter(pk=first.pk))
+    assert index.sync().removed == 1
+    assert set(index.ids()) == {second.pk}
+
+
+def test_regions_of_other_models_are_not_indexed(image, settings):
+    add_region(image, 1, model="some-other-model/x")
+    index = new_index(settings)
+    assert index.rebuild() == 0
+    add_region(image, 2, model="some-other-model/x")
+    assert index.sync().added == 0
+
+
+def test_an_id_committed_after_a_higher_one_is_still_found():
+    # Transaction A took id 5, transaction B took id 6 and committed first.
+    mark = Watermark()
+    mark.advance([1, 2, 3, 4, 6], now=0.0, ttl=60)
+    assert mark.high == 6 and set(mark.gaps) == {5}
+    mark.advance([5], now=1.0, ttl=60)  # A commits later; the gap query finds it
+    assert mark.gaps == {}
+
+
+def test_gaps_expire_so_rolled_back_ids_are_not_looked_for_forever():
+    mark = Watermark()
+    mark.advance([1, 3], now=0.0, ttl=60)
+    mark.advance([], now=61.0, ttl=60)
+    assert mark.gaps == {} and mark.high == 3
+
+
+def test_late_committing_region_reaches_the_index(image, settings):
+    first = add_region(image, 1)
+    index = new_index(settings)
+    index.rebuild()
+    # Two workers took ids first+1 and first+2; the second committed first.
+    later = Region.objects.create(pk=first.pk + 2, image=image, kind="object", x1=0, y1=0, x2=5, y2=5,
+                                  area_fraction=0.1, embedding=Region.pack_vector(unit(3)),
+                                  embedding_model=MODEL, embedding_dim=DIM)
+    index.sync()
+    assert set(index.ids()) == {first.pk, later.pk}
+    earlier = Region.objects.create(pk=first.pk + 1, image=image, kind="object", x1=0, y1=0, x2=5, y2=5,
+                                    area_fraction=0.1, embedding=Region.pack_vector(unit(2)),
+                                    embedding_model=MODEL, embedding_dim=DIM)
+    index.sync()
+    assert set(index.ids()) == {first.pk, earlier.pk, later.pk}
+
+
+def test_the_saved_index_is_loaded_and_caught_up(image, settings):
+    add_region(image, 1)
+    index = new_index(settings)
+    index.rebuild()
+    later = add_region(image, 2)
+    loaded = new_index(settings)
+    assert loaded.load()
+    assert later.pk in set(loaded.ids()) and loaded.ntotal == 2
+
+
+def test_a_corrupt_index_file_is_rebuilt_not_trusted(image, settings):
+    region = add_region(image, 1)
+    new_index(settings).rebuild()
+    index = new_index(settings)
+    index.index_path.write_bytes(b"not a faiss index")
+    assert not index.load()
+    reset_index()
+    assert set(get_index().ids()) == {region.pk}
+
+
+def test_a_stale_index_file_is_rebuilt(image, settings):
+    add_region(image, 1)
+    stale = new_index(settings)
+    stale.rebuild()
+    # A region at or below the saved watermark that the file does not hold: rows restored from a backup.
+    stale.remove([int(stale.ids()[0])])
+    stale.save()
+    assert not new_index(settings).load()
+
+
+def test_an_index_for_another_model_is_not_loaded(image, settings):
+    add_region(image, 1)
+    new_index(settings).rebuild()
+    other = VectorIndex(model_name=MODEL, dim=DIM + 1, directory=settings.INDEX_DIR)
+    assert not other.load()
+
+
+def test_saving_is_atomic_and_leaves_no_temporary_files(image, settings):
+    add_region(image, 1)
+    index = new_index(settings)
+    index.rebuild()
+    assert sorted(p.name for p in settings.INDEX_DIR.iterdir()) == ["imgsearch-tiny_random.faiss", "imgsearch-tiny_random.json"]
+
+
+def test_the_pipeline_makes_new_images_searchable_in_a_running_process(owner, upload):
+    index = get_index()
+    before = index.ntotal
+    outcome = upload(owner)
+    global_region = Region.objects.get(image_id=outcome.image.pk, kind="global")
+    index = get_index()  # every call catches up
+    assert index.ntotal > before
+    assert index.search(global_region.vector, k=1)[1][0][0] == global_region.pk

@@ -1,0 +1,143 @@
+"""Model loading goes through open_clip's and segment_anything's own factories, and fails with a fix."""
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from search.clip import clip_model_id, load_clip
+from search.loading import ModelUnavailable, get_clip, get_proposer, reset_models
+from search.proposers import ColourProposer, Proposal, SamProposer, filter_proposals, load_sam_model
+from tests import images
+
+
+def test_the_tiny_clip_is_built_by_open_clip_and_gives_unit_vectors():
+    clip = load_clip()
+    assert clip.name == clip_model_id() == "imgsearch-tiny/random"
+    vectors = clip.embed_images([images.scene(seed=s) for s in range(3)])
+    texts = clip.embed_texts(["a red circle", "a blue square"])
+    assert vectors.shape == (3, 64) and texts.shape == (2, 64)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
+
+
+def test_models_load_once_per_process():
+    reset_models()
+    assert get_clip() is get_clip()
+    assert get_proposer() is get_proposer()
+
+
+def test_clip_batches_larger_than_the_batch_size_keep_their_order(settings):
+    clip = load_clip()
+    scenes = [images.scene(seed=s) for s in range(5)]
+    settings.CLIP_BATCH_SIZE = 2
+    assert np.allclose(clip.embed_images(scenes), np.concatenate([clip.embed_images([s]) for s in scenes]), atol=1e-5)
+
+
+def test_an_unknown_clip_tag_names_the_known_ones(settings):
+    settings.CLIP_MODEL, settings.CLIP_PRETRAINED = "ViT-B-32", "no-such-tag"
+    with pytest.raises(ModelUnavailable, match="laion2b_s34b_b79k"):
+        load_clip()
+
+
+def test_missing_clip_weights_fail_in_well_under_a_second_offline(settings, tmp_path):
+    settings.CLIP_MODEL, settings.CLIP_PRETRAINED = "ViT-B-32", "laion2b_s34b_b79k"
+    settings.MODEL_CACHE_DIR = tmp_path
+    started = time.perf_counter()
+    with pytest.raises(ModelUnavailable, match="fetch_models"):
+        load_clip()
+    assert time.perf_counter() - started < 5  # the hub's own retries take ~50 s here
+
+
+def test_a_missing_clip_checkpoint_file_is_named(settings, tmp_path):
+    settings.CLIP_CHECKPOINT = str(tmp_path / "clip.bin")
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        load_clip()
+
+
+def test_a_local_clip_checkpoint_is_loaded(settings, tmp_path):
+    import torch
+
+    reference = load_clip()
+    path = tmp_path / "tiny.pt"
+    torch.save(reference.model.state_dict(), path)
+    settings.CLIP_CHECKPOINT = str(path)
+    loaded = load_clip()
+    scene = [images.scene(seed=4)]
+    assert np.allclose(loaded.embed_images(scene), reference.embed_images(scene), atol=1e-5)
+    assert loaded.name == "imgsearch-tiny/tiny.pt"
+
+
+def test_sam_is_built_through_segment_anythings_registry():
+    from segment_anything.modeling import Sam
+
+    model = load_sam_model(model_type="tiny", checkpoint="")
+    assert isinstance(model, Sam) and model.image_encoder.img_size == 1024
+
+
+def test_a_missing_sam_checkpoint_says_what_to_run(tmp_path):
+    with pytest.raises(ModelUnavailable, match="fetch_models"):
+        load_sam_model(model_type="vit_b", checkpoint=str(tmp_path / "sam_vit_b_01ec64.pth"))
+
+
+def test_an_unknown_sam_type_lists_the_choices():
+    with pytest.raises(ModelUnavailable, match="vit_b"):
+        load_sam_model(model_type="vit_x", checkpoint="")
+
+
+def test_a_corrupt_sam_checkpoint_is_reported(tmp_path):
+    path = tmp_path / "sam_vit_b_01ec64.pth"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelUnavailable, match="could not be loaded"):
+        load_sam_model(model_type="vit_b", checkpoint=str(path))
+
+
+def test_the_sam_proposer_returns_boxes_inside_the_image():
+    proposer = SamProposer(load_sam_model(model_type="tiny", checkpoint=""), points_per_side=2, points_per_batch=4,
+                           pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0,
+                           min_mask_region_area=0, max_side=64)
+    image = images.scene(200, 100)
+    proposals = proposer.propose(image)
+    assert proposals  # with every threshold open, each prompt yields a mask
+    for proposal in proposals:
+        x1, y1, x2, y2 = proposal.box
+        assert 0 <= x1 < x2 <= 200 and 0 <= y1 < y2 <= 100
+        assert 0 < proposal.area_fraction <= 1
+
+
+def test_sam_clean_up_of_small_regions_runs_with_opencv():
+    proposer = SamProposer(load_sam_model(model_type="tiny", checkpoint=""), points_per_side=2, points_per_batch=4,
+                           pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.7,
+                           min_mask_region_area=20, max_side=64)
+    assert isinstance(proposer.propose(images.scene(64, 48)), list)
+
+
+def test_filtering_keeps_the_best_distinct_objects():
+    proposals = [
+        Proposal(box=(0, 0, 100, 100), area_fraction=0.95, score=0.99),  # the whole image
+        Proposal(box=(10, 10, 40, 40), area_fraction=0.08, score=0.9),
+        Proposal(box=(11, 11, 40, 40), area_fraction=0.08, score=0.8),  # the same object again
+        Proposal(box=(60, 60, 62, 62), area_fraction=0.0004, score=0.95),  # too small
+        Proposal(box=(50, 50, 90, 90), area_fraction=0.1, score=0.7),
+        Proposal(box=(5, 60, 30, 95), area_fraction=0.05, score=0.6),
+    ]
+    kept = filter_proposals(proposals, width=100, height=100, min_area_fraction=0.005, nms_iou=0.8, max_count=2)
+    assert [p.box for p in kept] == [(10, 10, 40, 40), (50, 50, 90, 90)]
+
+
+def test_the_colour_proposer_finds_flat_shapes():
+    boxes = sorted(p.box for p in ColourProposer().propose(images.scene(160, 120)))
+    assert (20, 20, 53, 60) in boxes and (80, 60, 140, 100) in boxes
+
+
+def test_gallery_views_do_not_import_torch():
+    code = (
+        "import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'tests.settings'; django.setup(); "
+        "import gallery.views, gallery.api, gallery.admin, imgsearch.urls; "
+        "heavy = [m for m in ('torch', 'open_clip', 'segment_anything', 'faiss') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
