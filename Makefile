@@ -17,6 +17,7 @@ install: $(VENV)/.installed
 
 migrate: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 # The web server and one django-q2 worker together; Ctrl-C stops both.
 run: migrate

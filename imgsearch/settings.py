@@ -20,12 +20,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("IMGSEARCH_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("IMGSEARCH_REQUIRE_SECRET_KEY", False):
-        raise ConfigError("SECRET_KEY must be set in production.")
-    # A fixed development key: fine on a laptop, and the README says to set SECRET_KEY anywhere else.
-    SECRET_KEY = "imgsearch-insecure-development-key-set-SECRET_KEY-in-production"
+# A fixed development key is fine on a laptop; the README says to set SECRET_KEY anywhere else
+# (`manage.py check --deploy` flags it).
+SECRET_KEY = env_str("SECRET_KEY", "django-insecure-imgsearch-development-key-set-SECRET_KEY")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 

@@ -17,6 +17,8 @@ from search.loading import ModelUnavailable, torch_device
 
 logger = logging.getLogger(__name__)
 
+# SAM_CHECKPOINT value that builds the model with random weights (speed does not depend on them).
+RANDOM_WEIGHTS = "random"
 # A box this close to the whole image duplicates the global region, which is always embedded.
 WHOLE_IMAGE_IOU = 0.9
 
@@ -83,7 +85,9 @@ def load_sam_model(*, model_type: str, checkpoint: str):
     builders = sam_builders()
     if model_type not in builders:
         raise ModelUnavailable(f"SAM_MODEL_TYPE={model_type!r}; choose one of {sorted(builders)}.")
-    if model_type != "tiny":
+    if checkpoint == RANDOM_WEIGHTS:
+        checkpoint = ""  # explicit opt-in: timing benchmarks only, the masks are noise
+    elif model_type != "tiny":
         if not checkpoint or not os.path.isfile(checkpoint):
             raise ModelUnavailable(
                 f"The SAM checkpoint for {model_type} is missing (looked for {checkpoint or 'SAM_CHECKPOINT'}). "

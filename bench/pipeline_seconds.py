@@ -1,0 +1,107 @@
+"""Seconds per image through the real ingestion pipeline (gallery.pipeline.image_process).
+
+    .venv/bin/python bench/pipeline_seconds.py --models tiny
+    .venv/bin/python bench/pipeline_seconds.py --models full-random     # SAM ViT-B + CLIP ViT-B-32
+
+full-random builds the full-size models with random weights (speed does not depend on the
+values; the masks do, so the region counts are not those of real photos). It runs against a
+throwaway SQLite database and media folder, so it touches nothing of yours.
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROFILES = {
+    "tiny": {"IMGSEARCH_MODEL_PROFILE": "tiny"},
+    "full-random": {"IMGSEARCH_MODEL_PROFILE": "full", "CLIP_PRETRAINED": "", "SAM_CHECKPOINT": "random"},
+}
+
+
+def scene(width: int, height: int, seed: int):
+    """Textured background with a few flat shapes: something for SAM to find."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    base = rng.integers(40, 200, size=3)
+    noise = rng.normal(0, 12, size=(height, width, 1))
+    pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(4):
+        x, y = int(rng.integers(0, width * 3 // 4)), int(rng.integers(0, height * 3 // 4))
+        w, h = int(rng.integers(width // 10, width // 4)), int(rng.integers(height // 10, height // 4))
+        colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x, y, x + w, y + h], fill=colour)
+    return image
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", choices=sorted(PROFILES), default="tiny")
+    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--size", default="1024x768")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+
+    work = Path(tempfile.mkdtemp(prefix="imgsearch-bench-"))
+    os.environ.update(PROFILES[args.models])
+    os.environ.update({
+        "DJANGO_SETTINGS_MODULE": "imgsearch.settings",
+        "DATABASE_URL": f"sqlite:///{work / 'bench.sqlite3'}".replace("sqlite:///", "sqlite:////", 1),
+        "MEDIA_ROOT": str(work / "media"),
+        "INDEX_DIR": str(work / "index"),
+        "LOG_LEVEL": "WARNING",
+    })
+    import django
+
+    django.setup()
+    from django.core.files.base import ContentFile
+    from django.core.management import call_command
+
+    from gallery.models import Image, Region
+    from gallery.pipeline import image_process
+    from gallery.services import image_create
+    from search.loading import get_clip, get_proposer
+
+    call_command("migrate", verbosity=0)
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("bench")
+    ids = []
+    for seed in range(args.images):
+        import io
+
+        buffer = io.BytesIO()
+        scene(width, height, seed).save(buffer, "JPEG", quality=90)
+        ids.append(image_create(owner=user, upload=ContentFile(buffer.getvalue(), name=f"{seed}.jpg")).image.pk)
+
+    started = time.perf_counter()
+    get_proposer()
+    get_clip()
+    load_seconds = time.perf_counter() - started
+
+    # Warm-up on the first image (first-call allocations), then time the rest.
+    image_process(image_id=ids[0])
+    seconds = []
+    for image_id in ids[1:]:
+        started = time.perf_counter()
+        status = image_process(image_id=image_id)
+        seconds.append(time.perf_counter() - started)
+        assert status == "ready", Image.objects.get(pk=image_id).error
+    objects = Region.objects.filter(kind="object").count() / len(ids)
+    print(f"models={args.models} images={len(seconds)} size={width}x{height} threads={__import__('torch').get_num_threads()}")
+    print(f"model load: {load_seconds:.1f} s (once per worker process)")
+    print(f"seconds per image: median {statistics.median(seconds):.2f}, min {min(seconds):.2f}, max {max(seconds):.2f}")
+    print(f"object regions per image: {objects:.1f}")
+
+
+if __name__ == "__main__":
+    main()
