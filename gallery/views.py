@@ -104,20 +104,11 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     image = get_object_or_404(selectors.images_visible_to(request.user).select_related("owner"), pk=pk)
     regions = list(image.regions.order_by("kind", "-score").values("id", "kind", "x1", "y1", "x2", "y2", "score", "area_fraction"))
     for region in regions:
-        region["style"] = _box_style(region, image)
+        region["box"] = [region["x1"], region["y1"], region["x2"], region["y2"]]
     return render(
         request,
         "gallery/image_detail.html",
         {"image": image, "regions": regions, "is_owner": image.owner_id == request.user.pk, "refresh": not image.is_final},
-    )
-
-
-def _box_style(region: dict, image: Image) -> str:
-    """CSS that places a box over the displayed photo, in percentages so it scales with the page."""
-    w, h = image.width or 1, image.height or 1
-    return (
-        f"left:{100 * region['x1'] / w:.2f}%;top:{100 * region['y1'] / h:.2f}%;"
-        f"width:{100 * (region['x2'] - region['x1']) / w:.2f}%;height:{100 * (region['y2'] - region['y1']) / h:.2f}%"
     )
 
 

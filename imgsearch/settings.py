@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "gallery",
     "search",
@@ -143,7 +144,7 @@ _PROFILES = {
         "CLIP_PRETRAINED": "",
         "SAM_MODEL_TYPE": "tiny",
         "SAM_CHECKPOINT_NAME": "",
-        "SAM_POINTS_PER_SIDE": 3,
+        "SAM_POINTS_PER_SIDE": 2,
         # Random weights predict low IoU and unstable masks; let them through to test the plumbing.
         "SAM_PRED_IOU_THRESH": 0.0,
         "SAM_STABILITY_SCORE_THRESH": 0.0,
@@ -200,6 +201,18 @@ INDEX_GAP_TTL_SECONDS = env_int("INDEX_GAP_TTL_SECONDS", 600, minimum=1)
 # Save the index file after this many vectors were added by catch-up since the last save.
 INDEX_SAVE_EVERY = env_int("INDEX_SAVE_EVERY", 2000, minimum=1)
 
+# --- Search ---------------------------------------------------------------------------------
+# Below this cosine similarity a match is noise for ViT-B-32; the demo model scores higher overall.
+MIN_SIMILARITY = env_float("MIN_SIMILARITY", 0.2)
+# Regions fetched from FAISS per query before grouping by image; grown when filters leave too few.
+FETCH_K = env_int("FETCH_K", 100, minimum=1)
+# A whole-image match this close to the best object match wins: the whole photo is the better answer.
+SCORE_TIE_EPS = env_float("SCORE_TIE_EPS", 0.02)
+# CLIP reads 77 tokens; longer text is almost surely a paste accident.
+SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 500, minimum=1)
+SEARCH_PAGE_SIZE = env_int("SEARCH_PAGE_SIZE", 24, minimum=1)
+SEARCH_MAX_PAGE_SIZE = env_int("SEARCH_MAX_PAGE_SIZE", 100, minimum=1)
+
 # --- Background work (django-q2) -----------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
 Q_TIMEOUT = env_int("Q_TIMEOUT", 900, minimum=10)
@@ -239,6 +252,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Upload photos and find them again by meaning.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the installed sidecar package: the docs work offline, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

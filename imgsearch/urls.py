@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
 from gallery import api as gallery_api
 from gallery import views as gallery_views
+from search import api as search_api
 
 api_patterns = (
     [
@@ -14,7 +15,9 @@ api_patterns = (
         path("images/<int:pk>/retry/", gallery_api.ImageRetryApi.as_view(), name="image_retry"),
         path("images/<int:pk>/file/", gallery_api.ImageFileApi.as_view(), name="image_file"),
         path("images/<int:pk>/thumbnail/", gallery_api.ImageThumbnailApi.as_view(), name="image_thumbnail"),
+        path("search/", search_api.SearchApi.as_view(), name="search"),
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
+        path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     ],
     "api",
 )
@@ -26,4 +29,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("", include("gallery.urls")),
+    path("", include("search.urls")),
 ]

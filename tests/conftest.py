@@ -56,3 +56,14 @@ def upload(django_capture_on_commit_callbacks):
             return image_create(owner=user, upload=upload_file(images.png() if data is None else data, name))
 
     return _upload
+
+
+@pytest.fixture
+def colour_proposer(settings):
+    """Use the weight-free proposer: exact boxes for tests.images.scene, and milliseconds per image."""
+    from search.loading import reset_models
+
+    settings.REGION_PROPOSER = "colour"
+    reset_models()
+    yield
+    reset_models()

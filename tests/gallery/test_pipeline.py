@@ -8,15 +8,6 @@ from search.loading import reset_models
 from tests import images
 
 
-@pytest.fixture
-def colour_proposer(settings):
-    """Boxes we can predict: the weight-free proposer finds the flat rectangles of tests.images.scene."""
-    settings.REGION_PROPOSER = "colour"
-    reset_models()
-    yield
-    reset_models()
-
-
 def regions_of(image_id: int) -> list[Region]:
     return list(Region.objects.filter(image_id=image_id).order_by("kind", "x1"))
 

@@ -55,13 +55,8 @@ def test_pages_of_unfinished_images_refresh_themselves(client, owner, upload):
     assert 'http-equiv="refresh"' in page and "Processing 60%" in page
 
 
-def test_the_image_page_draws_object_boxes_in_percent(client, owner, upload, settings):
-    from search.loading import reset_models
-
-    settings.REGION_PROPOSER = "colour"
-    reset_models()
+def test_the_image_page_draws_object_boxes_in_percent(client, owner, upload, colour_proposer):
     image = upload(owner, images.png(160, 120)).image
-    reset_models()
     client.force_login(owner)
     page = client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
     # The 20..53 x 20..60 rectangle of a 160x120 image.

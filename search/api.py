@@ -1,0 +1,102 @@
+"""POST /api/search/: the search service for scripts and apps."""
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from search.query import (
+    MATCH_KINDS,
+    SCOPES,
+    BoxQuery,
+    ImageQuery,
+    RegionQuery,
+    SearchError,
+    SimilarQuery,
+    TextQuery,
+    search,
+)
+
+
+class SearchResultSerializer(serializers.Serializer):
+    image_id = serializers.IntegerField(source="image.pk")
+    original_name = serializers.CharField(source="image.original_name")
+    owner = serializers.CharField(source="image.owner.username")
+    score = serializers.FloatField()
+    kind = serializers.CharField(help_text="global (the whole image) or object")
+    box = serializers.ListField(child=serializers.IntegerField(), help_text="[x1, y1, x2, y2] of the match.")
+    region_id = serializers.IntegerField()
+    image_width = serializers.IntegerField(source="image.width")
+    image_height = serializers.IntegerField(source="image.height")
+    image_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    def get_image_url(self, result) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:image_file", args=[result.image.pk]))
+
+    def get_thumbnail_url(self, result) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:image_thumbnail", args=[result.image.pk]))
+
+class SearchPageSerializer(serializers.Serializer):
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    has_next = serializers.BooleanField()
+    results = SearchResultSerializer(many=True)
+
+
+class SearchApi(APIView):
+    """Search by text, by an uploaded image, by one of your visible images ("more like this"),
+    by a region id, or by a box drawn on an image. Results are the images you may see."""
+
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True,
+                                     help_text="Words to search for.")
+        image = serializers.ImageField(required=False, help_text="A query image (multipart only); never stored.")
+        image_id = serializers.IntegerField(required=False, help_text="Alone: more like this image. With box: that region.")
+        region_id = serializers.IntegerField(required=False, help_text="A region to search for.")
+        box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4, required=False,
+                                    help_text="[x1, y1, x2, y2] in the image's pixels; needs image_id.")
+        scope = serializers.ChoiceField(choices=SCOPES, default="all")
+        kind = serializers.ChoiceField(choices=MATCH_KINDS, default="both")
+        min_score = serializers.FloatField(required=False, min_value=-1.0, max_value=1.0)
+        page = serializers.IntegerField(default=1, min_value=1)
+        page_size = serializers.IntegerField(required=False, min_value=1)
+
+        def validate(self, data):
+            given = [name for name in ("text", "image", "image_id", "region_id") if data.get(name) not in (None, "")]
+            if "box" in data and "image_id" not in data:
+                raise ValidationError("A box needs the image_id it is drawn on.")
+            if len(given) != 1:
+                raise ValidationError(
+                    "Send exactly one of: text, image (a file), image_id (optionally with box), region_id."
+                )
+            return data
+
+    @extend_schema(request={"application/json": InputSerializer, "multipart/form-data": InputSerializer},
+                   responses=SearchPageSerializer)
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data.get("text"):
+            query = TextQuery(text=data["text"])
+        elif data.get("image"):
+            query = ImageQuery(data=data["image"].read())
+        elif data.get("region_id") is not None:
+            query = RegionQuery(region_id=data["region_id"])
+        elif data.get("box") is not None:
+            query = BoxQuery(image_id=data["image_id"], box=tuple(data["box"]))
+        else:
+            query = SimilarQuery(image_id=data["image_id"])
+        try:
+            page = search(user=request.user, query=query, scope=data["scope"], kind=data["kind"],
+                          min_score=data.get("min_score"), page=data["page"], page_size=data.get("page_size"))
+        except SearchError as error:
+            raise ValidationError(str(error)) from None
+        results = SearchResultSerializer(page.results, many=True, context={"request": request}).data
+        return Response({"page": page.page, "page_size": page.page_size, "has_next": page.has_next, "results": results})

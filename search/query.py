@@ -1,0 +1,241 @@
+"""The search service: one query in, a page of images the user may see out.
+
+query -> CLIP vector (text tower, an uploaded image, or a stored vector) -> FAISS top-k restricted
+to the regions this user may see -> rows from the database, visibility checked again -> best match
+per image (the whole image wins near-ties) -> MIN_SIMILARITY -> sorted page of results.
+"""
+import io
+from dataclasses import dataclass
+from typing import Literal, Union
+
+import numpy as np
+from django.conf import settings
+from django.db.models import QuerySet
+
+from gallery.imaging import open_rgb, to_rgb
+from gallery.models import Image, Region
+from gallery.selectors import images_visible_to
+from gallery.services import media_path
+from gallery.validation import UploadRejected, validate_image_bytes
+
+Scope = Literal["all", "mine", "public"]
+MatchKind = Literal["both", "global", "object"]
+SCOPES = ("all", "mine", "public")
+MATCH_KINDS = ("both", "global", "object")
+# Each round that leaves a page short fetches this many times more regions.
+FETCH_GROWTH = 4
+
+
+class SearchError(ValueError):
+    """The query cannot be run; str(error) tells the person what to change."""
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    text: str
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    data: bytes  # an uploaded query image: validated like uploads, never stored
+
+
+@dataclass(frozen=True)
+class SimilarQuery:
+    image_id: int  # "more like this": that image's whole-image vector
+
+
+@dataclass(frozen=True)
+class RegionQuery:
+    region_id: int
+
+
+@dataclass(frozen=True)
+class BoxQuery:
+    image_id: int
+    box: tuple[int, int, int, int]  # x1, y1, x2, y2 in the image's upright pixels
+
+
+Query = Union[TextQuery, ImageQuery, SimilarQuery, RegionQuery, BoxQuery]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    image: Image
+    score: float
+    kind: str  # "global" or "object"
+    box: list[int]
+    region_id: int
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    results: list[SearchResult]
+    page: int
+    page_size: int
+    has_next: bool
+
+
+def search(
+    *,
+    user,
+    query: Query,
+    scope: Scope = "all",
+    kind: MatchKind = "both",
+    min_score: float | None = None,
+    page: int = 1,
+    page_size: int | None = None,
+) -> SearchPage:
+    """Run `query` for `user`. Raises SearchError for anything the person must fix."""
+    if scope not in SCOPES:
+        raise SearchError(f"Unknown scope {scope!r}; use one of {', '.join(SCOPES)}.")
+    if kind not in MATCH_KINDS:
+        raise SearchError(f"Unknown match kind {kind!r}; use one of {', '.join(MATCH_KINDS)}.")
+    page_size = page_size or settings.SEARCH_PAGE_SIZE
+    if not 1 <= page_size <= settings.SEARCH_MAX_PAGE_SIZE:
+        raise SearchError(f"page_size must be between 1 and {settings.SEARCH_MAX_PAGE_SIZE}.")
+    if page < 1:
+        raise SearchError("page must be 1 or more.")
+    threshold = settings.MIN_SIMILARITY if min_score is None else float(min_score)
+
+    vector, source_image_id = query_vector(user=user, query=query)
+    images = _images_in_scope(user, scope)
+    if source_image_id is not None:
+        images = images.exclude(pk=source_image_id)  # "more like this" should not answer with itself
+    regions = Region.objects.filter(image__in=images)
+    if kind != "both":
+        regions = regions.filter(kind=kind)
+    ranked = _rank(vector, regions, threshold=threshold, wanted=page * page_size + 1)
+    start = (page - 1) * page_size
+    return SearchPage(
+        results=ranked[start : start + page_size], page=page, page_size=page_size, has_next=len(ranked) > start + page_size
+    )
+
+
+def _images_in_scope(user, scope: Scope) -> QuerySet[Image]:
+    images = images_visible_to(user).filter(status=Image.Status.READY)
+    if scope == "mine":
+        return images.filter(owner=user)
+    if scope == "public":
+        return images.filter(is_public=True)
+    return images
+
+
+def _rank(vector: np.ndarray, regions: QuerySet[Region], *, threshold: float, wanted: int) -> list[SearchResult]:
+    """Best match per image above the threshold, best first; at least `wanted` images when there are that many."""
+    from search.index import get_index
+
+    index = get_index()
+    # The restriction is applied inside the vector search, so few visible regions among many
+    # still fill a page. It comes from the database, like the second check below.
+    allowed = np.fromiter(regions.values_list("pk", flat=True), dtype=np.int64)
+    if len(allowed) == 0:
+        return []
+    k = settings.FETCH_K
+    while True:
+        scores, ids = index.search(vector, k, allowed_ids=allowed)
+        hits = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
+        results = _best_per_image(hits, regions, threshold)
+        exhausted = k >= len(allowed) or len(hits) < k
+        below_threshold = bool(hits) and min(hits.values()) < threshold
+        if len(results) >= wanted or exhausted or below_threshold:
+            return results
+        k *= FETCH_GROWTH
+
+
+def _best_per_image(hits: dict[int, float], regions: QuerySet[Region], threshold: float) -> list[SearchResult]:
+    # Visibility is checked again here: `regions` is built from images_visible_to(user).
+    rows = regions.filter(pk__in=list(hits)).select_related("image", "image__owner")
+    by_image: dict[int, dict[str, tuple[float, Region]]] = {}
+    for region in rows:
+        score = hits[region.pk]
+        best = by_image.setdefault(region.image_id, {})
+        if region.kind not in best or score > best[region.kind][0]:
+            best[region.kind] = (score, region)
+    results = []
+    for best in by_image.values():
+        chosen = best.get(Region.Kind.GLOBAL)
+        obj = best.get(Region.Kind.OBJECT)
+        if chosen is None or (obj is not None and obj[0] > chosen[0] + settings.SCORE_TIE_EPS):
+            chosen = obj
+        score, region = chosen
+        if score >= threshold:
+            results.append(SearchResult(image=region.image, score=score, kind=region.kind, box=region.box, region_id=region.pk))
+    results.sort(key=lambda r: (-r.score, -r.image.pk))
+    return results
+
+
+# --- Query vectors ----------------------------------------------------------------------------
+
+
+def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
+    """The unit vector to search with, and the id of the image it came from (to leave it out)."""
+    from search.loading import get_clip
+
+    if isinstance(query, TextQuery):
+        text = " ".join(query.text.split())
+        if not text:
+            raise SearchError("Type something to search for.")
+        if len(text) > settings.SEARCH_MAX_QUERY_CHARS:
+            raise SearchError(
+                f"The query is {len(text)} characters long; keep it under {settings.SEARCH_MAX_QUERY_CHARS}."
+            )
+        return get_clip().embed_texts([text])[0], None
+    if isinstance(query, ImageQuery):
+        try:
+            validate_image_bytes(query.data)
+        except UploadRejected as error:
+            raise SearchError(str(error)) from None
+        from PIL import Image as PILImage
+        from PIL import ImageOps
+
+        with PILImage.open(io.BytesIO(query.data)) as image:
+            image.seek(0)
+            rgb = to_rgb(ImageOps.exif_transpose(image))
+        return get_clip().embed_images([rgb])[0], None
+    if isinstance(query, SimilarQuery):
+        image = _visible_image(user, query.image_id)
+        region = image.regions.filter(kind=Region.Kind.GLOBAL).first()
+        if region is None:
+            raise SearchError("This image has not been processed yet; try again when it is ready.")
+        return _stored_vector(region), image.pk
+    if isinstance(query, RegionQuery):
+        region = Region.objects.filter(pk=query.region_id, image__in=images_visible_to(user)).first()
+        if region is None:
+            raise SearchError("No such region.")
+        return _stored_vector(region), region.image_id
+    if isinstance(query, BoxQuery):
+        image = _visible_image(user, query.image_id)
+        x1, y1, x2, y2 = _checked_box(query.box, image)
+        rgb = open_rgb(media_path(image.file))
+        return get_clip().embed_images([rgb.crop((x1, y1, x2, y2))])[0], image.pk
+    raise TypeError(f"not a query: {query!r}")
+
+
+def _visible_image(user, image_id: int) -> Image:
+    image = images_visible_to(user).filter(pk=image_id).first()
+    if image is None:
+        raise SearchError("No such image.")
+    return image
+
+
+def _stored_vector(region: Region) -> np.ndarray:
+    from search.index import current_model
+
+    model, _ = current_model()
+    if region.embedding_model != model:
+        raise SearchError("This image was embedded with another model; reprocess it first.")
+    return region.vector
+
+
+def _checked_box(box, image: Image) -> tuple[int, int, int, int]:
+    try:
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    except (TypeError, ValueError):
+        raise SearchError("A box is four numbers: [x1, y1, x2, y2].") from None
+    if not (0 <= x1 < x2 <= image.width and 0 <= y1 < y2 <= image.height):
+        raise SearchError(
+            f"The box [{x1}, {y1}, {x2}, {y2}] is not inside the image ({image.width}x{image.height}); "
+            f"use 0 <= x1 < x2 <= {image.width} and 0 <= y1 < y2 <= {image.height}."
+        )
+    return x1, y1, x2, y2

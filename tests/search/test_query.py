@@ -1,0 +1,178 @@
+"""The search service with tiny random models: ranking rules, privacy, and errors a person can act on.
+
+Semantic quality is proven with the trained demo model in test_retrieval; here an exact copy of an
+image is the query whose right answer is known whatever the weights.
+"""
+import numpy as np
+import pytest
+
+from gallery.models import Image, Region
+from search.query import (
+    BoxQuery, ImageQuery, RegionQuery, SearchError, SimilarQuery, TextQuery, _best_per_image, search,
+)
+from tests import images
+
+
+@pytest.fixture
+def library(owner, friend, stranger, upload, colour_proposer):
+    """owner: 3 private + 1 public image; stranger: 1 private image."""
+    made = {}
+    for seed in range(3):
+        made[f"owner-{seed}"] = upload(owner, images.png(seed=seed), name=f"owner-{seed}.png").image
+    public = upload(owner, images.png(seed=10), name="owner-public.png").image
+    Image.objects.filter(pk=public.pk).update(is_public=True)
+    made["owner-public"] = public
+    made["stranger-secret"] = upload(stranger, images.png(seed=20), name="stranger-secret.png").image
+    return made
+
+
+def names(page) -> list[str]:
+    return [result.image.original_name for result in page.results]
+
+
+def test_an_exact_copy_finds_its_image_first_with_score_one(owner, library):
+    page = search(user=owner, query=ImageQuery(images.png(seed=1)), min_score=-1)
+    assert names(page)[0] == "owner-1.png"
+    assert page.results[0].score == pytest.approx(1.0, abs=5e-3)
+    assert page.results[0].kind == "global" and page.results[0].box == [0, 0, 160, 120]
+
+
+def test_a_private_image_of_another_user_never_appears_even_for_its_exact_copy(owner, library):
+    page = search(user=owner, query=ImageQuery(images.png(seed=20)), min_score=-1, page_size=100)
+    assert "stranger-secret.png" not in names(page)
+    assert len(page.results) == 4  # everything the owner may see, nothing else
+
+
+def test_scopes_mine_and_public(owner, friend, library):
+    everything = set(names(search(user=friend, query=TextQuery("anything"), min_score=-1)))
+    assert everything == {"owner-public.png"}
+    mine = set(names(search(user=owner, query=TextQuery("anything"), scope="mine", min_score=-1)))
+    assert mine == {"owner-0.png", "owner-1.png", "owner-2.png", "owner-public.png"}
+    public = set(names(search(user=owner, query=TextQuery("anything"), scope="public", min_score=-1)))
+    assert public == {"owner-public.png"}
+
+
+def test_anonymous_users_find_nothing(library):
+    from django.contrib.auth.models import AnonymousUser
+
+    assert search(user=AnonymousUser(), query=TextQuery("anything"), min_score=-1).results == []
+
+
+def test_more_like_this_leaves_out_the_image_itself(owner, library):
+    page = search(user=owner, query=SimilarQuery(library["owner-1"].pk), min_score=-1)
+    assert "owner-1.png" not in names(page) and len(page.results) == 3
+
+
+def test_more_like_this_of_a_strangers_private_image_is_no_such_image(owner, library):
+    with pytest.raises(SearchError, match="No such image"):
+        search(user=owner, query=SimilarQuery(library["stranger-secret"].pk))
+
+
+def test_a_region_query_uses_the_stored_vector(owner, library):
+    region = Region.objects.get(image=library["owner-2"], kind="global")
+    page = search(user=owner, query=RegionQuery(region.pk), min_score=-1)
+    assert "owner-2.png" not in names(page) and page.results
+
+
+def test_a_strangers_region_is_no_such_region(owner, library):
+    region = Region.objects.get(image=library["stranger-secret"], kind="global")
+    with pytest.raises(SearchError, match="No such region"):
+        search(user=owner, query=RegionQuery(region.pk))
+
+
+def test_a_box_query_embeds_the_crop(owner, library):
+    page = search(user=owner, query=BoxQuery(library["owner-0"].pk, (10, 10, 80, 60)), min_score=-1)
+    assert page.results and "owner-0.png" not in names(page)
+
+
+@pytest.mark.parametrize("box", [(0, 0, 161, 120), (-1, 0, 10, 10), (50, 50, 50, 60), (10, 10, 5, 5)])
+def test_boxes_outside_the_image_are_refused_with_its_size(owner, library, box):
+    with pytest.raises(SearchError, match="160x120"):
+        search(user=owner, query=BoxQuery(library["owner-0"].pk, box))
+
+
+def test_a_box_that_is_not_four_numbers_is_refused(owner, library):
+    with pytest.raises(SearchError, match="four numbers"):
+        search(user=owner, query=BoxQuery(library["owner-0"].pk, ("a", "b", "c", "d")))
+
+
+@pytest.mark.parametrize("text, message", [("", "Type something"), ("   \n ", "Type something"),
+                                           ("x" * 10_000, "10000 characters")])
+def test_empty_and_overlong_text_is_refused(owner, library, text, message):
+    with pytest.raises(SearchError, match=message):
+        search(user=owner, query=TextQuery(text))
+
+
+def test_a_bad_query_image_gets_the_upload_reason_and_is_not_stored(owner, library, settings):
+    before = sorted(p for p in settings.MEDIA_ROOT.rglob("*") if p.is_file())
+    with pytest.raises(SearchError, match="not an image"):
+        search(user=owner, query=ImageQuery(b"definitely not a picture"))
+    search(user=owner, query=ImageQuery(images.png(seed=99)), min_score=-1)
+    assert sorted(p for p in settings.MEDIA_ROOT.rglob("*") if p.is_file()) == before
+    assert Image.objects.count() == 5
+
+
+def test_the_threshold_drops_weak_matches(owner, library):
+    assert search(user=owner, query=ImageQuery(images.png(seed=1)), min_score=0.999).results[0].image.original_name == "owner-1.png"
+    assert len(search(user=owner, query=ImageQuery(images.png(seed=1)), min_score=0.999).results) <= 1
+
+
+def test_pages_do_not_overlap_and_say_when_there_is_more(owner, library):
+    first = search(user=owner, query=TextQuery("x"), min_score=-1, page_size=3)
+    second = search(user=owner, query=TextQuery("x"), min_score=-1, page_size=3, page=2)
+    assert first.has_next and not second.has_next
+    assert len(first.results) == 3 and len(second.results) == 1
+    assert not set(names(first)) & set(names(second))
+
+
+def test_pages_fill_when_the_user_may_see_few_regions_among_many(owner, stranger, upload, settings, colour_proposer):
+    settings.FETCH_K = 2  # far fewer than the stranger's regions: the restriction must be inside the search
+    for seed in range(6):
+        upload(stranger, images.png(seed=100 + seed), name=f"s{seed}.png")
+    mine = [upload(owner, images.png(seed=200 + seed), name=f"m{seed}.png").image for seed in range(3)]
+    page = search(user=owner, query=TextQuery("x"), min_score=-1, page_size=10)
+    assert sorted(names(page)) == ["m0.png", "m1.png", "m2.png"]
+
+
+@pytest.mark.parametrize("kind, expected", [("global", {"global"}), ("object", {"object"})])
+def test_match_kind_filters(owner, upload, colour_proposer, kind, expected):
+    for seed in range(2):
+        upload(owner, images.png(seed=seed), name=f"{seed}.png")
+    page = search(user=owner, query=TextQuery("x"), kind=kind, min_score=-1)
+    assert page.results and {r.kind for r in page.results} == expected
+
+
+def test_the_whole_image_wins_a_near_tie_and_a_clearly_better_object_wins(owner, settings):
+    settings.SCORE_TIE_EPS = 0.02
+    image = Image.objects.create(owner=owner, file="x.png", original_name="x.png", sha256="1" * 64, format="PNG",
+                                 width=100, height=100, size_bytes=1, status="ready")
+
+    def region(kind: str, box) -> Region:
+        return Region.objects.create(image=image, kind=kind, x1=box[0], y1=box[1], x2=box[2], y2=box[3],
+                                     area_fraction=0.1, embedding=b"", embedding_model="m", embedding_dim=0)
+
+    whole, obj = region("global", (0, 0, 100, 100)), region("object", (10, 10, 50, 50))
+    regions = Region.objects.all()
+    near_tie = _best_per_image({whole.pk: 0.50, obj.pk: 0.515}, regions, threshold=0.2)
+    assert [(r.kind, r.box) for r in near_tie] == [("global", [0, 0, 100, 100])]
+    clear = _best_per_image({whole.pk: 0.50, obj.pk: 0.60}, regions, threshold=0.2)
+    assert [(r.kind, r.box, r.score) for r in clear] == [("object", [10, 10, 50, 50], 0.60)]
+    assert _best_per_image({whole.pk: 0.1, obj.pk: 0.15}, regions, threshold=0.2) == []
+
+
+def test_search_sees_images_processed_after_the_index_was_loaded(owner, upload):
+    upload(owner, images.png(seed=1), name="first.png")
+    search(user=owner, query=TextQuery("x"), min_score=-1)  # loads the index
+    upload(owner, images.png(seed=2), name="second.png")
+    page = search(user=owner, query=ImageQuery(images.png(seed=2)), min_score=-1)
+    assert names(page)[0] == "second.png"
+
+
+def test_search_never_returns_a_deleted_image(owner, upload, django_capture_on_commit_callbacks):
+    from gallery.services import image_delete
+
+    image = upload(owner, images.png(seed=1), name="gone.png").image
+    search(user=owner, query=TextQuery("x"), min_score=-1)
+    with django_capture_on_commit_callbacks(execute=True):
+        image_delete(image=Image.objects.get(pk=image.pk))
+    assert search(user=owner, query=ImageQuery(images.png(seed=1)), min_score=-1).results == []

@@ -1,0 +1,146 @@
+"""Search on the web page and through POST /api/search/, with friend/stranger/anonymous isolation."""
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from gallery.models import Image, Region
+from tests import images
+from tests.conftest import upload_file
+
+
+@pytest.fixture
+def photos(owner, stranger, upload, colour_proposer):
+    mine = upload(owner, images.png(seed=1), name="mine.png").image
+    shared = upload(owner, images.png(seed=2), name="shared.png").image
+    Image.objects.filter(pk=shared.pk).update(is_public=True)
+    secret = upload(stranger, images.png(seed=3), name="secret.png").image
+    return {"mine": mine, "shared": shared, "secret": secret}
+
+
+def api_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_text_search_page_lists_results_with_scores(client, owner, photos, settings):
+    settings.MIN_SIMILARITY = -1
+    client.force_login(owner)
+    page = client.get(reverse("search:search"), {"q": "a red circle"}).content.decode()
+    assert "mine.png" in page and "shared.png" in page and "score" in page
+    assert "secret.png" not in page
+
+
+def test_search_page_with_an_image_upload(client, owner, photos, settings):
+    settings.MIN_SIMILARITY = 0.99
+    client.force_login(owner)
+    response = client.post(reverse("search:search"), {"image": upload_file(images.png(seed=1), "query.png")})
+    assert response.status_code == 200
+    assert "mine.png" in response.content.decode()
+
+
+def test_a_stranger_searching_with_an_exact_copy_of_a_private_image_gets_nothing(client, stranger, photos, settings):
+    settings.MIN_SIMILARITY = -1
+    client.force_login(stranger)
+    page = client.post(reverse("search:search"), {"image": upload_file(images.png(seed=1), "copy.png")}).content.decode()
+    assert "mine.png" not in page and "shared.png" in page
+
+
+def test_search_page_errors_say_what_to_do(client, owner, photos):
+    client.force_login(owner)
+    response = client.get(reverse("search:search"), {"q": "   "})
+    assert response.status_code == 400 and "Type" in response.content.decode()
+    response = client.get(reverse("search:search"), {"box_image": photos["mine"].pk, "box": "0,0,999,999"})
+    assert response.status_code == 400 and "not inside the image" in response.content.decode()
+
+
+def test_more_like_this_and_region_links_from_the_image_page(client, owner, photos, settings):
+    settings.MIN_SIMILARITY = -1
+    client.force_login(owner)
+    detail = client.get(reverse("gallery:image_detail", args=[photos["mine"].pk])).content.decode()
+    assert f"?similar={photos['mine'].pk}" in detail and "Draw a box to search" in detail
+    region = Region.objects.filter(image=photos["mine"], kind="object").first()
+    assert f"?region={region.pk}" in detail
+    page = client.get(reverse("search:search"), {"similar": photos["mine"].pk}).content.decode()
+    assert "shared.png" in page and "Results for more like this photo" in page
+
+
+def test_search_page_requires_login(client, db):
+    response = client.get(reverse("search:search"), {"q": "cat"})
+    assert response.status_code == 302
+
+
+def test_api_text_search_returns_urls_scores_kinds_and_boxes(owner, photos, settings):
+    settings.MIN_SIMILARITY = -1
+    response = api_for(owner).post(reverse("api:search"), {"text": "a red circle", "page_size": 10}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert {r["original_name"] for r in body["results"]} == {"mine.png", "shared.png"}
+    first = body["results"][0]
+    assert set(first) >= {"image_id", "score", "kind", "box", "region_id", "image_url", "thumbnail_url"}
+    assert first["image_url"].endswith(f"/api/images/{first['image_id']}/file/")
+    assert len(first["box"]) == 4
+
+
+def test_api_image_upload_search(owner, photos, settings):
+    settings.MIN_SIMILARITY = 0.99
+    response = api_for(owner).post(reverse("api:search"), {"image": upload_file(images.png(seed=2), "q.png")},
+                                   format="multipart")
+    assert response.status_code == 200
+    assert [r["original_name"] for r in response.json()["results"]] == ["shared.png"]
+
+
+def test_api_region_and_box_and_similar_queries(owner, photos, settings):
+    settings.MIN_SIMILARITY = -1
+    api = api_for(owner)
+    region = Region.objects.filter(image=photos["mine"], kind="object").first()
+    for payload in ({"region_id": region.pk}, {"image_id": photos["mine"].pk},
+                    {"image_id": photos["mine"].pk, "box": [10, 10, 60, 60]}):
+        response = api.post(reverse("api:search"), payload, format="json")
+        assert response.status_code == 200, (payload, response.json())
+        assert [r["original_name"] for r in response.json()["results"]] == ["shared.png"]
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({}, "exactly one of"),
+        ({"text": "cat", "image_id": 1}, "exactly one of"),
+        ({"box": [0, 0, 5, 5]}, "needs the image_id"),
+        ({"text": ""}, "exactly one of"),
+        ({"text": "x" * 10_000}, "10000 characters"),
+        ({"text": "cat", "scope": "galaxy"}, "scope"),
+        ({"text": "cat", "page": 0}, "page"),
+        ({"image_id": "abc"}, "image_id"),
+        ({"image_id": 1, "box": [1, 2, 3]}, "box"),
+    ],
+)
+def test_api_malformed_payloads_get_a_readable_400(owner, photos, payload, message):
+    response = api_for(owner).post(reverse("api:search"), payload, format="json")
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+
+
+def test_api_box_outside_the_image_is_a_400(owner, photos):
+    response = api_for(owner).post(reverse("api:search"), {"image_id": photos["mine"].pk, "box": [0, 0, 500, 500]},
+                                   format="json")
+    assert response.status_code == 400 and "not inside the image" in response.json()["detail"]
+
+
+def test_api_strangers_private_image_is_no_such_image(owner, photos):
+    response = api_for(owner).post(reverse("api:search"), {"image_id": photos["secret"].pk}, format="json")
+    assert response.status_code == 400 and "No such image" in response.json()["detail"]
+
+
+def test_api_friend_sees_only_public_results_and_anonymous_is_refused(friend, photos, settings):
+    settings.MIN_SIMILARITY = -1
+    response = api_for(friend).post(reverse("api:search"), {"text": "anything"}, format="json")
+    assert [r["original_name"] for r in response.json()["results"]] == ["shared.png"]
+    anonymous = APIClient().post(reverse("api:search"), {"text": "anything"}, format="json")
+    assert anonymous.status_code in (401, 403)
+
+
+def test_api_docs_are_served_without_a_cdn(client, owner):
+    client.force_login(owner)
+    page = client.get(reverse("api:docs")).content.decode()
+    assert "swagger-ui" in page and "cdn" not in page.lower()
