@@ -9,7 +9,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 
-from search.loading import ModelUnavailable, torch_device
+from search.loading import ModelUnavailable, seeded_random_init, torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -139,16 +139,17 @@ def load_clip() -> ClipEmbedder:
     )
     device = torch_device()
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            model_name,
-            pretrained=weights.path,
-            device=device,
-            force_quick_gelu=weights.quick_gelu,
-            image_mean=weights.preprocess.get("mean"),
-            image_std=weights.preprocess.get("std"),
-            image_interpolation=weights.preprocess.get("interpolation"),
-            image_resize_mode=weights.preprocess.get("resize_mode"),
-        )
+        with seeded_random_init():
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name,
+                pretrained=weights.path,
+                device=device,
+                force_quick_gelu=weights.quick_gelu,
+                image_mean=weights.preprocess.get("mean"),
+                image_std=weights.preprocess.get("std"),
+                image_interpolation=weights.preprocess.get("interpolation"),
+                image_resize_mode=weights.preprocess.get("resize_mode"),
+            )
     except Exception as error:
         raise ModelUnavailable(f"CLIP weights at {weights.path} could not be loaded: {error}") from error
     model.eval()

@@ -5,6 +5,7 @@ and the test collector never pay for them.
 """
 import logging
 import threading
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -22,6 +23,21 @@ _proposer: "RegionProposer | None" = None
 
 class ModelUnavailable(RuntimeError):
     """Weights are missing or unreadable; str(error) says what to run or where to put a file."""
+
+
+# Random-weight models (tests, benchmarks) must be the same in every process: the worker's stored
+# vectors and the web process's query vectors come from separate loads.
+RANDOM_INIT_SEED = 0
+
+
+@contextmanager
+def seeded_random_init():
+    """Build models under a fixed seed without disturbing anyone else's random state."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        yield
 
 
 def torch_device() -> str:

@@ -13,7 +13,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 
-from search.loading import ModelUnavailable, torch_device
+from search.loading import ModelUnavailable, seeded_random_init, torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def load_sam_model(*, model_type: str, checkpoint: str):
                 f"and set SAM_CHECKPOINT to its path."
             )
     try:
-        model = builders[model_type](checkpoint=checkpoint or None)
+        with seeded_random_init():
+            model = builders[model_type](checkpoint=checkpoint or None)
     except Exception as error:
         raise ModelUnavailable(f"The SAM checkpoint {checkpoint} could not be loaded: {error}") from error
     return model.to(torch_device()).eval()

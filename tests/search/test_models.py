@@ -141,3 +141,13 @@ def test_gallery_views_do_not_import_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_random_weight_models_are_identical_in_every_load():
+    # The worker stores vectors and the web process embeds queries, each with its own load.
+    first, second = load_clip(), load_clip()
+    scene = [images.scene(seed=5)]
+    assert np.array_equal(first.embed_images(scene), second.embed_images(scene))
+    a = load_sam_model(model_type="tiny", checkpoint="")
+    b = load_sam_model(model_type="tiny", checkpoint="")
+    assert all((pa == pb).all() for pa, pb in zip(a.parameters(), b.parameters()))
