@@ -128,8 +128,10 @@ THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 384, minimum=16)
 # --- Models ---------------------------------------------------------------------------------
 # "full": ViT-B-32 CLIP + SAM ViT-B with downloaded weights (fetch_models).
 # "tiny": small configs with random weights, built by the same loading code; for tests only.
+# "demo": the small CLIP we train on generated shapes (committed weights) + the colour proposer;
+#         the whole app works offline on generated scenes (`make demo`).
 MODEL_PROFILE = env_str("IMGSEARCH_MODEL_PROFILE", "full")
-_PROFILES = {
+MODEL_PROFILES = {
     "full": {
         "CLIP_MODEL": "ViT-B-32",
         "CLIP_PRETRAINED": "laion2b_s34b_b79k",
@@ -149,10 +151,23 @@ _PROFILES = {
         "SAM_PRED_IOU_THRESH": 0.0,
         "SAM_STABILITY_SCORE_THRESH": 0.0,
     },
+    "demo": {
+        "CLIP_MODEL": "imgsearch-demo",
+        "CLIP_PRETRAINED": "",
+        "CLIP_CHECKPOINT": str(BASE_DIR / "search" / "model_weights" / "imgsearch-demo.pt"),
+        "REGION_PROPOSER": "colour",
+        # The trained demo model scores unrelated scenes around 0.4 and matching ones around 0.9.
+        "MIN_SIMILARITY": 0.6,
+        "SAM_MODEL_TYPE": "tiny",
+        "SAM_CHECKPOINT_NAME": "",
+        "SAM_POINTS_PER_SIDE": 2,
+        "SAM_PRED_IOU_THRESH": 0.0,
+        "SAM_STABILITY_SCORE_THRESH": 0.0,
+    },
 }
-if MODEL_PROFILE not in _PROFILES:
-    raise ConfigError(f"IMGSEARCH_MODEL_PROFILE={MODEL_PROFILE!r}; choose one of {sorted(_PROFILES)}.")
-_profile = _PROFILES[MODEL_PROFILE]
+if MODEL_PROFILE not in MODEL_PROFILES:
+    raise ConfigError(f"IMGSEARCH_MODEL_PROFILE={MODEL_PROFILE!r}; choose one of {sorted(MODEL_PROFILES)}.")
+_profile = MODEL_PROFILES[MODEL_PROFILE]
 
 MODEL_CACHE_DIR = Path(env_str("MODEL_CACHE_DIR", str(VAR_DIR / "models")))
 # "auto" picks CUDA when torch sees a GPU, else the CPU.
@@ -164,11 +179,11 @@ CLIP_MODEL = env_str("CLIP_MODEL", _profile["CLIP_MODEL"])
 # An OpenCLIP pretrained tag; empty means random weights (tests only).
 CLIP_PRETRAINED = env_str("CLIP_PRETRAINED", _profile["CLIP_PRETRAINED"])
 # A local weights file; when set it wins over CLIP_PRETRAINED's download cache.
-CLIP_CHECKPOINT = env_str("CLIP_CHECKPOINT", "")
+CLIP_CHECKPOINT = env_str("CLIP_CHECKPOINT", _profile.get("CLIP_CHECKPOINT", ""))
 CLIP_BATCH_SIZE = env_int("CLIP_BATCH_SIZE", 32, minimum=1)
 
 # "sam": Segment Anything; "colour": weight-free colour segmentation (generated scenes, tests).
-REGION_PROPOSER = env_str("REGION_PROPOSER", "sam")
+REGION_PROPOSER = env_str("REGION_PROPOSER", _profile.get("REGION_PROPOSER", "sam"))
 SAM_MODEL_TYPE = env_str("SAM_MODEL_TYPE", _profile["SAM_MODEL_TYPE"])
 SAM_CHECKPOINT = env_str(
     "SAM_CHECKPOINT",
@@ -203,7 +218,7 @@ INDEX_SAVE_EVERY = env_int("INDEX_SAVE_EVERY", 2000, minimum=1)
 
 # --- Search ---------------------------------------------------------------------------------
 # Below this cosine similarity a match is noise for ViT-B-32; the demo model scores higher overall.
-MIN_SIMILARITY = env_float("MIN_SIMILARITY", 0.2)
+MIN_SIMILARITY = env_float("MIN_SIMILARITY", _profile.get("MIN_SIMILARITY", 0.2))
 # Regions fetched from FAISS per query before grouping by image; grown when filters leave too few.
 FETCH_K = env_int("FETCH_K", 100, minimum=1)
 # A whole-image match this close to the best object match wins: the whole photo is the better answer.

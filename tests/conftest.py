@@ -67,3 +67,14 @@ def colour_proposer(settings):
     reset_models()
     yield
     reset_models()
+
+
+# Figures measured by tests (retrieval recall, IoU) are printed at the end of every run.
+MEASURED: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASURED:
+        terminalreporter.section("measured figures")
+        for line in MEASURED:
+            terminalreporter.write_line(line)
