@@ -6,7 +6,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/imgsearch
 
-.PHONY: install run migrate worker web test test-fast clean
+# `make demo` runs on its own database and media folder so demo scenes never mix with your photos.
+DEMO_ENV = IMGSEARCH_MODEL_PROFILE=demo IMGSEARCH_VAR_DIR=$(CURDIR)/var/demo MEDIA_ROOT=$(CURDIR)/var/demo/media
+
+.PHONY: install run demo migrate test clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +23,22 @@ migrate: install
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 # The web server and one django-q2 worker together; Ctrl-C stops both.
-run: migrate
+define serve
 	@echo "imgsearch on http://$(HOST):$(PORT)/ (worker running too; Ctrl-C stops both)"
 	@trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
-	$(PY) manage.py qcluster & worker=$$!; \
-	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	$(1) $(PY) manage.py qcluster & worker=$$!; \
+	$(1) $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+endef
+
+run: migrate
+	$(call serve,)
+
+# Offline tour: the demo CLIP we trained + generated scenes for user demo / demo-password.
+demo: install
+	$(DEMO_ENV) $(PY) manage.py migrate --noinput
+	$(DEMO_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
+	$(DEMO_ENV) $(PY) manage.py load_demo
+	$(call serve,$(DEMO_ENV))
 
 test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)
