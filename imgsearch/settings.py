@@ -210,6 +210,8 @@ REGION_MAX_PER_IMAGE = env_int("REGION_MAX_PER_IMAGE", 24, minimum=0)
 
 # --- Vector index ---------------------------------------------------------------------------
 INDEX_DIR = Path(env_str("INDEX_DIR", str(VAR_DIR / "index")))
+# The index is scanned by this many threads at once; one per core is right for a web process.
+INDEX_SHARDS = env_int("INDEX_SHARDS", 2, minimum=1)
 # A region id skipped by the watermark (its transaction had not committed yet) is looked for
 # again on every sync for this long before it is taken as rolled back.
 INDEX_GAP_TTL_SECONDS = env_int("INDEX_GAP_TTL_SECONDS", 600, minimum=1)

@@ -17,6 +17,7 @@ from gallery.models import Image, Region
 from gallery.selectors import images_visible_to
 from gallery.services import media_path
 from gallery.validation import UploadRejected, validate_image_bytes
+from search.index import Visibility
 
 Scope = Literal["all", "mine", "public"]
 MatchKind = Literal["both", "global", "object"]
@@ -105,7 +106,10 @@ def search(
     regions = Region.objects.filter(image__in=images)
     if kind != "both":
         regions = regions.filter(kind=kind)
-    ranked = _rank(vector, regions, threshold=threshold, wanted=page * page_size + 1)
+    visibility = Visibility(
+        user_id=user.pk if user.is_authenticated else None, scope=scope, kind=kind, exclude_image_id=source_image_id
+    )
+    ranked = _rank(vector, visibility, regions, threshold=threshold, wanted=page * page_size + 1)
     start = (page - 1) * page_size
     return SearchPage(
         results=ranked[start : start + page_size], page=page, page_size=page_size, has_next=len(ranked) > start + page_size
@@ -121,22 +125,22 @@ def _images_in_scope(user, scope: Scope) -> QuerySet[Image]:
     return images
 
 
-def _rank(vector: np.ndarray, regions: QuerySet[Region], *, threshold: float, wanted: int) -> list[SearchResult]:
-    """Best match per image above the threshold, best first; at least `wanted` images when there are that many."""
+def _rank(vector: np.ndarray, visibility: Visibility, regions: QuerySet[Region], *, threshold: float,
+          wanted: int) -> list[SearchResult]:
+    """Best match per image above the threshold, best first; at least `wanted` images when there are that many.
+
+    `visibility` restricts the FAISS scan (the index's mirror of who may see what); `regions` is the
+    same rule in the database, applied again to every hit.
+    """
     from search.index import get_index
 
     index = get_index()
-    # The restriction is applied inside the vector search, so few visible regions among many
-    # still fill a page. It comes from the database, like the second check below.
-    allowed = np.fromiter(regions.values_list("pk", flat=True), dtype=np.int64)
-    if len(allowed) == 0:
-        return []
     k = settings.FETCH_K
     while True:
-        scores, ids = index.search(vector, k, allowed_ids=allowed)
+        scores, ids, eligible = index.search(vector, k, visibility=visibility)
         hits = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
         results = _best_per_image(hits, regions, threshold)
-        exhausted = k >= len(allowed) or len(hits) < k
+        exhausted = k >= eligible
         below_threshold = bool(hits) and min(hits.values()) < threshold
         if len(results) >= wanted or exhausted or below_threshold:
             return results

@@ -4,6 +4,8 @@ import pytest
 
 from gallery.models import Image, Region
 from gallery.services import regions_delete
+from django.utils import timezone
+
 from search.index import VectorIndex, Watermark, get_index, reset_index
 
 MODEL = "imgsearch-tiny/random"
@@ -34,7 +36,7 @@ def test_search_finds_the_region_whose_vector_matches(image, settings):
     regions = [add_region(image, seed) for seed in range(20)]
     index = new_index(settings)
     index.rebuild()
-    scores, ids = index.search(unit(7), k=3)
+    scores, ids, _ = index.search(unit(7), k=3)
     assert ids[0][0] == regions[7].pk
     assert scores[0][0] == pytest.approx(1.0, abs=1e-2)
 
@@ -44,8 +46,8 @@ def test_allowed_ids_restrict_inside_the_search_and_still_fill_k(image, settings
     index = new_index(settings)
     index.rebuild()
     allowed = np.array([r.pk for r in regions[40:]])
-    scores, ids = index.search(unit(3), k=5, allowed_ids=allowed)
-    assert len(ids[0]) == 5 and set(ids[0]) <= set(allowed)
+    scores, ids, eligible = index.search(unit(3), k=5, allowed_ids=allowed)
+    assert len(ids[0]) == 5 and set(ids[0]) <= set(allowed) and eligible == 10
     assert index.search(unit(3), k=5, allowed_ids=np.array([], dtype=np.int64))[1].shape == (1, 0)
 
 
@@ -143,7 +145,8 @@ def test_saving_is_atomic_and_leaves_no_temporary_files(image, settings):
     add_region(image, 1)
     index = new_index(settings)
     index.rebuild()
-    assert sorted(p.name for p in settings.INDEX_DIR.iterdir()) == ["imgsearch-tiny_random.faiss", "imgsearch-tiny_random.json"]
+    assert sorted(p.name for p in settings.INDEX_DIR.iterdir()) == [
+        "imgsearch-tiny_random.faiss", "imgsearch-tiny_random.json", "imgsearch-tiny_random.slots.npz"]
 
 
 def test_the_pipeline_makes_new_images_searchable_in_a_running_process(owner, upload):
@@ -154,3 +157,84 @@ def test_the_pipeline_makes_new_images_searchable_in_a_running_process(owner, up
     index = get_index()  # every call catches up
     assert index.ntotal > before
     assert index.search(global_region.vector, k=1)[1][0][0] == global_region.pk
+
+
+# --- The visibility mirror: the restriction applied inside the scan ---------------------------------
+
+from search.index import Visibility  # noqa: E402
+
+
+def ready_image(user, name: str, *, public: bool = False) -> Image:
+    return Image.objects.create(owner=user, file=f"originals/{name}", original_name=name, sha256=name.ljust(64, "0"),
+                                format="PNG", width=10, height=10, size_bytes=1, status="ready", is_public=public)
+
+
+def found(index, visibility, seed=0) -> set[int]:
+    return set(index.search(unit(seed), k=100, visibility=visibility)[1][0].tolist())
+
+
+def test_the_scan_only_returns_regions_the_user_may_see(owner, stranger, settings):
+    private, public = ready_image(owner, "private.png"), ready_image(owner, "public.png", public=True)
+    secret = ready_image(stranger, "secret.png")
+    regions = {name: add_region(image, seed) for seed, (name, image) in
+               enumerate({"private": private, "public": public, "secret": secret}.items())}
+    index = new_index(settings)
+    index.rebuild()
+    pk = {name: region.pk for name, region in regions.items()}
+    assert found(index, Visibility(user_id=owner.pk)) == {pk["private"], pk["public"]}
+    assert found(index, Visibility(user_id=stranger.pk)) == {pk["public"], pk["secret"]}
+    assert found(index, Visibility(user_id=stranger.pk, scope="mine")) == {pk["secret"]}
+    assert found(index, Visibility(user_id=owner.pk, scope="public")) == {pk["public"]}
+    assert found(index, Visibility(user_id=owner.pk, exclude_image_id=public.pk)) == {pk["private"]}
+    assert found(index, Visibility(user_id=None)) == set()
+
+
+def test_visibility_and_status_changes_reach_the_mirror_on_sync(owner, stranger, settings):
+    image = ready_image(owner, "x.png")
+    region = add_region(image, 1)
+    index = new_index(settings)
+    index.rebuild()
+    assert found(index, Visibility(user_id=stranger.pk)) == set()
+    image.is_public = True
+    image.save()
+    index.sync()
+    assert found(index, Visibility(user_id=stranger.pk)) == {region.pk}
+    Image.objects.filter(pk=image.pk).update(status="pending", updated_at=timezone.now())
+    index.sync()
+    assert found(index, Visibility(user_id=owner.pk)) == set()
+
+
+def test_kind_filter_in_the_scan(owner, settings):
+    image = ready_image(owner, "x.png")
+    whole = Region.objects.create(image=image, kind="global", x1=0, y1=0, x2=10, y2=10, area_fraction=1,
+                                  embedding=Region.pack_vector(unit(1)), embedding_model=MODEL, embedding_dim=DIM)
+    part = add_region(image, 2)
+    index = new_index(settings)
+    index.rebuild()
+    assert found(index, Visibility(user_id=owner.pk, kind="global")) == {whole.pk}
+    assert found(index, Visibility(user_id=owner.pk, kind="object")) == {part.pk}
+
+
+def test_many_deletions_compact_the_shards_and_keep_answers_right(image, settings):
+    regions = [add_region(image, seed) for seed in range(40)]
+    index = new_index(settings)
+    index.rebuild()
+    regions_delete(queryset=Region.objects.filter(pk__in=[r.pk for r in regions[:30]]))
+    index.sync()
+    assert set(index.ids()) == {r.pk for r in regions[30:]}
+    assert sum(len(shard.region_ids) for shard in index._shards) == 10  # dead slots were compacted away
+    assert index.search(unit(35), k=1)[1][0][0] == regions[35].pk
+    index.save()
+    reloaded = new_index(settings)
+    assert reloaded.load() and set(reloaded.ids()) == {r.pk for r in regions[30:]}
+
+
+def test_shards_are_filled_evenly_and_searched_together(image, settings):
+    settings.INDEX_SHARDS = 3
+    regions = [add_region(image, seed) for seed in range(30)]
+    index = new_index(settings)
+    index.rebuild()
+    assert [len(shard.region_ids) for shard in index._shards] == [10, 10, 10]
+    scores, ids, eligible = index.search(unit(17), k=30)
+    assert eligible == 30 and len(set(ids[0].tolist())) == 30
+    assert ids[0][0] == regions[17].pk and np.all(np.diff(scores[0]) <= 1e-6)
