@@ -52,8 +52,9 @@ MAX_GAPS = 100_000
 REBUILD_BATCH = 5000
 # A shard whose slots are this dead is compacted (FAISS remove_ids moves the live codes together).
 COMPACT_DEAD_FRACTION = 0.25
-# Image changes are re-read with this overlap, for transactions that commit after a later one.
-IMAGE_CHANGE_OVERLAP_SECONDS = 120
+# Image changes are re-read with this overlap, for transactions that commit a little after their
+# updated_at. (Images of newly seen regions are always read, so this only affects visibility toggles.)
+IMAGE_CHANGE_OVERLAP_SECONDS = 10
 DEAD = -1
 
 
@@ -219,13 +220,19 @@ class VectorIndex:
         self._public[ids] = [row[2] for row in rows]
         self._ready[ids] = [row[3] == Image.Status.READY for row in rows]
 
-    def _sync_images(self, *, everything: bool = False) -> None:
+    def _sync_images(self, *, everything: bool = False, also: Iterable[int] = ()) -> None:
         started = timezone.now()
-        images = Image.objects.all()
-        if not everything and self._images_seen_at is not None:
+        images = Image.objects.order_by()
+        if everything or self._images_seen_at is None:
+            rows = images.values_list("pk", "owner_id", "is_public", "status").iterator(chunk_size=10_000)
+        else:
             since = self._images_seen_at - timedelta(seconds=IMAGE_CHANGE_OVERLAP_SECONDS)
-            images = images.filter(updated_at__gte=since)
-        self._learn_images(images.values_list("pk", "owner_id", "is_public", "status").iterator(chunk_size=10_000))
+            changed = Q(updated_at__gte=since)
+            also = set(also)
+            if also:
+                changed |= Q(pk__in=also)
+            rows = images.filter(changed).values_list("pk", "owner_id", "is_public", "status")
+        self._learn_images(rows)
         self._images_seen_at = started
 
     def _allowed(self, shard: _Shard, visibility: Visibility | None, allowed_ids: np.ndarray | None) -> np.ndarray:
@@ -294,10 +301,11 @@ class VectorIndex:
         """Add regions committed since the last sync, drop deleted ones, refresh the image mirror."""
         now, ttl = time.monotonic(), settings.INDEX_GAP_TTL_SECONDS
         with self._lock:
-            self._sync_images()
-            rows = list(Region.objects.filter(self.regions.pending()).values_list(
+            # order_by(): Region's default ordering would make PostgreSQL walk the whole table.
+            rows = list(Region.objects.filter(self.regions.pending()).order_by().values_list(
                 "pk", "image_id", "kind", "embedding_model", "embedding"))
             mine = [row for row in rows if row[3] == self.model_name]
+            self._sync_images(also={row[1] for row in mine})
             if mine:
                 self.add(
                     [row[0] for row in mine], _unpack([row[4] for row in mine], self.dim),
@@ -305,7 +313,7 @@ class VectorIndex:
                 )
             self.regions.advance((row[0] for row in rows), now=now, ttl=ttl)
 
-            tombstones = list(RegionTombstone.objects.filter(self.tombstones.pending()).values_list("pk", "region_id"))
+            tombstones = list(RegionTombstone.objects.filter(self.tombstones.pending()).order_by().values_list("pk", "region_id"))
             removed = self.remove(region_id for _, region_id in tombstones)
             self.tombstones.advance((pk for pk, _ in tombstones), now=now, ttl=ttl)
 

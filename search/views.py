@@ -48,9 +48,10 @@ def search_page(request: HttpRequest) -> HttpResponse:
             except SearchError as error:
                 context["error"] = str(error)
                 status = 400
+        # Uploaded query images are not kept, so only GET searches can link to their next page.
         params = request.GET.copy()
         params.pop("page", None)
-        context["query_string"] = params.urlencode()
+        context["query_string"] = params.urlencode() if request.method == "GET" else ""
     elif bound:
         context["error"] = "Check the search form: " + "; ".join(
             f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()

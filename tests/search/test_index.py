@@ -238,3 +238,17 @@ def test_shards_are_filled_evenly_and_searched_together(image, settings):
     scores, ids, eligible = index.search(unit(17), k=30)
     assert eligible == 30 and len(set(ids[0].tolist())) == 30
     assert ids[0][0] == regions[17].pk and np.all(np.diff(scores[0]) <= 1e-6)
+
+
+def test_images_of_new_regions_are_learnt_even_when_their_change_looks_old(owner, settings):
+    from datetime import timedelta
+
+    index = new_index(settings)
+    index.rebuild()
+    image = ready_image(owner, "late.png")
+    # Its status change committed long after its timestamp: outside the overlap window.
+    Image.objects.filter(pk=image.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    index.sync()
+    region = add_region(image, 4)
+    index.sync()
+    assert found(index, Visibility(user_id=owner.pk), seed=4) == {region.pk}
