@@ -84,3 +84,9 @@ def test_download_verifies_the_checksum(tmp_path):
     assert not target.exists() and not list(target.parent.glob("*.part"))
     download(source.as_uri(), target, md5=hashlib.md5(source.read_bytes()).hexdigest())
     assert target.read_bytes() == source.read_bytes()
+
+
+def test_ingest_folder_can_make_the_new_images_public(owner, run, tmp_path):
+    (tmp_path / "a.png").write_bytes(images.png(seed=5))
+    run("ingest_folder", str(tmp_path), "--user", "owner", "--public")
+    assert list(Image.objects.values_list("is_public", flat=True)) == [True]

@@ -5,7 +5,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from gallery.services import image_create
+from gallery.services import image_create, image_set_visibility
 
 
 class Command(BaseCommand):
@@ -33,8 +33,7 @@ class Command(BaseCommand):
             if outcome.outcome == "rejected":
                 rejected.append(f"{file_path}: {outcome.message}")
             elif outcome.outcome == "accepted" and public:
-                outcome.image.is_public = True
-                outcome.image.save(update_fields=["is_public"])
+                image_set_visibility(image=outcome.image, is_public=True)
         for line in rejected:
             self.stderr.write(f"rejected {line}")
         self.stdout.write(
