@@ -156,8 +156,10 @@ MODEL_PROFILES = {
         "CLIP_PRETRAINED": "",
         "CLIP_CHECKPOINT": str(BASE_DIR / "search" / "model_weights" / "imgsearch-demo.pt"),
         "REGION_PROPOSER": "colour",
-        # The trained demo model scores unrelated scenes around 0.4 and matching ones around 0.9.
+        # The trained demo model scores unrelated scenes around 0.4 and matching ones around 0.9 for
+        # text; scene-to-scene and shape-to-shape matches land around 0.5-0.9.
         "MIN_SIMILARITY": 0.6,
+        "MIN_IMAGE_SIMILARITY": 0.5,
         "SAM_MODEL_TYPE": "tiny",
         "SAM_CHECKPOINT_NAME": "",
         "SAM_POINTS_PER_SIDE": 2,
@@ -219,8 +221,11 @@ INDEX_GAP_TTL_SECONDS = env_int("INDEX_GAP_TTL_SECONDS", 600, minimum=1)
 INDEX_SAVE_EVERY = env_int("INDEX_SAVE_EVERY", 2000, minimum=1)
 
 # --- Search ---------------------------------------------------------------------------------
-# Below this cosine similarity a match is noise for ViT-B-32; the demo model scores higher overall.
+# Below this cosine similarity a text match is noise for ViT-B-32; the demo model scores higher overall.
 MIN_SIMILARITY = env_float("MIN_SIMILARITY", _profile.get("MIN_SIMILARITY", 0.2))
+# Image-to-image similarities (query image, more like this, region, box) run on a higher scale
+# than text-to-image ones, so they get their own floor.
+MIN_IMAGE_SIMILARITY = env_float("MIN_IMAGE_SIMILARITY", _profile.get("MIN_IMAGE_SIMILARITY", 0.5))
 # Regions fetched from FAISS per query before grouping by image; grown when filters leave too few.
 FETCH_K = env_int("FETCH_K", 100, minimum=1)
 # A whole-image match this close to the best object match wins: the whole photo is the better answer.

@@ -151,15 +151,19 @@ class SamProposer:
 
 
 class ColourProposer:
-    """Weight-free proposer: connected areas of one quantised colour.
+    """Weight-free proposer: connected areas of one quantised colour that stand out from their surroundings.
 
-    Finds the flat-coloured objects of generated scenes exactly and costs milliseconds, so the demo
-    profile and the tests that check boxes use it; photographs need SAM.
+    Finds the flat-coloured objects of generated scenes and costs milliseconds, so the demo profile
+    and the tests that check boxes use it; photographs need SAM.
     """
 
     name = "colour"
     WORK_SIDE = 256  # components are found on a copy at most this large
     COLOURS = 8
+    # Mean-colour distance (RGB) between a component and the ring around it. Background texture
+    # broken up by quantisation differs from its neighbours by ~10-20; a drawn object by far more.
+    MIN_CONTRAST = 40.0
+    RING = 3  # pixels around the component's box that count as its surroundings
 
     def propose(self, image: PILImage.Image) -> list[Proposal]:
         import cv2
@@ -167,21 +171,37 @@ class ColourProposer:
         width, height = image.size
         scale = min(1.0, self.WORK_SIDE / max(width, height))
         small = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.NEAREST)
+        pixels = np.asarray(small, dtype=np.float32)
         labels = np.asarray(small.quantize(colors=self.COLOURS, method=PILImage.Quantize.MEDIANCUT))
         area = labels.size
         proposals = []
         for colour in np.unique(labels):
-            count, _, stats, _ = cv2.connectedComponentsWithStats((labels == colour).astype(np.uint8), connectivity=8)
-            for x, y, w, h, pixels in stats[1:]:  # row 0 is the background of this mask
+            count, components, stats, _ = cv2.connectedComponentsWithStats(
+                (labels == colour).astype(np.uint8), connectivity=8
+            )
+            for index in range(1, count):  # 0 is everything that is not this colour
+                x, y, w, h, size = (int(v) for v in stats[index])
+                contrast = self._contrast(pixels, components, index, (x, y, w, h))
+                if contrast < self.MIN_CONTRAST:
+                    continue
                 box = (
                     max(0, math.floor(x / scale)),
                     max(0, math.floor(y / scale)),
                     min(width, math.ceil((x + w) / scale)),
                     min(height, math.ceil((y + h) / scale)),
                 )
-                # Solid shapes fill much of their box; scattered texture does not.
-                proposals.append(Proposal(box=box, area_fraction=float(pixels) / area, score=float(pixels) / float(w * h)))
+                proposals.append(Proposal(box=box, area_fraction=size / area, score=min(1.0, contrast / 255.0)))
         return proposals
+
+    def _contrast(self, pixels: np.ndarray, components: np.ndarray, index: int, box: tuple[int, int, int, int]) -> float:
+        x, y, w, h = box
+        y0, y1 = max(0, y - self.RING), min(pixels.shape[0], y + h + self.RING)
+        x0, x1 = max(0, x - self.RING), min(pixels.shape[1], x + w + self.RING)
+        inside = components[y0:y1, x0:x1] == index
+        if inside.all():  # nothing around it (the whole picture)
+            return 0.0
+        window = pixels[y0:y1, x0:x1]
+        return float(np.linalg.norm(window[inside].mean(axis=0) - window[~inside].mean(axis=0)))
 
 
 def load_proposer() -> RegionProposer:

@@ -97,7 +97,10 @@ def search(
         raise SearchError(f"page_size must be between 1 and {settings.SEARCH_MAX_PAGE_SIZE}.")
     if page < 1:
         raise SearchError("page must be 1 or more.")
-    threshold = settings.MIN_SIMILARITY if min_score is None else float(min_score)
+    if min_score is not None:
+        threshold = float(min_score)
+    else:
+        threshold = settings.MIN_SIMILARITY if isinstance(query, TextQuery) else settings.MIN_IMAGE_SIMILARITY
 
     vector, source_image_id = query_vector(user=user, query=query)
     images = _images_in_scope(user, scope)

@@ -1,0 +1,96 @@
+// Upload many files with a progress bar each, then follow each image's processing until it is
+// ready or failed. Each file is its own POST to /api/images/, so one bad file never blocks the rest.
+(function () {
+  const zone = document.querySelector("[data-upload-zone]");
+  if (!zone) return;
+  const input = zone.querySelector("input[type=file]");
+  const list = document.getElementById("upload-list");
+  const csrf = zone.closest("form").querySelector("[name=csrfmiddlewaretoken]").value;
+  const apiUrl = zone.dataset.apiUrl;
+  const POLL_MS = 1000;
+
+  function row(file) {
+    const item = document.createElement("li");
+    item.className = "upload";
+    item.innerHTML = '<span class="name"></span> <progress max="100" value="0"></progress> <span class="state" role="status">uploading…</span>';
+    item.querySelector(".name").textContent = file.name;
+    list.appendChild(item);
+    return item;
+  }
+
+  function show(item, state, text, link) {
+    item.dataset.state = state;
+    const label = item.querySelector(".state");
+    label.textContent = text;
+    if (link) {
+      const a = document.createElement("a");
+      a.href = link;
+      a.textContent = "view";
+      item.appendChild(document.createTextNode(" "));
+      item.appendChild(a);
+    }
+  }
+
+  function follow(item, image) {
+    fetch(apiUrl + image.id + "/", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.json(); })
+      .then(function (current) {
+        const progress = item.querySelector("progress");
+        if (current.status === "ready") {
+          progress.value = 100;
+          show(item, "ready", "ready");
+        } else if (current.status === "failed") {
+          show(item, "failed", "failed: " + current.error);
+        } else {
+          progress.value = current.progress;
+          item.querySelector(".state").textContent = current.status + (current.status === "processing" ? " " + current.progress + "%" : "");
+          setTimeout(function () { follow(item, image); }, POLL_MS);
+        }
+      })
+      .catch(function () { setTimeout(function () { follow(item, image); }, POLL_MS * 3); });
+  }
+
+  function send(file) {
+    const item = row(file);
+    const body = new FormData();
+    body.append("files", file);
+    const request = new XMLHttpRequest();
+    request.open("POST", apiUrl);
+    request.setRequestHeader("X-CSRFToken", csrf);
+    request.setRequestHeader("Accept", "application/json");
+    request.upload.addEventListener("progress", function (event) {
+      if (event.lengthComputable) item.querySelector("progress").value = Math.round((100 * event.loaded) / event.total);
+    });
+    request.addEventListener("load", function () {
+      let outcome;
+      try { outcome = JSON.parse(request.responseText)[0]; } catch (error) { outcome = null; }
+      if (!outcome) {
+        let detail = "the server refused the upload";
+        try { detail = JSON.parse(request.responseText).detail || detail; } catch (error) { /* keep the default */ }
+        show(item, "rejected", "rejected: " + detail);
+        return;
+      }
+      if (outcome.outcome === "rejected") {
+        show(item, "rejected", "rejected: " + outcome.message);
+      } else {
+        const link = zone.dataset.detailUrl.replace("/0/", "/" + outcome.image.id + "/");
+        show(item, outcome.outcome === "duplicate" ? "duplicate" : "queued", outcome.outcome === "duplicate" ? outcome.message : "queued", link);
+        follow(item, outcome.image);
+      }
+    });
+    request.addEventListener("error", function () { show(item, "rejected", "upload failed: check your connection and try again"); });
+    request.send(body);
+  }
+
+  function sendAll(files) { Array.prototype.forEach.call(files, send); input.value = ""; }
+
+  ["dragenter", "dragover"].forEach(function (name) {
+    zone.addEventListener(name, function (event) { event.preventDefault(); zone.classList.add("over"); });
+  });
+  ["dragleave", "drop"].forEach(function (name) {
+    zone.addEventListener(name, function () { zone.classList.remove("over"); });
+  });
+  zone.addEventListener("drop", function (event) { event.preventDefault(); sendAll(event.dataTransfer.files); });
+  input.addEventListener("change", function () { sendAll(input.files); });
+  zone.closest("form").addEventListener("submit", function (event) { event.preventDefault(); sendAll(input.files); });
+})();

@@ -1,0 +1,157 @@
+"""What a person does, in a real browser: accounts, drag-and-drop upload, search, boxes, privacy."""
+import base64
+import io
+import re
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from gallery.models import Image
+from gallery.services import image_create
+from search import demo
+from search.proposers import box_iou
+from tests import images
+from tests.browser.conftest import log_in, screenshot
+
+pytestmark = [pytest.mark.slow]
+PASSWORD = "a-long-pass-phrase-9"
+
+
+def member(username: str):
+    return get_user_model().objects.create_user(username=username, password=PASSWORD)
+
+
+def test_sign_up_log_out_and_log_in(page):
+    page.goto("/")
+    page.click("text=Create an account")
+    page.fill("#id_username", "newcomer")
+    page.fill("#id_password1", PASSWORD)
+    page.fill("#id_password2", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/upload/")
+    assert page.locator(".user").inner_text() == "newcomer"
+    page.click("text=Log out")
+    page.wait_for_url("**/")
+    assert page.locator("text=Log in").first.is_visible()
+    log_in(page, "newcomer", PASSWORD)
+    assert "My images" in page.inner_text("h1")
+
+
+def drop_files(page, selector: str, files: list[tuple[str, str, bytes]]) -> None:
+    """Drop files on an element the way a person's drag-and-drop does: a DataTransfer with File objects."""
+    payload = [{"name": name, "type": kind, "data": base64.b64encode(data).decode()} for name, kind, data in files]
+    data_transfer = page.evaluate_handle(
+        """(files) => {
+            const transfer = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), c => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], f.name, { type: f.type }));
+            }
+            return transfer;
+        }""",
+        payload,
+    )
+    page.dispatch_event(selector, "drop", {"dataTransfer": data_transfer})
+
+
+def test_drag_and_drop_three_files_two_become_ready_one_shows_its_reason(page, colour_proposer):
+    member("owner")
+    log_in(page, "owner", PASSWORD)
+    page.goto("/upload/")
+    drop_files(page, "[data-upload-zone]", [
+        ("first.png", "image/png", images.png(seed=1)),
+        ("notes.jpg", "image/jpeg", b"this is not a picture at all"),
+        ("second.jpg", "image/jpeg", images.jpeg(seed=2)),
+    ])
+    rows = page.locator("#upload-list li")
+    page.wait_for_function("document.querySelectorAll('#upload-list li[data-state=ready]').length == 2")
+    states = {rows.nth(i).locator(".name").inner_text(): rows.nth(i).get_attribute("data-state") for i in range(3)}
+    assert states == {"first.png": "ready", "second.jpg": "ready", "notes.jpg": "rejected"}
+    rejected = page.locator("#upload-list li[data-state=rejected] .state").inner_text()
+    assert "not an image" in rejected
+    assert Image.objects.filter(status="ready").count() == 2
+    page.goto("/images/")
+    screenshot(page, "gallery")
+    assert page.locator(".card").count() == 2
+
+
+@pytest.fixture
+def demo_scenes(demo_profile, django_capture_on_commit_callbacks):
+    """Eight generated scenes for `owner`, processed by the real pipeline with the demo models."""
+    owner = member("owner")
+    rng = np.random.default_rng(99)
+    truth = {}
+    for number in range(8):
+        picture, shapes = demo.scene(320, 240, rng, count=2 + number % 2)
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        name = f"scene-{number}.png"
+        with transaction.atomic():
+            outcome = image_create(owner=owner, upload=ContentFile(buffer.getvalue(), name=name))
+        truth[outcome.image.pk] = shapes
+    assert Image.objects.filter(status="ready").count() == 8
+    return owner, truth
+
+
+def box_from_style(style: str, image: Image) -> tuple[int, int, int, int]:
+    values = dict(re.findall(r"(left|top|width|height):([\d.]+)%", style))
+    x1, y1 = float(values["left"]) * image.width / 100, float(values["top"]) * image.height / 100
+    return (round(x1), round(y1), round(x1 + float(values["width"]) * image.width / 100),
+            round(y1 + float(values["height"]) * image.height / 100))
+
+
+def test_text_search_boxes_the_right_shape_then_more_like_this_and_a_drawn_box(page, demo_scenes):
+    owner, truth = demo_scenes
+    colour, shape = next(((s.colour, s.shape) for shapes in truth.values() for s in shapes))
+    log_in(page, "owner", PASSWORD)
+    page.goto("/search/")
+    page.fill("#id_q", f"a {colour} {shape}")
+    page.click("form[method=get] button[type=submit]")
+    page.wait_for_selector(".results .card")
+    screenshot(page, "search-results")
+
+    first = page.locator(".results .card").first
+    image_id = int(first.locator("a.thumb").get_attribute("href").strip("/").split("/")[-1])
+    shapes = truth[image_id]
+    assert any((s.colour, s.shape) == (colour, shape) for s in shapes), "the top result lacks the shape"
+    drawn = box_from_style(first.locator(".box").get_attribute("style"), Image.objects.get(pk=image_id))
+    true_box = next(s.box for s in shapes if (s.colour, s.shape) == (colour, shape))
+    assert box_iou(drawn, true_box) >= 0.5, (drawn, true_box)
+
+    first.locator("a.thumb").click()
+    page.wait_for_url(f"**/images/{image_id}/")
+    screenshot(page, "image-page")
+    page.click("text=More like this")
+    page.wait_for_url("**/search/?similar=*")
+    assert "more like this photo" in page.inner_text("h2")
+    assert page.locator(".results .card").count() >= 1
+
+    page.go_back()
+    page.wait_for_url(f"**/images/{image_id}/")
+    page.click("#draw-box")
+    frame = page.locator("[data-box-search] img").bounding_box()
+    image = Image.objects.get(pk=image_id)
+    x1, y1, x2, y2 = true_box
+    scale_x, scale_y = frame["width"] / image.width, frame["height"] / image.height
+    page.mouse.move(frame["x"] + x1 * scale_x, frame["y"] + y1 * scale_y)
+    page.mouse.down()
+    page.mouse.move(frame["x"] + x2 * scale_x, frame["y"] + y2 * scale_y, steps=5)
+    page.mouse.up()
+    page.wait_for_url("**/search/?box_image=*")
+    assert "the region you drew" in page.inner_text("h2")
+    screenshot(page, "box-search-results")
+
+
+def test_a_stranger_gets_404_for_a_private_image_page_and_file(page, colour_proposer):
+    owner = member("owner")
+    member("stranger")
+    with transaction.atomic():
+        image = image_create(owner=owner, upload=ContentFile(images.png(seed=4), name="private.png")).image
+    log_in(page, "stranger", PASSWORD)
+    for url in (f"/images/{image.pk}/", f"/media/images/{image.pk}/original", f"/media/images/{image.pk}/thumbnail"):
+        response = page.goto(url)
+        assert response.status == 404, url
+    assert "not yours to see" in page.content() or page.content() == ""
