@@ -12,9 +12,14 @@ class RegionInline(admin.TabularInline):
     model = Region
     extra = 0
     can_delete = False
-    fields = ("kind", "box_display", "area_fraction", "score", "embedding_model")
+    fields = ("preview", "kind", "box_display", "area_fraction", "score", "embedding_model")
     readonly_fields = fields
     ordering = ("kind", "-score")
+
+    @admin.display(description="Crop")
+    def preview(self, region: Region) -> str:
+        return format_html('<img src="{}" alt="region {}" style="max-height:64px">',
+                           reverse("gallery:region_crop", args=[region.pk]), region.pk)
 
     @admin.display(description="Box [x1, y1, x2, y2]")
     def box_display(self, region: Region) -> str:

@@ -69,3 +69,23 @@ def ensure_thumbnail(image: Image) -> Path:
 
 def thumbnail_response(image: Image) -> HttpResponse:
     return protected_file_response(ensure_thumbnail(image))
+
+
+CROP_SIZE = 128  # longest side of a region preview
+
+
+def region_crop_response(image: Image, box: list[int]) -> HttpResponse:
+    """A small JPEG of one region, made on request (previews in the admin and region lists)."""
+    import io
+
+    try:
+        rgb = open_rgb(media_path(image.file))
+    except FileNotFoundError:
+        raise Http404("The file is missing.") from None
+    crop = rgb.crop(tuple(box))
+    crop.thumbnail((CROP_SIZE, CROP_SIZE), PILImage.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    crop.save(buffer, "JPEG", quality=85)
+    response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -13,4 +13,5 @@ urlpatterns = [
     path("images/<int:pk>/retry/", views.image_retry, name="image_retry"),
     path("media/images/<int:pk>/original", views.image_file, name="image_file"),
     path("media/images/<int:pk>/thumbnail", views.image_thumbnail, name="image_thumbnail"),
+    path("media/regions/<int:pk>/crop", views.region_crop, name="region_crop"),
 ]

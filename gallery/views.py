@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from gallery import media, selectors, services
 from gallery.forms import ImageFilterForm, SignupForm
-from gallery.models import Image
+from gallery.models import Image, Region
 
 PAGE_SIZE = 24
 
@@ -156,3 +156,10 @@ def image_file(request: HttpRequest, pk: int) -> HttpResponse:
 
 def image_thumbnail(request: HttpRequest, pk: int) -> HttpResponse:
     return media.thumbnail_response(_visible_or_404(request, pk))
+
+
+def region_crop(request: HttpRequest, pk: int) -> HttpResponse:
+    region = Region.objects.filter(pk=pk, image__in=selectors.images_visible_to(request.user)).select_related("image").first()
+    if region is None:
+        raise Http404("No such region.")
+    return media.region_crop_response(region.image, region.box)

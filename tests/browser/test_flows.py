@@ -123,7 +123,15 @@ def test_text_search_boxes_the_right_shape_then_more_like_this_and_a_drawn_box(p
 
     first.locator("a.thumb").click()
     page.wait_for_url(f"**/images/{image_id}/")
+    boxes = page.locator(".photo .box")
+    assert boxes.count() == len(shapes) and boxes.first.is_visible()
+    row = page.locator("tr[data-region]").nth(1)  # the first object region's row
+    row.hover()
+    assert "hot" in page.locator(f".photo .box[data-region='{row.get_attribute('data-region')}']").get_attribute("class")
     screenshot(page, "image-page")
+    page.uncheck("#toggle-boxes")
+    assert not boxes.first.is_visible()
+    page.check("#toggle-boxes")
     page.click("text=More like this")
     page.wait_for_url("**/search/?similar=*")
     assert "more like this photo" in page.inner_text("h2")

@@ -134,3 +134,28 @@ def test_not_found_pages_use_the_site_layout(client, owner, settings):
     client.force_login(owner)
     response = client.get("/no/such/page/")
     assert response.status_code == 404 and "not yours to see" in response.content.decode()
+
+
+def test_region_crops_are_served_to_those_who_may_see_the_image(client, owner, stranger, upload, colour_proposer):
+    from PIL import Image as PILImage
+    import io
+
+    image = upload(owner, images.png(160, 120)).image
+    region = image.regions.filter(kind="object").order_by("x1").first()
+    url = reverse("gallery:region_crop", args=[region.pk])
+    client.force_login(owner)
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    with PILImage.open(io.BytesIO(response.content)) as crop:
+        assert crop.size == (33, 40)  # the 20..53 x 20..60 rectangle
+    client.force_login(stranger)
+    assert client.get(url).status_code == 404
+
+
+def test_the_admin_shows_region_crops_inline(client, owner, upload, colour_proposer):
+    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "admin-pass-123")
+    image = upload(owner, images.png(160, 120)).image
+    client.force_login(admin)
+    page = client.get(reverse("admin:gallery_image_change", args=[image.pk])).content.decode()
+    region = image.regions.filter(kind="object").first()
+    assert reverse("gallery:region_crop", args=[region.pk]) in page
