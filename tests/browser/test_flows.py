@@ -76,6 +76,11 @@ def test_drag_and_drop_three_files_two_become_ready_one_shows_its_reason(page, c
     page.goto("/images/")
     screenshot(page, "gallery")
     assert page.locator(".card").count() == 2
+    # Usable on a phone: nothing wider than the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/images/")
+    screenshot(page, "gallery-phone")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 @pytest.fixture
