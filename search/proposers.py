@@ -107,10 +107,11 @@ class SamProposer:
 
     def __init__(self, model, *, points_per_side: int, points_per_batch: int, pred_iou_thresh: float,
                  stability_score_thresh: float, box_nms_thresh: float, min_mask_region_area: int, max_side: int):
-        from segment_anything import SamAutomaticMaskGenerator
+        from search.fast_sam import FastMaskGenerator
 
         self.max_side = max_side
-        self.generator = SamAutomaticMaskGenerator(
+        # Same masks as segment_anything's SamAutomaticMaskGenerator, without its thrown-away work.
+        self.generator = FastMaskGenerator(
             model,
             points_per_side=points_per_side,
             points_per_batch=points_per_batch,

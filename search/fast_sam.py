@@ -1,0 +1,141 @@
+"""SAM's automatic mask generator with the same masks and much less work.
+
+`FastMaskGenerator` is a drop-in subclass of segment_anything's `SamAutomaticMaskGenerator`. For
+the same settings it returns the same masks (tests/search/test_fast_sam.py compares them); the
+savings are all in work the stock generator throws away:
+
+* the predicted-IoU filter runs on the decoder's 256x256 output, so only surviving masks are
+  upsampled to full resolution (upsampling is per mask, so this changes no pixel);
+* masks stay binary tensors instead of a run-length-encode / decode round trip per mask (a Python
+  loop over every pixel run, which dominates with noisy masks);
+* the point grid is decoded in larger batches (`points_per_batch`), and everything runs under
+  `torch.inference_mode`.
+"""
+from typing import Any
+
+import numpy as np
+import torch
+from segment_anything import SamAutomaticMaskGenerator
+from segment_anything.utils.amg import (
+    MaskData,
+    batched_mask_to_box,
+    box_xyxy_to_xywh,
+    calculate_stability_score,
+    is_box_near_crop_edge,
+    remove_small_regions,
+    uncrop_boxes_xyxy,
+    uncrop_masks,
+    uncrop_points,
+)
+from torchvision.ops.boxes import batched_nms
+
+
+class FastMaskGenerator(SamAutomaticMaskGenerator):
+    @torch.inference_mode()
+    def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
+        """The stock generator's records, with binary masks (output_mode "binary_mask" only)."""
+        if self.output_mode != "binary_mask":
+            raise ValueError("FastMaskGenerator only produces binary masks.")
+        data = self._generate_masks(image)
+        if self.min_mask_region_area > 0:
+            data = self._remove_small_regions(data, self.min_mask_region_area, max(self.box_nms_thresh, self.crop_nms_thresh))
+        records = []
+        for index in range(len(data["masks"])):
+            mask = data["masks"][index]
+            records.append({
+                "segmentation": mask,
+                "area": int(mask.sum()),
+                "bbox": box_xyxy_to_xywh(data["boxes"][index]).tolist(),
+                "predicted_iou": float(data["iou_preds"][index]),
+                "point_coords": [data["points"][index].tolist()],
+                "stability_score": float(data["stability_score"][index]),
+                "crop_box": box_xyxy_to_xywh(data["crop_boxes"][index]).tolist(),
+            })
+        return records
+
+    def _process_crop(self, image, crop_box, crop_layer_idx, orig_size) -> MaskData:
+        x0, y0, x1, y1 = crop_box
+        cropped = image[y0:y1, x0:x1, :]
+        cropped_size = cropped.shape[:2]
+        self.predictor.set_image(cropped)
+        points_for_image = self.point_grids[crop_layer_idx] * np.array(cropped_size)[None, ::-1]
+        data = MaskData()
+        for start in range(0, len(points_for_image), self.points_per_batch):
+            data.cat(self._process_batch(points_for_image[start : start + self.points_per_batch], cropped_size, crop_box, orig_size))
+        self.predictor.reset_image()
+        if data._stats.get("boxes") is not None and len(data["boxes"]):
+            keep = batched_nms(data["boxes"].float(), data["iou_preds"], torch.zeros(len(data["boxes"])),
+                               iou_threshold=self.box_nms_thresh)
+            data.filter(keep)
+            data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
+            data["points"] = uncrop_points(data["points"], crop_box)
+            data["crop_boxes"] = torch.tensor([crop_box for _ in range(len(data["boxes"]))])
+        else:
+            data = _empty(orig_size)
+        return data
+
+    def _process_batch(self, points, im_size, crop_box, orig_size) -> MaskData:
+        orig_h, orig_w = orig_size
+        predictor, model = self.predictor, self.predictor.model
+        transformed = predictor.transform.apply_coords(points, im_size)
+        in_points = torch.as_tensor(transformed, device=predictor.device)
+        in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
+        sparse, dense = model.prompt_encoder(points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None)
+        low_res, iou_preds = model.mask_decoder(
+            image_embeddings=predictor.features,
+            image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+        )
+        low_res = low_res.flatten(0, 1)
+        iou_preds = iou_preds.flatten(0, 1)
+        point_rows = torch.as_tensor(points.repeat(3, axis=0))
+        if self.pred_iou_thresh > 0.0:  # before upsampling: the stock generator upsamples first
+            keep = iou_preds > self.pred_iou_thresh
+            low_res, iou_preds, point_rows = low_res[keep], iou_preds[keep], point_rows[keep.cpu()]
+        masks = model.postprocess_masks(low_res[:, None], predictor.input_size, predictor.original_size)[:, 0]
+        data = MaskData(masks=masks, iou_preds=iou_preds, points=point_rows)
+        data["stability_score"] = calculate_stability_score(data["masks"], model.mask_threshold, self.stability_score_offset)
+        if self.stability_score_thresh > 0.0:
+            data.filter(data["stability_score"] >= self.stability_score_thresh)
+        data["masks"] = data["masks"] > model.mask_threshold
+        data["boxes"] = batched_mask_to_box(data["masks"])
+        keep = ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
+        if not torch.all(keep):
+            data.filter(keep)
+        data["masks"] = uncrop_masks(data["masks"], crop_box, orig_h, orig_w)
+        return data
+
+    @staticmethod
+    def _remove_small_regions(data: MaskData, min_area: int, nms_thresh: float) -> MaskData:
+        """The stock clean-up (holes, then islands, then NMS preferring untouched masks), on masks directly."""
+        if len(data["masks"]) == 0:
+            return data
+        cleaned, scores = [], []
+        for mask in data["masks"]:
+            mask, changed_holes = remove_small_regions(mask, min_area, mode="holes")
+            mask, changed_islands = remove_small_regions(mask, min_area, mode="islands")
+            cleaned.append(torch.as_tensor(mask).unsqueeze(0))
+            scores.append(float(not (changed_holes or changed_islands)))
+        masks = torch.cat(cleaned, dim=0)
+        boxes = batched_mask_to_box(masks)
+        keep = batched_nms(boxes.float(), torch.as_tensor(scores), torch.zeros(len(boxes)), iou_threshold=nms_thresh)
+        for index in keep:
+            if scores[index] == 0.0:
+                data["masks"][index] = masks[index].numpy()
+                data["boxes"][index] = boxes[index].numpy()
+        data.filter(keep)
+        return data
+
+
+def _empty(orig_size) -> MaskData:
+    h, w = orig_size
+    return MaskData(
+        masks=torch.zeros((0, h, w), dtype=torch.bool),
+        iou_preds=torch.zeros(0),
+        points=torch.zeros((0, 2), dtype=torch.float64),
+        stability_score=torch.zeros(0),
+        boxes=torch.zeros((0, 4)),
+        crop_boxes=torch.zeros((0, 4)),
+    )

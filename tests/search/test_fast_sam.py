@@ -1,0 +1,53 @@
+"""FastMaskGenerator returns the stock SamAutomaticMaskGenerator's masks for the same settings."""
+import numpy as np
+import pytest
+from segment_anything import SamAutomaticMaskGenerator
+
+from search.fast_sam import FastMaskGenerator
+from search.proposers import load_sam_model
+from tests import images
+
+
+GRID = 4
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+@pytest.fixture(scope="module")
+def sam():
+    return load_sam_model(model_type="tiny", checkpoint="")
+
+
+def thresholds_letting_some_through(sam, picture: np.ndarray) -> dict:
+    """The median predicted IoU as the threshold: about half the masks pass, half are dropped."""
+    probe = SamAutomaticMaskGenerator(sam, points_per_side=GRID, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                                      box_nms_thresh=1.0)
+    records = probe.generate(picture)
+    predicted = sorted(record["predicted_iou"] for record in records)
+    stability = sorted(record["stability_score"] for record in records)
+    return {"pred_iou_thresh": predicted[len(predicted) // 2], "stability_score_thresh": stability[len(stability) // 4]}
+
+
+@pytest.mark.parametrize("min_mask_region_area", [0, 30])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fast_generator_matches_the_stock_one(sam, seed, min_mask_region_area):
+    picture = np.asarray(images.scene(160, 120, seed=seed))
+    settings = dict(points_per_side=GRID, box_nms_thresh=0.7, min_mask_region_area=min_mask_region_area,
+                    **thresholds_letting_some_through(sam, picture))
+    stock = SamAutomaticMaskGenerator(sam, points_per_batch=64, **settings).generate(picture)
+    fast = FastMaskGenerator(sam, points_per_batch=256, **settings).generate(picture)
+    assert 0 < len(stock) < GRID * GRID * 3, "thresholds should keep some masks and drop others"
+    assert len(fast) == len(stock)
+    for ours, theirs in zip(sorted(fast, key=lambda r: r["bbox"]), sorted(stock, key=lambda r: r["bbox"])):
+        assert mask_iou(ours["segmentation"], theirs["segmentation"]) >= 0.99
+        assert ours["area"] == theirs["area"]
+        assert ours["predicted_iou"] == pytest.approx(theirs["predicted_iou"], abs=1e-4)
+        assert ours["stability_score"] == pytest.approx(theirs["stability_score"], abs=1e-4)
+
+
+def test_fast_generator_with_nothing_passing_returns_no_masks(sam):
+    picture = np.asarray(images.scene(96, 64))
+    assert FastMaskGenerator(sam, points_per_side=2, pred_iou_thresh=0.9999, stability_score_thresh=0.99).generate(picture) == []
