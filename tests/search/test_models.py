@@ -132,10 +132,10 @@ def test_the_colour_proposer_finds_flat_shapes():
     assert (20, 20, 53, 60) in boxes and (80, 60, 140, 100) in boxes
 
 
-def test_gallery_views_do_not_import_torch():
+def test_web_and_api_modules_do_not_import_torch_or_faiss():
     code = (
         "import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'tests.settings'; django.setup(); "
-        "import gallery.views, gallery.api, gallery.admin, imgsearch.urls; "
+        "import gallery.views, gallery.api, gallery.admin, search.views, search.api, imgsearch.urls; "
         "heavy = [m for m in ('torch', 'open_clip', 'segment_anything', 'faiss') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

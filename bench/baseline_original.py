@@ -1,0 +1,43 @@
+"""The original design this product comes from, re-implemented faithfully for comparison.
+
+Per image it (1) loads SAM and CLIP from scratch, (2) runs segment_anything's stock
+SamAutomaticMaskGenerator with its 32x32 grid, (3) embeds each crop with CLIP one at a time.
+Only the mask thresholds are passed in, so both sides of bench/ingest_bench.py use the same ones.
+"""
+import time
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+
+from bench.stages import StageTimer
+from search.loading import seeded_random_init
+
+ORIGINAL_SETTINGS = dict(points_per_side=32, pred_iou_thresh=0.86, stability_score_thresh=0.92,
+                         box_nms_thresh=0.7, min_mask_region_area=1000)
+
+
+def ingest_original(image: PILImage.Image, *, pred_iou_thresh: float, stability_score_thresh: float) -> dict:
+    """Returns {"seconds", "masks", "stages"} for one image."""
+    import open_clip
+    from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
+
+    timer = StageTimer()
+    started = time.perf_counter()
+    with timer.stage("model loading"), seeded_random_init():
+        # Seeded like our side's random SAM: "the same checkpoint", so the masks can be compared.
+        sam = sam_model_registry["vit_b"](checkpoint=None).eval()
+        clip, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)
+        clip.eval()
+    timer.hook_sam(sam)
+    settings = {**ORIGINAL_SETTINGS, "pred_iou_thresh": pred_iou_thresh, "stability_score_thresh": stability_score_thresh}
+    with timer.stage("segmentation (total)"):
+        masks = SamAutomaticMaskGenerator(sam, **settings).generate(np.asarray(image))
+    with timer.stage("crops + CLIP (one at a time)"), torch.no_grad():
+        for mask in masks:
+            x, y, w, h = (int(v) for v in mask["bbox"])
+            crop = image.crop((x, y, x + max(1, w), y + max(1, h)))
+            clip.encode_image(preprocess(crop).unsqueeze(0))
+        clip.encode_image(preprocess(image).unsqueeze(0))
+    timer.unhook()
+    return {"seconds": time.perf_counter() - started, "masks": masks, "stages": timer.breakdown()}

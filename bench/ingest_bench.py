@@ -1,0 +1,141 @@
+"""Ingestion speed: the original design against our pipeline, on the same images, in one run.
+
+    .venv/bin/pip install scikit-image          # the photographs (bench only)
+    .venv/bin/python -m bench.ingest_bench --runs 1 --grid 32 16
+
+Six ~1024x768 images (four photographs from scikit-image's data module, two generated scenes) go
+through (a) bench/baseline_original.py and (b) our pipeline (gallery.pipeline.image_process with
+SAM ViT-B + OpenCLIP ViT-B-32, models loaded once), alternating image by image. Random weights:
+speed does not depend on their values, but they let almost no mask through SAM's default
+thresholds, so both sides use the same lowered thresholds, chosen on the first image so that
+about 30 masks survive the 32x32 grid; the mask counts are printed. Our side also runs with the
+smaller grids given in --grid (the recommended configuration is 16x16).
+"""
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TARGET_MASKS = 30
+
+
+def bench_images() -> list[tuple[str, "PILImage.Image"]]:
+    from PIL import Image as PILImage
+    from skimage import data
+
+    from search import demo
+
+    pictures = [(name, PILImage.fromarray(getattr(data, name)()).convert("RGB").resize((1024, 768), PILImage.Resampling.BICUBIC))
+                for name in ("astronaut", "coffee", "rocket", "chelsea")]
+    rng = np.random.default_rng(5)
+    pictures += [(f"scene-{i}", demo.scene(1024, 768, rng, count=3)[0]) for i in range(2)]
+    return pictures
+
+
+def choose_thresholds(image, grid: int) -> tuple[float, float]:
+    """IoU / stability thresholds that let about TARGET_MASKS masks through on this image."""
+    from segment_anything import sam_model_registry
+
+    from search.fast_sam import FastMaskGenerator
+    from search.loading import seeded_random_init
+
+    with seeded_random_init():
+        sam = sam_model_registry["vit_b"](checkpoint=None).eval()
+    records = FastMaskGenerator(sam, points_per_side=grid, points_per_batch=256, pred_iou_thresh=0.0,
+                                stability_score_thresh=0.0, box_nms_thresh=1.0).generate(np.asarray(image))
+    iou = sorted((r["predicted_iou"] for r in records), reverse=True)
+    stability = sorted((r["stability_score"] for r in records), reverse=True)
+    # Keep the top ~3x target by predicted IoU and ~2/3 of those by stability; NMS removes the rest.
+    return iou[min(len(iou) - 1, 3 * TARGET_MASKS)], stability[min(len(stability) - 1, int(len(stability) * 0.66))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=1, help="runs per image and side (median is reported)")
+    parser.add_argument("--grid", type=int, nargs="+", default=[32, 16], help="our grids; 32 is the original's")
+    parser.add_argument("--images", type=int, default=6)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="imgsearch-ingest-bench-"))
+    os.environ.update({
+        "DJANGO_SETTINGS_MODULE": "imgsearch.settings",
+        "DATABASE_URL": f"sqlite:////{work / 'bench.sqlite3'}".replace("sqlite://///", "sqlite:////"),
+        "MEDIA_ROOT": str(work / "media"), "INDEX_DIR": str(work / "index"), "LOG_LEVEL": "WARNING",
+        "IMGSEARCH_MODEL_PROFILE": "full", "CLIP_PRETRAINED": "", "SAM_CHECKPOINT": "random",
+        "SAM_MIN_MASK_REGION_AREA": "1000", "REGION_MIN_AREA_FRACTION": "0", "REGION_MAX_PER_IMAGE": "1000",
+        "REGION_NMS_IOU": "1.0",
+    })
+    import django
+
+    django.setup()
+    import torch
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.files.base import ContentFile
+    from django.core.management import call_command
+
+    from bench.baseline_original import ingest_original
+    from bench.stages import StageTimer
+    from gallery.models import Region
+    from gallery.pipeline import image_process
+    from gallery.services import image_create
+    from search.loading import get_clip, get_proposer, reset_models
+
+    call_command("migrate", verbosity=0)
+    user = get_user_model().objects.create_user("bench")
+    pictures = bench_images()[: args.images]
+    iou_thresh, stability_thresh = choose_thresholds(pictures[0][1], 32)
+    settings.SAM_PRED_IOU_THRESH, settings.SAM_STABILITY_SCORE_THRESH = iou_thresh, stability_thresh
+    print(f"threads={torch.get_num_threads()} images={len(pictures)} runs={args.runs} "
+          f"pred_iou_thresh={iou_thresh:.4f} stability_score_thresh={stability_thresh:.4f} min_mask_region_area=1000")
+
+    def ours(picture, grid: int) -> dict:
+        settings.SAM_POINTS_PER_SIDE = grid
+        reset_models()
+        timer = StageTimer()
+        with timer.stage("model loading (once per worker)"):
+            proposer, clip = get_proposer(), get_clip()
+        timer.hook_sam(proposer.generator.predictor.model)
+        timer.hook("CLIP (one batch)", clip.model.visual)
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        image = image_create(owner=user, upload=ContentFile(buffer.getvalue(), name=f"{time.time_ns()}.png")).image
+        started = time.perf_counter()
+        image_process(image_id=image.pk)
+        seconds = time.perf_counter() - started
+        timer.unhook()
+        timer.seconds.pop("model loading (once per worker)", None)
+        stages = timer.breakdown(total=seconds, rest="SAM post-processing + crops + DB/index")
+        return {"seconds": seconds, "masks": Region.objects.filter(image=image, kind="object").count(), "stages": stages}
+
+    results: dict[str, list[dict]] = {"original (32x32)": []}
+    results.update({f"ours ({g}x{g})": [] for g in args.grid})
+    for name, picture in pictures:
+        for _ in range(args.runs):
+            original = ingest_original(picture, pred_iou_thresh=iou_thresh, stability_score_thresh=stability_thresh)
+            results["original (32x32)"].append({**original, "masks": len(original["masks"]), "image": name})
+            for grid in args.grid:
+                results[f"ours ({grid}x{grid})"].append({**ours(picture, grid), "image": name})
+        line = ", ".join(f"{side}: {rows[-1]['seconds']:.1f} s / {rows[-1]['masks']} masks" for side, rows in results.items())
+        print(f"{name}: {line}", flush=True)
+
+    base = statistics.median(r["seconds"] for r in results["original (32x32)"])
+    print("\n| side | s/image (median) | ratio vs original | masks/image (median) | breakdown (median s) |")
+    print("|---|---|---|---|---|")
+    for side, rows in results.items():
+        seconds = statistics.median(r["seconds"] for r in rows)
+        stages = {key: statistics.median(r["stages"].get(key, 0.0) for r in rows) for key in rows[0]["stages"]}
+        detail = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+        print(f"| {side} | {seconds:.1f} | {base / seconds:.2f}x | {statistics.median(r['masks'] for r in rows):.0f} | {detail} |")
+
+
+if __name__ == "__main__":
+    main()
