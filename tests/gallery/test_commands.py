@@ -45,15 +45,18 @@ def test_reprocess_failed_retries_failed_and_stuck_images(owner, upload, run, se
     ready = upload(owner, images.png(seed=1)).image
     failed = upload(owner, images.png(seed=2)).image
     stuck = upload(owner, images.png(seed=3)).image
+    lost = upload(owner, images.png(seed=4)).image
+    fresh = upload(owner, images.png(seed=5)).image
+    long_ago = timezone.now() - timedelta(seconds=settings.Q_TIMEOUT + 60)
     Image.objects.filter(pk=failed.pk).update(status="failed", error="boom")
-    Image.objects.filter(pk=stuck.pk).update(
-        status="processing", processing_started_at=timezone.now() - timedelta(seconds=settings.Q_TIMEOUT + 60)
-    )
+    Image.objects.filter(pk=stuck.pk).update(status="processing", processing_started_at=long_ago)
+    Image.objects.filter(pk=lost.pk).update(status="pending", updated_at=long_ago)  # its task never reached the broker
+    Image.objects.filter(pk=fresh.pk).update(status="pending", updated_at=timezone.now())  # still queued: leave it
     out, _ = run("reprocess", "--failed")
-    assert "Queued 2 image(s)." in out
+    assert "Queued 3 image(s)." in out
     attempts = dict(Image.objects.values_list("pk", "attempts"))
-    assert attempts == {ready.pk: 1, failed.pk: 2, stuck.pk: 2}
-    assert set(Image.objects.values_list("status", flat=True)) == {"ready"}
+    assert attempts == {ready.pk: 1, failed.pk: 2, stuck.pk: 2, lost.pk: 2, fresh.pk: 1}
+    assert set(Image.objects.exclude(pk=fresh.pk).values_list("status", flat=True)) == {"ready"}
 
 
 def test_rebuild_index_writes_every_stored_vector(owner, upload, run, settings):
