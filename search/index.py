@@ -49,6 +49,7 @@ MANIFEST_VERSION = 2
 REBUILD_GAP_WINDOW = 1000
 # Bound on remembered gaps, so a pathological id jump cannot grow memory without limit.
 MAX_GAPS = 100_000
+GAP_QUERY_CHUNK = 500
 REBUILD_BATCH = 5000
 # A shard whose slots are this dead is compacted (FAISS remove_ids moves the live codes together).
 COMPACT_DEAD_FRACTION = 0.25
@@ -65,11 +66,11 @@ class Watermark:
     high: int = 0
     gaps: dict[int, float] = field(default_factory=dict)  # id -> monotonic time first missed
 
-    def pending(self) -> Q:
-        query = Q(pk__gt=self.high)
-        if self.gaps:
-            query |= Q(pk__in=list(self.gaps))
-        return query
+    def pending(self) -> list[Q]:
+        """Filters for the rows not seen yet: above the watermark, then the gaps in chunks
+        (SQLite refuses queries with more than a few thousand parameters)."""
+        gaps = sorted(self.gaps)
+        return [Q(pk__gt=self.high)] + [Q(pk__in=gaps[i : i + GAP_QUERY_CHUNK]) for i in range(0, len(gaps), GAP_QUERY_CHUNK)]
 
     def advance(self, seen: Iterable[int], *, now: float, ttl: float) -> None:
         seen = set(seen)
@@ -302,8 +303,8 @@ class VectorIndex:
         now, ttl = time.monotonic(), settings.INDEX_GAP_TTL_SECONDS
         with self._lock:
             # order_by(): Region's default ordering would make PostgreSQL walk the whole table.
-            rows = list(Region.objects.filter(self.regions.pending()).order_by().values_list(
-                "pk", "image_id", "kind", "embedding_model", "embedding"))
+            rows = [row for pending in self.regions.pending() for row in Region.objects.filter(pending).order_by()
+                    .values_list("pk", "image_id", "kind", "embedding_model", "embedding")]
             mine = [row for row in rows if row[3] == self.model_name]
             self._sync_images(also={row[1] for row in mine})
             if mine:
@@ -313,7 +314,8 @@ class VectorIndex:
                 )
             self.regions.advance((row[0] for row in rows), now=now, ttl=ttl)
 
-            tombstones = list(RegionTombstone.objects.filter(self.tombstones.pending()).order_by().values_list("pk", "region_id"))
+            tombstones = [row for pending in self.tombstones.pending()
+                          for row in RegionTombstone.objects.filter(pending).order_by().values_list("pk", "region_id")]
             removed = self.remove(region_id for _, region_id in tombstones)
             self.tombstones.advance((pk for pk, _ in tombstones), now=now, ttl=ttl)
 

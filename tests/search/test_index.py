@@ -252,3 +252,19 @@ def test_images_of_new_regions_are_learnt_even_when_their_change_looks_old(owner
     region = add_region(image, 4)
     index.sync()
     assert found(index, Visibility(user_id=owner.pk), seed=4) == {region.pk}
+
+
+def test_thousands_of_gaps_are_looked_up_in_chunks(image, settings):
+    first = add_region(image, 1)
+    index = new_index(settings)
+    index.rebuild()
+    # 3000 ids were taken and rolled back (or deleted) before this process looked: all gaps now.
+    late = Region.objects.create(pk=first.pk + 3001, image=image, kind="object", x1=0, y1=0, x2=5, y2=5,
+                                 area_fraction=0.1, embedding=Region.pack_vector(unit(9)), embedding_model=MODEL,
+                                 embedding_dim=DIM)
+    index.sync()
+    gaps = index.regions.gaps
+    assert set(range(first.pk + 1, late.pk)) <= set(gaps)
+    assert len(index.regions.pending()) == 1 + -(-len(gaps) // 500)
+    index.sync()  # the chunked gap queries run without error
+    assert set(index.ids()) == {first.pk, late.pk}
