@@ -2,7 +2,7 @@
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,10 +15,16 @@ from search.query import (
     ImageQuery,
     RegionQuery,
     SearchError,
+    SearchUnavailable,
     SimilarQuery,
     TextQuery,
     search,
 )
+
+
+class ServiceUnavailable(APIException):
+    status_code = 503
+    default_code = "service_unavailable"
 
 
 class SearchResultSerializer(serializers.Serializer):
@@ -96,6 +102,8 @@ class SearchApi(APIView):
         try:
             page = search(user=request.user, query=query, scope=data["scope"], kind=data["kind"],
                           min_score=data.get("min_score"), page=data["page"], page_size=data.get("page_size"))
+        except SearchUnavailable as error:
+            raise ServiceUnavailable(str(error)) from None
         except SearchError as error:
             raise ValidationError(str(error)) from None
         results = SearchResultSerializer(page.results, many=True, context={"request": request}).data

@@ -31,6 +31,10 @@ class SearchError(ValueError):
     """The query cannot be run; str(error) tells the person what to change."""
 
 
+class SearchUnavailable(SearchError):
+    """The server cannot run this kind of query now (models missing); str(error) says what to do."""
+
+
 @dataclass(frozen=True)
 class TextQuery:
     text: str
@@ -175,9 +179,20 @@ def _best_per_image(hits: dict[int, float], regions: QuerySet[Region], threshold
 # --- Query vectors ----------------------------------------------------------------------------
 
 
+def _clip():
+    from search.loading import ModelUnavailable, get_clip
+
+    try:
+        return get_clip()
+    except ModelUnavailable as error:
+        raise SearchUnavailable(
+            f"Searching by text, photo or drawn box needs the CLIP model, which is not available: {error} "
+            f"“More like this” and region searches still work on processed images."
+        ) from error
+
+
 def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
     """The unit vector to search with, and the id of the image it came from (to leave it out)."""
-    from search.loading import get_clip
 
     if isinstance(query, TextQuery):
         text = " ".join(query.text.split())
@@ -187,7 +202,7 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
             raise SearchError(
                 f"The query is {len(text)} characters long; keep it under {settings.SEARCH_MAX_QUERY_CHARS}."
             )
-        return get_clip().embed_texts([text])[0], None
+        return _clip().embed_texts([text])[0], None
     if isinstance(query, ImageQuery):
         try:
             validate_image_bytes(query.data)
@@ -199,7 +214,7 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
         with PILImage.open(io.BytesIO(query.data)) as image:
             image.seek(0)
             rgb = to_rgb(ImageOps.exif_transpose(image))
-        return get_clip().embed_images([rgb])[0], None
+        return _clip().embed_images([rgb])[0], None
     if isinstance(query, SimilarQuery):
         image = _visible_image(user, query.image_id)
         region = image.regions.filter(kind=Region.Kind.GLOBAL).first()
@@ -215,7 +230,7 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
         image = _visible_image(user, query.image_id)
         x1, y1, x2, y2 = _checked_box(query.box, image)
         rgb = open_rgb(media_path(image.file))
-        return get_clip().embed_images([rgb.crop((x1, y1, x2, y2))])[0], image.pk
+        return _clip().embed_images([rgb.crop((x1, y1, x2, y2))])[0], image.pk
     raise TypeError(f"not a query: {query!r}")
 
 

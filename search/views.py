@@ -4,7 +4,16 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from search.forms import SearchForm
-from search.query import BoxQuery, ImageQuery, RegionQuery, SearchError, SimilarQuery, TextQuery, search
+from search.query import (
+    BoxQuery,
+    ImageQuery,
+    RegionQuery,
+    SearchError,
+    SearchUnavailable,
+    SimilarQuery,
+    TextQuery,
+    search,
+)
 
 
 def _query_from(data: dict, files) -> tuple[object | None, str]:
@@ -45,6 +54,9 @@ def search_page(request: HttpRequest) -> HttpResponse:
                     user=request.user, query=query, scope=form.cleaned_data["scope"] or "all",
                     kind=form.cleaned_data["kind"] or "both", page=max(1, page),
                 )
+            except SearchUnavailable as error:
+                context["error"] = str(error)
+                status = 503
             except SearchError as error:
                 context["error"] = str(error)
                 status = 400

@@ -145,3 +145,20 @@ def test_api_docs_are_served_without_a_cdn(client, owner):
     client.force_login(owner)
     page = client.get(reverse("api:docs")).content.decode()
     assert "swagger-ui" in page and "cdn" not in page.lower()
+
+
+def test_search_without_clip_weights_says_what_to_do_instead_of_crashing(client, owner, photos, settings, tmp_path):
+    from search.loading import reset_models
+
+    settings.CLIP_PRETRAINED = "laion2b_s34b_b79k"
+    settings.CLIP_MODEL = "ViT-B-32"
+    settings.MODEL_CACHE_DIR = tmp_path
+    reset_models()
+    try:
+        response = api_for(owner).post(reverse("api:search"), {"text": "a cat"}, format="json")
+        assert response.status_code == 503 and "fetch_models" in response.json()["detail"]
+        client.force_login(owner)
+        page = client.get(reverse("search:search"), {"q": "a cat"})
+        assert page.status_code == 503 and "fetch_models" in page.content.decode()
+    finally:
+        reset_models()
