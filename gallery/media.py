@@ -1,7 +1,9 @@
 """Serving image bytes only after a permission check, and thumbnails cached on disk."""
+import io
 import mimetypes
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse
@@ -21,7 +23,7 @@ def protected_file_response(path: Path, *, download_name: str | None = None) -> 
     if not path.is_file():
         raise Http404("The file is missing.")
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    disposition = f"attachment; filename*=UTF-8''{_quote(download_name)}" if download_name else "inline"
+    disposition = f"attachment; filename*=UTF-8''{quote(download_name, safe='')}" if download_name else "inline"
     mode = settings.MEDIA_SENDFILE
     if mode:
         response = HttpResponse(content_type=content_type)
@@ -38,12 +40,6 @@ def protected_file_response(path: Path, *, download_name: str | None = None) -> 
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
 
 
 def original_response(image: Image, *, download: bool = False) -> HttpResponse:
@@ -76,8 +72,6 @@ CROP_SIZE = 128  # longest side of a region preview
 
 def region_crop_response(image: Image, box: list[int]) -> HttpResponse:
     """A small JPEG of one region, made on request (previews in the admin and region lists)."""
-    import io
-
     try:
         rgb = open_rgb(media_path(image.file))
     except FileNotFoundError:

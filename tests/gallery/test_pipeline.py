@@ -103,29 +103,30 @@ def test_a_missing_stored_file_says_to_upload_again(owner, upload, settings):
     assert "upload it again" in Image.objects.get(pk=outcome.image.pk).error
 
 
-def test_missing_sam_weights_fail_the_image_with_what_to_run(owner, upload, settings, tmp_path):
-    settings.SAM_MODEL_TYPE = "vit_b"
-    settings.SAM_CHECKPOINT = str(tmp_path / "nowhere" / "sam_vit_b_01ec64.pth")
-    reset_models()
-    try:
-        outcome = upload(owner, images.png())
-    finally:
+@pytest.fixture
+def without_weights(settings, tmp_path):
+    """Apply settings that point the models at weights that are not there; restore fresh models after."""
+    def apply(**overrides):
+        for name, value in overrides.items():
+            setattr(settings, name, value)
         reset_models()
+
+    yield apply
+    reset_models()
+
+
+def test_missing_sam_weights_fail_the_image_with_what_to_run(owner, upload, without_weights, tmp_path):
+    without_weights(SAM_MODEL_TYPE="vit_b", SAM_CHECKPOINT=str(tmp_path / "nowhere" / "sam_vit_b_01ec64.pth"))
+    outcome = upload(owner, images.png())
     image = Image.objects.get(pk=outcome.image.pk)
     assert image.status == "failed"
     assert "fetch_models" in image.error and "SAM_CHECKPOINT" in image.error
 
 
-def test_missing_clip_weights_fail_fast_offline_with_what_to_run(owner, upload, settings, tmp_path):
-    settings.CLIP_MODEL = "ViT-B-32"
-    settings.CLIP_PRETRAINED = "laion2b_s34b_b79k"
-    settings.MODEL_CACHE_DIR = tmp_path / "models"
-    settings.REGION_PROPOSER = "colour"
-    reset_models()
-    try:
-        outcome = upload(owner, images.png())
-    finally:
-        reset_models()
+def test_missing_clip_weights_fail_fast_offline_with_what_to_run(owner, upload, without_weights, tmp_path):
+    without_weights(CLIP_MODEL="ViT-B-32", CLIP_PRETRAINED="laion2b_s34b_b79k", MODEL_CACHE_DIR=tmp_path / "models",
+                    REGION_PROPOSER="colour")
+    outcome = upload(owner, images.png())
     image = Image.objects.get(pk=outcome.image.pk)
     assert image.status == "failed"
     assert "fetch_models" in image.error and "CLIP_CHECKPOINT" in image.error
