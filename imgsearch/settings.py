@@ -174,6 +174,9 @@ _profile = MODEL_PROFILES[MODEL_PROFILE]
 MODEL_CACHE_DIR = Path(env_str("MODEL_CACHE_DIR", str(VAR_DIR / "models")))
 # "auto" picks CUDA when torch sees a GPU, else the CPU.
 MODEL_DEVICE = env_str("MODEL_DEVICE", "auto")
+# Opt-in int8 dynamic quantisation of the Linear layers of SAM and CLIP on the CPU: faster encoders,
+# slightly different masks and vectors (bench/quantization_deltas.py measures both).
+MODEL_INT8 = env_bool("MODEL_INT8", False)
 # 0 keeps torch's default (all cores); set it lower when several workers share a machine.
 TORCH_THREADS = env_int("TORCH_THREADS", 0, minimum=0)
 

@@ -9,7 +9,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 
-from search.loading import ModelUnavailable, seeded_random_init, torch_device
+from search.loading import ModelUnavailable, quantize_int8, seeded_random_init, torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ def load_clip() -> ClipEmbedder:
             )
     except Exception as error:
         raise ModelUnavailable(f"CLIP weights at {weights.path} could not be loaded: {error}") from error
-    model.eval()
-    logger.info("Loaded CLIP %s on %s", clip_model_id(), device)
+    model = quantize_int8(model.eval())
+    logger.info("Loaded CLIP %s on %s%s", clip_model_id(), device, " (int8)" if settings.MODEL_INT8 else "")
     return ClipEmbedder(
         model=model,
         preprocess=preprocess,

@@ -40,6 +40,23 @@ def seeded_random_init():
         yield
 
 
+def quantize_int8(module):
+    """int8 dynamic quantisation of a module's Linear layers (CPU only; opt-in with MODEL_INT8).
+
+    Returns the module unchanged on a GPU or when MODEL_INT8 is off.
+    """
+    import warnings
+
+    import torch
+
+    if not settings.MODEL_INT8 or torch_device() != "cpu":
+        return module
+    with warnings.catch_warnings():
+        # torch 2.14 points eager-mode quantisation at torchao; it still works, and torchao is not in our stack.
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 def torch_device() -> str:
     import torch
 

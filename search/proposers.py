@@ -13,7 +13,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 
-from search.loading import ModelUnavailable, seeded_random_init, torch_device
+from search.loading import ModelUnavailable, quantize_int8, seeded_random_init, torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,10 @@ def load_sam_model(*, model_type: str, checkpoint: str):
             model = builders[model_type](checkpoint=checkpoint or None)
     except Exception as error:
         raise ModelUnavailable(f"The SAM checkpoint {checkpoint} could not be loaded: {error}") from error
-    return model.to(torch_device()).eval()
+    model = model.to(torch_device()).eval()
+    model.image_encoder = quantize_int8(model.image_encoder)
+    model.mask_decoder = quantize_int8(model.mask_decoder)
+    return model
 
 
 class SamProposer:

@@ -151,3 +151,20 @@ def test_random_weight_models_are_identical_in_every_load():
     a = load_sam_model(model_type="tiny", checkpoint="")
     b = load_sam_model(model_type="tiny", checkpoint="")
     assert all((pa == pb).all() for pa, pb in zip(a.parameters(), b.parameters()))
+
+
+def test_int8_models_are_opt_in_and_stay_close_to_float(settings):
+    import torch
+
+    settings.MODEL_INT8 = False
+    reference = load_clip()
+    sam = load_sam_model(model_type="tiny", checkpoint="")
+    assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in sam.modules())
+    settings.MODEL_INT8 = True
+    quantized = load_clip()
+    quantized_sam = load_sam_model(model_type="tiny", checkpoint="")
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantized_sam.modules())
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantized.model.modules())
+    scenes = [images.scene(seed=s) for s in range(3)]
+    cosine = (quantized.embed_images(scenes) * reference.embed_images(scenes)).sum(axis=1)
+    assert cosine.min() > 0.95, cosine
