@@ -294,8 +294,10 @@ class VectorIndex:
         scores = np.where(ids >= 0, scores, -np.inf)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         scores, ids = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
-        keep = ids[0] >= 0 if len(ids) == 1 else slice(None)
-        return scores[:, keep], ids[:, keep], eligible
+        if len(ids) == 1:  # one query (every search): drop empty slots; several: rows keep -1 padding
+            filled = ids[0] >= 0
+            scores, ids = scores[:, filled], ids[:, filled]
+        return scores, ids, eligible
 
     # --- Catching up with the database ----------------------------------------------------------
     def sync(self) -> SyncResult:
