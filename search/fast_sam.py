@@ -2,16 +2,19 @@
 
 `FastMaskGenerator` is a drop-in subclass of segment_anything's `SamAutomaticMaskGenerator`. For
 the same settings it returns the same masks (tests/search/test_fast_sam.py compares them); the
-savings are all in work the stock generator throws away:
+savings are all in work the stock generator repeats or throws away:
 
-* the predicted-IoU filter runs on the decoder's 256x256 output, so only surviving masks are
-  upsampled to full resolution (upsampling is per mask, so this changes no pixel);
+* the mask decoder runs through `search.fast_sam_model.PromptDecoder`: image-only work once per
+  image, attention re-associated so nothing 4096 x 256 is projected per prompt, and the upscaling
+  network only for prompts with a mask over the predicted-IoU threshold;
+* the predicted-IoU filter runs before upsampling, so only surviving masks are upsampled to full
+  resolution (upsampling is per mask, so this changes no pixel);
 * masks stay binary tensors instead of a run-length-encode / decode round trip per mask (a Python
   loop over every pixel run, which dominates with noisy masks);
 * everything runs under `torch.inference_mode`.
 
-On a CPU the mask decoder itself dominates (about 0.07 s per prompt with ViT-B on 2 cores), and
-none of the above touches it; see bench/README.md.
+The image encoder's own speed-up (`use_chunked_attention`) is applied to the model by
+`search.proposers.load_sam_model`; bench/README.md has the figures.
 """
 from typing import Any
 
@@ -30,6 +33,8 @@ from segment_anything.utils.amg import (
     uncrop_points,
 )
 from torchvision.ops.boxes import batched_nms
+
+from search.fast_sam_model import PromptDecoder
 
 
 class FastMaskGenerator(SamAutomaticMaskGenerator):
@@ -60,10 +65,12 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
         cropped = image[y0:y1, x0:x1, :]
         cropped_size = cropped.shape[:2]
         self.predictor.set_image(cropped)
+        decoder = PromptDecoder(self.predictor.model, self.predictor.features)
         points_for_image = self.point_grids[crop_layer_idx] * np.array(cropped_size)[None, ::-1]
         data = MaskData()
         for start in range(0, len(points_for_image), self.points_per_batch):
-            data.cat(self._process_batch(points_for_image[start : start + self.points_per_batch], cropped_size, crop_box, orig_size))
+            batch = points_for_image[start : start + self.points_per_batch]
+            data.cat(self._process_batch(batch, cropped_size, crop_box, orig_size, decoder))
         self.predictor.reset_image()
         if data._stats.get("boxes") is not None and len(data["boxes"]):
             keep = batched_nms(data["boxes"].float(), data["iou_preds"], torch.zeros(len(data["boxes"])),
@@ -76,26 +83,20 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
             data = _empty(orig_size)
         return data
 
-    def _process_batch(self, points, im_size, crop_box, orig_size) -> MaskData:
+    def _process_batch(self, points, im_size, crop_box, orig_size, decoder: PromptDecoder) -> MaskData:
         orig_h, orig_w = orig_size
         predictor, model = self.predictor, self.predictor.model
         transformed = predictor.transform.apply_coords(points, im_size)
         in_points = torch.as_tensor(transformed, device=predictor.device)
         in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
-        sparse, dense = model.prompt_encoder(points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None)
-        low_res, iou_preds = model.mask_decoder(
-            image_embeddings=predictor.features,
-            image_pe=model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=True,
-        )
-        low_res = low_res.flatten(0, 1)
-        iou_preds = iou_preds.flatten(0, 1)
-        point_rows = torch.as_tensor(points.repeat(3, axis=0))
-        if self.pred_iou_thresh > 0.0:  # before upsampling: the stock generator upsamples first
-            keep = iou_preds > self.pred_iou_thresh
-            low_res, iou_preds, point_rows = low_res[keep], iou_preds[keep], point_rows[keep.cpu()]
+        sparse, _ = model.prompt_encoder(points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None)
+        # Masks come back only for prompts with an output over the IoU threshold (the stock
+        # generator computes all, then drops those below it); candidates stay in the stock order.
+        iou_preds, rows, low_res = decoder(sparse, self.pred_iou_thresh)
+        iou_preds = iou_preds[rows]
+        keep = iou_preds > self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else torch.ones_like(iou_preds, dtype=torch.bool)
+        low_res, iou_preds = low_res[keep], iou_preds[keep]
+        point_rows = torch.as_tensor(points)[rows.cpu()][:, None].expand(-1, keep.shape[1], -1)[keep.cpu()]
         masks = model.postprocess_masks(low_res[:, None], predictor.input_size, predictor.original_size)[:, 0]
         data = MaskData(masks=masks, iou_preds=iou_preds, points=point_rows)
         data["stability_score"] = calculate_stability_score(data["masks"], model.mask_threshold, self.stability_score_offset)

@@ -1,10 +1,13 @@
 """FastMaskGenerator returns the stock SamAutomaticMaskGenerator's masks for the same settings."""
 import numpy as np
 import pytest
+import torch
 from segment_anything import SamAutomaticMaskGenerator
 
 from search.fast_sam import FastMaskGenerator
-from search.proposers import load_sam_model
+from search.fast_sam_model import ChunkedAttention
+from search.loading import seeded_random_init
+from search.proposers import load_sam_model, sam_builders
 from tests import images
 
 
@@ -18,7 +21,18 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def sam():
+    """Ours: built by our loader (chunked encoder attention)."""
     return load_sam_model(model_type="tiny", checkpoint="")
+
+
+@pytest.fixture(scope="module")
+def stock_sam(sam):
+    """The same weights in segment_anything's own modules."""
+    with seeded_random_init():
+        model = sam_builders()["tiny"]().eval()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), sam.state_dict().values()))
+    assert not any(isinstance(block.attn, ChunkedAttention) for block in model.image_encoder.blocks)
+    return model
 
 
 def thresholds_letting_some_through(sam, picture: np.ndarray) -> dict:
@@ -33,11 +47,11 @@ def thresholds_letting_some_through(sam, picture: np.ndarray) -> dict:
 
 @pytest.mark.parametrize("min_mask_region_area", [0, 30])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_fast_generator_matches_the_stock_one(sam, seed, min_mask_region_area):
+def test_fast_generator_matches_the_stock_one(sam, stock_sam, seed, min_mask_region_area):
     picture = np.asarray(images.scene(160, 120, seed=seed))
     settings = dict(points_per_side=GRID, box_nms_thresh=0.7, min_mask_region_area=min_mask_region_area,
-                    **thresholds_letting_some_through(sam, picture))
-    stock = SamAutomaticMaskGenerator(sam, points_per_batch=64, **settings).generate(picture)
+                    **thresholds_letting_some_through(stock_sam, picture))
+    stock = SamAutomaticMaskGenerator(stock_sam, points_per_batch=64, **settings).generate(picture)
     fast = FastMaskGenerator(sam, points_per_batch=256, **settings).generate(picture)
     assert 0 < len(stock) < GRID * GRID * 3, "thresholds should keep some masks and drop others"
     assert len(fast) == len(stock)
