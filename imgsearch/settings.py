@@ -179,6 +179,9 @@ MODEL_DEVICE = env_str("MODEL_DEVICE", "auto")
 MODEL_INT8 = env_bool("MODEL_INT8", False)
 # 0 keeps torch's default (all cores); set it lower when several workers share a machine.
 TORCH_THREADS = env_int("TORCH_THREADS", 0, minimum=0)
+# Processes that load models keep freed memory for reuse (glibc mallopt) instead of page-faulting
+# large tensors in fresh each time: ~1.5x faster SAM on a CPU, at the cost of keeping peak memory.
+MALLOC_KEEP_FREED = env_bool("MALLOC_KEEP_FREED", True)
 
 CLIP_MODEL = env_str("CLIP_MODEL", _profile["CLIP_MODEL"])
 # An OpenCLIP pretrained tag; empty means random weights (tests only).

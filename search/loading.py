@@ -70,6 +70,27 @@ def configure_torch() -> None:
 
     if settings.TORCH_THREADS:
         torch.set_num_threads(settings.TORCH_THREADS)
+    if settings.MALLOC_KEEP_FREED:
+        keep_freed_memory()
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse instead of handing it back to the OS at once.
+
+    By default every allocation over 32 MB (SAM's activations for a batch of prompts, the encoder's
+    attention blocks) is a fresh mmap whose pages the kernel faults in and zeroes on first touch;
+    on this CPU that cost as much as SAM's arithmetic (bench/README.md). With mmap off and a high
+    trim threshold, such memory is reused from the heap; the process keeps its peak size.
+    Returns False where the C library has no mallopt (not glibc).
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
 
 
 def get_clip() -> "ClipEmbedder":

@@ -1,4 +1,5 @@
 """Model loading goes through open_clip's and segment_anything's own factories, and fails with a fix."""
+import platform
 import subprocess
 import sys
 import time
@@ -8,7 +9,8 @@ import pytest
 from PIL import Image as PILImage
 
 from search.clip import clip_model_id, load_clip
-from search.loading import ModelUnavailable, get_clip, get_proposer, reset_models
+from search.fast_sam_model import ChunkedAttention
+from search.loading import ModelUnavailable, get_clip, get_proposer, keep_freed_memory, reset_models
 from search.proposers import ColourProposer, Proposal, SamProposer, filter_proposals, load_sam_model
 from tests import images
 
@@ -94,10 +96,12 @@ def test_a_corrupt_sam_checkpoint_is_reported(tmp_path):
         load_sam_model(model_type="vit_b", checkpoint=str(path))
 
 
+OPEN_THRESHOLDS = dict(points_per_side=2, points_per_batch=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+                       box_nms_thresh=1.0, min_mask_region_area=0, max_side=64)
+
+
 def test_the_sam_proposer_returns_boxes_inside_the_image():
-    proposer = SamProposer(load_sam_model(model_type="tiny", checkpoint=""), points_per_side=2, points_per_batch=4,
-                           pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0,
-                           min_mask_region_area=0, max_side=64)
+    proposer = SamProposer(load_sam_model(model_type="tiny", checkpoint=""), **OPEN_THRESHOLDS)
     image = images.scene(200, 100)
     proposals = proposer.propose(image)
     assert proposals  # with every threshold open, each prompt yields a mask
@@ -153,6 +157,11 @@ def test_random_weight_models_are_identical_in_every_load():
     assert all((pa == pb).all() for pa, pb in zip(a.parameters(), b.parameters()))
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_keeping_freed_memory_is_accepted_by_glibc():
+    assert keep_freed_memory() is True
+
+
 def test_int8_models_are_opt_in_and_stay_close_to_float(settings):
     import torch
 
@@ -163,7 +172,11 @@ def test_int8_models_are_opt_in_and_stay_close_to_float(settings):
     settings.MODEL_INT8 = True
     quantized = load_clip()
     quantized_sam = load_sam_model(model_type="tiny", checkpoint="")
-    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantized_sam.modules())
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantized_sam.image_encoder.modules())
+    # The mask decoder stays float (PromptDecoder reads its weights); the encoder keeps its chunked attention.
+    assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantized_sam.mask_decoder.modules())
+    assert all(type(block.attn) is ChunkedAttention for block in quantized_sam.image_encoder.blocks)
+    assert SamProposer(quantized_sam, **OPEN_THRESHOLDS).propose(images.scene(200, 100))  # one mask per prompt
     assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in quantized.model.modules())
     scenes = [images.scene(seed=s) for s in range(3)]
     cosine = (quantized.embed_images(scenes) * reference.embed_images(scenes)).sum(axis=1)
