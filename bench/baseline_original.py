@@ -3,7 +3,15 @@
 Per image it (1) loads SAM and CLIP from scratch, (2) runs segment_anything's stock
 SamAutomaticMaskGenerator with its 32x32 grid, (3) embeds each crop with CLIP one at a time.
 Only the mask thresholds are passed in, so both sides of bench/ingest_bench.py use the same ones.
+
+bench/ingest_bench.py runs it in a process of its own, as the original ran: stock modules and the C
+library's default allocator, none of the settings our worker applies:
+
+    .venv/bin/python -m bench.baseline_original IMAGE --pred-iou-thresh 0.06 --stability-score-thresh 0
+prints one JSON line: seconds, mask count, mask boxes (XYWH) and the per-stage breakdown.
 """
+import argparse
+import json
 import time
 
 import numpy as np
@@ -41,3 +49,19 @@ def ingest_original(image: PILImage.Image, *, pred_iou_thresh: float, stability_
         clip.encode_image(preprocess(image).unsqueeze(0))
     timer.unhook()
     return {"seconds": time.perf_counter() - started, "masks": masks, "stages": timer.breakdown()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("image")
+    parser.add_argument("--pred-iou-thresh", type=float, required=True)
+    parser.add_argument("--stability-score-thresh", type=float, required=True)
+    args = parser.parse_args()
+    result = ingest_original(PILImage.open(args.image).convert("RGB"), pred_iou_thresh=args.pred_iou_thresh,
+                             stability_score_thresh=args.stability_score_thresh)
+    boxes = sorted([int(v) for v in mask["bbox"]] for mask in result["masks"])
+    print(json.dumps({"seconds": result["seconds"], "masks": len(boxes), "boxes": boxes, "stages": result["stages"]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -4,8 +4,10 @@
     .venv/bin/python -m bench.ingest_bench --runs 1 --grid 32 16
 
 Six ~1024x768 images (four photographs from scikit-image's data module, two generated scenes) go
-through (a) bench/baseline_original.py and (b) our pipeline (gallery.pipeline.image_process with
-SAM ViT-B + OpenCLIP ViT-B-32, models loaded once), alternating image by image. Random weights:
+through (a) bench/baseline_original.py, in a process of its own per image (stock modules, default
+allocator, as the original ran), and (b) our pipeline in this process (gallery.pipeline.image_process
+with SAM ViT-B + OpenCLIP ViT-B-32, models loaded once, our settings), alternating image by image.
+The SAM masks of both sides are compared box by box at the original's 32x32 grid. Random weights:
 speed does not depend on their values, but they let almost no mask through SAM's default
 thresholds, so both sides use the same lowered thresholds, chosen on the first image so that
 about 30 masks survive the 32x32 grid; the mask counts are printed. Our side also runs with the
@@ -13,7 +15,10 @@ smaller grids given in --grid (the recommended configuration is 16x16).
 """
 import argparse
 import io
+import json
 import os
+import resource
+import subprocess
 import statistics
 import sys
 import tempfile
@@ -57,6 +62,15 @@ def choose_thresholds(image, grid: int) -> tuple[float, float]:
     return iou[min(len(iou) - 1, 3 * TARGET_MASKS)], stability[min(len(stability) - 1, int(len(stability) * 0.66))]
 
 
+def _recording(generate, boxes: list):
+    """generate, also noting the XYWH box of every mask it returns."""
+    def recorded(*args, **kwargs):
+        records = generate(*args, **kwargs)
+        boxes.extend(record["bbox"] for record in records)
+        return records
+    return recorded
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1, help="runs per image and side (median is reported)")
@@ -84,9 +98,9 @@ def main() -> None:
 
     from bench.baseline_original import ingest_original
     from bench.stages import StageTimer
-    from gallery.models import Region
     from gallery.pipeline import image_process
     from gallery.services import image_create
+    from search.fast_sam_model import PromptDecoder
     from search.loading import get_clip, get_proposer, reset_models
 
     call_command("migrate", verbosity=0)
@@ -103,8 +117,12 @@ def main() -> None:
         timer = StageTimer()
         with timer.stage("model loading (once per worker)"):
             proposer, clip = get_proposer(), get_clip()
-        timer.hook_sam(proposer.generator.predictor.model)
+        timer.hook("SAM encoder", proposer.generator.predictor.model.image_encoder)
+        timer.time_calls("SAM mask decoding", PromptDecoder, "__call__")
+        timer.time_calls("segmentation (total)", proposer.generator, "generate")
         timer.hook("CLIP (one batch)", clip.model.visual)
+        boxes = []
+        proposer.generator.generate = _recording(proposer.generator.generate, boxes)
         buffer = io.BytesIO()
         picture.save(buffer, "PNG")
         image = image_create(owner=user, upload=ContentFile(buffer.getvalue(), name=f"{time.time_ns()}.png")).image
@@ -113,21 +131,37 @@ def main() -> None:
         seconds = time.perf_counter() - started
         timer.unhook()
         timer.seconds.pop("model loading (once per worker)", None)
-        stages = timer.breakdown(total=seconds, rest="SAM post-processing + crops + DB/index")
-        return {"seconds": seconds, "masks": Region.objects.filter(image=image, kind="object").count(), "stages": stages}
+        stages = timer.breakdown(total=seconds, rest="crops + DB/index")
+        return {"seconds": seconds, "masks": len(boxes), "boxes": sorted([int(v) for v in b] for b in boxes),
+                "stages": stages}
+
+    def original(picture) -> dict:
+        path = work / "original-input.png"
+        picture.save(path)
+        command = [sys.executable, "-m", "bench.baseline_original", str(path), "--pred-iou-thresh", str(iou_thresh),
+                   "--stability-score-thresh", str(stability_thresh)]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     results: dict[str, list[dict]] = {"original (32x32)": []}
     results.update({f"ours ({g}x{g})": [] for g in args.grid})
+    same_masks = []
     for name, picture in pictures:
         for _ in range(args.runs):
-            original = ingest_original(picture, pred_iou_thresh=iou_thresh, stability_score_thresh=stability_thresh)
-            results["original (32x32)"].append({**original, "masks": len(original["masks"]), "image": name})
+            theirs = original(picture)
+            results["original (32x32)"].append({**theirs, "image": name})
             for grid in args.grid:
-                results[f"ours ({grid}x{grid})"].append({**ours(picture, grid), "image": name})
+                mine = ours(picture, grid)
+                results[f"ours ({grid}x{grid})"].append({**mine, "image": name})
+                if grid == 32:
+                    same_masks.append(mine["boxes"] == theirs["boxes"])
         line = ", ".join(f"{side}: {rows[-1]['seconds']:.1f} s / {rows[-1]['masks']} masks" for side, rows in results.items())
         print(f"{name}: {line}", flush=True)
+    if same_masks:
+        print(f"32x32: same SAM masks (count and boxes) as the original in {sum(same_masks)} of {len(same_masks)} runs")
 
     base = statistics.median(r["seconds"] for r in results["original (32x32)"])
+    print(f"peak memory of this process (ours): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     print("\n| side | s/image (median) | ratio vs original | masks/image (median) | breakdown (median s) |")
     print("|---|---|---|---|---|")
     for side, rows in results.items():

@@ -1,4 +1,5 @@
 """Per-stage timing for the ingestion benchmark, from module hooks (no code under test is patched)."""
+import functools
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -24,6 +25,21 @@ class StageTimer:
         self._handles.append(module.register_forward_hook(
             lambda *_: self.seconds.__setitem__(name, self.seconds[name] + time.perf_counter() - starts.pop())))
 
+    def time_calls(self, name: str, owner, attribute: str) -> None:
+        """Add the time spent in calls of `owner.attribute` (a class or an object) to stage `name`.
+
+        For work that is not a module forward (our PromptDecoder); the attribute is put back by unhook.
+        """
+        original = getattr(owner, attribute)
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            with self.stage(name):
+                return original(*args, **kwargs)
+
+        setattr(owner, attribute, timed)
+        self._handles.append(_Restore(owner, attribute, original))
+
     def hook_sam(self, sam) -> None:
         self.hook("SAM encoder", sam.image_encoder)
         self.hook("SAM mask decoding", sam.mask_decoder)
@@ -42,3 +58,11 @@ class StageTimer:
         if total is not None:
             stages[rest] = total - sum(stages.values())
         return stages
+
+
+class _Restore:
+    def __init__(self, owner, attribute: str, original):
+        self.owner, self.attribute, self.original = owner, attribute, original
+
+    def remove(self) -> None:
+        setattr(self.owner, self.attribute, self.original)
