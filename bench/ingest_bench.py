@@ -75,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1, help="runs per image and side (median is reported)")
     parser.add_argument("--grid", type=int, nargs="+", default=[32, 16], help="our grids; 32 is the original's")
+    parser.add_argument("--bf16-grid", type=int, nargs="*", default=[], help="our grids to run again with MODEL_BF16")
     parser.add_argument("--images", type=int, default=6)
     args = parser.parse_args()
 
@@ -111,8 +112,8 @@ def main() -> None:
     print(f"threads={torch.get_num_threads()} images={len(pictures)} runs={args.runs} "
           f"pred_iou_thresh={iou_thresh:.4f} stability_score_thresh={stability_thresh:.4f} min_mask_region_area=1000")
 
-    def ours(picture, grid: int) -> dict:
-        settings.SAM_POINTS_PER_SIDE = grid
+    def ours(picture, grid: int, bf16: bool = False) -> dict:
+        settings.SAM_POINTS_PER_SIDE, settings.MODEL_BF16 = grid, bf16
         reset_models()
         timer = StageTimer()
         with timer.stage("model loading (once per worker)"):
@@ -145,6 +146,7 @@ def main() -> None:
 
     results: dict[str, list[dict]] = {"original (32x32)": []}
     results.update({f"ours ({g}x{g})": [] for g in args.grid})
+    results.update({f"ours ({g}x{g}, bf16)": [] for g in args.bf16_grid})
     same_masks = []
     for name, picture in pictures:
         for _ in range(args.runs):
@@ -155,6 +157,8 @@ def main() -> None:
                 results[f"ours ({grid}x{grid})"].append({**mine, "image": name})
                 if grid == 32:
                     same_masks.append(mine["boxes"] == theirs["boxes"])
+            for grid in args.bf16_grid:
+                results[f"ours ({grid}x{grid}, bf16)"].append({**ours(picture, grid, bf16=True), "image": name})
         line = ", ".join(f"{side}: {rows[-1]['seconds']:.1f} s / {rows[-1]['masks']} masks" for side, rows in results.items())
         print(f"{name}: {line}", flush=True)
     if same_masks:

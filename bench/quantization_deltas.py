@@ -1,12 +1,14 @@
-"""What MODEL_INT8 buys and costs: speed and output deltas of int8 SAM ViT-B and CLIP ViT-B-32 on the CPU.
+"""What MODEL_INT8 and MODEL_BF16 buy and cost: speed and output deltas of SAM ViT-B and CLIP ViT-B-32.
 
     .venv/bin/python bench/quantization_deltas.py
 
 Both models are built by our loaders (search.proposers.load_sam_model, search.clip.load_clip) with
-seeded random weights, once as float32 and once with MODEL_INT8=true. Reported: SAM encoder time on
-a 1024x768 image, decoder time for 64 prompts and the IoU of the (low-resolution) masks; CLIP time
-for 16 crops and the cosine between float and int8 embeddings. Random weights make these deltas
-indicative only; rerun with real weights (CLIP_CHECKPOINT / SAM_CHECKPOINT) where you have them.
+seeded random weights, as float32, with MODEL_INT8=true and with MODEL_BF16=true, in a process set
+up like a worker (search.loading.configure_torch). Reported: SAM encoder time on a 1024x768 image,
+mask decoding of 64 prompts (PromptDecoder, every prompt upscaled) and the IoU of those
+low-resolution masks against float32; CLIP time for 16 crops and the cosine of their embeddings
+against float32. Random weights make the deltas indicative only; rerun with real weights
+(CLIP_CHECKPOINT / SAM_CHECKPOINT) where you have them.
 """
 import os
 import sys
@@ -30,46 +32,46 @@ def main() -> None:
     from segment_anything import SamPredictor
 
     from search.clip import load_clip
+    from search.fast_sam_model import PromptDecoder
+    from search.loading import configure_torch, reduced_precision
     from search.proposers import load_sam_model
 
+    configure_torch()
     rng = np.random.default_rng(0)
     picture = (rng.random((768, 1024, 3)) * 255).astype(np.uint8)
     crops = [PILImage.fromarray(picture[y : y + 200, x : x + 200]) for x, y in rng.integers(0, 500, size=(16, 2))]
     points = rng.random((64, 2)) * [1024, 768]
     outputs = {}
-    for int8 in (False, True):
-        settings.MODEL_INT8 = int8
+    for mode in ("float32", "int8", "bf16"):
+        settings.MODEL_INT8, settings.MODEL_BF16 = mode == "int8", mode == "bf16"
         sam = load_sam_model(model_type="vit_b", checkpoint="random")
         predictor = SamPredictor(sam)
-        with torch.inference_mode():
+        with torch.inference_mode(), reduced_precision():
+            predictor.set_image(picture)  # warm-up
             started = time.perf_counter()
             predictor.set_image(picture)
             encoder = time.perf_counter() - started
+            coords = torch.as_tensor(predictor.transform.apply_coords(points, (768, 1024)), dtype=torch.float32)
+            sparse, _ = sam.prompt_encoder(points=(coords[:, None, :], torch.ones((64, 1), dtype=torch.int)), boxes=None, masks=None)
+            decoder = PromptDecoder(sam, predictor.features)
+            decoder(sparse[:16], 0.0)  # warm-up
             started = time.perf_counter()
-            masks = []
-            for start in range(0, len(points), 16):
-                coords = torch.as_tensor(predictor.transform.apply_coords(points[start : start + 16], (768, 1024)),
-                                         dtype=torch.float32)
-                labels = torch.ones((len(coords), 1), dtype=torch.int)
-                sparse, dense = sam.prompt_encoder(points=(coords[:, None, :], labels), boxes=None, masks=None)
-                low_res, _ = sam.mask_decoder(image_embeddings=predictor.features, image_pe=sam.prompt_encoder.get_dense_pe(),
-                                              sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                              multimask_output=True)
-                masks.append(low_res > 0)
-            decoder = time.perf_counter() - started
+            masks = torch.cat([decoder(sparse[start : start + 16], 0.0)[2] > 0 for start in range(0, 64, 16)])
+            decoding = time.perf_counter() - started
         clip = load_clip()
         clip.embed_images(crops[:1])  # warm-up
         started = time.perf_counter()
         vectors = clip.embed_images(crops)
         clip_seconds = time.perf_counter() - started
-        outputs[int8] = {"masks": torch.cat(masks), "vectors": vectors}
-        print(f"{'int8 ' if int8 else 'float'}: SAM encoder {encoder:.2f} s, decoder (64 prompts) {decoder:.2f} s, "
-              f"CLIP 16 crops {clip_seconds:.2f} s", flush=True)
-    a, b = outputs[False]["masks"], outputs[True]["masks"]
-    iou = ((a & b).flatten(1).sum(1).float() / (a | b).flatten(1).sum(1).float().clamp(min=1)).numpy()
-    cosine = (outputs[False]["vectors"] * outputs[True]["vectors"]).sum(axis=1)
-    print(f"mask IoU int8 vs float: median {np.median(iou):.3f}, min {iou.min():.3f}; "
-          f"CLIP cosine int8 vs float: median {np.median(cosine):.4f}, min {cosine.min():.4f}")
+        outputs[mode] = {"masks": masks.flatten(0, 1), "vectors": vectors}
+        line = f"{mode}: SAM encoder {encoder:.2f} s, decoding 64 prompts {decoding:.2f} s, CLIP 16 crops {clip_seconds:.2f} s"
+        if mode != "float32":
+            a, b = outputs["float32"]["masks"], outputs[mode]["masks"]
+            iou = ((a & b).flatten(1).sum(1).float() / (a | b).flatten(1).sum(1).float().clamp(min=1)).numpy()
+            cosine = (outputs["float32"]["vectors"] * vectors).sum(axis=1)
+            line += (f"; mask IoU vs float32 median {np.median(iou):.3f}, min {iou.min():.3f}; "
+                     f"CLIP cosine vs float32 median {np.median(cosine):.4f}, min {cosine.min():.4f}")
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,11 @@ MODEL_DEVICE = env_str("MODEL_DEVICE", "auto")
 # Opt-in int8 dynamic quantisation of the Linear layers of SAM and CLIP on the CPU: faster encoders,
 # slightly different masks and vectors (bench/quantization_deltas.py measures both).
 MODEL_INT8 = env_bool("MODEL_INT8", False)
+# Opt-in bfloat16 autocast for SAM and CLIP: for CUDA and for CPUs with AVX512-BF16 or AMX (elsewhere
+# it is emulated and slower); bench/quantization_deltas.py measures speed and deltas.
+MODEL_BF16 = env_bool("MODEL_BF16", False)
+if MODEL_INT8 and MODEL_BF16:
+    raise ConfigError("MODEL_INT8 and MODEL_BF16 are alternatives; turn one of them off.")
 # 0 keeps torch's default (all cores); set it lower when several workers share a machine.
 TORCH_THREADS = env_int("TORCH_THREADS", 0, minimum=0)
 # Processes that load models keep freed memory for reuse (glibc mallopt) instead of page-faulting

@@ -9,7 +9,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 
-from search.loading import ModelUnavailable, quantize_int8, seeded_random_init, torch_device
+from search.loading import ModelUnavailable, quantize_int8, reduced_precision, seeded_random_init, torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class ClipEmbedder:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         chunks = []
-        with torch.inference_mode():
+        with torch.inference_mode(), reduced_precision():
             for start in range(0, len(images), settings.CLIP_BATCH_SIZE):
                 batch = torch.stack([self.preprocess(image) for image in images[start : start + settings.CLIP_BATCH_SIZE]])
                 features = self.model.encode_image(batch.to(self.device))
@@ -116,7 +116,7 @@ class ClipEmbedder:
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), reduced_precision():
             tokens = self.tokenizer(texts).to(self.device)
             features = self.model.encode_text(tokens)
             return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32, copy=False)

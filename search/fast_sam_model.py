@@ -138,7 +138,7 @@ class PromptDecoder:
         keys_pe = keys + self.pe
         final = transformer.final_attn_token_to_image
         queries = transformer.norm_final_attn(queries + self._token_to_image(final, queries + tokens, keys, keys_pe))
-        iou = decoder.iou_prediction_head(queries[:, 0])[:, 1:]
+        iou = decoder.iou_prediction_head(queries[:, 0])[:, 1:].float()  # float32 under bf16 autocast too
         if pred_iou_thresh > 0.0:
             rows = torch.nonzero((iou > pred_iou_thresh).any(dim=1))[:, 0]
         else:
@@ -154,7 +154,7 @@ class PromptDecoder:
         upscaled = decoder.output_upscaling(src)
         b, c, h, w = upscaled.shape
         masks = (hyper @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
-        return iou, rows, masks
+        return iou, rows, masks.float()
 
     @staticmethod
     def _token_to_image(attn, query_tokens, keys, keys_pe):

@@ -5,7 +5,7 @@ and the test collector never pay for them.
 """
 import logging
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -55,6 +55,18 @@ def quantize_int8(module):
         # torch 2.14 points eager-mode quantisation at torchao; it still works, and torchao is not in our stack.
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def reduced_precision():
+    """torch.autocast to bfloat16 while MODEL_BF16 is on (opt-in), else a context that does nothing.
+
+    Pays on CUDA and on CPUs with AVX512-BF16 or AMX; elsewhere bfloat16 is emulated and slower.
+    """
+    import torch
+
+    if not settings.MODEL_BF16:
+        return nullcontext()
+    return torch.autocast(device_type=torch.device(torch_device()).type, dtype=torch.bfloat16)
 
 
 def torch_device() -> str:

@@ -13,7 +13,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 
-from search.loading import ModelUnavailable, quantize_int8, seeded_random_init, torch_device
+from search.loading import ModelUnavailable, quantize_int8, reduced_precision, seeded_random_init, torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class SamProposer:
         small = image if scale == 1.0 else image.resize(
             (max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.BILINEAR
         )
-        with torch.inference_mode():
+        with torch.inference_mode(), reduced_precision():
             masks = self.generator.generate(np.asarray(small))
         small_area = small.size[0] * small.size[1]
         proposals = []

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 from search.clip import clip_model_id, load_clip
 from search.fast_sam_model import ChunkedAttention
 from search.loading import ModelUnavailable, get_clip, get_proposer, keep_freed_memory, reset_models
-from search.proposers import ColourProposer, Proposal, SamProposer, filter_proposals, load_sam_model
+from search.proposers import ColourProposer, Proposal, SamProposer, box_iou, filter_proposals, load_sam_model
 from tests import images
 
 
@@ -181,3 +181,22 @@ def test_int8_models_are_opt_in_and_stay_close_to_float(settings):
     scenes = [images.scene(seed=s) for s in range(3)]
     cosine = (quantized.embed_images(scenes) * reference.embed_images(scenes)).sum(axis=1)
     assert cosine.min() > 0.95, cosine
+
+
+def test_bf16_autocast_is_opt_in_and_stays_close_to_float(settings):
+    settings.MODEL_BF16 = False
+    clip = load_clip()
+    scenes = [images.scene(seed=s) for s in range(3)]
+    reference = clip.embed_images(scenes)
+    proposer = SamProposer(load_sam_model(model_type="tiny", checkpoint=""), **OPEN_THRESHOLDS)
+    picture = images.scene(200, 100, seed=4)
+    float_boxes = [p.box for p in proposer.propose(picture)]
+    settings.MODEL_BF16 = True  # applies at call time, to models already loaded
+    vectors = clip.embed_images(scenes)
+    assert vectors.dtype == np.float32
+    assert not np.array_equal(vectors, reference), "autocast should have changed the arithmetic"
+    assert (vectors * reference).sum(axis=1).min() > 0.99
+    bf16_boxes = [p.box for p in proposer.propose(picture)]
+    assert len(bf16_boxes) == len(float_boxes) > 0
+    close = sum(box_iou(a, b) >= 0.9 for a, b in zip(sorted(bf16_boxes), sorted(float_boxes)))
+    assert close >= 0.8 * len(float_boxes), (bf16_boxes, float_boxes)
