@@ -25,8 +25,13 @@ ORIGINAL_SETTINGS = dict(points_per_side=32, pred_iou_thresh=0.86, stability_sco
                          box_nms_thresh=0.7, min_mask_region_area=1000)
 
 
-def ingest_original(image: PILImage.Image, *, pred_iou_thresh: float, stability_score_thresh: float) -> dict:
-    """Returns {"seconds", "masks", "stages"} for one image."""
+def ingest_original(image: PILImage.Image, *, pred_iou_thresh: float, stability_score_thresh: float,
+                    extra_crops: list[tuple[int, int, int, int]] = ()) -> dict:
+    """Returns {"seconds", "masks", "stages", "extra_crops_seconds"} for one image.
+
+    extra_crops (XYXY boxes) are embedded afterwards the same way, one at a time, and timed on their
+    own: what crops + CLIP cost with a realistic number of masks (random weights leave about one).
+    """
     import open_clip
     from segment_anything import SamAutomaticMaskGenerator, sam_model_registry
 
@@ -48,7 +53,13 @@ def ingest_original(image: PILImage.Image, *, pred_iou_thresh: float, stability_
             clip.encode_image(preprocess(crop).unsqueeze(0))
         clip.encode_image(preprocess(image).unsqueeze(0))
     timer.unhook()
-    return {"seconds": time.perf_counter() - started, "masks": masks, "stages": timer.breakdown()}
+    seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    with torch.no_grad():
+        for box in extra_crops:
+            clip.encode_image(preprocess(image.crop(box)).unsqueeze(0))
+    return {"seconds": seconds, "masks": masks, "stages": timer.breakdown(),
+            "extra_crops_seconds": time.perf_counter() - started}
 
 
 def main() -> None:
@@ -56,11 +67,14 @@ def main() -> None:
     parser.add_argument("image")
     parser.add_argument("--pred-iou-thresh", type=float, required=True)
     parser.add_argument("--stability-score-thresh", type=float, required=True)
+    parser.add_argument("--extra-crops", default="[]", help="JSON list of XYXY boxes to embed afterwards, timed apart")
     args = parser.parse_args()
     result = ingest_original(PILImage.open(args.image).convert("RGB"), pred_iou_thresh=args.pred_iou_thresh,
-                             stability_score_thresh=args.stability_score_thresh)
+                             stability_score_thresh=args.stability_score_thresh,
+                             extra_crops=[tuple(box) for box in json.loads(args.extra_crops)])
     boxes = sorted([int(v) for v in mask["bbox"]] for mask in result["masks"])
-    print(json.dumps({"seconds": result["seconds"], "masks": len(boxes), "boxes": boxes, "stages": result["stages"]}))
+    print(json.dumps({"seconds": result["seconds"], "masks": len(boxes), "boxes": boxes, "stages": result["stages"],
+                      "extra_crops_seconds": result["extra_crops_seconds"]}))
 
 
 if __name__ == "__main__":

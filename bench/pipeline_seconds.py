@@ -9,6 +9,7 @@ throwaway SQLite database and media folder, so it touches nothing of yours.
 """
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -101,6 +102,8 @@ def main() -> None:
     print(f"model load: {load_seconds:.1f} s (once per worker process)")
     print(f"seconds per image: median {statistics.median(seconds):.2f}, min {min(seconds):.2f}, max {max(seconds):.2f}")
     print(f"object regions per image: {objects:.1f}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory of the process: {peak:.0f} MB (MALLOC_KEEP_FREED={os.environ.get('MALLOC_KEEP_FREED', 'true')})")
 
 
 if __name__ == "__main__":
