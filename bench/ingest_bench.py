@@ -60,8 +60,8 @@ def bench_images() -> list[tuple[str, "PILImage.Image"]]:
     return pictures
 
 
-def choose_thresholds(image, grid: int) -> tuple[float, float]:
-    """IoU / stability thresholds that let about TARGET_MASKS masks through on this image."""
+def choose_thresholds(image, grid: int, candidates: int) -> tuple[float, float]:
+    """IoU / stability thresholds: about `candidates` mask candidates pass the IoU filter on this image."""
     from segment_anything import sam_model_registry
 
     from search.fast_sam import FastMaskGenerator
@@ -73,8 +73,8 @@ def choose_thresholds(image, grid: int) -> tuple[float, float]:
                                 stability_score_thresh=0.0, box_nms_thresh=1.0).generate(np.asarray(image))
     iou = sorted((r["predicted_iou"] for r in records), reverse=True)
     stability = sorted((r["stability_score"] for r in records), reverse=True)
-    # Keep the top ~3x target by predicted IoU and ~2/3 of those by stability; NMS removes the rest.
-    return iou[min(len(iou) - 1, 3 * TARGET_MASKS)], stability[min(len(stability) - 1, int(len(stability) * 0.66))]
+    # The top `candidates` by predicted IoU and ~2/3 of those by stability; NMS removes the rest.
+    return iou[min(len(iou) - 1, candidates)], stability[min(len(stability) - 1, int(len(stability) * 0.66))]
 
 
 def _recording(generate, boxes: list):
@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--grid", type=int, nargs="+", default=[32, 16], help="our grids; 32 is the original's")
     parser.add_argument("--bf16-grid", type=int, nargs="*", default=[], help="our grids to run again with MODEL_BF16")
     parser.add_argument("--images", type=int, default=6)
+    parser.add_argument("--candidates", type=int, default=3 * TARGET_MASKS,
+                        help="mask candidates (of 3 per prompt) let through the IoU filter; more means more upscaling "
+                             "and post-processing on both sides")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="imgsearch-ingest-bench-"))
@@ -122,7 +125,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench")
     pictures = bench_images()[: args.images]
-    iou_thresh, stability_thresh = choose_thresholds(pictures[0][1], 32)
+    iou_thresh, stability_thresh = choose_thresholds(pictures[0][1], 32, args.candidates)
     settings.SAM_PRED_IOU_THRESH, settings.SAM_STABILITY_SCORE_THRESH = iou_thresh, stability_thresh
     print(f"threads={torch.get_num_threads()} images={len(pictures)} runs={args.runs} "
           f"pred_iou_thresh={iou_thresh:.4f} stability_score_thresh={stability_thresh:.4f} min_mask_region_area=1000")

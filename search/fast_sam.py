@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from segment_anything import SamAutomaticMaskGenerator
 from segment_anything.utils.amg import (
     MaskData,
@@ -97,7 +98,7 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
         keep = iou_preds > self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else torch.ones_like(iou_preds, dtype=torch.bool)
         low_res, iou_preds = low_res[keep], iou_preds[keep]
         point_rows = torch.as_tensor(points)[rows.cpu()][:, None].expand(-1, keep.shape[1], -1)[keep.cpu()]
-        masks = model.postprocess_masks(low_res[:, None], predictor.input_size, predictor.original_size)[:, 0]
+        masks = self._upsample(low_res, predictor.input_size, predictor.original_size)
         data = MaskData(masks=masks, iou_preds=iou_preds, points=point_rows)
         data["stability_score"] = calculate_stability_score(data["masks"], model.mask_threshold, self.stability_score_offset)
         if self.stability_score_thresh > 0.0:
@@ -109,6 +110,19 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
             data.filter(keep)
         data["masks"] = uncrop_masks(data["masks"], crop_box, orig_h, orig_w)
         return data
+
+    def _upsample(self, low_res: torch.Tensor, input_size, original_size) -> torch.Tensor:
+        """Sam.postprocess_masks, without its second resize when the input already has the original size.
+
+        Bilinear resizing to the same size reproduces every value (tested), and the SAM copy of any
+        image with a longest side of at least SAM_MAX_SIDE has exactly that size.
+        """
+        side = self.predictor.model.image_encoder.img_size
+        masks = F.interpolate(low_res[:, None], (side, side), mode="bilinear", align_corners=False)
+        masks = masks[..., : input_size[0], : input_size[1]]
+        if tuple(input_size) != tuple(original_size):
+            masks = F.interpolate(masks, original_size, mode="bilinear", align_corners=False)
+        return masks[:, 0]
 
     @staticmethod
     def _remove_small_regions(data: MaskData, min_area: int, nms_thresh: float) -> MaskData:

@@ -45,10 +45,12 @@ def thresholds_letting_some_through(sam, picture: np.ndarray) -> dict:
     return {"pred_iou_thresh": predicted[len(predicted) // 2], "stability_score_thresh": stability[len(stability) // 4]}
 
 
-@pytest.mark.parametrize("min_mask_region_area", [0, 30])
-@pytest.mark.parametrize("seed", [0, 1])
-def test_fast_generator_matches_the_stock_one(sam, stock_sam, seed, min_mask_region_area):
-    picture = np.asarray(images.scene(160, 120, seed=seed))
+@pytest.mark.parametrize("seed, min_mask_region_area, size", [
+    (0, 0, (160, 120)), (1, 0, (160, 120)), (0, 30, (160, 120)), (1, 30, (160, 120)),
+    (2, 0, (1024, 768)),  # SAM's input has the original size: one resize fewer on our side
+])
+def test_fast_generator_matches_the_stock_one(sam, stock_sam, seed, min_mask_region_area, size):
+    picture = np.asarray(images.scene(*size, seed=seed))
     settings = dict(points_per_side=GRID, box_nms_thresh=0.7, min_mask_region_area=min_mask_region_area,
                     **thresholds_letting_some_through(stock_sam, picture))
     stock = SamAutomaticMaskGenerator(stock_sam, points_per_batch=64, **settings).generate(picture)
@@ -65,3 +67,12 @@ def test_fast_generator_matches_the_stock_one(sam, stock_sam, seed, min_mask_reg
 def test_fast_generator_with_nothing_passing_returns_no_masks(sam):
     picture = np.asarray(images.scene(96, 64))
     assert FastMaskGenerator(sam, points_per_side=2, pred_iou_thresh=0.9999, stability_score_thresh=0.99).generate(picture) == []
+
+
+@pytest.mark.parametrize("original_size", [(768, 1024), (120, 160), (1024, 1024)])
+def test_upsampling_gives_exactly_sams_postprocess_masks(sam, original_size):
+    generator = FastMaskGenerator(sam)
+    low_res = torch.randn(4, 256, 256, generator=torch.Generator().manual_seed(8))
+    input_size = generator.predictor.transform.get_preprocess_shape(*original_size, 1024)
+    expected = sam.postprocess_masks(low_res[:, None], input_size, original_size)[:, 0]
+    assert torch.equal(generator._upsample(low_res, input_size, original_size), expected)
