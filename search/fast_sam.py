@@ -68,20 +68,25 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
         self.predictor.set_image(cropped)
         decoder = PromptDecoder(self.predictor.model, self.predictor.features)
         points_for_image = self.point_grids[crop_layer_idx] * np.array(cropped_size)[None, ::-1]
-        data = MaskData()
+        batches = []
         for start in range(0, len(points_for_image), self.points_per_batch):
             batch = points_for_image[start : start + self.points_per_batch]
-            data.cat(self._process_batch(batch, cropped_size, crop_box, orig_size, decoder))
+            batches.append(self._process_batch(batch, cropped_size, crop_box, orig_size, decoder))
+        data = _concatenate(batches)  # once: MaskData.cat per batch copies everything so far, every time
+        if not len(data["boxes"]):
+            self.predictor.reset_image()
+            return _empty(orig_size)
+        keep = batched_nms(data["boxes"].float(), data["iou_preds"], torch.zeros(len(data["boxes"])),
+                           iou_threshold=self.box_nms_thresh)
+        data.filter(keep)
+        # Full-resolution masks again for the survivors only: the same low-res logits, the same upsampling.
+        masks = self._upsample(data["low_res"], self.predictor.input_size, self.predictor.original_size)
+        data["masks"] = uncrop_masks(masks > self.predictor.model.mask_threshold, crop_box, *orig_size)
+        del data["low_res"]
         self.predictor.reset_image()
-        if data._stats.get("boxes") is not None and len(data["boxes"]):
-            keep = batched_nms(data["boxes"].float(), data["iou_preds"], torch.zeros(len(data["boxes"])),
-                               iou_threshold=self.box_nms_thresh)
-            data.filter(keep)
-            data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
-            data["points"] = uncrop_points(data["points"], crop_box)
-            data["crop_boxes"] = torch.tensor([crop_box for _ in range(len(data["boxes"]))])
-        else:
-            data = _empty(orig_size)
+        data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
+        data["points"] = uncrop_points(data["points"], crop_box)
+        data["crop_boxes"] = torch.tensor([crop_box for _ in range(len(data["boxes"]))])
         return data
 
     def _process_batch(self, points, im_size, crop_box, orig_size, decoder: PromptDecoder) -> MaskData:
@@ -99,16 +104,18 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
         low_res, iou_preds = low_res[keep], iou_preds[keep]
         point_rows = torch.as_tensor(points)[rows.cpu()][:, None].expand(-1, keep.shape[1], -1)[keep.cpu()]
         masks = self._upsample(low_res, predictor.input_size, predictor.original_size)
-        data = MaskData(masks=masks, iou_preds=iou_preds, points=point_rows)
-        data["stability_score"] = calculate_stability_score(data["masks"], model.mask_threshold, self.stability_score_offset)
+        data = MaskData(low_res=low_res, iou_preds=iou_preds, points=point_rows)
+        # Stability and boxes need the full-resolution masks; they are dropped after this batch
+        # (the survivors of NMS are upsampled again) instead of piling up, or being run-length encoded.
+        data["stability_score"] = calculate_stability_score(masks, model.mask_threshold, self.stability_score_offset)
         if self.stability_score_thresh > 0.0:
-            data.filter(data["stability_score"] >= self.stability_score_thresh)
-        data["masks"] = data["masks"] > model.mask_threshold
-        data["boxes"] = batched_mask_to_box(data["masks"])
+            keep = data["stability_score"] >= self.stability_score_thresh
+            data.filter(keep)
+            masks = masks[keep]
+        data["boxes"] = batched_mask_to_box(masks > model.mask_threshold)
         keep = ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
         if not torch.all(keep):
             data.filter(keep)
-        data["masks"] = uncrop_masks(data["masks"], crop_box, orig_h, orig_w)
         return data
 
     def _upsample(self, low_res: torch.Tensor, input_size, original_size) -> torch.Tensor:
@@ -144,6 +151,10 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
                 data["boxes"][index] = boxes[index].numpy()
         data.filter(keep)
         return data
+
+
+def _concatenate(batches: list[MaskData]) -> MaskData:
+    return MaskData(**{key: torch.cat([batch[key] for batch in batches]) for key in batches[0]._stats})
 
 
 def _empty(orig_size) -> MaskData:
