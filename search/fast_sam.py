@@ -9,8 +9,10 @@ savings are all in work the stock generator repeats or throws away:
   network only for prompts with a mask over the predicted-IoU threshold;
 * the predicted-IoU filter runs before upsampling, so only surviving masks are upsampled to full
   resolution (upsampling is per mask, so this changes no pixel);
-* masks stay binary tensors instead of a run-length-encode / decode round trip per mask (a Python
-  loop over every pixel run, which dominates with noisy masks);
+* each candidate keeps only its low-resolution logits (stability and box come from its
+  full-resolution mask, which is then dropped); after NMS the survivors are upsampled again, the
+  same way. The stock generator run-length encodes every candidate (a Python loop over every pixel
+  run, which dominates with many or noisy masks) and decodes the survivors;
 * everything runs under `torch.inference_mode`.
 
 The image encoder's own speed-up (`use_chunked_attention`) is applied to the model by
