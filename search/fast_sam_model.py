@@ -157,36 +157,36 @@ class PromptDecoder:
         return iou, rows, masks.float()
 
     @staticmethod
-    def _token_to_image(attn, query_tokens, keys, keys_pe):
-        """attn(q=query_tokens, k=keys_pe, v=keys) without projecting the image side per prompt."""
-        heads = attn.num_heads
-        q = _split_heads(attn.q_proj(query_tokens), heads)  # [B, heads, T, d]
+    def _token_image_logits(token_proj, image_proj, heads: int, tokens, keys_pe):
+        """token_proj(tokens) . image_proj(keys_pe) per head over sqrt(d), as [B, heads*T, N],
+        without projecting the image side: q . (W x + b) = (W^T q) . x + q . b."""
+        q = _split_heads(token_proj(tokens), heads)  # [B, heads, T, d]
         dim = q.shape[-1]
         q = q / math.sqrt(dim)
-        w_k = attn.k_proj.weight.view(heads, dim, -1)  # [heads, d, C]
-        q_through_k = torch.einsum("bhtd,hdc->bhtc", q, w_k)  # [B, heads, T, C]
-        batch, _, tokens, channels = q_through_k.shape
-        # The key bias adds one constant per query row: kept so the logits are the stock ones.
-        bias = torch.einsum("bhtd,hd->bht", q, attn.k_proj.bias.view(heads, dim)).reshape(batch, heads * tokens, 1)
-        logits = torch.baddbmm(bias, q_through_k.reshape(batch, heads * tokens, channels), keys_pe.transpose(1, 2))
-        probs = torch.softmax(logits, dim=-1)  # [B, heads*T, N]
-        weighted_keys = torch.bmm(probs, keys).view(batch, heads, tokens, channels)
+        through = torch.einsum("bhtd,hdc->bhtc", q, image_proj.weight.view(heads, dim, -1))  # [B, heads, T, C]
+        batch, _, count, channels = through.shape
+        bias = torch.einsum("bhtd,hd->bht", q, image_proj.bias.view(heads, dim)).reshape(batch, heads * count, 1)
+        return torch.baddbmm(bias, through.reshape(batch, heads * count, channels), keys_pe.transpose(1, 2))
+
+    @classmethod
+    def _token_to_image(cls, attn, query_tokens, keys, keys_pe):
+        """attn(q=query_tokens, k=keys_pe, v=keys) without projecting the image side per prompt."""
+        heads = attn.num_heads
+        probs = torch.softmax(cls._token_image_logits(attn.q_proj, attn.k_proj, heads, query_tokens, keys_pe), dim=-1)
+        batch, rows, _ = probs.shape
+        weighted_keys = torch.bmm(probs, keys).view(batch, heads, rows // heads, -1)  # [B, heads, T, C]
+        dim = attn.internal_dim // heads
         w_v = attn.v_proj.weight.view(heads, dim, -1)
         out = torch.einsum("bhtc,hdc->bhtd", weighted_keys, w_v) + attn.v_proj.bias.view(1, heads, 1, dim)
         return attn.out_proj(_join_heads(out))
 
-    @staticmethod
-    def _image_to_token_probs(attn, keys_pe, key_tokens):
+    @classmethod
+    def _image_to_token_probs(cls, attn, keys_pe, key_tokens):
         """softmax over the tokens of q_proj(keys_pe) . k_proj(key_tokens), as [B, heads*T, N]."""
         heads = attn.num_heads
-        k = _split_heads(attn.k_proj(key_tokens), heads)
-        dim = k.shape[-1]
-        k = k / math.sqrt(dim)
-        k_through_q = torch.einsum("bhtd,hdc->bhtc", k, attn.q_proj.weight.view(heads, dim, -1))
-        batch, _, tokens, channels = k_through_q.shape
-        bias = torch.einsum("bhtd,hd->bht", k, attn.q_proj.bias.view(heads, dim)).reshape(batch, heads * tokens, 1)
-        logits = torch.baddbmm(bias, k_through_q.reshape(batch, heads * tokens, channels), keys_pe.transpose(1, 2))
-        return torch.softmax(logits.view(batch, heads, tokens, -1), dim=2).view(batch, heads * tokens, -1)
+        logits = cls._token_image_logits(attn.k_proj, attn.q_proj, heads, key_tokens, keys_pe)
+        batch, rows, pixels = logits.shape
+        return torch.softmax(logits.view(batch, heads, rows // heads, pixels), dim=2).view(batch, rows, pixels)
 
     @staticmethod
     def _image_to_token_out(attn, probs, value_tokens, residual):
