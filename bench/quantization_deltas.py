@@ -33,10 +33,12 @@ def main() -> None:
 
     from search.clip import load_clip
     from search.fast_sam_model import PromptDecoder
-    from search.loading import configure_torch, reduced_precision
+    from search.loading import configure_torch, keep_freed_memory, reduced_precision
     from search.proposers import load_sam_model
 
     configure_torch()
+    if settings.MALLOC_KEEP_FREED:
+        keep_freed_memory()
     rng = np.random.default_rng(0)
     picture = (rng.random((768, 1024, 3)) * 255).astype(np.uint8)
     crops = [PILImage.fromarray(picture[y : y + 200, x : x + 200]) for x, y in rng.integers(0, 500, size=(16, 2))]

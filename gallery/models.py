@@ -9,6 +9,7 @@ import uuid
 import numpy as np
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 
 # float16 halves the table (1M regions x 512 dims = 1 GB instead of 2 GB); cosine scores move
 # by about 1e-3, far below any ranking tie we care about.
@@ -42,7 +43,7 @@ class Image(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    # Indexed: every search process reads the images changed since its last look.
+    # Indexed: `reprocess --failed` looks for images stuck since long ago.
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
@@ -110,8 +111,25 @@ class Region(models.Model):
         return np.asarray(vector, dtype=VECTOR_DTYPE).tobytes()
 
 
-class RegionTombstone(models.Model):
-    """A deleted region id, so every process's in-memory index can drop its vector without a restart."""
+class ImageChange(models.Model):
+    """The change feed: one row per image whose searchable state changed, in commit order.
 
-    region_id = models.BigIntegerField()
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    Rows are written by database triggers (migration 0003), never by Python code, in the same
+    transaction as the change: a Region inserted, updated or deleted, an Image deleted, or an
+    Image's owner, visibility or status changed, whatever path made the change (services, the admin,
+    cascades, `QuerySet.update`, raw SQL). A row says only *which* image changed; the index reads
+    that image's current state when it applies the row, so applying a row twice is harmless.
+
+    `position` grows in commit order (PostgreSQL: assigned at commit under a one-row counter lock;
+    SQLite: one writer at a time), so a consumer that has seen position p has seen every row below it.
+    """
+
+    position = models.BigAutoField(primary_key=True)
+    image_id = models.BigIntegerField()
+    created_at = models.DateTimeField(db_default=Now(), db_index=True)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"#{self.position}: image {self.image_id}"

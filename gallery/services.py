@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from gallery.models import Image, Region, RegionTombstone
+from gallery.models import Image, Region
 from gallery.validation import UploadRejected, display_name, too_large_message, validate_image_bytes
 
 logger = logging.getLogger(__name__)
@@ -162,23 +162,18 @@ def _queue_again(image_id: int) -> None:
 
 
 def regions_delete(*, queryset: QuerySet[Region]) -> int:
-    """Delete regions and leave tombstones so every process's index drops their vectors."""
-    with transaction.atomic():
-        ids = list(queryset.values_list("pk", flat=True))
-        if not ids:
-            return 0
-        RegionTombstone.objects.bulk_create([RegionTombstone(region_id=pk) for pk in ids])
-        Region.objects.filter(pk__in=ids).delete()
-    return len(ids)
+    """Delete regions. The change feed (a database trigger) tells every index to drop their vectors."""
+    count, _ = queryset.delete()
+    return count
 
 
 def image_delete(*, image: Image) -> None:
-    """Delete the image, its regions (and their vectors), its file and its cached thumbnail."""
-    files = [media_path(image.file), thumbnail_path(image)]
-    with transaction.atomic():
-        regions_delete(queryset=Region.objects.filter(image=image))
-        image.delete()
-        transaction.on_commit(lambda: [path.unlink(missing_ok=True) for path in files])
+    """Delete the image and its regions; its file and thumbnail go once the deletion commits.
+
+    The files are removed by `gallery.signals`, so an image deleted by a cascade (its owner's
+    account deleted) loses its files too.
+    """
+    image.delete()
 
 
 def images_delete(*, queryset: QuerySet[Image]) -> int:

@@ -224,14 +224,18 @@ REGION_NMS_IOU = env_float("REGION_NMS_IOU", 0.8)
 REGION_MAX_PER_IMAGE = env_int("REGION_MAX_PER_IMAGE", 24, minimum=0)
 
 # --- Vector index ---------------------------------------------------------------------------
+# Segments, generations and the writer lock of each model's index (see search/index.py).
 INDEX_DIR = Path(env_str("INDEX_DIR", str(VAR_DIR / "index")))
-# The index is scanned by this many threads at once; one per core is right for a web process.
+# Threads that scan segments at once per query; one per core is right for a web process. A
+# rebuild writes this many equal segments.
 INDEX_SHARDS = env_int("INDEX_SHARDS", 2, minimum=1)
-# A region id skipped by the watermark (its transaction had not committed yet) is looked for
-# again on every sync for this long before it is taken as rolled back.
-INDEX_GAP_TTL_SECONDS = env_int("INDEX_GAP_TTL_SECONDS", 600, minimum=1)
-# Save the index file after this many vectors were added by catch-up since the last save.
-INDEX_SAVE_EVERY = env_int("INDEX_SAVE_EVERY", 2000, minimum=1)
+# How often `run_indexer` looks at the change feed: a change reaches searches within about this long.
+INDEX_POLL_SECONDS = env_float("INDEX_POLL_SECONDS", 0.5)
+# Applied change-feed rows are deleted after this long; an indexer left off for longer rebuilds.
+INDEX_FEED_RETENTION_HOURS = env_int("INDEX_FEED_RETENTION_HOURS", 24, minimum=1)
+# Each process applies the change feed itself before searching, instead of a separate
+# `run_indexer` (tests and debugging, like Q_SYNC).
+INDEX_INLINE_WRITER = env_bool("INDEX_INLINE_WRITER", False)
 
 # --- Search ---------------------------------------------------------------------------------
 # Below this cosine similarity a text match is noise for ViT-B-32; the demo model scores higher overall.

@@ -1,98 +1,53 @@
-"""The FAISS vector index: a per-process cache of the region vectors stored in the database.
+"""The search index as every process reads it: immutable FAISS segments, memory-mapped read-only.
 
-Layout. Vectors are kept as float16 codes (`IndexScalarQuantizer`, the same precision the database
-stores) in a few shards searched in parallel threads: an exhaustive scan, so recall against exact
-search is 1.0, and one query uses every core. Next to each shard's codes we keep, per slot, the
-Region id, its image id and whether it is the whole image, plus a small mirror of each image's
-owner, visibility and status. A search builds a bitmap of the slots the user may see from these
-arrays and hands it to FAISS (`IDSelectorBitmap`), so the restriction is applied inside the scan:
-a user who may see few regions among many still gets a full top-k.
+One directory per embedding model under INDEX_DIR holds:
 
-Catching up with the database (every `sync()`, i.e. before every search):
+    seg-<name>.faiss       float16 codes of some regions (FAISS IndexScalarQuantizer), never changed
+    seg-<name>.slots.npy   per slot of that segment: region id, image id, whole-image flag
+    gen-<N>.json           generation N: its segments, the feed position it has applied, model, dim
+    gen-<N>.npz            generation N's alive bits per segment slot and its image mirror
+                           (owner, public, ready per image id)
+    CURRENT                the generation readers should use; replaced atomically, last
+    writer.lock            held by the one process that writes (search.indexer)
 
-* regions with an id above the highest one seen are added. An id below that watermark may still
-  appear (its transaction committed after a later one), so skipped ids are kept as "gaps" and
-  looked for again until INDEX_GAP_TTL_SECONDS;
-* RegionTombstone rows (written by every deletion) are read the same way; their slots are marked
-  dead and compacted away once a shard is a quarter dead;
-* images changed recently (updated_at) refresh the visibility mirror.
+Readers (web processes) map the segment files read-only with FAISS's IO_FLAG_MMAP_IFC, so the
+vectors live once in the page cache however many processes serve searches, and switch to a newer
+generation when CURRENT changes. A generation is published only after all its files are complete,
+and is checked against its manifest when loaded; a reader never writes.
 
-The mirror only narrows the scan: the search service re-checks every hit against the database,
-so a change seen late can cost a result slot but never show an image its user may not see.
-
-The index is saved atomically (temp file + rename) with a JSON manifest; a missing, foreign or
-inconsistent file is rebuilt from the database rather than trusted.
+A search restricts the scan to the slots its user may see: the alive bits and the image mirror give
+a bitmap that FAISS applies inside the scan (IDSelectorBitmap), so a user who may see few regions
+among many still gets a full top-k. The scan is exhaustive (recall 1.0 against exact search) and
+runs one segment per thread, with no process-wide lock held. The mirror only narrows the scan: the
+search service re-checks every hit against the database, so a change not applied yet can cost a
+result slot but never show an image to someone who may not see it.
 """
 import json
 import logging
 import os
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import Literal
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Max, Q
-from django.utils import timezone
-
-from gallery.models import VECTOR_DTYPE, Image, Region, RegionTombstone
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 2
-# After a rebuild, ids this close below the highest one may belong to transactions still open.
-REBUILD_GAP_WINDOW = 1000
-# Bound on remembered gaps, so a pathological id jump cannot grow memory without limit.
-MAX_GAPS = 100_000
-GAP_QUERY_CHUNK = 500
-REBUILD_BATCH = 5000
-# A shard whose slots are this dead is compacted (FAISS remove_ids moves the live codes together).
-COMPACT_DEAD_FRACTION = 0.25
-# Image changes are re-read with this overlap, for transactions that commit a little after their
-# updated_at. (Images of newly seen regions are always read, so this only affects visibility toggles.)
-IMAGE_CHANGE_OVERLAP_SECONDS = 10
-DEAD = -1
+FORMAT_VERSION = 3
+CURRENT_NAME = "CURRENT"
+LOCK_NAME = "writer.lock"
 
 
-@dataclass
-class Watermark:
-    """Highest id seen, plus ids below it not seen yet that may still commit."""
-
-    high: int = 0
-    gaps: dict[int, float] = field(default_factory=dict)  # id -> monotonic time first missed
-
-    def pending(self) -> list[Q]:
-        """Filters for the rows not seen yet: above the watermark, then the gaps in chunks
-        (SQLite refuses queries with more than a few thousand parameters)."""
-        gaps = sorted(self.gaps)
-        return [Q(pk__gt=self.high)] + [Q(pk__in=gaps[i : i + GAP_QUERY_CHUNK]) for i in range(0, len(gaps), GAP_QUERY_CHUNK)]
-
-    def advance(self, seen: Iterable[int], *, now: float, ttl: float) -> None:
-        seen = set(seen)
-        for pk in seen:
-            self.gaps.pop(pk, None)
-        top = max(seen, default=self.high)
-        if top > self.high:
-            for pk in range(self.high + 1, top):
-                if pk not in seen:
-                    self.gaps[pk] = now
-            self.high = top
-        for pk in [pk for pk, since in self.gaps.items() if now - since > ttl]:
-            del self.gaps[pk]
-        if len(self.gaps) > MAX_GAPS:
-            for pk in sorted(self.gaps)[: len(self.gaps) - MAX_GAPS]:
-                del self.gaps[pk]
+class IndexUnavailable(RuntimeError):
+    """No complete generation of the index exists yet (the indexer has not built one)."""
 
 
-@dataclass(frozen=True)
-class SyncResult:
-    added: int
-    removed: int
+class CorruptIndex(RuntimeError):
+    """A generation's files are missing, foreign or do not match their manifest."""
 
 
 @dataclass(frozen=True)
@@ -105,160 +60,141 @@ class Visibility:
     exclude_image_id: int | None = None
 
 
-class _Shard:
-    def __init__(self, dim: int):
+def model_directory(root: Path, model_name: str) -> Path:
+    return Path(root) / re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name)
+
+
+def generation_paths(directory: Path, number: int) -> tuple[Path, Path]:
+    """(manifest, state) files of generation `number`."""
+    return directory / f"gen-{number:08d}.json", directory / f"gen-{number:08d}.npz"
+
+
+def segment_paths(directory: Path, name: str) -> tuple[Path, Path]:
+    """(codes, slots) files of segment `name`."""
+    return directory / f"seg-{name}.faiss", directory / f"seg-{name}.slots.npy"
+
+
+def read_current(directory: Path) -> tuple[int, str] | None:
+    """(number, id) of the published generation, or None when nothing was published.
+
+    The id is a random token, so two generations are told apart even if numbering restarts.
+    """
+    try:
+        current = json.loads((directory / CURRENT_NAME).read_text())
+        return int(current["generation"]), str(current["id"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as error:
+        raise CorruptIndex(f"{directory / CURRENT_NAME} is unreadable ({error}).") from None
+
+
+class Segment:
+    """Some regions' codes and slots, memory-mapped read-only. Segments never change once written."""
+
+    def __init__(self, directory: Path, name: str, *, dim: int):
         import faiss
 
-        self.index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-        self.region_ids = np.zeros(0, dtype=np.int64)  # DEAD for removed slots
-        self.image_ids = np.zeros(0, dtype=np.int64)
-        self.is_global = np.zeros(0, dtype=bool)
+        self.name = name
+        codes_path, slots_path = segment_paths(directory, name)
+        try:
+            self.index = faiss.read_index(str(codes_path), faiss.IO_FLAG_MMAP_IFC)
+            slots = np.load(slots_path, mmap_mode="r")
+        except FileNotFoundError as error:
+            raise CorruptIndex(f"segment {name} is missing ({error.filename}).") from None
+        except (RuntimeError, ValueError, OSError) as error:
+            raise CorruptIndex(f"segment {name} is unreadable ({error}).") from None
+        if self.index.d != dim or slots.ndim != 2 or slots.shape != (3, self.index.ntotal):
+            raise CorruptIndex(f"segment {name} does not match its manifest.")
+        self.region_ids = slots[0]
+        self.image_ids = slots[1]
+        self.is_global = slots[2].astype(bool)
 
-    def add(self, region_ids, image_ids, is_global, vectors) -> None:
-        self.index.add(vectors)
-        self.region_ids = np.concatenate([self.region_ids, region_ids])
-        self.image_ids = np.concatenate([self.image_ids, image_ids])
-        self.is_global = np.concatenate([self.is_global, is_global])
+    def __len__(self) -> int:
+        return self.index.ntotal
 
-    def kill(self, region_ids: np.ndarray) -> int:
-        hit = np.isin(self.region_ids, region_ids)
-        self.region_ids[hit] = DEAD
-        return int(hit.sum())
-
-    def compact_if_needed(self) -> None:
+    def scan(self, queries: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, region ids, -1 padded) among the slots `mask` allows."""
         import faiss
 
-        dead = self.region_ids == DEAD
-        if not len(dead) or dead.mean() < COMPACT_DEAD_FRACTION:
-            return
-        self.index.remove_ids(faiss.IDSelectorBatch(np.flatnonzero(dead).astype(np.int64)))
-        alive = ~dead
-        self.region_ids, self.image_ids, self.is_global = self.region_ids[alive], self.image_ids[alive], self.is_global[alive]
+        bitmap = np.packbits(mask, bitorder="little")
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap)))
+        scores, slots = self.index.search(queries, min(k, len(mask)), params=params)
+        return scores, np.where(slots >= 0, self.region_ids[np.maximum(slots, 0)], -1)
 
-    @property
-    def alive(self) -> int:
-        return int((self.region_ids != DEAD).sum())
-
-
-def _slug(model_name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name)
+    def vectors(self, slots: np.ndarray) -> np.ndarray:
+        """The stored vectors of these slots (float16 codes decoded exactly)."""
+        if len(slots) == 0:
+            return np.zeros((0, self.index.d), dtype=np.float32)
+        return self.index.reconstruct_batch(np.ascontiguousarray(slots, dtype=np.int64))
 
 
-def _unpack(blobs: list[bytes], dim: int) -> np.ndarray:
-    joined = b"".join(bytes(blob) for blob in blobs)
-    return np.frombuffer(joined, dtype=VECTOR_DTYPE).astype(np.float32).reshape(-1, dim)
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
 
 
-class VectorIndex:
-    """Exhaustive inner-product search over the unit vectors of one embedding model."""
+def _scan_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=settings.INDEX_SHARDS, thread_name_prefix="index-scan")
+    return _pool
 
-    def __init__(self, *, model_name: str, dim: int, directory: Path, shards: int | None = None):
-        self.model_name = model_name
-        self.dim = dim
-        self.directory = Path(directory)
-        self.shard_count = shards or settings.INDEX_SHARDS
-        self.regions = Watermark()
-        self.tombstones = Watermark()
-        self._lock = threading.RLock()
-        self._unsaved = 0
-        self._shards = [_Shard(dim) for _ in range(self.shard_count)]
-        self._pool = ThreadPoolExecutor(max_workers=self.shard_count, thread_name_prefix="faiss-shard")
-        # Image mirror, indexed by image id: owner id (-1 unknown), public, ready.
-        self._owner = np.full(1, -1, dtype=np.int64)
-        self._public = np.zeros(1, dtype=bool)
-        self._ready = np.zeros(1, dtype=bool)
-        self._images_seen_at = None
 
-    # --- Storage ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Generation:
+    """One published state of the index. Immutable: searches use it without a lock."""
+
+    number: int
+    id: str
+    model_name: str
+    dim: int
+    position: int  # the last change-feed position applied
+    segments: tuple[Segment, ...]
+    alive: tuple[np.ndarray, ...]  # per segment: bool per slot
+    owner: np.ndarray  # per image id: owner id, -1 when unknown or deleted
+    public: np.ndarray  # per image id
+    ready: np.ndarray  # per image id
+
     @property
     def ntotal(self) -> int:
-        return sum(shard.alive for shard in self._shards)
+        return int(sum(alive.sum() for alive in self.alive))
 
     def ids(self) -> np.ndarray:
-        ids = np.concatenate([shard.region_ids for shard in self._shards])
-        return ids[ids != DEAD]
+        parts = [segment.region_ids[alive] for segment, alive in zip(self.segments, self.alive)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
-    def add(self, ids, vectors, *, image_ids=None, is_global=None) -> None:
-        ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) == 0:
-            return
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape[1] != self.dim:
-            raise ValueError(f"vectors have {vectors.shape[1]} dimensions; this index holds {self.dim}.")
-        image_ids = np.zeros(len(ids), dtype=np.int64) if image_ids is None else np.asarray(image_ids, dtype=np.int64)
-        is_global = np.zeros(len(ids), dtype=bool) if is_global is None else np.asarray(is_global, dtype=bool)
-        with self._lock:
-            # Spread the batch over the shards, most to the emptiest, so the parallel scans stay even.
-            shards = sorted(self._shards, key=lambda s: len(s.region_ids))
-            parts = np.array_split(np.arange(len(ids)), len(shards))
-            for shard, part in zip(shards, parts):
-                if len(part):
-                    shard.add(ids[part], image_ids[part], is_global[part], vectors[part])
-
-    def remove(self, ids: Iterable[int]) -> int:
-        ids = np.fromiter(ids, dtype=np.int64)
-        if len(ids) == 0:
-            return 0
-        with self._lock:
-            removed = sum(shard.kill(ids) for shard in self._shards)
-            for shard in self._shards:
-                shard.compact_if_needed()
-        return removed
-
-    # --- Image mirror --------------------------------------------------------------------------------
-    def _learn_images(self, rows) -> None:
-        rows = list(rows)
-        if not rows:
-            return
-        ids = np.array([row[0] for row in rows], dtype=np.int64)
-        top = int(ids.max()) + 1
-        if top > len(self._owner):
-            size = max(top, 2 * len(self._owner))
-            self._owner = np.concatenate([self._owner, np.full(size - len(self._owner), -1, dtype=np.int64)])
-            self._public = np.concatenate([self._public, np.zeros(size - len(self._public), dtype=bool)])
-            self._ready = np.concatenate([self._ready, np.zeros(size - len(self._ready), dtype=bool)])
-        self._owner[ids] = [row[1] for row in rows]
-        self._public[ids] = [row[2] for row in rows]
-        self._ready[ids] = [row[3] == Image.Status.READY for row in rows]
-
-    def _sync_images(self, *, everything: bool = False, also: Iterable[int] = ()) -> None:
-        started = timezone.now()
-        images = Image.objects.order_by()
-        if everything or self._images_seen_at is None:
-            rows = images.values_list("pk", "owner_id", "is_public", "status").iterator(chunk_size=10_000)
+    def _image_ok(self, visibility: Visibility) -> np.ndarray:
+        if visibility.scope == "mine":
+            image_ok = self.owner == visibility.user_id
+        elif visibility.scope == "public":
+            image_ok = self.public.copy()
         else:
-            since = self._images_seen_at - timedelta(seconds=IMAGE_CHANGE_OVERLAP_SECONDS)
-            changed = Q(updated_at__gte=since)
-            also = set(also)
-            if also:
-                changed |= Q(pk__in=also)
-            rows = images.filter(changed).values_list("pk", "owner_id", "is_public", "status")
-        self._learn_images(rows)
-        self._images_seen_at = started
+            image_ok = (self.owner == visibility.user_id) | self.public
+        image_ok &= self.ready
+        if visibility.exclude_image_id is not None and visibility.exclude_image_id < len(image_ok):
+            image_ok[visibility.exclude_image_id] = False
+        return image_ok
 
-    def _allowed(self, shard: _Shard, visibility: Visibility | None, allowed_ids: np.ndarray | None) -> np.ndarray:
-        mask = shard.region_ids != DEAD
-        if allowed_ids is not None:
-            mask &= np.isin(shard.region_ids, allowed_ids)
-        if visibility is not None:
-            if visibility.user_id is None:
-                return np.zeros_like(mask)
-            if visibility.scope == "mine":
-                image_ok = self._owner == visibility.user_id
-            elif visibility.scope == "public":
-                image_ok = self._public.copy()
-            else:
-                image_ok = (self._owner == visibility.user_id) | self._public
-            image_ok &= self._ready
-            if visibility.exclude_image_id is not None and visibility.exclude_image_id < len(image_ok):
-                image_ok[visibility.exclude_image_id] = False
-            in_range = shard.image_ids < len(image_ok)
-            mask &= in_range & image_ok[np.where(in_range, shard.image_ids, 0)]
-            if visibility.kind != "both":
-                mask &= shard.is_global if visibility.kind == "global" else ~shard.is_global
-        return mask
+    def allowed(self, visibility: Visibility | None, allowed_ids: np.ndarray | None = None) -> list[np.ndarray]:
+        """Per segment, the bitmap of slots a search may return."""
+        if visibility is not None and visibility.user_id is None:
+            return [np.zeros(len(segment), dtype=bool) for segment in self.segments]
+        image_ok = None if visibility is None else self._image_ok(visibility)
+        masks = []
+        for segment, alive in zip(self.segments, self.alive):
+            mask = alive.copy()
+            if allowed_ids is not None:
+                mask &= np.isin(segment.region_ids, allowed_ids)
+            if image_ok is not None:
+                image_ids = segment.image_ids
+                in_range = image_ids < len(image_ok)
+                mask &= in_range & image_ok[np.where(in_range, image_ids, 0)]
+                if visibility.kind != "both":
+                    mask &= segment.is_global if visibility.kind == "global" else ~segment.is_global
+            masks.append(mask)
+        return masks
 
-    # --- Search ---------------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int, *, visibility: Visibility | None = None,
                allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
         """Top-k by cosine similarity among the slots `visibility` (and `allowed_ids`) allow.
@@ -267,25 +203,12 @@ class VectorIndex:
         first; the count says how many regions were eligible, so callers know when asking for a
         larger k cannot help.
         """
-        import faiss
-
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        with self._lock:
-            masks = [self._allowed(shard, visibility, allowed_ids) for shard in self._shards]
-            eligible = int(sum(mask.sum() for mask in masks))
-            k = max(1, min(k, eligible))
-
-            def scan(item):
-                shard, mask = item
-                if not mask.any():
-                    return None
-                bitmap = np.packbits(mask, bitorder="little")
-                params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap)))
-                scores, slots = shard.index.search(queries, min(k, len(mask)), params=params)
-                ids = np.where(slots >= 0, shard.region_ids[np.maximum(slots, 0)], -1)
-                return scores, ids
-
-            parts = [part for part in self._pool.map(scan, zip(self._shards, masks)) if part is not None]
+        masks = self.allowed(visibility, allowed_ids)
+        eligible = int(sum(mask.sum() for mask in masks))
+        k = max(1, min(k, eligible))
+        work = [(segment, mask) for segment, mask in zip(self.segments, masks) if mask.any()]
+        parts = list(_scan_pool().map(lambda item: item[0].scan(queries, k, item[1]), work))
         if not parts:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64), 0
@@ -299,175 +222,110 @@ class VectorIndex:
             scores, ids = scores[:, filled], ids[:, filled]
         return scores, ids, eligible
 
-    # --- Catching up with the database ----------------------------------------------------------
-    def sync(self) -> SyncResult:
-        """Add regions committed since the last sync, drop deleted ones, refresh the image mirror."""
-        now, ttl = time.monotonic(), settings.INDEX_GAP_TTL_SECONDS
-        with self._lock:
-            # order_by(): Region's default ordering would make PostgreSQL walk the whole table.
-            rows = [row for pending in self.regions.pending() for row in Region.objects.filter(pending).order_by()
-                    .values_list("pk", "image_id", "kind", "embedding_model", "embedding")]
-            mine = [row for row in rows if row[3] == self.model_name]
-            self._sync_images(also={row[1] for row in mine})
-            if mine:
-                self.add(
-                    [row[0] for row in mine], _unpack([row[4] for row in mine], self.dim),
-                    image_ids=[row[1] for row in mine], is_global=[row[2] == Region.Kind.GLOBAL for row in mine],
-                )
-            self.regions.advance((row[0] for row in rows), now=now, ttl=ttl)
 
-            tombstones = [row for pending in self.tombstones.pending()
-                          for row in RegionTombstone.objects.filter(pending).order_by().values_list("pk", "region_id")]
-            removed = self.remove(region_id for _, region_id in tombstones)
-            self.tombstones.advance((pk for pk, _ in tombstones), now=now, ttl=ttl)
+def load_generation(directory: Path, number: int, *, model_name: str, dim: int,
+                    cache: dict[str, Segment] | None = None) -> Generation:
+    """Open generation `number` read-only, reusing already-open segments from `cache`.
 
-            self._unsaved += len(mine)
-            if self._unsaved >= settings.INDEX_SAVE_EVERY:
-                self.save()
-        return SyncResult(added=len(mine), removed=removed)
+    Raises CorruptIndex for anything missing, foreign or inconsistent: such a generation is never used.
+    """
+    manifest_path, state_path = generation_paths(directory, number)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise CorruptIndex(f"generation {number} has no manifest.") from None
+    except ValueError as error:
+        raise CorruptIndex(f"generation {number}'s manifest is unreadable ({error}).") from None
+    expected = (FORMAT_VERSION, model_name, dim, number)
+    found = tuple(manifest.get(key) for key in ("version", "model", "dim", "generation"))
+    if "id" not in manifest:
+        raise CorruptIndex(f"generation {number}'s manifest has no id.")
+    if found != expected:
+        raise CorruptIndex(f"generation {number} is {found}, not {expected}.")
+    cache = {} if cache is None else cache
+    segments = []
+    for entry in manifest["segments"]:
+        segment = cache.get(entry["name"]) or Segment(directory, entry["name"], dim=dim)
+        if len(segment) != entry["slots"]:
+            raise CorruptIndex(f"segment {entry['name']} has {len(segment)} slots, not {entry['slots']}.")
+        segments.append(segment)
+    try:
+        with np.load(state_path) as state:
+            alive = tuple(np.unpackbits(state[f"alive_{i}"], count=len(s), bitorder="little").astype(bool)
+                          for i, s in enumerate(segments))
+            owner, public, ready = state["owner"], state["public"], state["ready"]
+    except FileNotFoundError:
+        raise CorruptIndex(f"generation {number} has no state file.") from None
+    except (KeyError, ValueError, OSError) as error:
+        raise CorruptIndex(f"generation {number}'s state is unreadable ({error}).") from None
+    if not (len(owner) == len(public) == len(ready)) or sum(int(a.sum()) for a in alive) != manifest["count"]:
+        raise CorruptIndex(f"generation {number}'s state does not match its manifest.")
+    return Generation(number=number, id=str(manifest["id"]), model_name=model_name, dim=dim, position=int(manifest["position"]),
+                      segments=tuple(segments), alive=alive, owner=owner, public=public, ready=ready)
 
-    def rebuild(self, *, progress: Callable[[int], None] | None = None) -> int:
-        """Replace the index with every stored vector of this model. Returns the count."""
-        now = time.monotonic()
-        # Read the tombstone watermark first: deletions during the scan are then applied by sync().
-        tombstone_high = RegionTombstone.objects.aggregate(top=Max("pk"))["top"] or 0
-        fresh = VectorIndex(model_name=self.model_name, dim=self.dim, directory=self.directory, shards=self.shard_count)
-        fresh._sync_images(everything=True)
-        high = 0
-        seen_recent: set[int] = set()
-        batch: list[tuple] = []
 
-        def flush() -> None:
-            fresh.add([r[0] for r in batch], _unpack([r[3] for r in batch], self.dim),
-                      image_ids=[r[1] for r in batch], is_global=[r[2] == Region.Kind.GLOBAL for r in batch])
-            if progress:
-                progress(len(batch))
-            batch.clear()
+class IndexReader:
+    """A process's read-only view of the published index; follows CURRENT to newer generations."""
 
-        rows = (Region.objects.filter(embedding_model=self.model_name).order_by("pk")
-                .values_list("pk", "image_id", "kind", "embedding"))
-        for row in rows.iterator(chunk_size=REBUILD_BATCH):
-            batch.append(row)
-            high = row[0]
-            if len(batch) >= REBUILD_BATCH:
-                seen_recent = {r[0] for r in batch}
-                flush()
-        seen_recent |= {r[0] for r in batch}
-        if batch:
-            flush()
-        any_high = Region.objects.aggregate(top=Max("pk"))["top"] or 0
-        with self._lock:
-            self._shards = fresh._shards
-            self._owner, self._public, self._ready = fresh._owner, fresh._public, fresh._ready
-            self._images_seen_at = fresh._images_seen_at
-            self.regions = Watermark(high=max(high, any_high))
-            # Ids just below the top that we did not see may be transactions still in flight.
-            for pk in range(max(1, self.regions.high - REBUILD_GAP_WINDOW), self.regions.high):
-                if pk not in seen_recent:
-                    self.regions.gaps[pk] = now
-            self.tombstones = Watermark(high=tombstone_high)
-            self.save()
-        fresh._pool.shutdown(wait=False)
-        return self.ntotal
+    def __init__(self, *, model_name: str, dim: int, directory: Path):
+        self.model_name = model_name
+        self.dim = dim
+        self.directory = model_directory(directory, model_name)
+        self._generation: Generation | None = None
+        self._seen: tuple[int, int] | None = None  # CURRENT's (inode, mtime) when last read
+        self._refresh_lock = threading.Lock()
 
-    # --- Persistence ------------------------------------------------------------------------------
-    @property
-    def index_path(self) -> Path:
-        return self.directory / f"{_slug(self.model_name)}.faiss"
+    def current(self) -> Generation:
+        """The newest published generation. Raises IndexUnavailable when there is none yet."""
+        self.refresh()
+        generation = self._generation
+        if generation is None:
+            raise IndexUnavailable("The search index has not been built yet.")
+        return generation
 
-    @property
-    def slots_path(self) -> Path:
-        return self.directory / f"{_slug(self.model_name)}.slots.npz"
+    def refresh(self) -> None:
+        """Switch to the published generation if CURRENT changed: a stat, and rarely a load.
 
-    @property
-    def manifest_path(self) -> Path:
-        return self.directory / f"{_slug(self.model_name)}.json"
-
-    def save(self) -> None:
-        """Write codes, slot arrays and manifest, each to a temp file renamed into place (manifest last)."""
-        import faiss
-
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            for shard in self._shards:
-                shard.compact_if_needed()
-            # One FAISS file for all shards (merged codes), one array file for their slots.
-            merged = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-            for shard in self._shards:
-                if shard.index.ntotal:
-                    merged.add(shard.index.reconstruct_n(0, shard.index.ntotal))
-            slots = {
-                "region_ids": np.concatenate([s.region_ids for s in self._shards]),
-                "image_ids": np.concatenate([s.image_ids for s in self._shards]),
-                "is_global": np.concatenate([s.is_global for s in self._shards]),
-            }
-            manifest = {
-                "version": MANIFEST_VERSION,
-                "model": self.model_name,
-                "dim": self.dim,
-                "count": self.ntotal,
-                "slots": int(merged.ntotal),
-                "highest_region_id": self.regions.high,
-                "highest_tombstone_id": self.tombstones.high,
-                "saved_at": time.time(),
-            }
-            suffix = f".tmp-{os.getpid()}-{threading.get_ident()}"
-            temporaries = [path.with_name(path.name + suffix) for path in (self.index_path, self.slots_path, self.manifest_path)]
-            faiss.write_index(merged, str(temporaries[0]))
-            with open(temporaries[1], "wb") as handle:
-                np.savez(handle, **slots)
-            temporaries[2].write_text(json.dumps(manifest, indent=2))
-            for temporary, path in zip(temporaries, (self.index_path, self.slots_path, self.manifest_path)):
-                os.replace(temporary, path)
-            self._unsaved = 0
-
-    def load(self) -> bool:
-        """Load the saved index if it is ours and consistent with the database; else leave it empty."""
-        import faiss
-
+        One thread loads while others keep searching the generation they have; nothing here
+        blocks a search for longer than a stat.
+        """
+        if not self._refresh_lock.acquire(blocking=self._generation is None):
+            return
         try:
-            manifest = json.loads(self.manifest_path.read_text())
-            if (manifest.get("version"), manifest.get("model"), manifest.get("dim")) != (
-                MANIFEST_VERSION, self.model_name, self.dim
-            ):
-                logger.warning("Index %s was built for another model or format; rebuilding.", self.index_path)
-                return False
-            merged = faiss.read_index(str(self.index_path))
-            with np.load(self.slots_path) as slots:
-                region_ids, image_ids, is_global = slots["region_ids"], slots["image_ids"], slots["is_global"]
-        except FileNotFoundError:
-            return False
-        except Exception as error:  # corrupt JSON, FAISS or array file
-            logger.warning("Index %s is unreadable (%s); rebuilding.", self.index_path, error)
-            return False
-        if merged.ntotal != manifest["slots"] or len(region_ids) != merged.ntotal or merged.d != self.dim:
-            logger.warning("Index %s does not match its manifest; rebuilding.", self.index_path)
-            return False
-        high = int(manifest["highest_region_id"])
-        with self._lock:
-            self._shards = [_Shard(self.dim) for _ in range(self.shard_count)]
-            alive = region_ids != DEAD
-            vectors = merged.reconstruct_n(0, merged.ntotal)[alive] if merged.ntotal else np.zeros((0, self.dim), np.float32)
-            bounds = np.linspace(0, len(vectors), self.shard_count + 1).astype(int)
-            for shard, start, stop in zip(self._shards, bounds[:-1], bounds[1:]):
-                shard.add(region_ids[alive][start:stop], image_ids[alive][start:stop], is_global[alive][start:stop],
-                          vectors[start:stop])
-            self._sync_images(everything=True)
-            self.regions = Watermark(high=high)
-            self.tombstones = Watermark(high=int(manifest["highest_tombstone_id"]))
-            self.sync()
-            stored = Region.objects.filter(embedding_model=self.model_name, pk__lte=high).count()
-            indexed = int((self.ids() <= high).sum())
-            if stored != indexed:
-                logger.warning("Index %s is stale (%d vectors, %d in the database); rebuilding.", self.index_path, indexed, stored)
-                self._shards = [_Shard(self.dim) for _ in range(self.shard_count)]
-                self.regions, self.tombstones = Watermark(), Watermark()
-                return False
-        return True
+            try:
+                stat = (self.directory / CURRENT_NAME).stat()
+            except FileNotFoundError:
+                return
+            seen = (stat.st_ino, stat.st_mtime_ns)
+            if seen == self._seen:
+                return
+            for _ in range(3):  # the writer may publish again and clean up while we read
+                try:
+                    current = read_current(self.directory)
+                    if current is None:
+                        return
+                    number = current[0]
+                    cache = {s.name: s for s in self._generation.segments} if self._generation else {}
+                    self._generation = load_generation(
+                        self.directory, number, model_name=self.model_name, dim=self.dim, cache=cache
+                    )
+                    break
+                except CorruptIndex as error:
+                    last_error = error
+            else:
+                logger.warning("Index %s: cannot load the published generation (%s); keeping the one loaded.",
+                               self.directory, last_error)
+                return
+            self._seen = seen
+        finally:
+            self._refresh_lock.release()
+
+    def search(self, queries: np.ndarray, k: int, **kwargs) -> tuple[np.ndarray, np.ndarray, int]:
+        return self.current().search(queries, k, **kwargs)
 
 
-_index: VectorIndex | None = None
-_index_lock = threading.Lock()
+_reader: IndexReader | None = None
+_reader_lock = threading.Lock()
 
 
 def current_model() -> tuple[str, int]:
@@ -483,22 +341,30 @@ def current_model() -> tuple[str, int]:
     return clip_model_id(), int(config["embed_dim"])
 
 
-def get_index() -> VectorIndex:
-    """The process-wide index for the configured model: loaded from disk or rebuilt, then kept in sync."""
-    global _index
-    if _index is None:
-        with _index_lock:
-            if _index is None:
+def get_index() -> IndexReader:
+    """This process's reader of the index for the configured model.
+
+    With INDEX_INLINE_WRITER (tests, debugging) the process first applies the change feed itself,
+    as `manage.py run_indexer` would; otherwise it only reads what the indexer published.
+    """
+    global _reader
+    if settings.INDEX_INLINE_WRITER:
+        from search.indexer import get_writer
+
+        get_writer().update()
+    if _reader is None:
+        with _reader_lock:
+            if _reader is None:
                 model_name, dim = current_model()
-                index = VectorIndex(model_name=model_name, dim=dim, directory=settings.INDEX_DIR)
-                if not index.load():
-                    index.rebuild()
-                _index = index
-    _index.sync()
-    return _index
+                _reader = IndexReader(model_name=model_name, dim=dim, directory=settings.INDEX_DIR)
+    return _reader
 
 
 def reset_index() -> None:
-    global _index
-    with _index_lock:
-        _index = None
+    """Forget this process's reader and writer (tests change INDEX_DIR and the model)."""
+    global _reader
+    from search.indexer import reset_writer
+
+    with _reader_lock:
+        _reader = None
+    reset_writer()

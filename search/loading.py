@@ -82,8 +82,6 @@ def configure_torch() -> None:
 
     if settings.TORCH_THREADS:
         torch.set_num_threads(settings.TORCH_THREADS)
-    if settings.MALLOC_KEEP_FREED:
-        keep_freed_memory()
 
 
 def keep_freed_memory() -> bool:
@@ -125,6 +123,10 @@ def get_proposer() -> "RegionProposer":
                 from search.proposers import load_proposer
 
                 configure_torch()
+                # Only processes that segment (the worker) do the bulk model work this pays for; a
+                # web process, which loads CLIP alone for queries, keeps handing memory back.
+                if settings.MALLOC_KEEP_FREED:
+                    keep_freed_memory()
                 _proposer = load_proposer()
     return _proposer
 

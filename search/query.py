@@ -5,6 +5,7 @@ to the regions this user may see -> rows from the database, visibility checked a
 per image (the whole image wins near-ties) -> MIN_SIMILARITY -> sorted page of results.
 """
 import io
+import logging
 from dataclasses import dataclass
 from typing import Literal, Union
 
@@ -18,6 +19,8 @@ from gallery.selectors import images_visible_to
 from gallery.services import media_path
 from gallery.validation import UploadRejected, validate_image_bytes
 from search.index import Visibility
+
+logger = logging.getLogger(__name__)
 
 Scope = Literal["all", "mine", "public"]
 MatchKind = Literal["both", "global", "object"]
@@ -139,12 +142,16 @@ def _rank(vector: np.ndarray, visibility: Visibility, regions: QuerySet[Region],
     `visibility` restricts the FAISS scan (the index's mirror of who may see what); `regions` is the
     same rule in the database, applied again to every hit.
     """
-    from search.index import get_index
+    from search.index import IndexUnavailable, get_index
 
-    index = get_index()
+    try:
+        generation = get_index().current()  # one generation for every round of this query
+    except IndexUnavailable:
+        logger.warning("No search index has been published yet; is `manage.py run_indexer` running?")
+        raise SearchUnavailable("The search index is still being built; try again in a minute.") from None
     k = settings.FETCH_K
     while True:
-        scores, ids, eligible = index.search(vector, k, visibility=visibility)
+        scores, ids, eligible = generation.search(vector, k, visibility=visibility)
         hits = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
         results = _best_per_image(hits, regions, threshold)
         exhausted = k >= eligible

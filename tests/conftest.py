@@ -17,6 +17,27 @@ def isolated_storage(settings, tmp_path):
     reset_index()
 
 
+FEED_TRIGGERS = ("gallery_region_feed", "gallery_image_feed_update", "gallery_image_feed_delete")
+
+
+@pytest.fixture(autouse=True)
+def feed_rows_written_at_once(request):
+    """On PostgreSQL the change feed's triggers fire at COMMIT, and a test inside Django's test
+    transaction never commits: there they fire per statement instead. Tests with real commits
+    (transactional_db, live_server) keep the production behaviour."""
+    if "db" not in request.fixturenames or {"transactional_db", "live_server"} & set(request.fixturenames):
+        return
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("transaction"):
+        return
+    request.getfixturevalue("db")
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET CONSTRAINTS {', '.join(FEED_TRIGGERS)} IMMEDIATE")
+
+
 @pytest.fixture(autouse=True)
 def synchronous_tasks(monkeypatch):
     """django-q2 runs tasks in-process unless a test starts a real cluster (see test_worker)."""

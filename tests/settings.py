@@ -8,3 +8,7 @@ from imgsearch.settings import *  # noqa: E402,F403
 
 # Hashing passwords slowly is the point in production and a waste in tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# No `run_indexer` runs beside the test process: it applies the change feed itself before each
+# search. Tests that exercise the separate indexer turn this off.
+INDEX_INLINE_WRITER = True

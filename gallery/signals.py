@@ -1,0 +1,18 @@
+"""File clean-up for deleted images, whatever deleted them.
+
+An Image can disappear through `services.image_delete`, but also through a cascade (its owner's
+account deleted in the admin) that no service sees. Django sends post_delete for each cascaded
+row, so the files follow the row in every case, and only once the deletion has committed.
+"""
+from django.db import transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+
+from gallery.models import Image
+from gallery.services import media_path, thumbnail_path
+
+
+@receiver(post_delete, sender=Image, dispatch_uid="gallery.image_files_delete")
+def image_files_delete(sender, instance: Image, **kwargs) -> None:
+    files = [media_path(instance.file), thumbnail_path(instance)]
+    transaction.on_commit(lambda: [path.unlink(missing_ok=True) for path in files], using=kwargs.get("using"))
