@@ -22,10 +22,11 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
-# The web server and one django-q2 worker together; Ctrl-C stops both.
+# The web server, one django-q2 worker and the index writer together; Ctrl-C stops all three.
 define serve
-	@echo "imgsearch on http://$(HOST):$(PORT)/ (worker running too; Ctrl-C stops both)"
-	@trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	@echo "imgsearch on http://$(HOST):$(PORT)/ (worker and indexer running too; Ctrl-C stops all)"
+	@trap 'kill $$worker $$indexer 2>/dev/null; wait $$worker $$indexer 2>/dev/null' EXIT INT TERM; \
+	$(1) $(PY) manage.py run_indexer & indexer=$$!; \
 	$(1) $(PY) manage.py qcluster & worker=$$!; \
 	$(1) $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 endef

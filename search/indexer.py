@@ -56,7 +56,7 @@ from search.index import (
 
 logger = logging.getLogger(__name__)
 
-# Feed rows read per round; a burst bigger than this is applied in several rounds of one update.
+# Feed rows applied per update; a bigger backlog is applied over several updates.
 FEED_BATCH = 20_000
 # Ids per IN (...) query (SQLite limits the number of parameters).
 QUERY_CHUNK = 500
@@ -275,29 +275,24 @@ class IndexWriter:
         return result
 
     def _apply_feed(self) -> UpdateResult:
+        """Apply up to FEED_BATCH feed rows and publish the result; a bigger backlog takes several updates
+        (each publishes, so searches see progress, and the writer lock is never held for long)."""
         position = self.generation.position
-        draft: _Draft | None = None
-        added = removed = images = 0
-        while True:
-            rows = list(ImageChange.objects.filter(position__gt=position).order_by("position")
-                        .values_list("position", "image_id")[:FEED_BATCH])
-            if not rows:
-                break
-            if rows[0][0] != position + 1:
-                # Positions have no gaps, so rows we needed were pruned: only a rebuild is complete now.
-                logger.warning("Index %s is behind the change feed's retention; rebuilding.", self.directory)
-                count = self._rebuild_locked()
-                return UpdateResult(generation=self.generation.number, added=count, rebuilt=True)
-            draft = draft or _Draft(self.generation)
-            changed = sorted({image_id for _, image_id in rows})
-            step_added, step_removed = self._apply_images(draft, changed)
-            added, removed, images = added + step_added, removed + step_removed, images + len(changed)
-            position = rows[-1][0]
-        if draft is None:
+        rows = list(ImageChange.objects.filter(position__gt=position).order_by("position")
+                    .values_list("position", "image_id")[:FEED_BATCH])
+        if not rows:
             return UpdateResult(generation=self.generation.number)
+        if rows[0][0] != position + 1:
+            # Positions have no gaps, so rows we needed were pruned: only a rebuild is complete now.
+            logger.warning("Index %s is behind the change feed's retention; rebuilding.", self.directory)
+            count = self._rebuild_locked()
+            return UpdateResult(generation=self.generation.number, added=count, rebuilt=True)
+        draft = _Draft(self.generation)
+        changed = sorted({image_id for _, image_id in rows})
+        added, removed = self._apply_images(draft, changed)
         self._compact(draft)
-        generation = self._publish(draft, position)
-        return UpdateResult(generation=generation.number, added=added, removed=removed, images=images)
+        generation = self._publish(draft, rows[-1][0])
+        return UpdateResult(generation=generation.number, added=added, removed=removed, images=len(changed))
 
     def _apply_images(self, draft: _Draft, changed: list[int]) -> tuple[int, int]:
         """Bring these images' slots and mirror entries in line with the database. Returns (added, removed)."""

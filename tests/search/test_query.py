@@ -176,3 +176,18 @@ def test_search_never_returns_a_deleted_image(owner, upload, django_capture_on_c
     with django_capture_on_commit_callbacks(execute=True):
         image_delete(image=Image.objects.get(pk=image.pk))
     assert search(user=owner, query=ImageQuery(images.png(seed=1)), min_score=-1).results == []
+
+
+def test_the_database_recheck_hides_an_image_made_private_before_the_index_learnt_it(friend, library, settings):
+    from search.index import Visibility, get_index
+
+    public = library["owner-public"]
+    vector = Region.objects.get(image=public, kind="global").vector
+    assert "owner-public.png" in names(search(user=friend, query=TextQuery("anything"), min_score=-1))
+    # Made private, and no indexer has applied it yet: the index still offers it to the friend ...
+    settings.INDEX_INLINE_WRITER = False
+    Image.objects.filter(pk=public.pk).update(is_public=False)
+    offered = get_index().search(vector, k=10, visibility=Visibility(user_id=friend.pk))[1][0].tolist()
+    assert set(offered) & set(public.regions.values_list("pk", flat=True))
+    # ... and the search service's check against the database is what keeps it out.
+    assert names(search(user=friend, query=TextQuery("anything"), min_score=-1)) == []
