@@ -8,18 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from search.query import (
-    MATCH_KINDS,
-    SCOPES,
-    BoxQuery,
-    ImageQuery,
-    RegionQuery,
-    SearchError,
-    SearchUnavailable,
-    SimilarQuery,
-    TextQuery,
-    search,
-)
+from search.query import MATCH_KINDS, SCOPES, SearchError, SearchUnavailable, query_from, search
 
 
 class ServiceUnavailable(APIException):
@@ -73,33 +62,15 @@ class SearchApi(APIView):
         page = serializers.IntegerField(default=1, min_value=1)
         page_size = serializers.IntegerField(required=False, min_value=1)
 
-        def validate(self, data):
-            given = [name for name in ("text", "image", "image_id", "region_id") if data.get(name) not in (None, "")]
-            if "box" in data and "image_id" not in data:
-                raise ValidationError("A box needs the image_id it is drawn on.")
-            if len(given) != 1:
-                raise ValidationError(
-                    "Send exactly one of: text, image (a file), image_id (optionally with box), region_id."
-                )
-            return data
-
     @extend_schema(request={"application/json": InputSerializer, "multipart/form-data": InputSerializer},
                    responses=SearchPageSerializer)
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if data.get("text"):
-            query = TextQuery(text=data["text"])
-        elif data.get("image"):
-            query = ImageQuery(data=data["image"].read())
-        elif data.get("region_id") is not None:
-            query = RegionQuery(region_id=data["region_id"])
-        elif data.get("box") is not None:
-            query = BoxQuery(image_id=data["image_id"], box=tuple(data["box"]))
-        else:
-            query = SimilarQuery(image_id=data["image_id"])
         try:
+            query = query_from(text=data.get("text"), image=data["image"].read() if data.get("image") else None,
+                               image_id=data.get("image_id"), region_id=data.get("region_id"), box=data.get("box"))
             page = search(user=request.user, query=query, scope=data["scope"], kind=data["kind"],
                           min_score=data.get("min_score"), page=data["page"], page_size=data.get("page_size"))
         except SearchUnavailable as error:

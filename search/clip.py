@@ -118,8 +118,36 @@ class ClipEmbedder:
 
         with torch.inference_mode(), reduced_precision():
             tokens = self.tokenizer(texts).to(self.device)
-            features = self.model.encode_text(tokens)
+            features = encode_text_prefix(self.model, tokens)
             return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32, copy=False)
+
+
+def encode_text_prefix(model, tokens):
+    """`model.encode_text(tokens)`, running the text transformer only up to the last end-of-text token.
+
+    CLIP's text tower is causal and reads its output at the end-of-text token (the highest token id,
+    "argmax" pooling), so the padding after it cannot change the result: a 4-word query is ~7 of the
+    77 positions, and skipping the rest makes the text tower ~10x faster (the largest cost of a text
+    search). This mirrors open_clip's CLIP.encode_text; tests/search/test_models.py checks that both
+    give the same vectors, so a change upstream fails a test instead of changing results. Models this
+    does not fit (no causal mask, other pooling, a custom text tower) use encode_text itself.
+    """
+    import open_clip
+    import torch
+
+    if not (type(model) is open_clip.CLIP and model.text_pool_type == "argmax" and model.attn_mask is not None):
+        return model.encode_text(tokens)
+    length = int(tokens.argmax(dim=-1).max()) + 1
+    tokens = tokens[:, :length]
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast_dtype)
+    x = x + model.positional_embedding[:length].to(cast_dtype)
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+    if model.text_projection is not None:
+        x = model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
+    return x
 
 
 def load_clip() -> ClipEmbedder:

@@ -35,6 +35,8 @@ from typing import Literal
 import numpy as np
 from django.conf import settings
 
+from gallery.selectors import searchable_image_mask
+
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 3
@@ -165,13 +167,8 @@ class Generation:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def _image_ok(self, visibility: Visibility) -> np.ndarray:
-        if visibility.scope == "mine":
-            image_ok = self.owner == visibility.user_id
-        elif visibility.scope == "public":
-            image_ok = self.public.copy()
-        else:
-            image_ok = (self.owner == visibility.user_id) | self.public
-        image_ok &= self.ready
+        image_ok = searchable_image_mask(owner=self.owner, public=self.public, ready=self.ready,
+                                         user_id=visibility.user_id, scope=visibility.scope)
         if visibility.exclude_image_id is not None and visibility.exclude_image_id < len(image_ok):
             image_ok[visibility.exclude_image_id] = False
         return image_ok

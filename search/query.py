@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 
 from gallery.imaging import open_rgb, to_rgb
 from gallery.models import Image, Region
-from gallery.selectors import images_visible_to
+from gallery.selectors import images_searchable_by, images_visible_to
 from gallery.services import media_path
 from gallery.validation import UploadRejected, validate_image_bytes
 from search.index import Visibility
@@ -110,7 +110,7 @@ def search(
         threshold = settings.MIN_SIMILARITY if isinstance(query, TextQuery) else settings.MIN_IMAGE_SIMILARITY
 
     vector, source_image_id = query_vector(user=user, query=query)
-    images = _images_in_scope(user, scope)
+    images = images_searchable_by(user, scope)
     if source_image_id is not None:
         images = images.exclude(pk=source_image_id)  # "more like this" should not answer with itself
     regions = Region.objects.filter(image__in=images)
@@ -121,22 +121,27 @@ def search(
     )
     ranked = _rank(vector, visibility, regions, threshold=threshold, wanted=page * page_size + 1)
     start = (page - 1) * page_size
-    return SearchPage(
-        results=ranked[start : start + page_size], page=page, page_size=page_size, has_next=len(ranked) > start + page_size
-    )
+    shown = ranked[start : start + page_size]
+    # Model objects only for the page shown, read through the visibility rule once more.
+    by_id = images.select_related("owner").in_bulk([match.image_id for match in shown])
+    results = [SearchResult(image=by_id[m.image_id], score=m.score, kind=m.kind, box=m.box, region_id=m.region_id)
+               for m in shown if m.image_id in by_id]
+    return SearchPage(results=results, page=page, page_size=page_size, has_next=len(ranked) > start + page_size)
 
 
-def _images_in_scope(user, scope: Scope) -> QuerySet[Image]:
-    images = images_visible_to(user).filter(status=Image.Status.READY)
-    if scope == "mine":
-        return images.filter(owner=user)
-    if scope == "public":
-        return images.filter(is_public=True)
-    return images
+@dataclass(frozen=True)
+class Match:
+    """The best region of one image for a query (a SearchResult before its image is read)."""
+
+    image_id: int
+    score: float
+    kind: str
+    box: list[int]
+    region_id: int
 
 
 def _rank(vector: np.ndarray, visibility: Visibility, regions: QuerySet[Region], *, threshold: float,
-          wanted: int) -> list[SearchResult]:
+          wanted: int) -> list[Match]:
     """Best match per image above the threshold, best first; at least `wanted` images when there are that many.
 
     `visibility` restricts the FAISS scan (the index's mirror of who may see what); `regions` is the
@@ -161,25 +166,24 @@ def _rank(vector: np.ndarray, visibility: Visibility, regions: QuerySet[Region],
         k *= FETCH_GROWTH
 
 
-def _best_per_image(hits: dict[int, float], regions: QuerySet[Region], threshold: float) -> list[SearchResult]:
-    # Visibility is checked again here: `regions` is built from images_visible_to(user).
-    rows = regions.filter(pk__in=list(hits)).select_related("image", "image__owner")
-    by_image: dict[int, dict[str, tuple[float, Region]]] = {}
-    for region in rows:
-        score = hits[region.pk]
-        best = by_image.setdefault(region.image_id, {})
-        if region.kind not in best or score > best[region.kind][0]:
-            best[region.kind] = (score, region)
+def _best_per_image(hits: dict[int, float], regions: QuerySet[Region], threshold: float) -> list[Match]:
+    # Visibility is checked again here: `regions` is built from images_searchable_by(user).
+    rows = regions.filter(pk__in=list(hits)).values_list("pk", "image_id", "kind", "x1", "y1", "x2", "y2")
+    by_image: dict[int, dict[str, Match]] = {}
+    for pk, image_id, kind, *box in rows:
+        match = Match(image_id=image_id, score=hits[pk], kind=kind, box=box, region_id=pk)
+        best = by_image.setdefault(image_id, {})
+        if kind not in best or match.score > best[kind].score:
+            best[kind] = match
     results = []
     for best in by_image.values():
         chosen = best.get(Region.Kind.GLOBAL)
         obj = best.get(Region.Kind.OBJECT)
-        if chosen is None or (obj is not None and obj[0] > chosen[0] + settings.SCORE_TIE_EPS):
+        if chosen is None or (obj is not None and obj.score > chosen.score + settings.SCORE_TIE_EPS):
             chosen = obj
-        score, region = chosen
-        if score >= threshold:
-            results.append(SearchResult(image=region.image, score=score, kind=region.kind, box=region.box, region_id=region.pk))
-    results.sort(key=lambda r: (-r.score, -r.image.pk))
+        if chosen.score >= threshold:
+            results.append(chosen)
+    results.sort(key=lambda m: (-m.score, -m.image_id))
     return results
 
 
@@ -241,6 +245,31 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
     raise TypeError(f"not a query: {query!r}")
 
 
+def query_from(*, text: str | None = None, image: bytes | None = None, image_id: int | None = None,
+               region_id: int | None = None, box=None) -> Query:
+    """The query a request describes: exactly one of text, an image, image_id (with box: that region
+    of it) or region_id. The search page and the API both go through here, so they agree on what
+    a request means. Raises SearchError naming what to send."""
+    given = [name for name, value in (("text", text), ("image", image), ("image_id", image_id),
+                                      ("region_id", region_id)) if value not in (None, "", b"")]
+    if box not in (None, "") and image_id is None:
+        raise SearchError("A box needs the image_id it is drawn on.")
+    if len(given) != 1:
+        raise SearchError("Send exactly one of: text, image (a file), image_id (optionally with box), region_id.")
+    if text:
+        return TextQuery(text=text)
+    if image:
+        return ImageQuery(data=image)
+    if region_id is not None:
+        return RegionQuery(region_id=region_id)
+    if box not in (None, ""):
+        parts = box.split(",") if isinstance(box, str) else list(box)
+        if len(parts) != 4:
+            raise SearchError("A box is four numbers: [x1, y1, x2, y2].")
+        return BoxQuery(image_id=image_id, box=tuple(parts))
+    return SimilarQuery(image_id=image_id)
+
+
 def _visible_image(user, image_id: int) -> Image:
     image = images_visible_to(user).filter(pk=image_id).first()
     if image is None:
@@ -260,7 +289,7 @@ def _stored_vector(region: Region) -> np.ndarray:
 def _checked_box(box, image: Image) -> tuple[int, int, int, int]:
     try:
         x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: inf, 1e400
         raise SearchError("A box is four numbers: [x1, y1, x2, y2].") from None
     if not (0 <= x1 < x2 <= image.width and 0 <= y1 < y2 <= image.height):
         raise SearchError(

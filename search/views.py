@@ -7,29 +7,27 @@ from search.forms import SearchForm
 from search.query import (
     BoxQuery,
     ImageQuery,
+    Query,
     RegionQuery,
     SearchError,
     SearchUnavailable,
     SimilarQuery,
-    TextQuery,
+    query_from,
     search,
 )
 
 
-def _query_from(data: dict, files) -> tuple[object | None, str]:
-    """The query the form describes and a short description of it, or (None, "") when empty."""
-    if files.get("image"):
-        return ImageQuery(data=files["image"].read()), f"photos like “{files['image'].name}”"
-    if data.get("similar"):
-        return SimilarQuery(image_id=data["similar"]), "more like this photo"
-    if data.get("region"):
-        return RegionQuery(region_id=data["region"]), "this object"
-    if data.get("box_image") and data.get("box"):
-        box = tuple(part.strip() for part in data["box"].split(","))
-        return BoxQuery(image_id=data["box_image"], box=box), "the region you drew"
-    if data.get("q"):
-        return TextQuery(text=data["q"]), f"“{data['q']}”"
-    return None, ""
+def _describe(query: Query, files) -> str:
+    """What was searched for, in words for the results heading."""
+    if isinstance(query, ImageQuery):
+        return f"photos like “{files['image'].name}”"
+    if isinstance(query, SimilarQuery):
+        return "more like this photo"
+    if isinstance(query, RegionQuery):
+        return "this object"
+    if isinstance(query, BoxQuery):
+        return "the region you drew"
+    return f"“{query.text}”"
 
 
 @login_required
@@ -39,27 +37,31 @@ def search_page(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "results": None, "error": None, "description": ""}
     status = 200
     if bound and form.is_valid():
-        query, description = _query_from(form.cleaned_data, request.FILES)
-        context["description"] = description
-        if query is None:
-            context["error"] = "Type a few words, choose a photo, or use “more like this” on an image."
+        data = form.cleaned_data
+        try:
+            page = int(request.GET.get("page", "1"))
+        except ValueError:
+            page = 1
+        try:
+            asked = [data.get("q"), request.FILES.get("image"), data.get("similar"), data.get("box_image"), data.get("region")]
+            if not any(asked):
+                raise SearchError("Type a few words, choose a photo, or use “more like this” on an image.")
+            if sum(1 for thing in asked if thing) > 1 or (data.get("box") and not data.get("box_image")):
+                raise SearchError("Search for one thing at a time: words, a photo, more like this, or a box on a photo.")
+            query = query_from(text=data.get("q"), image=request.FILES["image"].read() if request.FILES.get("image") else None,
+                               image_id=data.get("similar") or data.get("box_image"), region_id=data.get("region"),
+                               box=data.get("box"))
+            context["description"] = _describe(query, request.FILES)
+            context["results"] = search(
+                user=request.user, query=query, scope=data["scope"] or "all", kind=data["kind"] or "both",
+                page=max(1, page),
+            )
+        except SearchUnavailable as error:
+            context["error"] = str(error)
+            status = 503
+        except SearchError as error:
+            context["error"] = str(error)
             status = 400
-        else:
-            try:
-                page = int(request.GET.get("page", "1"))
-            except ValueError:
-                page = 1
-            try:
-                context["results"] = search(
-                    user=request.user, query=query, scope=form.cleaned_data["scope"] or "all",
-                    kind=form.cleaned_data["kind"] or "both", page=max(1, page),
-                )
-            except SearchUnavailable as error:
-                context["error"] = str(error)
-                status = 503
-            except SearchError as error:
-                context["error"] = str(error)
-                status = 400
         # Uploaded query images are not kept, so only GET searches can link to their next page.
         params = request.GET.copy()
         params.pop("page", None)

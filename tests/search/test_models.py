@@ -200,3 +200,24 @@ def test_bf16_autocast_is_opt_in_and_stays_close_to_float(settings):
     assert len(bf16_boxes) == len(float_boxes) > 0
     close = sum(box_iou(a, b) >= 0.9 for a, b in zip(sorted(bf16_boxes), sorted(float_boxes)))
     assert close >= 0.8 * len(float_boxes), (bf16_boxes, float_boxes)
+
+
+@pytest.mark.parametrize("profile", ["tiny", "demo"])
+def test_the_text_tower_cut_at_the_end_token_gives_open_clips_vectors(settings, profile):
+    import open_clip
+    import torch
+
+    from search.clip import encode_text_prefix
+
+    for name, value in settings.MODEL_PROFILES[profile].items():
+        setattr(settings, name, value)
+    clip = load_clip()
+    assert type(clip.model) is open_clip.CLIP  # else the shortcut is not taken and this proves nothing
+    texts = ["a red circle", "", "a very long query " * 20, "ünïcödé ☀ and a green square on the left"]
+    with torch.inference_mode():
+        tokens = clip.tokenizer(texts)
+        full = clip.model.encode_text(tokens).numpy()
+        cut = encode_text_prefix(clip.model, tokens).numpy()
+        alone = np.concatenate([encode_text_prefix(clip.model, clip.tokenizer([text])).numpy() for text in texts])
+    assert np.allclose(cut, full, atol=1e-5) and np.allclose(alone, full, atol=1e-5)
+    assert int(clip.tokenizer(["a red circle"]).argmax()) < 10  # the cut is real: a few of the positions

@@ -52,6 +52,19 @@ def test_search_page_errors_say_what_to_do(client, owner, photos):
     assert response.status_code == 400 and "Type" in response.content.decode()
     response = client.get(reverse("search:search"), {"box_image": photos["mine"].pk, "box": "0,0,999,999"})
     assert response.status_code == 400 and "not inside the image" in response.content.decode()
+    for box in ("inf,0,10,10", "1e400,0,10,10", "nan,0,1,1", "1,2,3"):
+        response = client.get(reverse("search:search"), {"box_image": photos["mine"].pk, "box": box})
+        assert response.status_code == 400 and "four numbers" in response.content.decode(), box
+
+
+def test_the_search_page_and_the_api_refuse_two_queries_at_once_alike(client, owner, photos):
+    client.force_login(owner)
+    for params in ({"q": "cat", "similar": photos["mine"].pk}, {"similar": photos["mine"].pk, "region": 1},
+                   {"similar": photos["mine"].pk, "box": "0,0,5,5"}):
+        response = client.get(reverse("search:search"), params)
+        assert response.status_code == 400 and "one thing at a time" in response.content.decode(), params
+    response = api_for(owner).post(reverse("api:search"), {"text": "cat", "image_id": photos["mine"].pk}, format="json")
+    assert response.status_code == 400 and "exactly one of" in response.json()["detail"]
 
 
 def test_more_like_this_and_region_links_from_the_image_page(client, owner, photos, settings):
