@@ -136,10 +136,12 @@ def encode_text_prefix(model, tokens):
     import torch
 
     if not (type(model) is open_clip.CLIP and model.text_pool_type == "argmax" and model.attn_mask is not None):
-        return model.encode_text(tokens)
+        return model.encode_text(tokens)  # (not reached by our profiles; tests check they take the shortcut)
     length = int(tokens.argmax(dim=-1).max()) + 1
     tokens = tokens[:, :length]
-    cast_dtype = model.transformer.get_cast_dtype()
+    # open_clip reads the dtype off a Linear layer's weight, which int8-quantised layers (MODEL_INT8)
+    # do not have; the positional embedding has the same dtype in every precision open_clip casts to.
+    cast_dtype = model.positional_embedding.dtype
     x = model.token_embedding(tokens).to(cast_dtype)
     x = x + model.positional_embedding[:length].to(cast_dtype)
     x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])

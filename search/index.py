@@ -93,18 +93,23 @@ def read_current(directory: Path) -> tuple[int, str] | None:
 class Segment:
     """Some regions' codes and slots, memory-mapped read-only. Segments never change once written."""
 
-    def __init__(self, directory: Path, name: str, *, dim: int):
+    def __init__(self, directory: Path, name: str, *, dim: int, kind: str = "flat"):
         import faiss
 
         self.name = name
+        self.kind = kind
         codes_path, slots_path = segment_paths(directory, name)
+        # Flat codes and an IVF's inverted lists are mapped read-only by different FAISS flags.
+        flags = faiss.IO_FLAG_MMAP_IFC if kind == "flat" else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
         try:
-            self.index = faiss.read_index(str(codes_path), faiss.IO_FLAG_MMAP_IFC)
+            self.index = faiss.read_index(str(codes_path), flags)
             slots = np.load(slots_path, mmap_mode="r")
         except FileNotFoundError as error:
             raise CorruptIndex(f"segment {name} is missing ({error.filename}).") from None
         except (RuntimeError, ValueError, OSError) as error:
             raise CorruptIndex(f"segment {name} is unreadable ({error}).") from None
+        if kind not in ("flat", "ivf") or isinstance(self.index, faiss.IndexIVF) != (kind == "ivf"):
+            raise CorruptIndex(f"segment {name} is not the {kind} segment its manifest says.")
         if self.index.d != dim or slots.ndim != 2 or slots.shape != (3, self.index.ntotal):
             raise CorruptIndex(f"segment {name} does not match its manifest.")
         self.region_ids = slots[0]
@@ -119,7 +124,12 @@ class Segment:
         import faiss
 
         bitmap = np.packbits(mask, bitorder="little")
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap)))
+        selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+        if self.kind == "ivf":
+            nprobe = settings.INDEX_IVF_NPROBE or max(1, self.index.nlist // 4)
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=min(nprobe, self.index.nlist))
+        else:
+            params = faiss.SearchParameters(sel=selector)
         scores, slots = self.index.search(queries, min(k, len(mask)), params=params)
         return scores, np.where(slots >= 0, self.region_ids[np.maximum(slots, 0)], -1)
 
@@ -242,7 +252,7 @@ def load_generation(directory: Path, number: int, *, model_name: str, dim: int,
     cache = {} if cache is None else cache
     segments = []
     for entry in manifest["segments"]:
-        segment = cache.get(entry["name"]) or Segment(directory, entry["name"], dim=dim)
+        segment = cache.get(entry["name"]) or Segment(directory, entry["name"], dim=dim, kind=entry.get("kind", "flat"))
         if len(segment) != entry["slots"]:
             raise CorruptIndex(f"segment {entry['name']} has {len(segment)} slots, not {entry['slots']}.")
         segments.append(segment)

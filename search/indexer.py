@@ -68,6 +68,8 @@ MAX_SMALL_SEGMENTS = 4
 REWRITE_DEAD_FRACTION = 0.25
 # Generations kept after a newer one is published, for readers still opening an older one.
 KEEP_GENERATIONS = 4
+# k-means training sample per inverted list of an IVF segment (FAISS wants at least 39).
+IVF_TRAIN_PER_LIST = 64
 # Seconds between prunes of applied feed rows older than INDEX_FEED_RETENTION_HOURS.
 PRUNE_EVERY_SECONDS = 600
 
@@ -83,11 +85,20 @@ class UpdateResult:
 
 def _fsync_write(path: Path, write: Callable[[object], None]) -> None:
     """Write `path` through a temporary file, flushed to disk, then renamed into place."""
+    _fsync_save(path, lambda temporary: _write_with(temporary, write))
+
+
+def _write_with(path: Path, write: Callable[[object], None]) -> None:
+    with open(path, "wb") as handle:
+        write(handle)
+
+
+def _fsync_save(path: Path, save: Callable[[Path], None]) -> None:
+    """`save(temporary)`, flush that file to disk, rename it to `path`."""
     temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
-        with open(temporary, "wb") as handle:
-            write(handle)
-            handle.flush()
+        save(temporary)
+        with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
@@ -103,18 +114,40 @@ def _fsync_directory(directory: Path) -> None:
 
 
 def write_segment(directory: Path, region_ids, image_ids, is_global, vectors: np.ndarray, *, dim: int) -> Segment:
-    """Write a new immutable segment and open it read-only."""
+    """Write a new immutable segment and open it read-only.
+
+    Up to INDEX_IVF_MIN_SLOTS slots it is an exhaustive float16 scan (exact). From there on it is an
+    inverted file: sqrt(n) k-means lists, of which a search scans INDEX_IVF_NPROBE, so a query reads
+    a fraction of the segment and the index can outgrow the page cache (recall measured in
+    bench/README.md). Both keep float16 codes that decode to the stored vectors exactly.
+    """
     import faiss
 
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
     name = f"{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
     codes_path, slots_path = segment_paths(directory, name)
-    index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim))
+    if len(vectors) >= settings.INDEX_IVF_MIN_SLOTS:
+        kind, lists = "ivf", ivf_list_count(len(vectors))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFScalarQuantizer(quantizer, dim, lists, faiss.ScalarQuantizer.QT_fp16,
+                                              faiss.METRIC_INNER_PRODUCT, False)  # codes of the vectors themselves
+        sample = np.random.default_rng(len(vectors)).choice(len(vectors), min(len(vectors), IVF_TRAIN_PER_LIST * lists),
+                                                            replace=False)
+        index.train(vectors[np.sort(sample)])
+        index.set_direct_map_type(faiss.DirectMap.Array)  # slot -> code, to read vectors back for merges
+    else:
+        kind = "flat"
+        index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+    index.add(vectors)
     slots = np.stack([np.asarray(region_ids, dtype=np.int64), np.asarray(image_ids, dtype=np.int64),
                       np.asarray(is_global, dtype=np.int64)])
-    _fsync_write(codes_path, lambda handle: handle.write(faiss.serialize_index(index).tobytes()))
+    _fsync_save(codes_path, lambda temporary: faiss.write_index(index, str(temporary)))
     _fsync_write(slots_path, lambda handle: np.save(handle, slots))
-    return Segment(directory, name, dim=dim)
+    return Segment(directory, name, dim=dim, kind=kind)
+
+
+def ivf_list_count(slots: int) -> int:
+    return int(min(65_536, max(16, round(np.sqrt(slots)))))
 
 
 def _unpack(blobs, dim: int) -> np.ndarray:
@@ -230,7 +263,7 @@ class IndexWriter:
             "id": generation_id,
             "position": position,
             "count": int(sum(int(alive.sum()) for alive in draft.alive)),
-            "segments": [{"name": segment.name, "slots": len(segment)} for segment in draft.segments],
+            "segments": [{"name": s.name, "slots": len(s), "kind": s.kind} for s in draft.segments],
             "written_at": time.time(),
         }
         _fsync_write(manifest_path, lambda handle: handle.write(json.dumps(manifest, indent=1).encode()))

@@ -414,3 +414,37 @@ def test_the_pipeline_makes_new_images_searchable_in_a_running_process(owner, up
     generation = get_index().current()  # the inline writer (tests) applied the feed first
     assert generation.ntotal > before
     assert generation.search(global_region.vector, k=1)[1][0][0] == global_region.pk
+
+
+def test_large_segments_are_inverted_files_that_find_the_same_regions(owner, stranger, settings):
+    settings.INDEX_IVF_MIN_SLOTS = 300  # "large" for this test; 2M by default
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(12, DIM))
+    vectors = centres[rng.integers(0, 12, 600)] + 0.3 * rng.normal(size=(600, DIM))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    mine, public = ready_image(owner, "mine.png"), ready_image(stranger, "public.png", public=True)
+    Region.objects.bulk_create([
+        Region(image=mine if n % 3 else public, kind="object", x1=0, y1=0, x2=10, y2=10, area_fraction=0.01,
+               embedding=Region.pack_vector(vector), embedding_model=MODEL, embedding_dim=DIM)
+        for n, vector in enumerate(vectors)
+    ])
+    writer = IndexWriter(model_name=MODEL, dim=DIM, directory=settings.INDEX_DIR, shards=1)
+    writer.rebuild()
+    reader = IndexReader(model_name=MODEL, dim=DIM, directory=settings.INDEX_DIR)
+    (segment,) = reader.current().segments
+    assert segment.kind == "ivf" and segment.index.nlist == 24
+    regions = list(Region.objects.order_by("pk"))
+    stored = np.stack([region.vector for region in regions])
+    assert np.allclose(segment.vectors(np.arange(600)), stored[np.argsort(np.argsort(segment.region_ids))], atol=1e-3)
+    # Each region's own vector finds it first, for the owner and, if public, for the stranger only then.
+    for region in regions[::25]:
+        assert reader.search(region.vector, k=1, visibility=Visibility(user_id=owner.pk))[1][0][0] == region.pk
+        hits = reader.search(region.vector, k=3, visibility=Visibility(user_id=stranger.pk))[1][0].tolist()
+        assert (hits[0] == region.pk) == (region.image_id == public.pk)
+        assert all(Region.objects.get(pk=pk).image_id == public.pk for pk in hits)
+    # A rewrite of the mostly-dead segment reads its vectors back from the inverted lists.
+    regions_delete(queryset=Region.objects.filter(pk__in=[r.pk for r in regions[:200]]))
+    writer.update()
+    (segment,) = reader.current().segments
+    assert segment.kind == "ivf" and len(segment) == 400
+    assert reader.search(regions[450].vector, k=1)[1][0][0] == regions[450].pk

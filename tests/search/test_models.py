@@ -221,3 +221,13 @@ def test_the_text_tower_cut_at_the_end_token_gives_open_clips_vectors(settings, 
         alone = np.concatenate([encode_text_prefix(clip.model, clip.tokenizer([text])).numpy() for text in texts])
     assert np.allclose(cut, full, atol=1e-5) and np.allclose(alone, full, atol=1e-5)
     assert int(clip.tokenizer(["a red circle"]).argmax()) < 10  # the cut is real: a few of the positions
+
+
+def test_int8_clip_embeds_text_too(settings):
+    # open_clip's encode_text asks a Linear layer for its weight dtype, which int8 layers do not have.
+    settings.MODEL_INT8 = False
+    reference = load_clip().embed_texts(["a red circle", "two green squares"])
+    settings.MODEL_INT8 = True
+    quantized = load_clip().embed_texts(["a red circle", "two green squares"])
+    cosine = (quantized * reference).sum(axis=1)
+    assert cosine.min() > 0.95, cosine
