@@ -144,7 +144,7 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _scan_pool() -> ThreadPoolExecutor:
+def scan_pool() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
         with _pool_lock:
@@ -203,19 +203,22 @@ class Generation:
         return masks
 
     def search(self, queries: np.ndarray, k: int, *, visibility: Visibility | None = None,
-               allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+               allowed_ids: np.ndarray | None = None, masks: list[np.ndarray] | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, int]:
         """Top-k by cosine similarity among the slots `visibility` (and `allowed_ids`) allow.
 
-        Returns (scores, region ids, allowed count): scores and ids are (n_queries, <=k), best
-        first; the count says how many regions were eligible, so callers know when asking for a
-        larger k cannot help.
+        `masks` may be passed instead, as `allowed()` made them (a search computes them once for all
+        its rounds, and while the query is being embedded). Returns (scores, region ids, allowed
+        count): scores and ids are (n_queries, <=k), best first; the count says how many regions
+        were eligible, so callers know when asking for a larger k cannot help.
         """
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        masks = self.allowed(visibility, allowed_ids)
+        if masks is None:
+            masks = self.allowed(visibility, allowed_ids)
         eligible = int(sum(mask.sum() for mask in masks))
         k = max(1, min(k, eligible))
         work = [(segment, mask) for segment, mask in zip(self.segments, masks) if mask.any()]
-        parts = list(_scan_pool().map(lambda item: item[0].scan(queries, k, item[1]), work))
+        parts = list(scan_pool().map(lambda item: item[0].scan(queries, k, item[1]), work))
         if not parts:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64), 0

@@ -18,7 +18,7 @@ from gallery.models import Image, Region
 from gallery.selectors import images_searchable_by, images_visible_to
 from gallery.services import media_path
 from gallery.validation import UploadRejected, validate_image_bytes
-from search.index import Visibility
+from search.index import Generation, IndexUnavailable, Visibility, get_index, scan_pool
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,13 @@ def search(
     else:
         threshold = settings.MIN_SIMILARITY if isinstance(query, TextQuery) else settings.MIN_IMAGE_SIMILARITY
 
+    generation = _current_generation()  # one generation for every round of this query
+    user_id = user.pk if user.is_authenticated else None
+    early_masks = None
+    if isinstance(query, (TextQuery, ImageQuery)):
+        # No source image to leave out, so the bitmap of what this user may see is built while the
+        # query is being embedded.
+        early_masks = scan_pool().submit(generation.allowed, Visibility(user_id=user_id, scope=scope, kind=kind))
     vector, source_image_id = query_vector(user=user, query=query)
     images = images_searchable_by(user, scope)
     if source_image_id is not None:
@@ -116,10 +123,11 @@ def search(
     regions = Region.objects.filter(image__in=images)
     if kind != "both":
         regions = regions.filter(kind=kind)
-    visibility = Visibility(
-        user_id=user.pk if user.is_authenticated else None, scope=scope, kind=kind, exclude_image_id=source_image_id
-    )
-    ranked = _rank(vector, visibility, regions, threshold=threshold, wanted=page * page_size + 1)
+    if early_masks is not None:
+        masks = early_masks.result()
+    else:
+        masks = generation.allowed(Visibility(user_id=user_id, scope=scope, kind=kind, exclude_image_id=source_image_id))
+    ranked = _rank(vector, generation, masks, regions, threshold=threshold, wanted=page * page_size + 1)
     start = (page - 1) * page_size
     shown = ranked[start : start + page_size]
     # Model objects only for the page shown, read through the visibility rule once more.
@@ -140,23 +148,24 @@ class Match:
     region_id: int
 
 
-def _rank(vector: np.ndarray, visibility: Visibility, regions: QuerySet[Region], *, threshold: float,
-          wanted: int) -> list[Match]:
-    """Best match per image above the threshold, best first; at least `wanted` images when there are that many.
-
-    `visibility` restricts the FAISS scan (the index's mirror of who may see what); `regions` is the
-    same rule in the database, applied again to every hit.
-    """
-    from search.index import IndexUnavailable, get_index
-
+def _current_generation() -> Generation:
     try:
-        generation = get_index().current()  # one generation for every round of this query
+        return get_index().current()
     except IndexUnavailable:
         logger.warning("No search index has been published yet; is `manage.py run_indexer` running?")
         raise SearchUnavailable("The search index is still being built; try again in a minute.") from None
+
+
+def _rank(vector: np.ndarray, generation: Generation, masks: list[np.ndarray], regions: QuerySet[Region], *,
+          threshold: float, wanted: int) -> list[Match]:
+    """Best match per image above the threshold, best first; at least `wanted` images when there are that many.
+
+    `masks` restrict the FAISS scan (the index's mirror of who may see what); `regions` is the same
+    rule in the database, applied again to every hit.
+    """
     k = settings.FETCH_K
     while True:
-        scores, ids, eligible = generation.search(vector, k, visibility=visibility)
+        scores, ids, eligible = generation.search(vector, k, masks=masks)
         hits = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
         results = _best_per_image(hits, regions, threshold)
         exhausted = k >= eligible
