@@ -202,3 +202,30 @@ def test_run_indexer_brings_changes_to_searches_within_seconds_and_survives_a_ki
     assert "rebuilt" not in text, text  # the second indexer adopted the first one's generation
     MEASURED.append(f"index freshness with run_indexer (poll 0.2 s): public {lags[0]:.2f} s, private {lags[1]:.2f} s, "
                     f"deleted {lags[3]:.2f} s (new indexer after kill -9 and startup: {lags[2]:.2f} s)")
+
+
+def test_run_indexer_carries_on_after_its_database_connection_is_killed(transactional_db, owner, settings, model):
+    name, dim = model
+    image = make_image(owner, "x.png")
+    make_regions(image, [1], model)
+    indexer, log = start(["manage.py", "run_indexer"], settings, "indexer.log", INDEX_POLL_SECONDS="0.2")
+    reader = IndexReader(model_name=name, dim=dim, directory=settings.INDEX_DIR)
+
+    def holds(count: int) -> bool:
+        try:
+            return reader.current().ntotal == count
+        except IndexUnavailable:
+            return False
+
+    try:
+        assert wait_for(lambda: holds(1), timeout=60) is not None
+        # What a PostgreSQL restart does to the indexer's connection.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+            assert cursor.fetchone() is not None
+        make_regions(image, [2], model)
+        lag = wait_for(lambda: holds(2), timeout=30)
+    finally:
+        text = stop(indexer, log)
+    assert lag is not None, text
