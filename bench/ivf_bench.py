@@ -1,15 +1,22 @@
 """Inverted-file (IVF) segments against exhaustive ones, on clustered vectors: recall@10 and latency.
 
-    .venv/bin/python bench/ivf_bench.py                       # 1M and 5M vectors
-    .venv/bin/python bench/ivf_bench.py --sizes 1000000 --nprobe 8 16 32 64
+    .venv/bin/python bench/ivf_bench.py                       # 1M vectors, both kinds of data
+    .venv/bin/python bench/ivf_bench.py --sizes 5000000 --data topics --nprobe 8 16 32 64
 
 Past INDEX_IVF_MIN_SLOTS vectors a segment is written as an inverted file (search.indexer.write_segment):
 sqrt(n) k-means lists of float16 codes, of which a query scans INDEX_IVF_NPROBE. Random unit vectors
 have no clusters, so an IVF must scan most lists to find their neighbours; real CLIP embeddings do
-cluster. This bench makes clustered 512-d unit vectors (CLUSTERS centres on the sphere, each vector
-its centre plus noise, cosine to the centre ~0.75, like crops of one kind of object), writes them as
-2 segments of each kind with the real writer code into a scratch folder, and runs 40 queries (noisy
-copies of stored vectors) restricted to a random 30% of the slots, as a user's visibility would.
+cluster. This bench makes clustered 512-d unit vectors of one of two kinds:
+
+* `blobs`: 20,000 cluster centres spread at random on the sphere, each vector its centre plus as
+  much noise (cosine to the centre ~0.75): many more clusters than lists, each list a mix of
+  unrelated clusters, the hard case;
+* `topics`: 1,000 topic centres, 20 kinds of object per topic near it (cosine ~0.8), each vector
+  near its kind (cosine ~0.85): how photos of one kind of thing group, kinds group into topics.
+
+It writes them as 2 segments of each type with the real writer code into a scratch folder, and runs
+40 queries (noisy copies of stored vectors) restricted to a random 30% of the slots, as a user's
+visibility would.
 Reported per size: build time, exhaustive scan latency, and for each nprobe the share of lists read,
 latency and recall@10 against the exhaustive float16 answer (itself exact over the stored codes).
 
@@ -30,19 +37,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DIM = 512
 CLUSTERS = 20_000
+TOPICS = 1_000
 NOISE = 0.04  # per coordinate: cosine to the centre ~0.75 at 512 dimensions
 QUERIES = 40
 VISIBLE = 0.3
 CHUNK = 250_000
 
 
-def clustered(n: int, rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def centres_for(data: str, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """(cluster centres, per-coordinate noise of a vector around its centre)."""
+    if data == "blobs":
+        return unit_rows(rng.standard_normal((CLUSTERS, DIM), dtype=np.float32)), NOISE
+    topics = unit_rows(rng.standard_normal((TOPICS, DIM), dtype=np.float32))
+    kinds = np.repeat(topics, CLUSTERS // TOPICS, axis=0) + 0.033 * rng.standard_normal((CLUSTERS, DIM), dtype=np.float32)
+    return unit_rows(kinds), 0.027
+
+
+def clustered(n: int, rng: np.random.Generator, centres: np.ndarray, noise: float) -> np.ndarray:
     vectors = np.empty((n, DIM), dtype=np.float32)
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         part = centres[rng.integers(0, len(centres), stop - start)]
-        part += NOISE * rng.standard_normal((stop - start, DIM), dtype=np.float32)
-        vectors[start:stop] = part / np.linalg.norm(part, axis=1, keepdims=True)
+        part += noise * rng.standard_normal((stop - start, DIM), dtype=np.float32)
+        vectors[start:stop] = unit_rows(part)
     return vectors
 
 
@@ -59,14 +80,13 @@ def search_all(segments, masks, queries: np.ndarray, k: int = 10) -> tuple[list[
     return answers, seconds
 
 
-def run(n: int, nprobes: list[int], work: Path) -> None:
+def run(n: int, data: str, nprobes: list[int], work: Path) -> None:
     from django.conf import settings
 
     from search.indexer import ivf_list_count, write_segment
 
     rng = np.random.default_rng(n)
-    centres = rng.standard_normal((CLUSTERS, DIM), dtype=np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres, noise = centres_for(data, rng)
     half = n // 2
     built = {}
     for kind, threshold in (("flat", n + 1), ("ivf", 1)):
@@ -75,15 +95,15 @@ def run(n: int, nprobes: list[int], work: Path) -> None:
         directory.mkdir()
         segments, seconds = [], 0.0
         for part in range(2):
-            vectors = clustered(half, np.random.default_rng(n + part), centres)
+            vectors = clustered(half, np.random.default_rng(n + part), centres, noise)
             ids = np.arange(part * half, (part + 1) * half)
             started = time.perf_counter()
             segments.append(write_segment(directory, ids, ids, np.zeros(half, bool), vectors, dim=DIM))
             seconds += time.perf_counter() - started
             del vectors
         built[kind] = (segments, seconds)
-    sample = clustered(QUERIES, np.random.default_rng(n + 7), centres)
-    queries = sample + NOISE / 2 * rng.standard_normal(sample.shape, dtype=np.float32)
+    sample = clustered(QUERIES, np.random.default_rng(n + 7), centres, noise)
+    queries = sample + noise / 2 * rng.standard_normal(sample.shape, dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     masks = [rng.random(half) < VISIBLE for _ in range(2)]
 
@@ -91,7 +111,7 @@ def run(n: int, nprobes: list[int], work: Path) -> None:
     truth, exhaustive = search_all(flat_segments, masks, queries)
     ivf_segments, ivf_seconds = built["ivf"]
     lists = ivf_list_count(half)
-    print(f"\nN={n:,} clustered vectors ({CLUSTERS:,} clusters), 2 segments, {VISIBLE:.0%} of slots visible", flush=True)
+    print(f"\nN={n:,} clustered vectors ({data}), 2 segments, {VISIBLE:.0%} of slots visible", flush=True)
     print(f"  build: exhaustive {flat_seconds:.0f} s, IVF {ivf_seconds:.0f} s ({lists} lists per segment, k-means on "
           f"{min(half, 64 * lists):,} vectors)")
     print(f"  exhaustive scan: p50 {statistics.median(exhaustive) * 1000:.1f} ms (one thread, both segments)")
@@ -109,7 +129,8 @@ def run(n: int, nprobes: list[int], work: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--data", nargs="+", choices=["blobs", "topics"], default=["blobs", "topics"])
     parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     args = parser.parse_args()
     os.environ.update({"DJANGO_SETTINGS_MODULE": "imgsearch.settings", "LOG_LEVEL": "WARNING",
@@ -121,11 +142,12 @@ def main() -> None:
 
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, dim {DIM}")
     for n in args.sizes:
-        work = Path(tempfile.mkdtemp(prefix="imgsearch-ivf-bench-"))
-        try:
-            run(n, args.nprobe, work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        for data in args.data:
+            work = Path(tempfile.mkdtemp(prefix="imgsearch-ivf-bench-"))
+            try:
+                run(n, data, args.nprobe, work)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
