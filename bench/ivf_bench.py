@@ -83,6 +83,7 @@ def search_all(segments, masks, queries: np.ndarray, k: int = 10) -> tuple[list[
 def run(n: int, data: str, nprobes: list[int], work: Path) -> None:
     from django.conf import settings
 
+    from search.index import IVF_DEFAULT_NPROBE_DIVISOR
     from search.indexer import ivf_list_count, write_segment
 
     rng = np.random.default_rng(n)
@@ -121,7 +122,7 @@ def run(n: int, data: str, nprobes: list[int], work: Path) -> None:
         settings.INDEX_IVF_NPROBE = nprobe
         answers, seconds = search_all(ivf_segments, masks, queries)
         recall = np.mean([len(set(a) & set(t)) / 10 for a, t in zip(answers, truth)])
-        used = nprobe or max(1, lists // 4)
+        used = nprobe or max(1, lists // IVF_DEFAULT_NPROBE_DIVISOR)
         label = f"{used} (default)" if nprobe == 0 else str(used)
         print(f"| {label} | {used / lists:.1%} | {statistics.median(seconds) * 1000:.1f} ms | "
               f"{np.percentile(seconds, 95) * 1000:.1f} ms | {recall:.3f} |", flush=True)

@@ -1,4 +1,5 @@
-"""Curating images: every change goes through the services, so vectors leave the index on delete."""
+"""Curating images. Changes go through the services; the index learns of them from the change feed
+(database triggers), so even Django's own bulk delete could not leave vectors behind."""
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.urls import reverse

@@ -2,7 +2,8 @@
 
 A Region is what search ranks: the whole image (kind=global) or one object SAM found in it
 (kind=object). Its vector lives here, in the database, which is the source of truth; the FAISS
-file under INDEX_DIR is a cache rebuilt from these rows.
+segments under INDEX_DIR are a cache rebuilt from these rows and kept up to date through the
+change feed (ImageChange).
 """
 import uuid
 

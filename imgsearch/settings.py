@@ -232,7 +232,7 @@ INDEX_SHARDS = env_int("INDEX_SHARDS", 2, minimum=1)
 # Segments with at least this many vectors are inverted files (IVF) instead of an exhaustive scan:
 # a query then reads INDEX_IVF_NPROBE of their sqrt(n) lists, so the index can outgrow RAM.
 INDEX_IVF_MIN_SLOTS = env_int("INDEX_IVF_MIN_SLOTS", 2_000_000, minimum=1)
-# Lists an IVF segment scans per query; 0 = a quarter of them (recall@10 in bench/README.md).
+# Lists an IVF segment scans per query; 0 = an eighth of them (recall@10 in bench/README.md).
 INDEX_IVF_NPROBE = env_int("INDEX_IVF_NPROBE", 0, minimum=0)
 # How often `run_indexer` looks at the change feed: a change reaches searches within about this long.
 INDEX_POLL_SECONDS = env_float("INDEX_POLL_SECONDS", 0.5)
