@@ -1,4 +1,4 @@
-"""Seconds per image through the real ingestion pipeline (gallery.pipeline.image_process).
+"""Seconds per image through the real ingestion pipeline (search.pipeline.image_process).
 
     .venv/bin/python bench/pipeline_seconds.py --models tiny
     .venv/bin/python bench/pipeline_seconds.py --models full-random     # SAM ViT-B + CLIP ViT-B-32
@@ -68,7 +68,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from gallery.models import Image, Region
-    from gallery.pipeline import image_process
+    from search.pipeline import image_process
     from gallery.services import image_create
     from search.loading import get_clip, get_proposer
 

@@ -127,7 +127,8 @@ def _enqueue_processing(image_id: int) -> None:
     def enqueue() -> None:
         from django_q.tasks import async_task
 
-        async_task("gallery.tasks.process_image", image_id, task_name=f"process-image-{image_id}")
+        # The search app does the processing; settings name its task, so gallery imports nothing of it.
+        async_task(settings.IMAGE_PROCESSING_TASK, image_id, task_name=f"process-image-{image_id}")
 
     transaction.on_commit(enqueue)
 

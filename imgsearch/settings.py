@@ -259,6 +259,8 @@ SEARCH_MAX_PAGE_SIZE = env_int("SEARCH_MAX_PAGE_SIZE", 100, minimum=1)
 
 # --- Background work (django-q2) -----------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
+# What processes an uploaded image: segmentation and embedding, in the search app.
+IMAGE_PROCESSING_TASK = "search.tasks.process_image"
 Q_TIMEOUT = env_int("Q_TIMEOUT", 900, minimum=10)
 Q_CLUSTER = {
     "name": "imgsearch",

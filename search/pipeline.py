@@ -15,6 +15,8 @@ from PIL import UnidentifiedImageError
 from gallery.imaging import open_rgb
 from gallery.models import Image, Region
 from gallery.services import media_path, regions_delete
+from search.loading import ModelUnavailable, get_clip, get_proposer
+from search.proposers import filter_proposals
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +56,6 @@ def image_process(*, image_id: int) -> str:
 
 
 def _process(image_id: int) -> str:
-    from search.loading import get_clip, get_proposer
-    from search.proposers import filter_proposals
-
     image = Image.objects.get(pk=image_id)
     proposer = get_proposer()
     clip = get_clip()
@@ -109,8 +108,6 @@ def _set_progress(image_id: int, progress: int) -> None:
 
 def failure_message(error: BaseException) -> str:
     """A sentence for the image page: what went wrong and what to do about it."""
-    from search.loading import ModelUnavailable
-
     if isinstance(error, ModelUnavailable):
         return f"The models are not available: {error}"
     if isinstance(error, FileNotFoundError):

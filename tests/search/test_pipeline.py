@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from gallery.models import Image, Region
-from gallery.pipeline import image_process
+from search.pipeline import image_process
 from search.index import get_index
 from search.loading import reset_models
 from tests import images
