@@ -231,3 +231,31 @@ def test_int8_clip_embeds_text_too(settings):
     quantized = load_clip().embed_texts(["a red circle", "two green squares"])
     cosine = (quantized * reference).sum(axis=1)
     assert cosine.min() > 0.95, cosine
+
+
+KEEPS_FREED = """
+import os, sys, django
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+django.setup()
+import numpy as np
+from search.loading import get_clip, get_proposer
+get_clip() if sys.argv[1] == "web" else get_proposer()
+
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+before = rss_mb()
+block = np.ones(200 * 2**20, dtype=np.uint8)  # 200 MB, touched
+del block
+print(rss_mb() - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_only_the_worker_keeps_freed_memory_web_processes_give_it_back():
+    def kept_mb(role: str) -> float:
+        result = subprocess.run([sys.executable, "-c", KEEPS_FREED, role], capture_output=True, text=True, check=True)
+        return float(result.stdout.strip().splitlines()[-1])
+
+    assert kept_mb("web") < 50  # CLIP alone (a web process): the 200 MB went back to the system
+    assert kept_mb("worker") > 150  # the segmenter loaded: glibc keeps it for the next image
