@@ -24,7 +24,6 @@ result slot but never show an image to someone who may not see it.
 """
 import json
 import logging
-import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor

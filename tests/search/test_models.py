@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image as PILImage
 
 from search.clip import clip_model_id, load_clip
 from search.fast_sam_model import ChunkedAttention

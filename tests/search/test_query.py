@@ -3,7 +3,6 @@
 Semantic quality is proven with the trained demo model in test_retrieval; here an exact copy of an
 image is the query whose right answer is known whatever the weights.
 """
-import numpy as np
 import pytest
 
 from gallery.models import Image, Region
