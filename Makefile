@@ -27,7 +27,7 @@ define serve
 	@echo "imgsearch on http://$(HOST):$(PORT)/ (worker and indexer running too; Ctrl-C stops all)"
 	@trap 'kill $$worker $$indexer 2>/dev/null; wait $$worker $$indexer 2>/dev/null' EXIT INT TERM; \
 	$(1) $(PY) manage.py run_indexer & indexer=$$!; \
-	$(1) $(PY) manage.py qcluster & worker=$$!; \
+	$(1) $(PY) manage.py run_worker & worker=$$!; \
 	$(1) $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 endef
 
@@ -41,8 +41,11 @@ demo: install
 	$(DEMO_ENV) $(PY) manage.py load_demo
 	$(call serve,$(DEMO_ENV))
 
+# Tests marked slow (real worker processes, killed and restarted services, the browser) are left out
+# unless PYTEST_MARKERS says otherwise; CI runs everything with `make test PYTEST_MARKERS=`.
+PYTEST_MARKERS ?= not slow
 test: install
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "$(PYTEST_MARKERS)" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

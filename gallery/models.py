@@ -6,6 +6,7 @@ segments under INDEX_DIR are a cache rebuilt from these rows and kept up to date
 change feed (ImageChange).
 """
 import uuid
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
@@ -41,6 +42,11 @@ class Image(models.Model):
     error = models.TextField(blank=True, help_text="Why processing failed, in words a person can act on.")
     attempts = models.PositiveIntegerField(default=0)
     processing_started_at = models.DateTimeField(null=True, blank=True)
+    # The work-queue state (gallery/processing.py): when the image was last queued, which claim may
+    # write its result, and the last sign of life from the worker holding that claim.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    claim = models.UUIDField(null=True, blank=True, editable=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -60,6 +66,19 @@ class Image(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in {self.Status.READY, self.Status.FAILED}
+
+    @property
+    def looks_stuck(self) -> bool:
+        """No sign of life for a while (a silent worker, or an enqueue that never reached the
+        broker): a person may queue it again. Recovery does the same by itself."""
+        from django.utils import timezone
+
+        quiet_since = timezone.now() - timedelta(seconds=settings.PROCESSING_STALE_SECONDS)
+        if self.status == self.Status.PROCESSING:
+            return self.heartbeat_at is None or self.heartbeat_at < quiet_since
+        if self.status == self.Status.PENDING:
+            return self.queued_at is None and self.updated_at < quiet_since
+        return False
 
     @staticmethod
     def generate_file_name(*, owner_id: int, extension: str) -> str:

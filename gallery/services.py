@@ -5,7 +5,9 @@ Region on its own. Writes to files happen only after the database agrees, and ar
 does not, so a rejected or failed upload leaves nothing behind.
 """
 import logging
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -13,9 +15,9 @@ from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from gallery.models import Image, Region
+from gallery.processing import image_enqueue, image_queue_again
 from gallery.validation import UploadRejected, display_name, too_large_message, validate_image_bytes
 
 logger = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ def image_create(*, owner, upload: File) -> UploadOutcome:
                 size_bytes=len(valid.data),
             )
             temporary.replace(path)
-            _enqueue_processing(image.pk)
+            image_enqueue(image_id=image.pk)
     except IntegrityError:
         # Another request stored the same bytes for this owner between our check and our insert.
         temporary.unlink(missing_ok=True)
@@ -123,16 +125,6 @@ def _duplicate(shown_name: str, existing: Image) -> UploadOutcome:
     )
 
 
-def _enqueue_processing(image_id: int) -> None:
-    def enqueue() -> None:
-        from django_q.tasks import async_task
-
-        # The search app does the processing; settings name its task, so gallery imports nothing of it.
-        async_task(settings.IMAGE_PROCESSING_TASK, image_id, task_name=f"process-image-{image_id}")
-
-    transaction.on_commit(enqueue)
-
-
 def image_set_visibility(*, image: Image, is_public: bool) -> Image:
     if image.is_public != is_public:
         image.is_public = is_public
@@ -141,8 +133,11 @@ def image_set_visibility(*, image: Image, is_public: bool) -> Image:
 
 
 def image_reprocess(*, image: Image) -> Image:
-    """Queue the image to be segmented and embedded again (its old regions stay until then)."""
-    _queue_again(image.pk)
+    """Queue the image to be segmented and embedded again (its old regions stay until then).
+
+    It gets a fresh budget of IMAGE_MAX_ATTEMPTS; a worker still busy with it loses its claim.
+    """
+    image_queue_again(image_id=image.pk)
     image.refresh_from_db()
     return image
 
@@ -150,16 +145,8 @@ def image_reprocess(*, image: Image) -> Image:
 def images_reprocess(*, queryset: QuerySet[Image]) -> int:
     ids = list(queryset.order_by().values_list("pk", flat=True))
     for pk in ids:
-        _queue_again(pk)
+        image_queue_again(image_id=pk)
     return len(ids)
-
-
-def _queue_again(image_id: int) -> None:
-    with transaction.atomic():
-        Image.objects.filter(pk=image_id).update(
-            status=Image.Status.PENDING, progress=0, error="", updated_at=timezone.now()
-        )
-        _enqueue_processing(image_id)
 
 
 def regions_delete(*, queryset: QuerySet[Region]) -> int:
@@ -183,6 +170,20 @@ def images_delete(*, queryset: QuerySet[Image]) -> int:
         image_delete(image=image)
         count += 1
     return count
+
+
+def partial_files_delete(*, older_than: timedelta) -> int:
+    """Delete `.part` files (uploads and thumbnails being written) left by processes that died."""
+    cutoff = time.time() - older_than.total_seconds()
+    deleted = 0
+    for path in Path(settings.MEDIA_ROOT).glob("*/*/*.part"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                deleted += 1
+        except FileNotFoundError:  # another sweeper got there first
+            continue
+    return deleted
 
 
 def thumbnail_path(image: Image) -> Path:

@@ -1,19 +1,24 @@
 """The ingestion pipeline: one stored image in, its regions and vectors out.
 
-open + EXIF-transpose -> propose regions (SAM) -> filter -> crop -> one CLIP batch (whole image
-first, then the crops) -> one transaction replaces the image's regions and marks it ready.
-Every failure ends in `failed` with a sentence a person can act on; nothing escapes to the worker.
+claim the image -> open + EXIF-transpose -> propose regions (SAM) -> filter -> crop -> one CLIP
+batch (whole image first, then the crops) -> one transaction replaces the image's regions and marks
+it ready, if the claim is still ours. A heartbeat thread keeps the claim alive meanwhile; a claim that
+goes silent is recovered by `gallery.processing.images_recover`.
+
+Every failure of the image itself ends in `failed` with a sentence a person can act on; a database
+that stays away longer than DB_RETRY_SECONDS leaves the image to recovery instead (it is not the
+image's fault). Nothing escapes to the worker.
 """
 import logging
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 from PIL import UnidentifiedImageError
 
 from gallery.imaging import open_rgb
 from gallery.models import Image, Region
+from gallery.processing import Claim, Heartbeat, claim_fail, claim_progress, db_retrying, image_claim
 from gallery.services import media_path, regions_delete
 from search.loading import ModelUnavailable, get_clip, get_proposer
 from search.proposers import filter_proposals
@@ -26,40 +31,45 @@ PROGRESS_PROPOSED = 60
 PROGRESS_EMBEDDED = 90
 
 
+class ClaimLost(Exception):
+    """Someone else owns the image now (deleted, queued again by a person, or recovered)."""
+
+
 def image_process(*, image_id: int) -> str:
-    """Segment and embed one image. Returns its final status, or "missing" if it was deleted."""
-    claimed = Image.objects.filter(pk=image_id).update(
-        status=Image.Status.PROCESSING,
-        progress=PROGRESS_STARTED,
-        error="",
-        attempts=F("attempts") + 1,
-        processing_started_at=timezone.now(),
-        updated_at=timezone.now(),
-    )
-    if not claimed:
-        logger.info("Image %s was deleted before processing; nothing to do.", image_id)
-        return "missing"
+    """Segment and embed one image. Returns its final status, or what happened instead:
+    "skipped" (not pending: a duplicate task, or deleted), "superseded" (the claim was lost while we
+    worked) or "interrupted" (the database stayed away; recovery will queue it again)."""
+    claim = image_claim(image_id=image_id, progress=PROGRESS_STARTED)
+    if claim is None:
+        logger.info("Image %s is not pending (deleted, done or taken by another task); nothing to do.", image_id)
+        return "skipped"
     try:
-        return _process(image_id)
+        with Heartbeat(claim) as heartbeat:
+            return _process(claim, heartbeat)
+    except ClaimLost:
+        logger.info("Image %s: claim lost while processing; the result is discarded.", image_id)
+        return "superseded"
     except BaseException as error:  # the worker must outlive any one image, even MemoryError
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
+        if isinstance(error, (OperationalError, InterfaceError)):
+            logger.exception("Image %s: the database is unavailable; leaving it to recovery.", image_id)
+            return "interrupted"
         logger.exception("Processing image %s failed", image_id)
-        Image.objects.filter(pk=image_id).update(
-            status=Image.Status.FAILED,
-            progress=0,
-            error=failure_message(error),
-            processed_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
+        try:
+            claim_fail(claim, failure_message(error))
+        except DatabaseError:
+            logger.exception("Image %s: could not record the failure; leaving it to recovery.", image_id)
+            return "interrupted"
         return Image.Status.FAILED
 
 
-def _process(image_id: int) -> str:
-    image = Image.objects.get(pk=image_id)
+def _process(claim: Claim, heartbeat: Heartbeat) -> str:
+    image_id = claim.image_id
+    file = db_retrying(lambda: Image.objects.values_list("file", flat=True).get(pk=image_id))
     proposer = get_proposer()
     clip = get_clip()
-    rgb = open_rgb(media_path(image.file))
+    rgb = open_rgb(media_path(file))
     width, height = rgb.size
     proposals = filter_proposals(
         proposer.propose(rgb),
@@ -69,9 +79,9 @@ def _process(image_id: int) -> str:
         nms_iou=settings.REGION_NMS_IOU,
         max_count=settings.REGION_MAX_PER_IMAGE,
     )
-    _set_progress(image_id, PROGRESS_PROPOSED)
+    _step(claim, heartbeat, PROGRESS_PROPOSED)
     vectors = clip.embed_images([rgb] + [rgb.crop(p.box) for p in proposals])
-    _set_progress(image_id, PROGRESS_EMBEDDED)
+    _step(claim, heartbeat, PROGRESS_EMBEDDED)
 
     def region(kind: str, box, area_fraction: float, score: float, vector) -> Region:
         return Region(
@@ -85,25 +95,28 @@ def _process(image_id: int) -> str:
         region(Region.Kind.OBJECT, p.box, p.area_fraction, p.score, vector)
         for p, vector in zip(proposals, vectors[1:])
     ]
-    with transaction.atomic():
-        locked = Image.objects.select_for_update().filter(pk=image_id).first()
-        if locked is None:  # deleted while we were computing
-            return "missing"
-        # Replacing, not appending, is what makes running the task twice harmless.
-        regions_delete(queryset=Region.objects.filter(image_id=image_id))
-        Region.objects.bulk_create(regions)
-        locked.width, locked.height = width, height
-        locked.status = Image.Status.READY
-        locked.progress = 100
-        locked.error = ""
-        locked.processed_at = timezone.now()
-        locked.save(update_fields=["width", "height", "status", "progress", "error", "processed_at", "updated_at"])
+
+    def store() -> None:
+        with transaction.atomic():
+            if claim.rows().select_for_update().first() is None:
+                raise ClaimLost()
+            # Replacing, not appending, is what makes processing an image again harmless.
+            regions_delete(queryset=Region.objects.filter(image_id=image_id))
+            Region.objects.bulk_create(regions)
+            now = timezone.now()
+            claim.rows().update(
+                width=width, height=height, status=Image.Status.READY, progress=100, error="", claim=None,
+                processed_at=now, updated_at=now,
+            )
+
+    db_retrying(store)
     logger.info("Image %s ready with %d object regions", image_id, len(proposals))
     return Image.Status.READY
 
 
-def _set_progress(image_id: int, progress: int) -> None:
-    Image.objects.filter(pk=image_id).update(progress=progress, updated_at=timezone.now())
+def _step(claim: Claim, heartbeat: Heartbeat, progress: int) -> None:
+    if heartbeat.lost.is_set() or not claim_progress(claim, progress):
+        raise ClaimLost()
 
 
 def failure_message(error: BaseException) -> str:

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from gallery.models import Image, Region
+from gallery.services import image_reprocess
 from search.pipeline import image_process
 from search.index import get_index
 from search.loading import reset_models
@@ -73,22 +74,29 @@ def test_sixteen_bit_images_keep_their_tones():
     assert rgb.min() < 10 and rgb.max() > 245  # a plain convert("RGB") would clip it to white
 
 
-def test_running_the_task_twice_leaves_one_set_of_regions(owner, upload, colour_proposer):
+def test_a_duplicate_task_does_nothing_and_processing_again_replaces_the_regions(
+    owner, upload, colour_proposer, django_capture_on_commit_callbacks
+):
     outcome = upload(owner, images.png())
     first = sorted(r.box for r in regions_of(outcome.image.pk))
     first_ids = set(Region.objects.values_list("pk", flat=True))
-    assert image_process(image_id=outcome.image.pk) == "ready"
+    # A second task for the same image (a broker redelivery, a recovered duplicate) finds it done.
+    assert image_process(image_id=outcome.image.pk) == "skipped"
+    assert set(Region.objects.values_list("pk", flat=True)) == first_ids
+    with django_capture_on_commit_callbacks(execute=True):
+        image_reprocess(image=Image.objects.get(pk=outcome.image.pk))
     assert sorted(r.box for r in regions_of(outcome.image.pk)) == first
     # The change feed tells the index to drop the old vectors and take the new ones.
     second_ids = set(Region.objects.values_list("pk", flat=True))
     assert second_ids.isdisjoint(first_ids)
     assert set(get_index().current().ids().tolist()) == second_ids
-    assert Image.objects.get(pk=outcome.image.pk).attempts == 2
+    assert Image.objects.get(pk=outcome.image.pk).attempts == 1  # a person's retry starts a fresh count
 
 
 def test_a_corrupt_stored_file_fails_with_a_reason_and_the_next_image_still_works(owner, upload, settings):
     bad = upload(owner, images.png(seed=1), name="bad.png")
     (settings.MEDIA_ROOT / bad.image.file).write_bytes(b"garbage now")
+    image_reprocess(image=bad.image)  # queued (the task itself is run by hand below)
     assert image_process(image_id=bad.image.pk) == "failed"
     failed = Image.objects.get(pk=bad.image.pk)
     assert failed.status == "failed" and "could not be decoded" in failed.error
@@ -102,7 +110,8 @@ def test_a_corrupt_stored_file_fails_with_a_reason_and_the_next_image_still_work
 def test_a_missing_stored_file_says_to_upload_again(owner, upload, settings):
     outcome = upload(owner, images.png())
     (settings.MEDIA_ROOT / outcome.image.file).unlink()
-    image_process(image_id=outcome.image.pk)
+    image_reprocess(image=outcome.image)
+    assert image_process(image_id=outcome.image.pk) == "failed"
     assert "upload it again" in Image.objects.get(pk=outcome.image.pk).error
 
 
@@ -136,7 +145,6 @@ def test_missing_clip_weights_fail_fast_offline_with_what_to_run(owner, upload, 
 
 
 def test_a_failed_image_can_be_retried(owner, upload, settings, tmp_path, django_capture_on_commit_callbacks):
-    from gallery.services import image_reprocess
 
     settings.SAM_MODEL_TYPE = "vit_b"
     settings.SAM_CHECKPOINT = str(tmp_path / "missing.pth")
@@ -150,7 +158,7 @@ def test_a_failed_image_can_be_retried(owner, upload, settings, tmp_path, django
     with django_capture_on_commit_callbacks(execute=True):
         image_reprocess(image=Image.objects.get(pk=outcome.image.pk))
     image = Image.objects.get(pk=outcome.image.pk)
-    assert (image.status, image.attempts, image.error) == ("ready", 2, "")
+    assert (image.status, image.attempts, image.error) == ("ready", 1, "")
 
 
 def test_an_image_deleted_before_its_task_runs_is_skipped(owner, upload):
@@ -158,5 +166,5 @@ def test_an_image_deleted_before_its_task_runs_is_skipped(owner, upload):
 
     outcome = upload(owner, images.png())
     image_delete(image=Image.objects.get(pk=outcome.image.pk))
-    assert image_process(image_id=outcome.image.pk) == "missing"
+    assert image_process(image_id=outcome.image.pk) == "skipped"
     assert not Region.objects.exists()

@@ -1,0 +1,83 @@
+"""The background worker: a django-q2 cluster, plus recovery of work that crashes left behind."""
+import logging
+import signal
+import threading
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import DatabaseError, connections
+
+from gallery.processing import images_recover
+from gallery.services import partial_files_delete
+
+logger = logging.getLogger(__name__)
+
+# A `.part` file older than this belongs to an upload or thumbnail whose process died.
+PARTIAL_FILE_AGE = timedelta(minutes=10)
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the background worker (django-q2's qcluster) and, every RECOVERY_SWEEP_SECONDS, queue again "
+        "the images a killed worker, a lost enqueue or a database outage left unfinished."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--recover-only", action="store_true",
+                            help="Run one recovery sweep and exit (no worker).")
+
+    def handle(self, *args, recover_only: bool, **options):
+        deleted = partial_files_delete(older_than=PARTIAL_FILE_AGE)
+        if deleted:
+            logger.warning("Deleted %d partial file(s) left by interrupted uploads.", deleted)
+        self._recover(starting=True)
+        if recover_only:
+            return
+        from django_q.cluster import Cluster
+
+        # The cluster forks its processes from here: they must not share this process's connections.
+        connections.close_all()
+        cluster = Cluster()
+        stopping = self._stop_on_signals()
+        cluster.start()
+        next_sweep = time.monotonic() + settings.RECOVERY_SWEEP_SECONDS
+        while cluster.sentinel.is_alive():
+            cluster.sentinel.join(timeout=0.5)
+            if stopping.is_set():
+                self._stop(cluster)
+                break
+            if time.monotonic() >= next_sweep and cluster.sentinel.is_alive():
+                self._recover()
+                next_sweep = time.monotonic() + settings.RECOVERY_SWEEP_SECONDS
+
+    @staticmethod
+    def _stop_on_signals() -> threading.Event:
+        """SIGTERM / SIGINT stop the cluster from the loop, not from inside the signal handler.
+
+        django-q2's own handler sets an inter-process Event that the sentinel waits on; when the same
+        SIGTERM went to the whole process group (systemd's default, `kill -TERM -PGID`), the sentinel
+        has died waiting and that set() blocks forever.
+        """
+        stopping = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
+        return stopping
+
+    @staticmethod
+    def _stop(cluster) -> None:
+        time.sleep(0.2)  # a group-wide signal takes the sentinel down by itself
+        if cluster.sentinel.is_alive():
+            cluster.stop()
+        cluster.sentinel.join(timeout=5)
+
+    def _recover(self, *, starting: bool = False) -> None:
+        try:
+            result = images_recover(starting=starting)
+        except DatabaseError as error:  # the database is away; the next sweep tries again
+            logger.warning("Recovery sweep skipped: %s", error)
+            connections.close_all()
+            return
+        if result.requeued or result.failed:
+            self.stdout.write(f"Recovery: queued {len(result.requeued)} image(s) again, failed {len(result.failed)}.")

@@ -1,0 +1,281 @@
+"""The image row is the record of work to do: queue, claim, heartbeat, recover.
+
+An image is `pending` until a worker claims it, `processing` while the claim's heartbeat is fresh,
+then `ready` or `failed`. A queued task is only a hint to look at the row: tasks lost with a killed
+worker, an enqueue lost between COMMIT and the broker, or a pipeline cut off by a database restart
+are all found again by `images_recover`, which `manage.py run_worker` runs at start and every
+RECOVERY_SWEEP_SECONDS.
+
+- A claim is a fresh UUID written together with `status=processing`; only the holder of the current
+  claim may write progress, a heartbeat or the result. A task that arrives twice (a recovered
+  duplicate, a broker redelivery) finds the image not `pending` and does nothing.
+- A claim whose heartbeat is older than PROCESSING_STALE_SECONDS is abandoned: the image goes back to
+  `pending` and is queued again, or is `failed` with a reason after IMAGE_MAX_ATTEMPTS claims.
+- A `pending` image whose enqueue never reached the broker, or whose task left the broker with a
+  worker that then died, is queued again (see `images_recover`).
+"""
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable, TypeVar
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from gallery.models import Image
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+# --- Queueing --------------------------------------------------------------------------------
+
+def image_enqueue(*, image_id: int) -> None:
+    """Queue processing of the image once the current transaction commits (now, outside one).
+
+    `queued_at` is set only once the broker has the task, so an image that is `pending` with no
+    `queued_at` had its enqueue lost (the process died between COMMIT and the broker).
+    """
+
+    def enqueue() -> None:
+        from django_q.tasks import async_task
+
+        # The search app does the processing; settings name its task, so gallery imports nothing of it.
+        async_task(settings.IMAGE_PROCESSING_TASK, image_id, task_name=f"process-image-{image_id}")
+        Image.objects.filter(pk=image_id, status=Image.Status.PENDING, queued_at__isnull=True).update(
+            queued_at=timezone.now()
+        )
+
+    transaction.on_commit(enqueue)
+
+
+def image_queue_again(*, image_id: int) -> bool:
+    """Make the image `pending` with a fresh attempt budget and queue it. False if it is gone.
+
+    A claim in flight loses its right to write: its result is discarded when it finishes.
+    """
+    with transaction.atomic():
+        updated = Image.objects.filter(pk=image_id).update(
+            status=Image.Status.PENDING, progress=0, error="", attempts=0, claim=None,
+            queued_at=None, updated_at=timezone.now(),
+        )
+        if updated:
+            image_enqueue(image_id=image_id)
+    return bool(updated)
+
+
+# --- Claims (used by the worker) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to process one image, held by one task until it writes a result or loses it."""
+
+    image_id: int
+    token: uuid.UUID
+    attempt: int
+
+    def rows(self):
+        """The image, only while this claim is still the current one."""
+        return Image.objects.filter(pk=self.image_id, status=Image.Status.PROCESSING, claim=self.token)
+
+
+def image_claim(*, image_id: int, progress: int = 0) -> Claim | None:
+    """Claim a `pending` image for processing; None if it is gone or someone else has it (or had it)."""
+    token = uuid.uuid4()
+    now = timezone.now()
+    claimed = db_retrying(lambda: Image.objects.filter(pk=image_id, status=Image.Status.PENDING).update(
+        status=Image.Status.PROCESSING, claim=token, attempts=F("attempts") + 1, progress=progress,
+        error="", processing_started_at=now, heartbeat_at=now, updated_at=now,
+    ))
+    if not claimed:
+        return None
+    attempt = db_retrying(lambda: Image.objects.filter(pk=image_id).values_list("attempts", flat=True).first())
+    return Claim(image_id=image_id, token=token, attempt=attempt or 0)
+
+
+def claim_progress(claim: Claim, progress: int) -> bool:
+    """Record progress (and a heartbeat). False if the claim was lost: stop working on the image."""
+    now = timezone.now()
+    return bool(db_retrying(lambda: claim.rows().update(progress=progress, heartbeat_at=now, updated_at=now)))
+
+
+def claim_fail(claim: Claim, message: str) -> bool:
+    now = timezone.now()
+    return bool(db_retrying(lambda: claim.rows().update(
+        status=Image.Status.FAILED, progress=0, error=message, claim=None, processed_at=now, updated_at=now,
+    )))
+
+
+class Heartbeat:
+    """Beats for a claim from a background thread while the worker is busy in one long model call.
+
+    `lost` is set when the claim is gone (the image was deleted, re-queued by a person, or
+    recovered after a long silence): the pipeline stops at its next step instead of writing.
+    """
+
+    def __init__(self, claim: Claim, *, every: float | None = None):
+        self.claim = claim
+        self.every = settings.PROCESSING_HEARTBEAT_SECONDS if every is None else every
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{claim.image_id}", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        # The thread beats on its own connection, which cannot see a claim made inside a transaction
+        # that is still open (tests that roll back); then only the pipeline's progress steps beat.
+        if not connection.in_atomic_block:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    alive = self.claim.rows().update(heartbeat_at=timezone.now())
+                except (OperationalError, InterfaceError) as error:
+                    # The database is away: the claim goes stale unless it comes back in time.
+                    logger.warning("Heartbeat for image %s failed: %s", self.claim.image_id, error)
+                    connection.close()
+                    continue
+                if not alive:
+                    self.lost.set()
+                    return
+        finally:
+            connections.close_all()  # this thread's connections only
+
+
+# --- Database hiccups ------------------------------------------------------------------------
+
+def db_retrying(operation: Callable[[], T], *, seconds: float | None = None) -> T:
+    """Run `operation`, retrying with backoff while the database is unreachable (a restart, a
+    failover) for up to DB_RETRY_SECONDS. `operation` must be safe to run again: a whole
+    transaction, or a single statement."""
+    deadline = time.monotonic() + (settings.DB_RETRY_SECONDS if seconds is None else seconds)
+    delay = 0.25
+    while True:
+        try:
+            return operation()
+        except (OperationalError, InterfaceError) as error:
+            if connection.in_atomic_block or time.monotonic() + delay > deadline:
+                raise
+            logger.warning("Database unavailable (%s); retrying in %.1f s", error, delay)
+            try:
+                connection.close()
+            except Exception:  # a dead connection may not even close cleanly
+                pass
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+# --- Recovery --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recovered:
+    """What one sweep did: images queued again, and images failed for using up their attempts."""
+
+    requeued: list[int]
+    failed: list[int]
+
+
+def images_recover(*, starting: bool = False) -> Recovered:
+    """Find work that no live worker or queued task will finish, and queue it again.
+
+    - `processing` with no heartbeat for PROCESSING_STALE_SECONDS: its worker died.
+    - `pending`, never acknowledged by the broker for PROCESSING_STALE_SECONDS: the enqueue was lost.
+    - `pending`, queued, but its task is no longer waiting in the broker: a worker took it and then
+      died, or it is in a live worker's small prefetch. Queued again after QUEUE_LOST_SECONDS, or at
+      once when `starting` (a worker that starts holds no prefetch; a duplicate task finds the image
+      taken and does nothing).
+
+    Safe to run from several processes at once: every change is conditional on the row being
+    exactly as this sweep saw it.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.PROCESSING_STALE_SECONDS)
+    taken_and_lost = now if starting else now - timedelta(seconds=settings.QUEUE_LOST_SECONDS)
+    requeued: list[int] = []
+    failed: list[int] = []
+
+    abandoned = Image.objects.filter(status=Image.Status.PROCESSING).filter(
+        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
+    )
+    for image_id, claim, attempts in abandoned.values_list("pk", "claim", "attempts"):
+        same_claim = Image.objects.filter(pk=image_id, status=Image.Status.PROCESSING, claim=claim)
+        if attempts >= settings.IMAGE_MAX_ATTEMPTS:
+            if same_claim.update(status=Image.Status.FAILED, progress=0, claim=None, error=gave_up_message(attempts),
+                                 processed_at=now, updated_at=now):
+                failed.append(image_id)
+            continue
+        with transaction.atomic():
+            if same_claim.update(status=Image.Status.PENDING, progress=0, claim=None, queued_at=None, updated_at=now):
+                image_enqueue(image_id=image_id)
+                requeued.append(image_id)
+
+    unqueued = Image.objects.filter(status=Image.Status.PENDING).filter(
+        Q(queued_at__isnull=True, updated_at__lt=stale) | Q(queued_at__lt=taken_and_lost)
+    )
+    candidates = list(unqueued.values_list("pk", "queued_at", "updated_at"))
+    waiting = set(queued_image_ids()) if candidates else set()
+    for image_id, queued_at, updated_at in candidates:
+        if image_id in waiting:
+            continue
+        with transaction.atomic():
+            if Image.objects.filter(pk=image_id, status=Image.Status.PENDING, queued_at=queued_at,
+                                    updated_at=updated_at).update(queued_at=None, updated_at=now):
+                image_enqueue(image_id=image_id)
+                requeued.append(image_id)
+    if requeued or failed:
+        logger.warning("Recovery: queued %d image(s) again %s, failed %d %s", len(requeued), requeued, len(failed), failed)
+    return Recovered(requeued=requeued, failed=failed)
+
+
+def gave_up_message(attempts: int) -> str:
+    return (
+        f"Processing stopped before finishing {attempts} times (the worker was killed, ran out of memory "
+        "or lost the database). Retry; if it stops again, check the worker log and its memory limit."
+    )
+
+
+def queued_image_ids() -> list[int]:
+    """Ids of images with a processing task waiting in the broker (not yet taken by a worker).
+
+    Tasks a worker has already taken are not listed: after a crash they are lost (Redis) or locked
+    for Q_CLUSTER["retry"] seconds (ORM), which is exactly what recovery must not wait for.
+    """
+    from django_q.brokers import get_broker
+    from django_q.brokers.orm import ORM
+    from django_q.brokers.redis_broker import Redis
+    from django_q.conf import Conf
+    from django_q.signing import BadSignature, SignedPackage
+
+    broker = get_broker()
+    if isinstance(broker, Redis):
+        payloads = broker.connection.lrange(broker.list_key, 0, -1)
+    elif isinstance(broker, ORM):
+        from django_q.models import OrmQ
+
+        payloads = OrmQ.objects.using(Conf.ORM).filter(
+            key=broker.list_key, lock__lte=timezone.now()
+        ).values_list("payload", flat=True)
+    else:
+        raise NotImplementedError(f"Recovery cannot look into a {type(broker).__name__} broker; use the ORM or Redis.")
+    ids = []
+    for payload in payloads:
+        try:
+            task = SignedPackage.loads(payload)
+        except (TypeError, BadSignature):
+            continue
+        if task.get("func") == settings.IMAGE_PROCESSING_TASK and task.get("args"):
+            ids.append(int(task["args"][0]))
+    return ids
