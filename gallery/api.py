@@ -3,7 +3,7 @@ from django.core.exceptions import TooManyFilesSent
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
@@ -97,7 +97,9 @@ class ImageListCreateApi(ListAPIView):
         request={"multipart/form-data": inline_serializer(
             "ImageUpload", {"files": serializers.ListField(child=serializers.FileField())}
         )},
-        responses={201: UploadOutcomeSerializer(many=True), 400: UploadOutcomeSerializer(many=True)},
+        responses={201: UploadOutcomeSerializer(many=True), 400: UploadOutcomeSerializer(many=True),
+                   503: OpenApiResponse(description="The media folder cannot be written (read-only)."),
+                   507: OpenApiResponse(description="The server's storage is full; nothing was stored for this file.")},
         description="Upload one or many files in the `files` field (`file` works for one). Each file gets "
         "its own outcome: accepted (queued), duplicate (of one of your images) or rejected (with the reason). "
         "201 when at least one file was accepted or was a duplicate; 400 when every file was rejected.",
@@ -113,6 +115,8 @@ class ImageListCreateApi(ListAPIView):
             outcomes = services.images_create(owner=request.user, uploads=uploads)
         except services.TooManyFiles as error:
             raise ValidationError({"files": str(error)}) from None
+        except services.StorageUnavailable as error:
+            return Response({"detail": str(error)}, status=error.status)
         data = UploadOutcomeSerializer(outcomes, many=True, context={"request": request}).data
         all_rejected = all(outcome.outcome == "rejected" for outcome in outcomes)
         return Response(data, status=status.HTTP_400_BAD_REQUEST if all_rejected else status.HTTP_201_CREATED)

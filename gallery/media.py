@@ -47,24 +47,49 @@ def original_response(image: Image, *, download: bool = False) -> HttpResponse:
 
 
 def ensure_thumbnail(image: Image) -> Path:
-    """The image's thumbnail (EXIF-aware JPEG), made on first request and cached on disk."""
+    """The image's thumbnail (EXIF-aware JPEG), made on first request and cached on disk.
+
+    Raises OSError when it could not be cached (a full or read-only disk): see thumbnail_response.
+    """
     path = thumbnail_path(image)
     if path.is_file():
         return path
+    rgb = _thumbnail(image)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.part")
+    try:
+        rgb.save(temporary, "JPEG", quality=85, optimize=True)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _thumbnail(image: Image) -> PILImage.Image:
     try:
         rgb = open_rgb(media_path(image.file))
     except FileNotFoundError:
         raise Http404("The file is missing.") from None
     rgb.thumbnail((settings.THUMBNAIL_SIZE, settings.THUMBNAIL_SIZE), PILImage.Resampling.LANCZOS)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.part")
-    rgb.save(temporary, "JPEG", quality=85, optimize=True)
-    os.replace(temporary, path)
-    return path
+    return rgb
 
 
 def thumbnail_response(image: Image) -> HttpResponse:
-    return protected_file_response(ensure_thumbnail(image))
+    try:
+        return protected_file_response(ensure_thumbnail(image))
+    except OSError:
+        # The disk is full or read-only: serve a thumbnail made in memory rather than none.
+        return _jpeg_response(_thumbnail(image))
+
+
+def _jpeg_response(picture: PILImage.Image) -> HttpResponse:
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=85)
+    response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 CROP_SIZE = 128  # longest side of a region preview
@@ -78,8 +103,4 @@ def region_crop_response(image: Image, box: list[int]) -> HttpResponse:
         raise Http404("The file is missing.") from None
     crop = rgb.crop(tuple(box))
     crop.thumbnail((CROP_SIZE, CROP_SIZE), PILImage.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    crop.save(buffer, "JPEG", quality=85)
-    response = HttpResponse(buffer.getvalue(), content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return _jpeg_response(crop)

@@ -4,6 +4,7 @@ Views, the API, the admin and management commands call them; none of them writes
 Region on its own. Writes to files happen only after the database agrees, and are undone when it
 does not, so a rejected or failed upload leaves nothing behind.
 """
+import errno
 import logging
 import time
 from dataclasses import dataclass
@@ -39,6 +40,31 @@ class TooManyFiles(ValueError):
     pass
 
 
+class StorageUnavailable(Exception):
+    """The media folder refused a write. The message is the sentence a person sees; `status` is
+    the HTTP answer: 507 when the disk is full, 503 when it cannot be written at all."""
+
+    status = 503
+
+    def __init__(self, message: str, *, os_error: OSError):
+        super().__init__(message)
+        self.os_error = os_error
+
+    @staticmethod
+    def of(error: OSError, *, stored: int = 0) -> "StorageUnavailable":
+        before = f" The {stored} file(s) before it were stored." if stored else ""
+        if error.errno in {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}:
+            return StorageFull(f"The server's storage is full, so the upload was not stored.{before} "
+                               "Ask the administrator to free space, then upload again.", os_error=error)
+        return StorageUnavailable(f"The server cannot store uploads right now (the media folder is not writable: "
+                                  f"{error.strerror}).{before} Try again later or tell the administrator.",
+                                  os_error=error)
+
+
+class StorageFull(StorageUnavailable):
+    status = 507
+
+
 def media_path(relative: str) -> Path:
     return Path(settings.MEDIA_ROOT) / relative
 
@@ -61,9 +87,13 @@ def image_create(*, owner, upload: File) -> UploadOutcome:
 
     relative = Image.generate_file_name(owner_id=owner.pk, extension=valid.extension)
     path = media_path(relative)
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(path.suffix + ".part")
-    temporary.write_bytes(valid.data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(valid.data)
+    except OSError as error:
+        _discard(temporary)
+        raise StorageUnavailable.of(error) from error
     try:
         with transaction.atomic():
             image = Image.objects.create(
@@ -80,17 +110,26 @@ def image_create(*, owner, upload: File) -> UploadOutcome:
             image_enqueue(image_id=image.pk)
     except IntegrityError:
         # Another request stored the same bytes for this owner between our check and our insert.
-        temporary.unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
+        _discard(temporary, path)
         existing = Image.objects.filter(owner=owner, sha256=valid.sha256).first()
         if existing is None:
             raise
         return _duplicate(shown_name, existing)
+    except OSError as error:  # the rename into place failed: the row was rolled back
+        _discard(temporary, path)
+        raise StorageUnavailable.of(error) from error
     except BaseException:
-        temporary.unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
+        _discard(temporary, path)
         raise
     return UploadOutcome(name=shown_name, outcome="accepted", message="Queued for processing.", image=image)
+
+
+def _discard(*paths: Path) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # a read-only disk: nothing was written there either
+            logger.exception("Could not remove %s", path)
 
 
 def _read_bounded(upload: File) -> bytes:
@@ -106,10 +145,20 @@ def _read_bounded(upload: File) -> bytes:
 
 
 def images_create(*, owner, uploads: Sequence[File]) -> list[UploadOutcome]:
-    """Store a batch of uploads; each file gets its own outcome and good files are kept."""
+    """Store a batch of uploads; each file gets its own outcome and good files are kept.
+
+    Raises StorageUnavailable when the media folder refuses a write; the files stored before it stay.
+    """
     if len(uploads) > settings.MAX_FILES_PER_UPLOAD:
         raise TooManyFiles(too_many_files_message())
-    return [image_create(owner=owner, upload=upload) for upload in uploads]
+    outcomes = []
+    for upload in uploads:
+        try:
+            outcomes.append(image_create(owner=owner, upload=upload))
+        except StorageUnavailable as error:
+            stored = sum(outcome.outcome == "accepted" for outcome in outcomes)
+            raise StorageUnavailable.of(error.os_error, stored=stored) from error.os_error
+    return outcomes
 
 
 def too_many_files_message() -> str:

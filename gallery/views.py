@@ -87,9 +87,13 @@ def upload(request: HttpRequest) -> HttpResponse:
         if not uploads and error is None:
             error, status = "Choose one or more image files to upload.", 400
         if uploads:
-            outcomes = services.images_create(owner=request.user, uploads=uploads)
-            if all(outcome.outcome == "rejected" for outcome in outcomes):
-                status = 400
+            try:
+                outcomes = services.images_create(owner=request.user, uploads=uploads)
+            except services.StorageUnavailable as refused:
+                error, status = str(refused), refused.status
+            else:
+                if all(outcome.outcome == "rejected" for outcome in outcomes):
+                    status = 400
     return render(
         request,
         "gallery/upload.html",
