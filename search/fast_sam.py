@@ -1,8 +1,11 @@
 """SAM's automatic mask generator with the same masks and much less work.
 
-`FastMaskGenerator` is a drop-in subclass of segment_anything's `SamAutomaticMaskGenerator`. For
-the same settings it returns the same masks (tests/search/test_fast_sam.py compares them); the
-savings are all in work the stock generator repeats or throws away:
+`FastMaskGenerator` takes the settings of segment_anything's `SamAutomaticMaskGenerator` and, for
+the same settings, returns the same masks (tests/search/test_fast_sam.py compares them). It owns
+its loop, built only from segment_anything's public pieces (`SamPredictor`, the `Sam` modules,
+`segment_anything.utils.amg`), so an upgrade cannot change a private method under it; the upstream
+code it mirrors is pinned by tests/search/test_sam_upstream_guard.py. The savings are all in work
+the stock generator repeats or throws away:
 
 * the mask decoder runs through `search.fast_sam_model.PromptDecoder`: image-only work once per
   image, attention re-associated so nothing 4096 x 256 is projected per prompt, and the upscaling
@@ -23,29 +26,63 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from segment_anything import SamAutomaticMaskGenerator
+from segment_anything import SamPredictor
 from segment_anything.utils.amg import (
     MaskData,
     batched_mask_to_box,
     box_xyxy_to_xywh,
+    build_all_layer_point_grids,
     calculate_stability_score,
+    generate_crop_boxes,
     is_box_near_crop_edge,
     remove_small_regions,
     uncrop_boxes_xyxy,
     uncrop_masks,
     uncrop_points,
 )
-from torchvision.ops.boxes import batched_nms
+from torchvision.ops.boxes import batched_nms, box_area
 
 from search.fast_sam_model import PromptDecoder
 
 
-class FastMaskGenerator(SamAutomaticMaskGenerator):
+class FastMaskGenerator:
+    """Automatic masks for a whole image: a grid of point prompts, filtered and de-duplicated.
+
+    The settings and their defaults are SamAutomaticMaskGenerator's (binary masks only).
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        points_per_side: int = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        crop_nms_thresh: float = 0.7,
+        crop_overlap_ratio: float = 512 / 1500,
+        crop_n_points_downscale_factor: int = 1,
+        min_mask_region_area: int = 0,
+    ):
+        self.predictor = SamPredictor(model)
+        self.point_grids = build_all_layer_point_grids(points_per_side, crop_n_layers, crop_n_points_downscale_factor)
+        self.points_per_batch = points_per_batch
+        self.pred_iou_thresh = pred_iou_thresh
+        self.stability_score_thresh = stability_score_thresh
+        self.stability_score_offset = stability_score_offset
+        self.box_nms_thresh = box_nms_thresh
+        self.crop_n_layers = crop_n_layers
+        self.crop_nms_thresh = crop_nms_thresh
+        self.crop_overlap_ratio = crop_overlap_ratio
+        self.min_mask_region_area = min_mask_region_area
+
     @torch.inference_mode()
     def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
-        """The stock generator's records, with binary masks (output_mode "binary_mask" only)."""
-        if self.output_mode != "binary_mask":
-            raise ValueError("FastMaskGenerator only produces binary masks.")
+        """One record per mask, as the stock generator's: segmentation (an HxW bool array), area,
+        bbox (XYWH), predicted_iou, point_coords, stability_score, crop_box."""
         data = self._generate_masks(image)
         if self.min_mask_region_area > 0:
             data = self._remove_small_regions(data, self.min_mask_region_area, max(self.box_nms_thresh, self.crop_nms_thresh))
@@ -63,6 +100,19 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
             })
         return records
 
+    def _generate_masks(self, image: np.ndarray) -> MaskData:
+        orig_size = image.shape[:2]
+        crop_boxes, layer_idxs = generate_crop_boxes(orig_size, self.crop_n_layers, self.crop_overlap_ratio)
+        data = _concatenate([
+            self._process_crop(image, crop_box, layer_idx, orig_size) for crop_box, layer_idx in zip(crop_boxes, layer_idxs)
+        ])
+        if len(crop_boxes) > 1 and len(data["boxes"]):
+            # The same object found in several crops: prefer the mask from the smaller crop.
+            keep = nms(data["boxes"], 1 / box_area(data["crop_boxes"]), self.crop_nms_thresh)
+            data.filter(keep)
+        data.to_numpy()
+        return data
+
     def _process_crop(self, image, crop_box, crop_layer_idx, orig_size) -> MaskData:
         x0, y0, x1, y1 = crop_box
         cropped = image[y0:y1, x0:x1, :]
@@ -78,9 +128,7 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
         if not len(data["boxes"]):
             self.predictor.reset_image()
             return _empty(orig_size)
-        keep = batched_nms(data["boxes"].float(), data["iou_preds"], torch.zeros(len(data["boxes"])),
-                           iou_threshold=self.box_nms_thresh)
-        data.filter(keep)
+        data.filter(nms(data["boxes"], data["iou_preds"], self.box_nms_thresh))
         # Full-resolution masks again for the survivors only: the same low-res logits, the same upsampling.
         masks = self._upsample(data["low_res"], self.predictor.input_size, self.predictor.original_size)
         data["masks"] = uncrop_masks(masks > self.predictor.model.mask_threshold, crop_box, *orig_size)
@@ -146,7 +194,7 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
             scores.append(float(not (changed_holes or changed_islands)))
         masks = torch.cat(cleaned, dim=0)
         boxes = batched_mask_to_box(masks)
-        keep = batched_nms(boxes.float(), torch.as_tensor(scores), torch.zeros(len(boxes)), iou_threshold=nms_thresh)
+        keep = nms(boxes, torch.as_tensor(scores), nms_thresh)
         for index in keep:
             if scores[index] == 0.0:
                 data["masks"][index] = masks[index].numpy()
@@ -155,8 +203,21 @@ class FastMaskGenerator(SamAutomaticMaskGenerator):
         return data
 
 
-def _concatenate(batches: list[MaskData]) -> MaskData:
-    return MaskData(**{key: torch.cat([batch[key] for batch in batches]) for key in batches[0]._stats})
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """Indices of the boxes that survive non-maximum suppression, all in one category.
+
+    Categories and scores live on the boxes' device: segment_anything 1.0 passes
+    `torch.zeros(len(boxes))` (always on the CPU), which fails when the boxes are on CUDA; upstream
+    fixed this after the release.
+    """
+    boxes = boxes.float()
+    return batched_nms(boxes, scores.to(boxes.device), torch.zeros_like(boxes[:, 0]), iou_threshold=iou_threshold)
+
+
+def _concatenate(parts: list[MaskData]) -> MaskData:
+    """MaskData.cat copies everything gathered so far at every call; this joins once."""
+    columns = [dict(part.items()) for part in parts]
+    return MaskData(**{key: torch.cat([column[key] for column in columns]) for key in columns[0]})
 
 
 def _empty(orig_size) -> MaskData:

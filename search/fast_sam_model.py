@@ -106,7 +106,7 @@ class PromptDecoder:
 
     def __call__(self, sparse: torch.Tensor, pred_iou_thresh: float):
         decoder, transformer = self.decoder, self.decoder.transformer
-        first, second = transformer.layers
+        first = transformer.layers[0]
         output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
         batch = sparse.shape[0]
         tokens = torch.cat((output_tokens.unsqueeze(0).expand(batch, -1, -1), sparse), dim=1)  # [B, T, C]
@@ -124,15 +124,16 @@ class PromptDecoder:
         probs = torch.softmax(logits, dim=2).flatten(1, 2)  # over the tokens, per head and pixel
         keys = first.norm4(self._image_to_token_out(attn, probs, queries, self.first_keys_plus_bias))
 
-        # Layer 2: image keys differ per prompt from here on.
-        q = queries + tokens
-        queries = second.norm1(queries + second.self_attn(q=q, k=q, v=queries))
-        keys_pe = keys + self.pe
-        queries = second.norm2(queries + self._token_to_image(second.cross_attn_token_to_image, queries + tokens, keys, keys_pe))
-        queries = second.norm3(queries + second.mlp(queries))
-        attn = second.cross_attn_image_to_token
-        probs = self._image_to_token_probs(attn, keys_pe, queries + tokens)
-        keys = second.norm4(self._image_to_token_out(attn, probs, queries, keys + attn.out_proj.bias))
+        # Later layers (one in every released SAM): image keys differ per prompt from here on.
+        for layer in transformer.layers[1:]:
+            q = queries + tokens
+            queries = layer.norm1(queries + layer.self_attn(q=q, k=q, v=queries))
+            keys_pe = keys + self.pe
+            queries = layer.norm2(queries + self._token_to_image(layer.cross_attn_token_to_image, queries + tokens, keys, keys_pe))
+            queries = layer.norm3(queries + layer.mlp(queries))
+            attn = layer.cross_attn_image_to_token
+            probs = self._image_to_token_probs(attn, keys_pe, queries + tokens)
+            keys = layer.norm4(self._image_to_token_out(attn, probs, queries, keys + attn.out_proj.bias))
 
         # Final token-to-image attention, then the IoU head: it needs no mask.
         keys_pe = keys + self.pe

@@ -74,6 +74,19 @@ def test_prompt_decoder_gives_the_stock_masks_and_iou(sam, embeddings):
 
 
 @torch.inference_mode()
+def test_prompt_decoder_follows_a_transformer_of_any_depth(sam, embeddings):
+    from segment_anything.modeling.transformer import TwoWayTransformer
+
+    deeper = copy.deepcopy(sam)
+    deeper.mask_decoder.transformer = TwoWayTransformer(depth=3, embedding_dim=256, num_heads=8, mlp_dim=2048)
+    sparse = point_prompts(deeper, 6)
+    masks, iou = stock_decoder(deeper, embeddings, sparse)
+    ours_iou, _, ours_masks = PromptDecoder(deeper, embeddings)(sparse, pred_iou_thresh=0.0)
+    torch.testing.assert_close(ours_iou, iou, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ours_masks, masks, atol=1e-5, rtol=1e-4)
+
+
+@torch.inference_mode()
 def test_prompt_decoder_upscales_only_prompts_with_a_mask_over_the_threshold(sam, embeddings):
     sparse = point_prompts(sam, 16, seed=7)
     masks, iou = stock_decoder(sam, embeddings, sparse)
