@@ -6,7 +6,6 @@ does not, so a rejected or failed upload leaves nothing behind.
 """
 import errno
 import logging
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
+from gallery import storage
 from gallery.models import Image, Region
 from gallery.processing import image_enqueue, image_queue_again
 from gallery.validation import UploadRejected, display_name, too_large_message, validate_image_bytes
@@ -65,10 +65,6 @@ class StorageFull(StorageUnavailable):
     status = 507
 
 
-def media_path(relative: str) -> Path:
-    return Path(settings.MEDIA_ROOT) / relative
-
-
 def image_create(*, owner, upload: File) -> UploadOutcome:
     """Validate and store one upload, then queue it for processing once the row commits.
 
@@ -86,13 +82,9 @@ def image_create(*, owner, upload: File) -> UploadOutcome:
         return _duplicate(shown_name, existing)
 
     relative = Image.generate_file_name(owner_id=owner.pk, extension=valid.extension)
-    path = media_path(relative)
-    temporary = path.with_suffix(path.suffix + ".part")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_bytes(valid.data)
+        staged = storage.StagedWrite(relative, valid.data)
     except OSError as error:
-        _discard(temporary)
         raise StorageUnavailable.of(error) from error
     try:
         with transaction.atomic():
@@ -106,30 +98,22 @@ def image_create(*, owner, upload: File) -> UploadOutcome:
                 height=valid.height,
                 size_bytes=len(valid.data),
             )
-            temporary.replace(path)
+            staged.commit()
             image_enqueue(image_id=image.pk)
     except IntegrityError:
         # Another request stored the same bytes for this owner between our check and our insert.
-        _discard(temporary, path)
+        staged.discard()
         existing = Image.objects.filter(owner=owner, sha256=valid.sha256).first()
         if existing is None:
             raise
         return _duplicate(shown_name, existing)
-    except OSError as error:  # the rename into place failed: the row was rolled back
-        _discard(temporary, path)
+    except OSError as error:  # putting the file in place failed: the row was rolled back
+        staged.discard()
         raise StorageUnavailable.of(error) from error
     except BaseException:
-        _discard(temporary, path)
+        staged.discard()
         raise
     return UploadOutcome(name=shown_name, outcome="accepted", message="Queued for processing.", image=image)
-
-
-def _discard(*paths: Path) -> None:
-    for path in paths:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:  # a read-only disk: nothing was written there either
-            logger.exception("Could not remove %s", path)
 
 
 def _read_bounded(upload: File) -> bytes:
@@ -223,18 +207,13 @@ def images_delete(*, queryset: QuerySet[Image]) -> int:
 
 def partial_files_delete(*, older_than: timedelta) -> int:
     """Delete `.part` files (uploads and thumbnails being written) left by processes that died."""
-    cutoff = time.time() - older_than.total_seconds()
     deleted = 0
-    for path in Path(settings.MEDIA_ROOT).glob("*/*/*.part"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                deleted += 1
-        except FileNotFoundError:  # another sweeper got there first
-            continue
+    for path in storage.partial_files(older_than_seconds=older_than.total_seconds()):
+        path.unlink(missing_ok=True)
+        deleted += 1
     return deleted
 
 
-def thumbnail_path(image: Image) -> Path:
+def thumbnail_name(image: Image) -> str:
     stem = Path(image.file).stem
-    return media_path(f"thumbnails/{image.owner_id}/{stem}.jpg")
+    return f"thumbnails/{image.owner_id}/{stem}.jpg"

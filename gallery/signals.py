@@ -8,11 +8,12 @@ from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
+from gallery import storage
 from gallery.models import Image
-from gallery.services import media_path, thumbnail_path
+from gallery.services import thumbnail_name
 
 
 @receiver(post_delete, sender=Image, dispatch_uid="gallery.image_files_delete")
 def image_files_delete(sender, instance: Image, **kwargs) -> None:
-    files = [media_path(instance.file), thumbnail_path(instance)]
-    transaction.on_commit(lambda: [path.unlink(missing_ok=True) for path in files], using=kwargs.get("using"))
+    names = [instance.file, thumbnail_name(instance)]
+    transaction.on_commit(lambda: [storage.delete(name) for name in names], using=kwargs.get("using"))

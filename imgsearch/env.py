@@ -16,6 +16,22 @@ def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def env_json_object(name: str) -> dict:
+    """A JSON object from the environment ({} when unset)."""
+    import json
+
+    raw = os.environ.get(name, "")
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise ConfigError(f"{name} is not valid JSON ({error}).") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a JSON object, like {{\"bucket_name\": \"photos\"}}.")
+    return value
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or raw == "":

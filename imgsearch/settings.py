@@ -12,6 +12,7 @@ from imgsearch.env import (
     env_bool,
     env_float,
     env_int,
+    env_json_object,
     env_list,
     env_str,
 )
@@ -112,6 +113,15 @@ MEDIA_SENDFILE = env_str("MEDIA_SENDFILE", "")
 if MEDIA_SENDFILE not in {"", "x-accel-redirect", "x-sendfile"}:
     raise ConfigError("MEDIA_SENDFILE must be empty, 'x-accel-redirect' or 'x-sendfile'.")
 MEDIA_INTERNAL_PREFIX = env_str("MEDIA_INTERNAL_PREFIX", "/protected-media/")
+# Where originals and thumbnails live: any Django storage class (gallery/storage.py). The default
+# keeps them under MEDIA_ROOT. An S3-compatible store lets workers on other machines read them:
+# MEDIA_STORAGE=storages.backends.s3.S3Storage (pip install "django-storages[s3]") with
+# MEDIA_STORAGE_OPTIONS='{"bucket_name": "photos", "endpoint_url": "https://s3.example.com"}'.
+MEDIA_STORAGE = env_str("MEDIA_STORAGE", "django.core.files.storage.FileSystemStorage")
+STORAGES = {
+    "default": {"BACKEND": MEDIA_STORAGE, "OPTIONS": env_json_object("MEDIA_STORAGE_OPTIONS")},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 # --- Accounts -------------------------------------------------------------------------------
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", True)

@@ -16,10 +16,10 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 from django.utils import timezone
 from PIL import UnidentifiedImageError
 
-from gallery.imaging import open_rgb
 from gallery.models import Image, Region
 from gallery.processing import Claim, Heartbeat, claim_fail, claim_progress, db_retrying, image_claim
-from gallery.services import media_path, regions_delete
+from gallery import storage
+from gallery.services import regions_delete
 from search.loading import ModelUnavailable, get_clip, get_proposer
 from search.proposers import filter_proposals
 
@@ -69,7 +69,7 @@ def _process(claim: Claim, heartbeat: Heartbeat) -> str:
     file = db_retrying(lambda: Image.objects.values_list("file", flat=True).get(pk=image_id))
     proposer = get_proposer()
     clip = get_clip()
-    rgb = open_rgb(media_path(file))
+    rgb = storage.read_rgb(file)
     width, height = rgb.size
     proposals = filter_proposals(
         proposer.propose(rgb),

@@ -13,10 +13,10 @@ import numpy as np
 from django.conf import settings
 from django.db.models import QuerySet
 
-from gallery.imaging import open_rgb, to_rgb
+from gallery import storage
+from gallery.imaging import to_rgb
 from gallery.models import Image, Region
 from gallery.selectors import images_searchable_by, images_visible_to
-from gallery.services import media_path
 from gallery.validation import UploadRejected, validate_image_bytes
 from search.index import Generation, IndexUnavailable, Visibility, get_index, scan_pool
 
@@ -249,7 +249,7 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
     if isinstance(query, BoxQuery):
         image = _visible_image(user, query.image_id)
         x1, y1, x2, y2 = _checked_box(query.box, image)
-        rgb = open_rgb(media_path(image.file))
+        rgb = storage.read_rgb(image.file)
         return _clip().embed_images([rgb.crop((x1, y1, x2, y2))])[0], image.pk
     raise TypeError(f"not a query: {query!r}")
 

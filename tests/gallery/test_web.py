@@ -94,10 +94,10 @@ def test_thumbnails_are_made_once_and_fit_the_configured_size(client, owner, upl
     client.force_login(owner)
     url = reverse("gallery:image_thumbnail", args=[image.pk])
     client.get(url)
-    from gallery.services import thumbnail_path
+    from gallery.services import thumbnail_name
     from PIL import Image as PILImage
 
-    path = thumbnail_path(image)
+    path = settings.MEDIA_ROOT / thumbnail_name(image)
     with PILImage.open(path) as thumb:
         assert thumb.size == (48, 64)  # upright: the EXIF turn is applied
     mtime = path.stat().st_mtime_ns

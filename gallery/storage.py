@@ -1,0 +1,119 @@
+"""Where image bytes live: Django's default storage (settings.STORAGES["default"]).
+
+The filesystem under MEDIA_ROOT is the default. Any Django storage works, such as an S3-compatible
+object store through django-storages (README, "Storage"), so that workers on other machines read the
+same originals. Every access goes through this module; nothing else builds a media path.
+
+Writes are all or nothing: on the filesystem the bytes go to a `.part` file first and are renamed
+into place; an object store receives the whole object in one request.
+"""
+import logging
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, default_storage
+from PIL import Image as PILImage
+
+from gallery.imaging import open_rgb
+
+logger = logging.getLogger(__name__)
+
+
+def is_local() -> bool:
+    """True when the media live on this machine's filesystem (sendfile and `.part` sweeps need it)."""
+    return isinstance(default_storage, FileSystemStorage)
+
+
+def local_path(name: str) -> Path:
+    """The file behind a storage name, for the filesystem storage only."""
+    return Path(default_storage.path(name))
+
+
+@contextmanager
+def opened(name: str) -> Iterator[IO[bytes]]:
+    """The stored file for reading. Raises FileNotFoundError when it is missing."""
+    if not default_storage.exists(name):
+        raise FileNotFoundError(f"No stored file {name}")
+    with default_storage.open(name, "rb") as handle:
+        yield handle
+
+
+def read_rgb(name: str) -> PILImage.Image:
+    """A stored image as RGB pixels, EXIF orientation applied (see gallery.imaging.open_rgb)."""
+    with opened(name) as handle:
+        return open_rgb(handle)
+
+
+class StagedWrite:
+    """Bytes on their way to `name`: written aside first, put in place by `commit`, or `discard`ed.
+
+    Raises OSError (a full or read-only disk) from the constructor on the filesystem, so a caller
+    learns before it creates any database row.
+    """
+
+    def __init__(self, name: str, data: bytes):
+        self.name = name
+        self.data = data
+        self.part: Path | None = None
+        if is_local():
+            final = local_path(name)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self.part = final.with_name(f"{final.name}.{os.getpid()}.part")
+            try:
+                self.part.write_bytes(data)
+            except OSError:
+                self.part.unlink(missing_ok=True)
+                raise
+
+    def commit(self) -> None:
+        if self.part is not None:
+            os.replace(self.part, local_path(self.name))
+            return
+        saved = default_storage.save(self.name, ContentFile(self.data))
+        if saved != self.name:  # names are random; a clash means the store renamed ours
+            default_storage.delete(saved)
+            raise FileExistsError(f"{self.name} already exists in the media storage")
+
+    def discard(self) -> None:
+        """Remove whatever this write left, committed or not (a read-only disk is reported, not raised)."""
+        try:
+            if self.part is not None:
+                self.part.unlink(missing_ok=True)
+            delete(self.name)
+        except OSError:
+            logger.exception("Could not remove %s", self.name)
+
+
+def write(name: str, data: bytes) -> None:
+    staged = StagedWrite(name, data)
+    try:
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
+
+
+def delete(name: str) -> None:
+    default_storage.delete(name)  # a missing file is not an error
+
+
+def exists(name: str) -> bool:
+    return default_storage.exists(name)
+
+
+def partial_files(*, older_than_seconds: float) -> Iterator[Path]:
+    """`.part` files older than this under MEDIA_ROOT: writes whose process died (filesystem only)."""
+    if not is_local():
+        return
+    cutoff = time.time() - older_than_seconds
+    for path in Path(settings.MEDIA_ROOT).glob("*/*/*.part"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                yield path
+        except FileNotFoundError:
+            continue
