@@ -38,7 +38,8 @@ class ImageAdmin(admin.ModelAdmin):
     list_select_related = ("owner",)
     readonly_fields = (
         "thumbnail_large", "owner", "file", "original_name", "sha256", "format", "width", "height", "size_bytes",
-        "status", "progress", "error", "attempts", "processing_started_at", "processed_at", "created_at", "updated_at",
+        "status", "progress", "error", "attempts", "queued_at", "processing_started_at", "claimed_by", "heartbeat_at",
+        "processed_at", "created_at", "updated_at",
         "tasks_link",
     )
     fields = ("is_public",) + readonly_fields

@@ -46,6 +46,7 @@ class Image(models.Model):
     # write its result, and the last sign of life from the worker holding that claim.
     queued_at = models.DateTimeField(null=True, blank=True)
     claim = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_by = models.CharField(max_length=255, blank=True, help_text="host:pid of the worker holding the claim.")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 

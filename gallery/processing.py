@@ -9,12 +9,15 @@ RECOVERY_SWEEP_SECONDS.
 - A claim is a fresh UUID written together with `status=processing`; only the holder of the current
   claim may write progress, a heartbeat or the result. A task that arrives twice (a recovered
   duplicate, a broker redelivery) finds the image not `pending` and does nothing.
-- A claim whose heartbeat is older than PROCESSING_STALE_SECONDS is abandoned: the image goes back to
-  `pending` and is queued again, or is `failed` with a reason after IMAGE_MAX_ATTEMPTS claims.
+- A claim whose heartbeat is older than PROCESSING_STALE_SECONDS, or whose worker process (`claimed_by`,
+  host:pid) is gone from this machine, is abandoned: the image goes back to `pending` and is queued
+  again, or is `failed` with a reason after IMAGE_MAX_ATTEMPTS claims.
 - A `pending` image whose enqueue never reached the broker, or whose task left the broker with a
   worker that then died, is queued again (see `images_recover`).
 """
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -90,8 +93,8 @@ def image_claim(*, image_id: int, progress: int = 0) -> Claim | None:
     token = uuid.uuid4()
     now = timezone.now()
     claimed = db_retrying(lambda: Image.objects.filter(pk=image_id, status=Image.Status.PENDING).update(
-        status=Image.Status.PROCESSING, claim=token, attempts=F("attempts") + 1, progress=progress,
-        error="", processing_started_at=now, heartbeat_at=now, updated_at=now,
+        status=Image.Status.PROCESSING, claim=token, claimed_by=this_process(), attempts=F("attempts") + 1,
+        progress=progress, error="", processing_started_at=now, heartbeat_at=now, updated_at=now,
     ))
     if not claimed:
         return None
@@ -207,10 +210,17 @@ def images_recover(*, starting: bool = False) -> Recovered:
     requeued: list[int] = []
     failed: list[int] = []
 
-    abandoned = Image.objects.filter(status=Image.Status.PROCESSING).filter(
-        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)
-    )
-    for image_id, claim, attempts in abandoned.values_list("pk", "claim", "attempts"):
+    processing = Image.objects.filter(status=Image.Status.PROCESSING)
+    abandoned = list(processing.filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
+                     .values_list("pk", "claim", "attempts"))
+    # A claim held by a process of this machine that no longer exists needs no waiting for silence.
+    host = socket.gethostname()
+    for image_id, claim, attempts, claimed_by in processing.filter(claimed_by__startswith=f"{host}:").exclude(
+        pk__in=[row[0] for row in abandoned]
+    ).values_list("pk", "claim", "attempts", "claimed_by"):
+        if not _process_alive(claimed_by):
+            abandoned.append((image_id, claim, attempts))
+    for image_id, claim, attempts in abandoned:
         same_claim = Image.objects.filter(pk=image_id, status=Image.Status.PROCESSING, claim=claim)
         if attempts >= settings.IMAGE_MAX_ATTEMPTS:
             if same_claim.update(status=Image.Status.FAILED, progress=0, claim=None, error=gave_up_message(attempts),
@@ -218,7 +228,8 @@ def images_recover(*, starting: bool = False) -> Recovered:
                 failed.append(image_id)
             continue
         with transaction.atomic():
-            if same_claim.update(status=Image.Status.PENDING, progress=0, claim=None, queued_at=None, updated_at=now):
+            if same_claim.update(status=Image.Status.PENDING, progress=0, claim=None, claimed_by="", queued_at=None,
+                                 updated_at=now):
                 image_enqueue(image_id=image_id)
                 requeued.append(image_id)
 
@@ -238,6 +249,23 @@ def images_recover(*, starting: bool = False) -> Recovered:
     if requeued or failed:
         logger.warning("Recovery: queued %d image(s) again %s, failed %d %s", len(requeued), requeued, len(failed), failed)
     return Recovered(requeued=requeued, failed=failed)
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_alive(claimed_by: str) -> bool:
+    """Whether `host:pid` (a process on this machine) still runs. Unparseable owners count as alive:
+    their heartbeat decides."""
+    try:
+        pid = int(claimed_by.rsplit(":", 1)[1])
+        os.kill(pid, 0)
+    except (IndexError, ValueError, PermissionError):
+        return True
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def gave_up_message(attempts: int) -> str:

@@ -144,6 +144,22 @@ def test_recovery_takes_back_an_image_whose_worker_went_silent(owner, broker, dj
     assert image.pk in queued_image_ids()
 
 
+def test_a_claim_held_by_a_dead_process_of_this_machine_is_taken_back_without_waiting(
+    owner, broker, django_capture_on_commit_callbacks
+):
+    import subprocess
+    import sys
+
+    image = queued(owner, 1, django_capture_on_commit_callbacks)
+    image_claim(image_id=image.pk)
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = Image.objects.get(pk=image.pk).claimed_by.rsplit(":", 1)[0]
+    assert images_recover().requeued == []  # held by this (live) test process
+    Image.objects.filter(pk=image.pk).update(claimed_by=f"{host}:{finished.stdout.strip()}")  # a process now gone
+    with django_capture_on_commit_callbacks(execute=True):
+        assert images_recover().requeued == [image.pk]  # its heartbeat is still fresh: no waiting for it
+
+
 def test_an_image_that_keeps_stopping_its_worker_fails_with_a_reason(owner, broker, settings, django_capture_on_commit_callbacks):
     image = queued(owner, 1, django_capture_on_commit_callbacks)
     for attempt in range(1, settings.IMAGE_MAX_ATTEMPTS + 1):

@@ -161,3 +161,27 @@ def test_the_admin_shows_region_crops_inline(client, owner, upload, colour_propo
     page = client.get(reverse("admin:gallery_image_change", args=[image.pk])).content.decode()
     region = image.regions.filter(kind="object").first()
     assert reverse("gallery:region_crop", args=[region.pk]) in page
+
+
+def test_a_stuck_image_offers_retry_to_its_owner_and_retrying_processes_it(
+    client, owner, upload, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    image = upload(owner).image
+    url = reverse("gallery:image_detail", args=[image.pk])
+    client.force_login(owner)
+    # A worker took it and went silent a while ago (killed before recovery ran).
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Image.objects.filter(pk=image.pk).update(status="processing", progress=60, heartbeat_at=long_ago)
+    page = client.get(url).content.decode()
+    assert "No progress for a while" in page and ">Retry</button>" in page
+    # While its worker is alive there is nothing to retry.
+    Image.objects.filter(pk=image.pk).update(heartbeat_at=timezone.now())
+    assert ">Retry</button>" not in client.get(url).content.decode()
+    Image.objects.filter(pk=image.pk).update(heartbeat_at=long_ago)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("gallery:image_retry", args=[image.pk]))
+    assert Image.objects.get(pk=image.pk).status == "ready"
