@@ -102,6 +102,25 @@ def image_claim(*, image_id: int, progress: int = 0) -> Claim | None:
     return Claim(image_id=image_id, token=token, attempt=attempt or 0)
 
 
+def images_claim_next(*, count: int, progress: int = 0) -> list[Claim]:
+    """Claim up to `count` more `pending` images, the longest queued first: a worker that batches
+    images (PROCESSING_BATCH_IMAGES) takes them ahead of their own tasks, which then find them taken."""
+    claims: list[Claim] = []
+    if count <= 0:
+        return claims
+    candidates = db_retrying(lambda: list(
+        Image.objects.filter(status=Image.Status.PENDING)
+        .order_by(F("queued_at").asc(nulls_last=True), "pk").values_list("pk", flat=True)[: count * 4]
+    ))
+    for image_id in candidates:
+        claim = image_claim(image_id=image_id, progress=progress)
+        if claim is not None:
+            claims.append(claim)
+            if len(claims) == count:
+                break
+    return claims
+
+
 def claim_progress(claim: Claim, progress: int) -> bool:
     """Record progress (and a heartbeat). False if the claim was lost: stop working on the image."""
     now = timezone.now()

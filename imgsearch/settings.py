@@ -290,6 +290,9 @@ Q_CLUSTER = {
     "sync": env_bool("Q_SYNC", False),
     "poll": 0.5,
 }
+# Images one worker processes together: SAM's image encoder and CLIP each run once for the batch.
+# Keeps a GPU busy (set 4-16 there); on a CPU one image already uses every core, so 1.
+PROCESSING_BATCH_IMAGES = env_int("PROCESSING_BATCH_IMAGES", 1, minimum=1)
 # Claims on an image tried before it is `failed` for good (a person's Retry starts a fresh count).
 IMAGE_MAX_ATTEMPTS = env_int("IMAGE_MAX_ATTEMPTS", 3, minimum=1)
 # A worker busy with an image says so this often...

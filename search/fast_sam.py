@@ -80,10 +80,32 @@ class FastMaskGenerator:
         self.min_mask_region_area = min_mask_region_area
 
     @torch.inference_mode()
-    def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
+    def generate_batch(self, images: list[np.ndarray]) -> list[list[dict[str, Any]]]:
+        """`generate` for several images, with SAM's image encoder run on all of them in one batch:
+        a GPU then gets one large call instead of idling between images. Whole-image crops only
+        (crop_n_layers=0, our setting); otherwise image by image."""
+        if self.crop_n_layers > 0 or len(images) < 2:
+            return [self.generate(image) for image in images]
+        return [self.generate(image, encoded=encoded) for image, encoded in zip(images, self._encode(images))]
+
+    def _encode(self, images: list[np.ndarray]) -> list[tuple]:
+        """SamPredictor.set_image's preparation for each image, then one encoder call for all."""
+        predictor, model = self.predictor, self.predictor.model
+        inputs, sizes = [], []
+        for image in images:
+            transformed = predictor.transform.apply_image(image)
+            tensor = torch.as_tensor(transformed, device=predictor.device).permute(2, 0, 1).contiguous()[None]
+            inputs.append(model.preprocess(tensor))
+            sizes.append((image.shape[:2], tuple(tensor.shape[-2:])))
+        features = model.image_encoder(torch.cat(inputs))
+        return [(features[index : index + 1], *sizes[index]) for index in range(len(images))]
+
+    @torch.inference_mode()
+    def generate(self, image: np.ndarray, *, encoded: tuple | None = None) -> list[dict[str, Any]]:
         """One record per mask, as the stock generator's: segmentation (an HxW bool array), area,
-        bbox (XYWH), predicted_iou, point_coords, stability_score, crop_box."""
-        data = self._generate_masks(image)
+        bbox (XYWH), predicted_iou, point_coords, stability_score, crop_box. `encoded` is this
+        image's (features, original size, input size) from `_encode`, when done in a batch."""
+        data = self._generate_masks(image, encoded)
         if self.min_mask_region_area > 0:
             data = self._remove_small_regions(data, self.min_mask_region_area, max(self.box_nms_thresh, self.crop_nms_thresh))
         records = []
@@ -100,11 +122,12 @@ class FastMaskGenerator:
             })
         return records
 
-    def _generate_masks(self, image: np.ndarray) -> MaskData:
+    def _generate_masks(self, image: np.ndarray, encoded: tuple | None = None) -> MaskData:
         orig_size = image.shape[:2]
         crop_boxes, layer_idxs = generate_crop_boxes(orig_size, self.crop_n_layers, self.crop_overlap_ratio)
         data = _concatenate([
-            self._process_crop(image, crop_box, layer_idx, orig_size) for crop_box, layer_idx in zip(crop_boxes, layer_idxs)
+            self._process_crop(image, crop_box, layer_idx, orig_size, encoded)
+            for crop_box, layer_idx in zip(crop_boxes, layer_idxs)
         ])
         if len(crop_boxes) > 1 and len(data["boxes"]):
             # The same object found in several crops: prefer the mask from the smaller crop.
@@ -113,11 +136,17 @@ class FastMaskGenerator:
         data.to_numpy()
         return data
 
-    def _process_crop(self, image, crop_box, crop_layer_idx, orig_size) -> MaskData:
+    def _process_crop(self, image, crop_box, crop_layer_idx, orig_size, encoded: tuple | None = None) -> MaskData:
         x0, y0, x1, y1 = crop_box
         cropped = image[y0:y1, x0:x1, :]
         cropped_size = cropped.shape[:2]
-        self.predictor.set_image(cropped)
+        if encoded is None:
+            self.predictor.set_image(cropped)
+        else:  # the whole image, encoded in a batch: what set_torch_image would have stored
+            features, original_size, input_size = encoded
+            self.predictor.reset_image()
+            self.predictor.features, self.predictor.original_size, self.predictor.input_size = features, original_size, input_size
+            self.predictor.is_image_set = True
         decoder = PromptDecoder(self.predictor.model, self.predictor.features)
         points_for_image = self.point_grids[crop_layer_idx] * np.array(cropped_size)[None, ::-1]
         batches = []

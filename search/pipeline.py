@@ -10,14 +10,24 @@ that stays away longer than DB_RETRY_SECONDS leaves the image to recovery instea
 image's fault). Nothing escapes to the worker.
 """
 import logging
+from contextlib import ExitStack
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
+from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from gallery.models import Image, Region
-from gallery.processing import Claim, Heartbeat, claim_fail, claim_progress, db_retrying, image_claim
+from gallery.processing import (
+    Claim,
+    Heartbeat,
+    claim_fail,
+    claim_progress,
+    db_retrying,
+    image_claim,
+    images_claim_next,
+)
 from gallery import storage
 from gallery.services import regions_delete
 from search.loading import ModelUnavailable, get_clip, get_proposer
@@ -36,52 +46,77 @@ class ClaimLost(Exception):
 
 
 def image_process(*, image_id: int) -> str:
-    """Segment and embed one image. Returns its final status, or what happened instead:
-    "skipped" (not pending: a duplicate task, or deleted), "superseded" (the claim was lost while we
-    worked) or "interrupted" (the database stayed away; recovery will queue it again)."""
+    """Segment and embed one image (and, with PROCESSING_BATCH_IMAGES > 1, the next pending ones
+    with it). Returns this image's final status, or what happened instead: "skipped" (not pending:
+    a duplicate task, or deleted), "superseded" (the claim was lost while we worked) or
+    "interrupted" (the database stayed away; recovery will queue it again)."""
     claim = image_claim(image_id=image_id, progress=PROGRESS_STARTED)
     if claim is None:
         logger.info("Image %s is not pending (deleted, done or taken by another task); nothing to do.", image_id)
         return "skipped"
-    try:
-        with Heartbeat(claim) as heartbeat:
-            return _process(claim, heartbeat)
-    except ClaimLost:
-        logger.info("Image %s: claim lost while processing; the result is discarded.", image_id)
-        return "superseded"
-    except BaseException as error:  # the worker must outlive any one image, even MemoryError
-        if isinstance(error, (KeyboardInterrupt, SystemExit)):
-            raise
-        if isinstance(error, (OperationalError, InterfaceError)):
-            logger.exception("Image %s: the database is unavailable; leaving it to recovery.", image_id)
-            return "interrupted"
-        logger.exception("Processing image %s failed", image_id)
-        try:
-            claim_fail(claim, failure_message(error))
-        except DatabaseError:
-            logger.exception("Image %s: could not record the failure; leaving it to recovery.", image_id)
-            return "interrupted"
-        return Image.Status.FAILED
+    claims = [claim] + images_claim_next(count=settings.PROCESSING_BATCH_IMAGES - 1, progress=PROGRESS_STARTED)
+    return images_process_claimed(claims)[image_id]
 
 
-def _process(claim: Claim, heartbeat: Heartbeat) -> str:
-    image_id = claim.image_id
-    file = db_retrying(lambda: Image.objects.values_list("file", flat=True).get(pk=image_id))
+def images_process_claimed(claims: list[Claim]) -> dict[int, str]:
+    """Process claimed images together (one SAM encoder batch, one CLIP batch); each ends on its own."""
+    outcomes: dict[int, str] = {}
+    with ExitStack() as stack:
+        heartbeats = {claim.image_id: stack.enter_context(Heartbeat(claim)) for claim in claims}
+        opened = []
+        for claim in claims:
+            try:
+                file = db_retrying(lambda: Image.objects.values_list("file", flat=True).get(pk=claim.image_id))
+                opened.append((claim, storage.read_rgb(file)))
+            except BaseException as error:
+                outcomes[claim.image_id] = _ended_by(claim, error)
+        if opened:
+            try:
+                outcomes.update(_process(opened, heartbeats))
+            except BaseException as error:
+                for claim, _ in opened:
+                    outcomes[claim.image_id] = _ended_by(claim, error)
+    return outcomes
+
+
+def _process(opened: list[tuple[Claim, PILImage.Image]], heartbeats: dict[int, Heartbeat]) -> dict[int, str]:
     proposer = get_proposer()
     clip = get_clip()
-    rgb = storage.read_rgb(file)
-    width, height = rgb.size
-    proposals = filter_proposals(
-        proposer.propose(rgb),
-        width=width,
-        height=height,
-        min_area_fraction=settings.REGION_MIN_AREA_FRACTION,
-        nms_iou=settings.REGION_NMS_IOU,
-        max_count=settings.REGION_MAX_PER_IMAGE,
-    )
-    _step(claim, heartbeat, PROGRESS_PROPOSED)
-    vectors = clip.embed_images([rgb] + [rgb.crop(p.box) for p in proposals])
-    _step(claim, heartbeat, PROGRESS_EMBEDDED)
+    found = proposer.propose_batch([rgb for _, rgb in opened])
+    outcomes: dict[int, str] = {}
+    work = []
+    for (claim, rgb), proposals in zip(opened, found):
+        width, height = rgb.size
+        proposals = filter_proposals(
+            proposals,
+            width=width,
+            height=height,
+            min_area_fraction=settings.REGION_MIN_AREA_FRACTION,
+            nms_iou=settings.REGION_NMS_IOU,
+            max_count=settings.REGION_MAX_PER_IMAGE,
+        )
+        if _still_ours(claim, heartbeats[claim.image_id], PROGRESS_PROPOSED):
+            work.append((claim, rgb, proposals))
+        else:
+            outcomes[claim.image_id] = _ended_by(claim, ClaimLost())
+    # One CLIP batch for every image: each whole image first, then its crops.
+    pictures = [picture for _, rgb, proposals in work for picture in [rgb] + [rgb.crop(p.box) for p in proposals]]
+    vectors = iter(clip.embed_images(pictures))
+    for claim, rgb, proposals in work:
+        image_vectors = [next(vectors) for _ in range(1 + len(proposals))]
+        try:
+            if not _still_ours(claim, heartbeats[claim.image_id], PROGRESS_EMBEDDED):
+                raise ClaimLost()
+            _store(claim, rgb.size, proposals, image_vectors, clip)
+            outcomes[claim.image_id] = Image.Status.READY
+        except BaseException as error:
+            outcomes[claim.image_id] = _ended_by(claim, error)
+    return outcomes
+
+
+def _store(claim: Claim, size: tuple[int, int], proposals, vectors, clip) -> None:
+    image_id = claim.image_id
+    width, height = size
 
     def region(kind: str, box, area_fraction: float, score: float, vector) -> Region:
         return Region(
@@ -111,12 +146,30 @@ def _process(claim: Claim, heartbeat: Heartbeat) -> str:
 
     db_retrying(store)
     logger.info("Image %s ready with %d object regions", image_id, len(proposals))
-    return Image.Status.READY
 
 
-def _step(claim: Claim, heartbeat: Heartbeat, progress: int) -> None:
-    if heartbeat.lost.is_set() or not claim_progress(claim, progress):
-        raise ClaimLost()
+def _still_ours(claim: Claim, heartbeat: Heartbeat, progress: int) -> bool:
+    return not heartbeat.lost.is_set() and claim_progress(claim, progress)
+
+
+def _ended_by(claim: Claim, error: BaseException) -> str:
+    """Record how an error ended this image's attempt, and say so."""
+    image_id = claim.image_id
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        raise error
+    if isinstance(error, ClaimLost):
+        logger.info("Image %s: claim lost while processing; the result is discarded.", image_id)
+        return "superseded"
+    if isinstance(error, (OperationalError, InterfaceError)):
+        logger.error("Image %s: the database is unavailable (%s); leaving it to recovery.", image_id, error)
+        return "interrupted"
+    logger.error("Processing image %s failed", image_id, exc_info=error)
+    try:
+        claim_fail(claim, failure_message(error))
+    except DatabaseError:
+        logger.exception("Image %s: could not record the failure; leaving it to recovery.", image_id)
+        return "interrupted"
+    return Image.Status.FAILED
 
 
 def failure_message(error: BaseException) -> str:

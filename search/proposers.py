@@ -35,6 +35,8 @@ class RegionProposer(Protocol):
 
     def propose(self, image: PILImage.Image) -> list[Proposal]: ...
 
+    def propose_batch(self, images: list[PILImage.Image]) -> list[list[Proposal]]: ...
+
 
 def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -129,15 +131,29 @@ class SamProposer:
         )
 
     def propose(self, image: PILImage.Image) -> list[Proposal]:
+        return self.propose_batch([image])[0]
+
+    def propose_batch(self, images: list[PILImage.Image]) -> list[list[Proposal]]:
+        """Proposals for each image; SAM's image encoder sees them all in one batch."""
         import torch
 
+        scaled = [self._downscaled(image) for image in images]
+        with torch.inference_mode(), reduced_precision():
+            masks = self.generator.generate_batch([np.asarray(small) for small, _ in scaled])
+        return [self._proposals(image, small, scale, found) for image, (small, scale), found in zip(images, scaled, masks)]
+
+    def _downscaled(self, image: PILImage.Image) -> tuple[PILImage.Image, float]:
+        """The copy SAM sees (at most max_side pixels) and its scale."""
         width, height = image.size
         scale = min(1.0, self.max_side / max(width, height))
         small = image if scale == 1.0 else image.resize(
             (max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.BILINEAR
         )
-        with torch.inference_mode(), reduced_precision():
-            masks = self.generator.generate(np.asarray(small))
+        return small, scale
+
+    @staticmethod
+    def _proposals(image: PILImage.Image, small: PILImage.Image, scale: float, masks: list[dict]) -> list[Proposal]:
+        width, height = image.size
         small_area = small.size[0] * small.size[1]
         proposals = []
         for mask in masks:
@@ -172,6 +188,9 @@ class ColourProposer:
     # broken up by quantisation differs from its neighbours by ~10-20; a drawn object by far more.
     MIN_CONTRAST = 40.0
     RING = 3  # pixels around the component's box that count as its surroundings
+
+    def propose_batch(self, images: list[PILImage.Image]) -> list[list[Proposal]]:
+        return [self.propose(image) for image in images]
 
     def propose(self, image: PILImage.Image) -> list[Proposal]:
         import cv2

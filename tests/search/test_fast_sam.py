@@ -76,3 +76,17 @@ def test_upsampling_gives_exactly_sams_postprocess_masks(sam, original_size):
     input_size = generator.predictor.transform.get_preprocess_shape(*original_size, 1024)
     expected = sam.postprocess_masks(low_res[:, None], input_size, original_size)[:, 0]
     assert torch.equal(generator._upsample(low_res, input_size, original_size), expected)
+
+
+def test_a_batch_of_images_gives_each_image_its_own_masks(sam):
+    """One encoder call for several images of different sizes: the same masks as one image at a time."""
+    pictures = [np.asarray(images.scene(160, 120, seed=seed)) for seed in (0, 1)] + [np.asarray(images.scene(96, 128, seed=2))]
+    generator = FastMaskGenerator(sam, points_per_side=GRID, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    batched = generator.generate_batch(pictures)
+    for picture, from_batch in zip(pictures, batched):
+        alone = generator.generate(picture)
+        assert len(from_batch) == len(alone) > 0
+        for ours, theirs in zip(sorted(from_batch, key=lambda r: r["bbox"]), sorted(alone, key=lambda r: r["bbox"])):
+            assert ours["segmentation"].shape == picture.shape[:2]
+            assert mask_iou(ours["segmentation"], theirs["segmentation"]) >= 0.99
+            assert ours["predicted_iou"] == pytest.approx(theirs["predicted_iou"], abs=1e-4)

@@ -168,3 +168,23 @@ def test_an_image_deleted_before_its_task_runs_is_skipped(owner, upload):
     image_delete(image=Image.objects.get(pk=outcome.image.pk))
     assert image_process(image_id=outcome.image.pk) == "skipped"
     assert not Region.objects.exists()
+
+
+def test_a_batching_worker_takes_the_next_pending_images_with_the_same_results(
+    owner, stranger, upload, settings, colour_proposer, django_capture_on_commit_callbacks
+):
+    scenes = [images.png(seed=seed) for seed in (31, 32, 33)]
+    one_by_one = [upload(stranger, data, name=f"{index}.png").image for index, data in enumerate(scenes)]
+    settings.PROCESSING_BATCH_IMAGES = 3
+    from gallery.services import image_create
+    from tests.conftest import upload_file
+
+    with django_capture_on_commit_callbacks(execute=False):  # stored and pending; no task runs yet
+        queued = [image_create(owner=owner, upload=upload_file(data, f"{index}.png")).image
+                  for index, data in enumerate(scenes)]
+    assert image_process(image_id=queued[1].pk) == "ready"  # its own image, then the others, oldest first
+    assert [Image.objects.get(pk=image.pk).status for image in queued] == ["ready"] * 3
+    assert [image_process(image_id=image.pk) for image in queued] == ["skipped"] * 3  # their own tasks
+    for alone, batched in zip(one_by_one, queued):
+        assert sorted(r.box for r in regions_of(batched.pk)) == sorted(r.box for r in regions_of(alone.pk))
+        assert Image.objects.get(pk=batched.pk).attempts == 1

@@ -17,6 +17,7 @@ from segment_anything.modeling.image_encoder import add_decomposed_rel_pos
 from segment_anything.modeling.mask_decoder import MaskDecoder
 from segment_anything.modeling.sam import Sam
 from segment_anything.modeling.transformer import Attention, TwoWayAttentionBlock, TwoWayTransformer
+from segment_anything.predictor import SamPredictor
 
 # upstream function -> (first 16 hex of the sha256 of its source, what of ours mirrors it)
 MIRRORED = {
@@ -26,6 +27,8 @@ MIRRORED = {
     SamAutomaticMaskGenerator._process_batch: ("bb1fc4569ea6845d", "FastMaskGenerator._process_batch (filters, their order)"),
     SamAutomaticMaskGenerator.postprocess_small_regions: ("a9d1079f707cf147", "FastMaskGenerator._remove_small_regions"),
     Sam.postprocess_masks: ("e8aa54dc739e83a3", "FastMaskGenerator._upsample"),
+    SamPredictor.set_image: ("fa743a0fd8d1b98d", "FastMaskGenerator._encode (preparing a batch)"),
+    SamPredictor.set_torch_image: ("96c192fb816f1ce5", "FastMaskGenerator._encode / _process_crop (predictor state)"),
     MaskDecoder.forward: ("c630d69d8b489165", "PromptDecoder (multimask slice 1..3)"),
     MaskDecoder.predict_masks: ("c04d95644ea986a0", "PromptDecoder.__call__ (tokens, upscaling, hypernetworks, IoU head)"),
     TwoWayTransformer.forward: ("f538b8135789d45c", "PromptDecoder.__call__ (layer loop, final attention)"),
