@@ -1,8 +1,9 @@
 """The ingestion pipeline: one stored image in, its regions and vectors out.
 
-claim the image -> open + EXIF-transpose -> propose regions (SAM) -> filter -> crop -> one CLIP
-batch (whole image first, then the crops) -> one transaction replaces the image's regions and marks
-it ready, if the claim is still ours. A heartbeat thread keeps the claim alive meanwhile; a claim that
+claim the image (and, with PROCESSING_BATCH_IMAGES > 1, the next pending ones) -> open +
+EXIF-transpose -> propose regions (SAM, one encoder batch) -> filter -> crop -> one CLIP batch (each
+whole image first, then its crops) -> per image, one transaction replaces its regions and marks it
+ready, if the claim is still ours. A heartbeat thread keeps the claim alive meanwhile; a claim that
 goes silent is recovered by `gallery.processing.images_recover`.
 
 Every failure of the image itself ends in `failed` with a sentence a person can act on; a database

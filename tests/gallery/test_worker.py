@@ -145,7 +145,9 @@ def models_q(**lookups):
     return Q(**{f"regions__{name}": value for name, value in lookups.items()})
 
 
-def test_killing_the_worker_three_times_strands_nothing(owner, worker, settings):
+@pytest.mark.parametrize("batch", [1, 3])
+def test_killing_the_worker_three_times_strands_nothing(owner, worker, settings, batch):
+    worker.env["PROCESSING_BATCH_IMAGES"] = str(batch)
     for seed in range(30):
         upload(owner, seed)
     worker.start()
@@ -161,7 +163,8 @@ def test_killing_the_worker_three_times_strands_nothing(owner, worker, settings)
         worker.kill()
         worker.start()
     assert wait_for(lambda: all_final(30), timeout=180), worker.log()
-    assert_processed_once_and_consistent(settings, interruptions=3)
+    # Each kill interrupts at most the images the worker had claimed: one batch.
+    assert_processed_once_and_consistent(settings, interruptions=3 * batch)
     assert "Recovery: queued" in worker.log(whole=True)
     assert worker.process.poll() is None, "the worker died"
 
