@@ -69,6 +69,11 @@ class Image(models.Model):
         return self.status in {self.Status.READY, self.Status.FAILED}
 
     @property
+    def on_its_way(self) -> bool:
+        """Queued or being processed, with signs of life: queuing it again would only add a task."""
+        return self.status in {self.Status.PENDING, self.Status.PROCESSING} and not self.looks_stuck
+
+    @property
     def looks_stuck(self) -> bool:
         """No sign of life for a while (a silent worker, or an enqueue that never reached the
         broker): a person may queue it again. Recovery does the same by itself."""

@@ -166,16 +166,22 @@ def image_set_visibility(*, image: Image, is_public: bool) -> Image:
 
 
 def image_reprocess(*, image: Image) -> Image:
-    """Queue the image to be segmented and embedded again (its old regions stay until then).
+    """A person's Retry / Process again: queue the image to be segmented and embedded again (its old
+    regions stay until then), with a fresh budget of IMAGE_MAX_ATTEMPTS.
 
-    It gets a fresh budget of IMAGE_MAX_ATTEMPTS; a worker still busy with it loses its claim.
+    Idempotent while the image is on its way (queued, or processing with a live worker): pressing
+    Retry twenty times queues one task, not twenty.
     """
+    image.refresh_from_db()
+    if image.on_its_way:
+        return image
     image_queue_again(image_id=image.pk)
     image.refresh_from_db()
     return image
 
 
 def images_reprocess(*, queryset: QuerySet[Image]) -> int:
+    """Queue every image again, whatever its state (the admin action, `reprocess`)."""
     ids = list(queryset.order_by().values_list("pk", flat=True))
     for pk in ids:
         image_queue_again(image_id=pk)

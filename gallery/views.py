@@ -141,8 +141,12 @@ def image_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def image_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    services.image_reprocess(image=_owned(request, pk))
-    messages.success(request, "Queued for processing again.")
+    image = _owned(request, pk)
+    if image.on_its_way:
+        messages.info(request, "It is already queued or being processed.")
+    else:
+        services.image_reprocess(image=image)
+        messages.success(request, "Queued for processing again.")
     return redirect("gallery:image_detail", pk=pk)
 
 

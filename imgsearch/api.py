@@ -1,6 +1,16 @@
 """API-wide conventions: every error body carries a readable `detail` sentence."""
+from rest_framework import parsers
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from imgsearch.parsers import JSONParser
+
+
+class ObtainTokenApi(ObtainAuthToken):
+    """POST username and password, get your API token."""
+
+    parser_classes = [parsers.FormParser, parsers.MultiPartParser, JSONParser]  # DRF's own list, ours for JSON
 
 
 def _first_message(errors) -> str:

@@ -1,15 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
 from gallery import api as gallery_api
 from gallery import views as gallery_views
+from imgsearch.api import ObtainTokenApi
 from search import api as search_api
 
 api_patterns = (
     [
-        path("auth/token/", obtain_auth_token, name="token"),
+        path("auth/token/", ObtainTokenApi.as_view(), name="token"),
         path("images/", gallery_api.ImageListCreateApi.as_view(), name="images"),
         path("images/<int:pk>/", gallery_api.ImageDetailApi.as_view(), name="image"),
         path("images/<int:pk>/retry/", gallery_api.ImageRetryApi.as_view(), name="image_retry"),

@@ -111,3 +111,34 @@ def test_the_openapi_schema_describes_the_images_endpoints(api):
     assert response.status_code == 200
     paths = response.json()["paths"]
     assert "/api/images/" in paths and "/api/images/{id}/retry/" in paths
+
+
+def test_retry_is_idempotent_while_the_image_is_on_its_way(api, owner, upload, monkeypatch,
+                                                           django_capture_on_commit_callbacks):
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    image = upload(owner, images.png()).image
+    monkeypatch.setattr(Conf, "SYNC", False)  # tasks wait in the (ORM) broker
+    with django_capture_on_commit_callbacks(execute=True):
+        answers = [api.post(reverse("api:image_retry", args=[image.pk])).status_code for _ in range(20)]
+    assert answers == [202] * 20
+    assert OrmQ.objects.count() == 1  # the first press queued it; the other 19 found it queued
+    assert Image.objects.get(pk=image.pk).status == "pending"
+
+
+def test_anonymous_api_calls_get_401_with_a_token_challenge(db):
+    response = APIClient().get(reverse("api:images"))
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert "credentials" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("name, method", [("api:token", "post"), ("api:search", "post"), ("api:image", "patch")])
+def test_json_nested_too_deep_is_a_400_with_a_sentence(api, owner, upload, name, method):
+    image = upload(owner, images.png()).image
+    url = reverse(name, args=[image.pk]) if name == "api:image" else reverse(name)
+    deep = "[" * 100_000 + "]" * 100_000
+    response = getattr(api, method)(url, deep, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "The JSON is nested too deeply."
