@@ -2,7 +2,7 @@
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,11 +10,6 @@ from rest_framework.views import APIView
 
 from imgsearch.parsers import JSONParser
 from search.query import MATCH_KINDS, SCOPES, SearchError, SearchUnavailable, query_from, search
-
-
-class ServiceUnavailable(APIException):
-    status_code = 503
-    default_code = "service_unavailable"
 
 
 class SearchResultSerializer(serializers.Serializer):
@@ -75,7 +70,10 @@ class SearchApi(APIView):
             page = search(user=request.user, query=query, scope=data["scope"], kind=data["kind"],
                           min_score=data.get("min_score"), page=data["page"], page_size=data.get("page_size"))
         except SearchUnavailable as error:
-            raise ServiceUnavailable(str(error)) from None
+            body = {"detail": str(error)}
+            if request.user.is_staff and error.fix:
+                body["fix"] = error.fix  # server paths and commands: staff only
+            return Response(body, status=503)
         except SearchError as error:
             raise ValidationError(str(error)) from None
         results = SearchResultSerializer(page.results, many=True, context={"request": request}).data

@@ -35,7 +35,12 @@ class SearchError(ValueError):
 
 
 class SearchUnavailable(SearchError):
-    """The server cannot run this kind of query now (models missing); str(error) says what to do."""
+    """The server cannot run this kind of query now. str(error) is for everyone; `fix` (server paths,
+    commands) is for staff only."""
+
+    def __init__(self, message: str, *, fix: str = ""):
+        super().__init__(message)
+        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -206,8 +211,9 @@ def _clip():
         return get_clip()
     except ModelUnavailable as error:
         raise SearchUnavailable(
-            f"Searching by text, photo or drawn box needs the CLIP model, which is not available: {error} "
-            f"“More like this” and region searches still work on processed images."
+            "Searching by text, photo or drawn box is unavailable: the server is missing its CLIP model. "
+            "“More like this” and region searches still work on processed images.",
+            fix=str(error),
         ) from error
 
 

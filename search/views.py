@@ -58,6 +58,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
             )
         except SearchUnavailable as error:
             context["error"] = str(error)
+            context["error_fix"] = error.fix if request.user.is_staff else ""
             status = 503
         except SearchError as error:
             context["error"] = str(error)

@@ -160,18 +160,28 @@ def test_api_docs_are_served_without_a_cdn(client, owner):
     assert "swagger-ui" in page and "cdn" not in page.lower()
 
 
-def test_search_without_clip_weights_says_what_to_do_instead_of_crashing(client, owner, photos, settings, tmp_path):
+def test_search_without_clip_weights_tells_users_plainly_and_only_staff_the_fix(client, owner, photos, settings, tmp_path):
+    from django.contrib.auth import get_user_model
+
     from search.loading import reset_models
 
     settings.CLIP_PRETRAINED = "laion2b_s34b_b79k"
     settings.CLIP_MODEL = "ViT-B-32"
     settings.MODEL_CACHE_DIR = tmp_path
     reset_models()
+    staff = get_user_model().objects.create_user("keeper", password="keeper-pass-123", is_staff=True)
     try:
         response = api_for(owner).post(reverse("api:search"), {"text": "a cat"}, format="json")
-        assert response.status_code == 503 and "fetch_models" in response.json()["detail"]
+        assert response.status_code == 503 and "missing its CLIP model" in response.json()["detail"]
+        assert "fix" not in response.json() and str(tmp_path) not in response.content.decode()
         client.force_login(owner)
         page = client.get(reverse("search:search"), {"q": "a cat"})
-        assert page.status_code == 503 and "fetch_models" in page.content.decode()
+        assert page.status_code == 503 and "missing its CLIP model" in page.content.decode()
+        assert "fetch_models" not in page.content.decode() and str(tmp_path) not in page.content.decode()
+
+        as_staff = api_for(staff).post(reverse("api:search"), {"text": "a cat"}, format="json")
+        assert as_staff.status_code == 503 and "fetch_models" in as_staff.json()["fix"]
+        client.force_login(staff)
+        assert "fetch_models" in client.get(reverse("search:search"), {"q": "a cat"}).content.decode()
     finally:
         reset_models()
