@@ -142,3 +142,22 @@ def test_json_nested_too_deep_is_a_400_with_a_sentence(api, owner, upload, name,
     response = getattr(api, method)(url, deep, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["detail"] == "The JSON is nested too deeply."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_answers_json_503_while_the_database_connection_is_gone(owner):
+    from django.db import connection, connections
+
+    api = APIClient()
+    api.force_authenticate(owner)
+    assert api.get(reverse("api:images")).status_code == 200
+    killer = connections.create_connection("default")
+    try:
+        with killer.cursor() as cursor:  # what a PostgreSQL restart does to every open connection
+            cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+    finally:
+        killer.close()
+    response = api.get(reverse("api:images"))
+    assert response.status_code == 503 and response["Content-Type"] == "application/json"
+    assert "database is unavailable" in response.json()["detail"]
+    assert api.get(reverse("api:images")).status_code == 200  # the next request reconnects

@@ -1,0 +1,37 @@
+"""API errors are JSON, even the ones no view handled (a database that went away, a bug)."""
+import logging
+
+from django.db import InterfaceError, OperationalError, connections
+from django.http import HttpRequest, JsonResponse
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+
+
+class ApiErrorsAsJson:
+    """For /api/ requests, turn an unhandled exception into a JSON body with a sentence: 503 when the
+    database is unreachable (a restart, a failover: try again), 500 otherwise. Pages keep Django's
+    own error pages."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        if not request.path.startswith(API_PREFIX):
+            return None
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            logger.warning("API %s %s: database unavailable (%s)", request.method, request.path, exception)
+            for connection in connections.all(initialized_only=True):
+                try:
+                    connection.close()  # the next request opens a fresh one
+                except Exception:  # a dead connection may not close cleanly
+                    pass
+            response = JsonResponse({"detail": "The database is unavailable for a moment; try again shortly."}, status=503)
+            response["Retry-After"] = "5"
+            return response
+        logger.exception("API %s %s failed", request.method, request.path, exc_info=exception)
+        return JsonResponse({"detail": "Something went wrong on the server; it has been logged."}, status=500)
