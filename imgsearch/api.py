@@ -2,13 +2,17 @@
 from rest_framework import parsers
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from imgsearch.parsers import JSONParser
 
 
 class ObtainTokenApi(ObtainAuthToken):
-    """POST username and password, get your API token."""
+    """POST username and password, get your API token (TOKEN_THROTTLE_RATE requests per address)."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "token"
 
     parser_classes = [parsers.FormParser, parsers.MultiPartParser, JSONParser]  # DRF's own list, ours for JSON
 

@@ -4,6 +4,7 @@ Every value has a default that runs from a bare checkout (SQLite, the django-q2 
 full-size models). `DATABASE_URL` switches to PostgreSQL and `REDIS_URL` to the Redis broker.
 The README's configuration table lists every variable read here.
 """
+from datetime import timedelta
 from pathlib import Path
 
 from imgsearch.env import (
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "gallery",
     "search",
 ]
@@ -54,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "imgsearch.middleware.ApiErrorsAsJson",
+    # Last, as django-axes asks: it turns a locked-out login into our 429 (imgsearch.accounts).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "imgsearch.urls"
@@ -92,6 +96,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Repeated wrong passwords lock that username from that address for a while (django-axes); the
+# API's token endpoint has its own rate (REST_FRAMEWORK throttles below).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "imgsearch.accounts.lockout_response"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "gallery:my_images"
 LOGOUT_REDIRECT_URL = "home"
@@ -270,6 +282,12 @@ SEARCH_MAX_PAGE_SIZE = env_int("SEARCH_MAX_PAGE_SIZE", 100, minimum=1)
 
 # --- Background work (django-q2) -----------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
+# Throttle counts live in the cache: per process by default, shared through Redis when REDIS_URL is set.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 # What processes an uploaded image: segmentation and embedding, in the search app.
 IMAGE_PROCESSING_TASK = "search.tasks.process_image"
 # A hard limit per task; the heartbeat below is what finds a dead worker quickly.
@@ -322,6 +340,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_THROTTLE_RATES": {"token": env_str("TOKEN_THROTTLE_RATE", "10/minute")},
     "DEFAULT_PARSER_CLASSES": [
         "imgsearch.parsers.JSONParser",
         "rest_framework.parsers.FormParser",

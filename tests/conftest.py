@@ -39,6 +39,16 @@ def feed_rows_written_at_once(request):
 
 
 @pytest.fixture(autouse=True)
+def fresh_cache():
+    """Throttle counts live in the cache; each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def synchronous_tasks(monkeypatch):
     """django-q2 runs tasks in-process unless a test starts a real cluster (see test_worker)."""
     monkeypatch.setattr(Conf, "SYNC", True)
