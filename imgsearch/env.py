@@ -96,3 +96,30 @@ def database_from_url(url: str, *, base_dir: Path) -> dict:
             path = str(base_dir / path.lstrip("/"))
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": path or str(base_dir / "db.sqlite3")}
     raise ConfigError(f"DATABASE_URL scheme {parsed.scheme!r} is not supported; use postgres:// or sqlite:///.")
+
+
+def secret_key_file(path: Path) -> str:
+    """The secret key kept in `path`, made (random, readable by this user only) on first use.
+
+    Several processes may start at once (web, worker, indexer): the first to link its file in place
+    wins and the others read that one, so they all sign with the same key.
+    """
+    import secrets
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        candidate = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        descriptor = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(candidate)
+    key = path.read_text().strip()
+    if len(key) < 50:
+        raise ConfigError(f"{path} holds a secret key shorter than 50 characters; delete it to make a new one.")
+    return key
+

@@ -16,17 +16,30 @@ from imgsearch.env import (
     env_json_object,
     env_list,
     env_str,
+    secret_key_file,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("IMGSEARCH_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
-# A fixed development key is fine on a laptop; the README says to set SECRET_KEY anywhere else
-# (`manage.py check --deploy` flags it).
-SECRET_KEY = env_str("SECRET_KEY", "django-insecure-imgsearch-development-key-set-SECRET_KEY")
+# SECRET_KEY from the environment; otherwise one generated on first start and kept in the var dir
+# (never a key everyone can read in this repository), except with DEBUG on, for quick experiments.
+SECRET_KEY = env_str("SECRET_KEY", "") or (
+    "django-insecure-imgsearch-debug-only-key" if DEBUG else secret_key_file(VAR_DIR / "secret_key")
+)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- Behind HTTPS (README, "Deploying"): all off by default so `make run` works over plain HTTP.
+# The proxy in front sets X-Forwarded-Proto; trust it only when that proxy is the only way in.
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

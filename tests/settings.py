@@ -3,6 +3,7 @@ import os
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/imgsearch")
 os.environ.setdefault("IMGSEARCH_MODEL_PROFILE", "tiny")
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "x" * 40)
 
 from imgsearch.settings import *  # noqa: E402,F403
 
