@@ -1,10 +1,39 @@
+import re
+import unicodedata
+
 from django import forms
+from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
 
+# Names that would pass for the site or its staff in a list of public photos.
+RESERVED_USERNAMES = frozenset({
+    "admin", "administrator", "root", "staff", "support", "help", "security", "system", "moderator",
+    "imgsearch", "api", "static", "media", "login", "logout", "signup", "accounts", "settings", "www",
+})
+USERNAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,28}[a-z0-9])?$")
+
+
 class SignupForm(UserCreationForm):
+    """Sign-up with names people cannot confuse: ASCII letters, digits and . _ - (NFKC-normalised and
+    compared without case), never a reserved name."""
+
     class Meta(UserCreationForm.Meta):
         fields = ("username",)
+
+    def clean_username(self) -> str:
+        username = unicodedata.normalize("NFKC", self.cleaned_data["username"]).strip()
+        folded = username.casefold()
+        if not USERNAME_PATTERN.match(folded):
+            raise forms.ValidationError(
+                "Use 1-30 letters a-z, digits, dots, dashes or underscores, starting and ending with a "
+                "letter or digit (look-alike letters from other alphabets are not allowed)."
+            )
+        if folded in RESERVED_USERNAMES:
+            raise forms.ValidationError("That name is reserved; choose another.")
+        if get_user_model().objects.filter(username__iexact=folded).exists():
+            raise forms.ValidationError("That name is taken; choose another.")
+        return folded
 
 
 class ImageFilterForm(forms.Form):

@@ -3,6 +3,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import TooManyFilesSent
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -28,12 +29,25 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("gallery:my_images")
     form = SignupForm(request.POST or None)
+    if request.method == "POST" and not _signup_allowed_from(request):
+        return render(request, "registration/signup.html", {"form": form, "error": signup_rate_message()}, status=429)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome, {user.username}! Upload a few photos to get started.")
         return redirect("gallery:upload")
     return render(request, "registration/signup.html", {"form": form})
+
+
+def signup_rate_message() -> str:
+    return f"Too many new accounts from your address; try again in an hour (at most {settings.SIGNUP_RATE_PER_HOUR} an hour)."
+
+
+def _signup_allowed_from(request: HttpRequest) -> bool:
+    """At most SIGNUP_RATE_PER_HOUR sign-up attempts an hour from one address (counted in the cache)."""
+    key = f"signup:{request.META.get('REMOTE_ADDR', '')}"
+    cache.add(key, 0, timeout=3600)
+    return cache.incr(key) <= settings.SIGNUP_RATE_PER_HOUR
 
 
 def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> HttpResponse:

@@ -151,6 +151,8 @@ STORAGES = {
 
 # --- Accounts -------------------------------------------------------------------------------
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", True)
+# Sign-up attempts per address per hour (a bot making accounts in bulk meets a 429).
+SIGNUP_RATE_PER_HOUR = env_int("SIGNUP_RATE_PER_HOUR", 5, minimum=1)
 
 # --- Uploads --------------------------------------------------------------------------------
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 25 * 1024 * 1024, minimum=1)
