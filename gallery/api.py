@@ -7,13 +7,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gallery import media, selectors, services
-from imgsearch.parsers import JSONParser
+from imgsearch.parsers import JSONParser, MultiPartParser
 from gallery.models import Image
 
 

@@ -5,7 +5,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from imgsearch.parsers import JSONParser
+from imgsearch.parsers import JSONParser, MultiPartParser
 
 
 class ObtainTokenApi(ObtainAuthToken):
@@ -14,7 +14,7 @@ class ObtainTokenApi(ObtainAuthToken):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "token"
 
-    parser_classes = [parsers.FormParser, parsers.MultiPartParser, JSONParser]  # DRF's own list, ours for JSON
+    parser_classes = [parsers.FormParser, MultiPartParser, JSONParser]
 
 
 def _first_message(errors) -> str:

@@ -1,8 +1,12 @@
 """API errors are JSON, even the ones no view handled (a database that went away, a bug)."""
 import logging
 
+from django.core.exceptions import SuspiciousOperation
 from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+
+from imgsearch.upload_errors import refusal_response
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +27,9 @@ class ApiErrorsAsJson:
     def process_exception(self, request: HttpRequest, exception: Exception):
         if not request.path.startswith(API_PREFIX):
             return None
+        if isinstance(exception, (SuspiciousOperation, MultiPartParserError)):
+            # A body Django refused to read (too many files, too large): a 400 with its sentence.
+            return refusal_response(request, exception)
         if isinstance(exception, (OperationalError, InterfaceError)):
             logger.warning("API %s %s: database unavailable (%s)", request.method, request.path, exception)
             for connection in connections.all(initialized_only=True):

@@ -12,3 +12,18 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("The JSON is nested too deeply.") from None
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """DRF's multipart parser, with our sentence for a file name too long for Django's header limit."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except ParseError as error:
+            if "header size" in str(error.detail):
+                from imgsearch.upload_errors import LONG_HEADERS
+
+                raise ParseError(LONG_HEADERS) from None
+            raise
+

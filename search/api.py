@@ -3,12 +3,12 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from imgsearch.parsers import JSONParser
+from imgsearch.parsers import JSONParser, MultiPartParser
 from search.query import MATCH_KINDS, SCOPES, SearchError, SearchUnavailable, query_from, search
 
 

@@ -22,8 +22,10 @@ PRODUCTION = {
 
 
 def run(args: list[str], var_dir: Path, **extra) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key not in {"SECRET_KEY", "DEBUG"}}
-    env.update({"DJANGO_SETTINGS_MODULE": "imgsearch.settings", "IMGSEARCH_VAR_DIR": str(var_dir), **extra})
+    # A clean environment, as on a server: nothing the test run set (browser tests set
+    # DJANGO_ALLOW_ASYNC_UNSAFE, which check --deploy rightly flags) leaks in.
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
+           "DJANGO_SETTINGS_MODULE": "imgsearch.settings", "IMGSEARCH_VAR_DIR": str(var_dir), **extra}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -109,3 +109,52 @@ def test_web_upload_requires_login(client, db):
     response = client.post(reverse("gallery:upload"), {"files": [upload_file(images.png())]})
     assert response.status_code == 302 and reverse("login") in response["Location"]
     assert Image.objects.count() == 0
+
+
+def long_name_body() -> tuple[bytes, str]:
+    """A multipart body whose one file has a 1,000-character name, as curl sends it (Django's test
+    client shortens file names on the way)."""
+    body = (b'--B\r\nContent-Disposition: form-data; name="files"; filename="' + b"a" * 1000 + b'.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + images.png() + b"\r\n--B--\r\n")
+    return body, "multipart/form-data; boundary=B"
+
+
+def test_too_many_files_through_a_csrf_checked_form_get_our_sentence_not_a_bare_400(owner, settings):
+    from django.test import Client
+
+    settings.MAX_FILES_PER_UPLOAD = settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    client = Client(enforce_csrf_checks=True)  # CSRF checking reads the body before our view does
+    client.force_login(owner)
+    files = [upload_file(images.png(seed=n), f"{n}.png") for n in range(3)]
+    response = client.post(reverse("gallery:upload"), {"files": files})
+    assert response.status_code == 400
+    assert "Too many files at once; upload at most 2 files" in response.content.decode()
+
+
+def test_a_file_name_too_long_for_the_form_headers_gets_a_sentence(owner):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    body, content_type = long_name_body()
+    response = client.generic("POST", reverse("gallery:upload"), body, content_type=content_type)
+    assert response.status_code == 400 and "file name is too long" in response.content.decode()
+
+
+def test_the_api_with_a_session_login_answers_json_for_too_many_files_and_long_names(owner, settings):
+    from rest_framework.test import APIClient
+
+    settings.MAX_FILES_PER_UPLOAD = settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    api = APIClient(enforce_csrf_checks=True)
+    api.force_login(owner)  # a browser session, as the upload page's script uses
+    api.get(reverse("gallery:upload"))  # the page sets the CSRF cookie its script sends back
+    files = [upload_file(images.png(seed=n), f"{n}.png") for n in range(3)]
+    response = api.post(reverse("api:images"), {"files": files}, format="multipart",
+                        HTTP_X_CSRFTOKEN=api.cookies["csrftoken"].value)
+    assert response.status_code == 400 and "Too many files at once" in response.json()["detail"]
+
+    token_api = APIClient()
+    token_api.force_authenticate(owner)
+    body, content_type = long_name_body()
+    long_name = token_api.generic("POST", reverse("api:images"), body, content_type=content_type)
+    assert long_name.status_code == 400 and "file name is too long" in long_name.json()["detail"]
