@@ -159,3 +159,15 @@ class ImageChange(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.position}: image {self.image_id}"
+
+
+class WorkerBeat(models.Model):
+    """A running `run_worker` (one row per process, host:pid), refreshed at every recovery sweep: how
+    /readyz and the staff banner know a worker is alive even while no image is being processed."""
+
+    name = models.CharField(max_length=255, unique=True)
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (seen {self.seen_at:%Y-%m-%d %H:%M:%S})"
+

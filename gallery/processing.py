@@ -30,7 +30,7 @@ from django.db import InterfaceError, OperationalError, connection, connections,
 from django.db.models import F, Q
 from django.utils import timezone
 
-from gallery.models import Image
+from gallery.models import Image, WorkerBeat
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +268,22 @@ def images_recover(*, starting: bool = False) -> Recovered:
     if requeued or failed:
         logger.warning("Recovery: queued %d image(s) again %s, failed %d %s", len(requeued), requeued, len(failed), failed)
     return Recovered(requeued=requeued, failed=failed)
+
+
+def worker_beat(*, stopping: bool = False) -> None:
+    """Say this worker process is alive (or, `stopping`, that it is gone)."""
+    if stopping:
+        WorkerBeat.objects.filter(name=this_process()).delete()
+        return
+    WorkerBeat.objects.update_or_create(name=this_process(), defaults={"seen_at": timezone.now()})
+    # Rows of workers gone for a day are history, not information.
+    WorkerBeat.objects.filter(seen_at__lt=timezone.now() - timedelta(days=1)).delete()
+
+
+def workers_alive() -> int:
+    """Worker processes that beat within the last three recovery sweeps."""
+    since = timezone.now() - timedelta(seconds=3 * settings.RECOVERY_SWEEP_SECONDS)
+    return WorkerBeat.objects.filter(seen_at__gte=since).count()
 
 
 def this_process() -> str:

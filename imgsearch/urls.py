@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from gallery import api as gallery_api
 from gallery import views as gallery_views
+from imgsearch import health
 from imgsearch.api import ObtainTokenApi
 from search import api as search_api
 
@@ -23,6 +24,8 @@ api_patterns = (
 )
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("", gallery_views.home, name="home"),
     path("signup/", gallery_views.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -193,6 +193,9 @@ def test_a_web_process_killed_between_commit_and_enqueue_loses_nothing(owner, wo
     worker.start()
     assert wait_for(lambda: all_final(1), timeout=60), worker.log()
     assert_processed_once_and_consistent(settings, interruptions=0)
+    from gallery.processing import workers_alive
+
+    assert workers_alive() == 1  # the running worker beats (what /readyz reports)
 
 
 def restart_postgresql() -> None:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connections
 
-from gallery.processing import images_recover
+from gallery.processing import images_recover, worker_beat
 from gallery.services import partial_files_delete
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class Command(BaseCommand):
         deleted = partial_files_delete(older_than=PARTIAL_FILE_AGE)
         if deleted:
             logger.warning("Deleted %d partial file(s) left by interrupted uploads.", deleted)
-        self._recover(starting=True)
+        self._recover(starting=True, beat=not recover_only)
         if recover_only:
             return
         from django_q.cluster import Cluster
@@ -51,6 +51,10 @@ class Command(BaseCommand):
             if time.monotonic() >= next_sweep and cluster.sentinel.is_alive():
                 self._recover()
                 next_sweep = time.monotonic() + settings.RECOVERY_SWEEP_SECONDS
+        try:
+            worker_beat(stopping=True)  # /readyz stops counting this worker at once
+        except DatabaseError:
+            pass
 
     @staticmethod
     def _stop_on_signals() -> threading.Event:
@@ -72,8 +76,10 @@ class Command(BaseCommand):
             cluster.stop()
         cluster.sentinel.join(timeout=5)
 
-    def _recover(self, *, starting: bool = False) -> None:
+    def _recover(self, *, starting: bool = False, beat: bool = True) -> None:
         try:
+            if beat:
+                worker_beat()
             result = images_recover(starting=starting)
         except DatabaseError as error:  # the database is away; the next sweep tries again
             logger.warning("Recovery sweep skipped: %s", error)

@@ -1,0 +1,61 @@
+"""/healthz and /readyz for orchestrators, and the staff banner when no worker is alive."""
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from django.utils import timezone
+
+from gallery.models import WorkerBeat
+from gallery.processing import this_process, worker_beat
+
+
+def test_healthz_answers_without_login_or_database(client):
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_is_503_until_a_worker_is_alive_then_200(client, db):
+    response = client.get(reverse("readyz"))
+    assert response.status_code == 503
+    body = response.json()
+    assert body["ready"] is False and body["checks"]["database"]["ok"] and body["checks"]["broker"]["ok"]
+    assert "run_worker" in body["checks"]["worker"]["error"]
+    worker_beat()
+    ready = client.get(reverse("readyz"))
+    assert ready.status_code == 200, ready.json()
+    assert ready.json()["checks"]["worker"]["alive"] == 1
+    assert ready.json()["checks"]["index"]["changes_not_applied"] == 0
+
+
+def test_a_worker_silent_for_three_sweeps_is_not_alive(client, db, settings):
+    WorkerBeat.objects.create(name="elsewhere:1", seen_at=timezone.now() - timedelta(seconds=3 * settings.RECOVERY_SWEEP_SECONDS + 1))
+    assert client.get(reverse("readyz")).json()["checks"]["worker"]["alive"] == 0
+    worker_beat()
+    worker_beat(stopping=True)  # a worker that stops says so
+    assert not WorkerBeat.objects.filter(name=this_process()).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_reports_a_lost_database_as_503_json(client):
+    from django.db import connection, connections
+
+    client.get(reverse("readyz"))  # opens the connection
+    killer = connections.create_connection("default")
+    try:
+        with killer.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+    finally:
+        killer.close()
+    response = client.get(reverse("readyz"))
+    assert response.status_code == 503 and response.json()["checks"]["database"]["ok"] is False
+
+
+def test_staff_see_a_banner_when_no_worker_is_alive_and_members_do_not(client, owner):
+    staff = get_user_model().objects.create_user("keeper", password="keeper-pass-123", is_staff=True)
+    client.force_login(owner)
+    assert "No background worker is running" not in client.get(reverse("gallery:my_images")).content.decode()
+    client.force_login(staff)
+    assert "No background worker is running" in client.get(reverse("gallery:my_images")).content.decode()
+    worker_beat()
+    assert "No background worker is running" not in client.get(reverse("gallery:my_images")).content.decode()
