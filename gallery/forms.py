@@ -18,8 +18,10 @@ class SignupForm(UserCreationForm):
     """Sign-up with names people cannot confuse: ASCII letters, digits and . _ - (NFKC-normalised and
     compared without case), never a reserved name."""
 
+    email = forms.EmailField(required=False, help_text="Optional: where a password reset link is sent.")
+
     class Meta(UserCreationForm.Meta):
-        fields = ("username",)
+        fields = ("username", "email")
 
     def clean_username(self) -> str:
         username = unicodedata.normalize("NFKC", self.cleaned_data["username"]).strip()

@@ -155,6 +155,20 @@ ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", True)
 # Sign-up attempts per address per hour (a bot making accounts in bulk meets a 429).
 SIGNUP_RATE_PER_HOUR = env_int("SIGNUP_RATE_PER_HOUR", 5, minimum=1)
 
+# --- Email (password reset) ---------------------------------------------------------------
+# Without EMAIL_HOST, mail is printed to the log (console backend): password reset links can be
+# read there on a single-user box. Set EMAIL_HOST (and the rest) to send it for real.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "imgsearch <noreply@localhost>")
+
 # --- Uploads --------------------------------------------------------------------------------
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 25 * 1024 * 1024, minimum=1)
 # Decompression bombs: a 50 MP cap is ~150 MB of RGB once decoded.

@@ -37,3 +37,37 @@ def test_accounts_made_in_bulk_from_one_address_meet_a_429(client, db, settings)
     assert answers[: settings.SIGNUP_RATE_PER_HOUR] == [302] * settings.SIGNUP_RATE_PER_HOUR
     assert answers[settings.SIGNUP_RATE_PER_HOUR:] == [429, 429]
     assert get_user_model().objects.count() == settings.SIGNUP_RATE_PER_HOUR
+
+
+def test_a_forgotten_password_can_be_reset_by_email(client, db):
+    import re
+
+    from django.core import mail
+
+    assert client.post(reverse("signup"), {"username": "mira", "email": "mira@example.com",
+                                           "password1": PASSWORD, "password2": PASSWORD}).status_code == 302
+    client.logout()
+    assert client.post(reverse("password_reset"), {"email": "mira@example.com"}).status_code == 302
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["mira@example.com"]
+    link = re.search(r"https?://[^/]+(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
+    form = client.get(link, follow=True)
+    new_password = "another-long-phrase-7"
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
+    assert done.status_code == 302
+    assert client.post(reverse("login"), {"username": "mira", "password": new_password}).status_code == 302
+
+
+def test_mail_goes_to_the_log_unless_a_mail_server_is_configured():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = "import django; django.setup(); from django.conf import settings; print(settings.EMAIL_BACKEND)"
+    env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "imgsearch.settings", "SECRET_KEY": "k" * 60}
+    default = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    configured = subprocess.run([sys.executable, "-c", code], cwd=root, env={**env, "EMAIL_HOST": "smtp.example.com"},
+                                capture_output=True, text=True)
+    assert default.stdout.strip().endswith("console.EmailBackend")
+    assert configured.stdout.strip().endswith("smtp.EmailBackend")
