@@ -54,6 +54,23 @@ def synchronous_tasks(monkeypatch):
     monkeypatch.setattr(Conf, "SYNC", True)
 
 
+# A Redis database of its own for tests that use the Redis broker.
+REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+
+
+def terminate_database_connection() -> None:
+    """Kill this thread's PostgreSQL connection from another one: what a database restart does to
+    every open connection."""
+    from django.db import connection, connections
+
+    killer = connections.create_connection("default")
+    try:
+        with killer.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+    finally:
+        killer.close()
+
+
 def make_user(username: str):
     return get_user_model().objects.create_user(username=username, password=f"{username}-pass-123")
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from gallery.models import WorkerBeat
 from gallery.processing import this_process, worker_beat
+from tests.conftest import terminate_database_connection
 
 
 def test_healthz_answers_without_login_or_database(client):
@@ -38,15 +39,8 @@ def test_a_worker_silent_for_three_sweeps_is_not_alive(client, db, settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_readyz_reports_a_lost_database_as_503_json(client):
-    from django.db import connection, connections
-
     client.get(reverse("readyz"))  # opens the connection
-    killer = connections.create_connection("default")
-    try:
-        with killer.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
-    finally:
-        killer.close()
+    terminate_database_connection()
     response = client.get(reverse("readyz"))
     assert response.status_code == 503 and response.json()["checks"]["database"]["ok"] is False
 

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from gallery.models import Image, Region
 from tests import images
-from tests.conftest import upload_file
+from tests.conftest import terminate_database_connection, upload_file
 
 
 @pytest.fixture
@@ -146,17 +146,10 @@ def test_json_nested_too_deep_is_a_400_with_a_sentence(api, owner, upload, name,
 
 @pytest.mark.django_db(transaction=True)
 def test_api_answers_json_503_while_the_database_connection_is_gone(owner):
-    from django.db import connection, connections
-
     api = APIClient()
     api.force_authenticate(owner)
     assert api.get(reverse("api:images")).status_code == 200
-    killer = connections.create_connection("default")
-    try:
-        with killer.cursor() as cursor:  # what a PostgreSQL restart does to every open connection
-            cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
-    finally:
-        killer.close()
+    terminate_database_connection()
     response = api.get(reverse("api:images"))
     assert response.status_code == 503 and response["Content-Type"] == "application/json"
     assert "database is unavailable" in response.json()["detail"]

@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_q.conf import Conf
 from django_q.models import OrmQ
@@ -26,9 +25,8 @@ from gallery.processing import (
 )
 from gallery.services import image_create
 from tests import images
-from tests.conftest import upload_file
+from tests.conftest import REDIS_TEST_URL, terminate_database_connection, upload_file
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
 
 
 @pytest.fixture(params=["orm", "redis"])
@@ -202,12 +200,5 @@ def test_the_heartbeat_keeps_a_claim_alive_and_notices_when_it_is_lost(owner, br
 
 @pytest.mark.django_db(transaction=True)
 def test_a_database_connection_killed_under_a_step_is_retried(owner):
-    from django.db import connections
-
-    other = connections.create_connection("default")
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
-    finally:
-        other.close()
+    terminate_database_connection()
     assert db_retrying(lambda: Image.objects.count()) == 0

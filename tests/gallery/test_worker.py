@@ -21,10 +21,9 @@ from gallery.processing import queued_image_ids
 from gallery.services import image_create
 from search.index import get_index
 from tests import images
-from tests.conftest import upload_file
+from tests.conftest import REDIS_TEST_URL, upload_file
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
 # Recovery in seconds rather than tens of seconds, so a test sees several rounds of it.
 FAST_RECOVERY = {"PROCESSING_HEARTBEAT_SECONDS": "0.5", "PROCESSING_STALE_SECONDS": "3", "RECOVERY_SWEEP_SECONDS": "1"}
 
