@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/imgsearch
 # `make demo` runs on its own database and media folder so demo scenes never mix with your photos.
 DEMO_ENV = IMGSEARCH_MODEL_PROFILE=demo IMGSEARCH_VAR_DIR=$(CURDIR)/var/demo MEDIA_ROOT=$(CURDIR)/var/demo/media
 
-.PHONY: install run demo migrate test clean
+.PHONY: install run dev web worker indexer demo migrate test clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,24 +22,41 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
+# The production web server (imgsearch/gunicorn_conf.py: threads, a bounded PostgreSQL pool) and the
+# development one (reloads on code changes, DEBUG on).
+WEB_SERVER = HOST=$(HOST) PORT=$(PORT) $(PY) -m gunicorn -c imgsearch/gunicorn_conf.py imgsearch.wsgi
+DEV_SERVER = DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT)
+
 # The web server, one django-q2 worker and the index writer together; Ctrl-C stops all three.
+# $(1): environment for all three, $(2): the web server.
 define serve
 	@echo "imgsearch on http://$(HOST):$(PORT)/ (worker and indexer running too; Ctrl-C stops all)"
 	@trap 'kill $$worker $$indexer 2>/dev/null; wait $$worker $$indexer 2>/dev/null' EXIT INT TERM; \
 	$(1) $(PY) manage.py run_indexer & indexer=$$!; \
 	$(1) $(PY) manage.py run_worker & worker=$$!; \
-	$(1) $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	$(1) $(2)
 endef
 
 run: migrate
-	$(call serve,)
+	$(call serve,,$(WEB_SERVER))
+
+dev: migrate
+	$(call serve,,$(DEV_SERVER))
+
+# One process kind each, for a process manager (systemd, containers) that starts them separately.
+web: install
+	$(WEB_SERVER)
+worker: install
+	$(PY) manage.py run_worker
+indexer: install
+	$(PY) manage.py run_indexer
 
 # Offline tour: the demo CLIP we trained + generated scenes for user demo / demo-password.
 demo: install
 	$(DEMO_ENV) $(PY) manage.py migrate --noinput
 	$(DEMO_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
 	$(DEMO_ENV) $(PY) manage.py load_demo
-	$(call serve,$(DEMO_ENV))
+	$(call serve,$(DEMO_ENV),$(WEB_SERVER))
 
 # Tests marked slow (real worker processes, killed and restarted services, the browser) are left out
 # unless PYTEST_MARKERS says otherwise; CI runs everything with `make test PYTEST_MARKERS=`.

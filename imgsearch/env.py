@@ -5,7 +5,6 @@ names the variable, not surface later as a mysterious default.
 """
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 
 class ConfigError(ValueError):
@@ -74,28 +73,33 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def database_from_url(url: str, *, base_dir: Path) -> dict:
-    """Translate `postgres://user:pass@host:port/name` or `sqlite:///path` into DATABASES['default']."""
-    parsed = urlparse(url)
-    if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
-        return {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(parsed.path.lstrip("/")) or "imgsearch",
-            "USER": unquote(parsed.username or ""),
-            "PASSWORD": unquote(parsed.password or ""),
-            "HOST": parsed.hostname or "",
-            "PORT": str(parsed.port or ""),
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
-        }
-    if parsed.scheme == "sqlite":
-        path = unquote(parsed.path)
-        if path.startswith("//"):  # sqlite:////abs/path
-            path = path[1:]
-        elif path.startswith("/"):  # sqlite:///relative/path
-            path = str(base_dir / path.lstrip("/"))
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path or str(base_dir / "db.sqlite3")}
-    raise ConfigError(f"DATABASE_URL scheme {parsed.scheme!r} is not supported; use postgres:// or sqlite:///.")
+def database_from_url(url: str, *, base_dir: Path, pool_size: int = 0, pool_timeout: float = 10.0) -> dict:
+    """DATABASES['default'] from `postgres://user:pass@host:port/name` or `sqlite:///path` (dj-database-url).
+
+    No connection outlives its request or task (CONN_MAX_AGE 0): `runserver`'s thread per request
+    otherwise leaves one open connection per thread. With `pool_size` > 0 a PostgreSQL process
+    borrows from psycopg's pool instead, at most `pool_size` connections at once; a request that
+    finds them all busy waits `pool_timeout` seconds, then fails with OperationalError (a 503).
+    A relative SQLite path is relative to `base_dir`.
+    """
+    import dj_database_url
+
+    try:
+        config = dj_database_url.parse(url, conn_max_age=0, conn_health_checks=True)
+    except dj_database_url.UnknownSchemeError:
+        scheme = url.split(":", 1)[0]
+        raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported; use postgres:// or sqlite:///.") from None
+    except ValueError as error:
+        raise ConfigError(f"DATABASE_URL could not be read ({error}).") from None
+    config = dict(config)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        name = Path(config["NAME"] or "db.sqlite3")
+        config["NAME"] = str(name if name.is_absolute() else base_dir / name)
+    elif config["ENGINE"] == "django.db.backends.postgresql" and pool_size > 0:
+        # Connections idle for a minute are closed, down to one per process.
+        pool = {"min_size": 1, "max_size": pool_size, "timeout": pool_timeout, "max_idle": 60}
+        config.setdefault("OPTIONS", {})["pool"] = pool
+    return config
 
 
 def secret_key_file(path: Path) -> str:

@@ -93,11 +93,22 @@ TEMPLATES = [
     },
 ]
 
+# PostgreSQL connections: web server processes (imgsearch/wsgi.py turns DB_POOL on) borrow from a
+# psycopg pool of at most DB_POOL_SIZE per process, so PostgreSQL sees at most gunicorn's workers x
+# DB_POOL_SIZE connections from the web, however many clients come. Other processes (the worker,
+# the indexer, manage.py) are single-threaded and django-q2 forks them: one connection each, closed
+# after every task, never a pool (a forked child would share the parent's pooled sockets).
+DB_POOL = env_bool("DB_POOL", False)
+# One connection per gunicorn thread (imgsearch/gunicorn_conf.py) is all a web process can use.
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", env_int("WEB_THREADS", 4, minimum=1), minimum=1)
+DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 10.0)
 _DATABASE_URL = env_str("DATABASE_URL", "")
 if not _DATABASE_URL:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
-    "default": database_from_url(_DATABASE_URL, base_dir=BASE_DIR)
+    "default": database_from_url(
+        _DATABASE_URL, base_dir=BASE_DIR, pool_size=DB_POOL_SIZE if DB_POOL else 0, pool_timeout=DB_POOL_TIMEOUT
+    )
     if _DATABASE_URL
     # The worker and the web process write at once; wait for the lock instead of failing.
     else {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3", "OPTIONS": {"timeout": 20}}

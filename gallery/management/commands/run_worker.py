@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
 from gallery.processing import images_recover, worker_beat
@@ -29,6 +29,9 @@ class Command(BaseCommand):
                             help="Run one recovery sweep and exit (no worker).")
 
     def handle(self, *args, recover_only: bool, **options):
+        if any(connections[alias].settings_dict["OPTIONS"].get("pool") for alias in connections):
+            raise CommandError("DB_POOL is on, but the worker must not pool connections: django-q2 forks its "
+                               "processes, and a forked child would share the pooled sockets. Unset DB_POOL here.")
         deleted = partial_files_delete(older_than=PARTIAL_FILE_AGE)
         if deleted:
             logger.warning("Deleted %d partial file(s) left by interrupted uploads.", deleted)

@@ -1,0 +1,22 @@
+"""gunicorn's settings for `make run` (gunicorn -c imgsearch/gunicorn_conf.py imgsearch.wsgi).
+
+Threads, not only processes: a search spends most of its time in torch and FAISS, which release the
+GIL, and every worker process holds its own CLIP model, so a few processes with several threads each
+keep 2 cores busy without a model copy per request in flight. The README's configuration table
+lists these variables.
+"""
+from imgsearch.env import env_int, env_str
+
+bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, minimum=1)}"
+workers = env_int("WEB_WORKERS", 2, minimum=1)
+threads = env_int("WEB_THREADS", 4, minimum=1)
+worker_class = "gthread"
+# Connections waiting for a free thread; the kernel caps it at net.core.somaxconn.
+backlog = 2048
+# An upload of many large photos may take a while to arrive and decode.
+timeout = env_int("WEB_TIMEOUT", 120, minimum=10)
+graceful_timeout = 20
+keepalive = 5
+accesslog = "-"
+# Behind a proxy that sets X-Forwarded-For, log the client's address rather than the proxy's.
+forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -1,0 +1,196 @@
+"""The web servers as they really run: `make web` (gunicorn, what `make run` serves with) and
+runserver (`make dev`), as processes of their own against the test database.
+
+Many clients at once must never hold more PostgreSQL connections than the pool allows, and no
+connection may outlive the requests that used it (runserver's thread per request once left one
+open connection per thread behind).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from tests.conftest import make_user
+
+ROOT = Path(__file__).resolve().parents[1]
+WEB_WORKERS, WEB_THREADS = 2, 4
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_env(settings) -> dict:
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "INDEX_DIR": str(settings.INDEX_DIR),
+        "WEB_WORKERS": str(WEB_WORKERS),
+        "WEB_THREADS": str(WEB_THREADS),
+        "TORCH_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class Server:
+    def __init__(self, command: list[str], env: dict, port: int, log_path: Path):
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        with open(log_path, "w") as log:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log()
+            try:
+                if urllib.request.urlopen(f"{self.url}/healthz", timeout=2).status == 200:
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError(f"the server did not answer /healthz in 90 s\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text()[-5000:]
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def serve(settings, tmp_path):
+    servers = []
+
+    def start(kind: str) -> Server:
+        port = free_port()
+        command = {
+            "make web": ["make", "--no-print-directory", "-s", "web", "HOST=127.0.0.1", f"PORT={port}",
+                         f"PY={sys.executable}"],
+            "runserver": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        }[kind]
+        server = Server(command, server_env(settings), port, tmp_path / f"{kind.replace(' ', '-')}.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def server_connections(*, besides: int | None = None) -> int:
+    """Connections to the test database other than this thread's own (and `besides`, a backend pid)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                       " AND pid <> pg_backend_pid() AND pid <> %s", [besides or 0])
+        return cursor.fetchone()[0]
+
+
+class PeakConnections(threading.Thread):
+    """Samples the server's connection count while requests are in flight."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        connection.ensure_connection()
+        self.test_backend = connection.connection.info.backend_pid  # the test thread's own connection
+        self.peak = 0
+        self.done = threading.Event()
+
+    def run(self):
+        from django.db import connections
+
+        try:
+            while not self.done.is_set():
+                self.peak = max(self.peak, server_connections(besides=self.test_backend))
+                time.sleep(0.02)
+        finally:
+            connections.close_all()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *_):
+        self.done.set()
+        self.join()
+
+
+def hammer(server: Server, token: str, clients: int, requests: int | None = None) -> list[int]:
+    """`requests` requests from `clients` at once, half listing images, half searching by text; their statuses."""
+    def call(number: int) -> int:
+        if number % 2:
+            request = urllib.request.Request(f"{server.url}/api/images/")
+        else:
+            request = urllib.request.Request(f"{server.url}/api/search/", data=json.dumps({"text": f"a red circle {number}"}).encode(),
+                                             headers={"Content-Type": "application/json"})
+        request.add_header("Authorization", f"Token {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(call, range(requests or clients)))
+
+
+def settled_connections(seconds: float = 5.0) -> int:
+    """The server's connections once they stop falling (or after `seconds`)."""
+    deadline = time.monotonic() + seconds
+    count = server_connections()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        count, before = server_connections(), count
+        if count == before:
+            break
+    return count
+
+
+def test_gunicorn_never_holds_more_connections_than_its_pools(serve):
+    token = Token.objects.create(user=make_user("many")).key
+    server = serve("make web")
+    with PeakConnections() as sampler:
+        statuses = hammer(server, token, clients=60)
+    assert statuses == [200] * 60, server.log()
+    pooled = WEB_WORKERS * WEB_THREADS
+    assert 0 < sampler.peak <= pooled, f"{sampler.peak} connections at once; the pools allow {pooled}"
+    # The pools keep their connections for the next requests (until a minute idle), still bounded.
+    assert settled_connections() <= pooled
+
+
+def test_runserver_leaves_no_connection_behind(serve):
+    token = Token.objects.create(user=make_user("many")).key
+    server = serve("runserver")
+    # runserver queues only 10 waiting connections (the rest are reset): fewer clients, more requests.
+    statuses = hammer(server, token, clients=6, requests=30)
+    assert statuses == [200] * 30, server.log()
+    assert settled_connections() == 0
+
+
+def test_the_worker_refuses_a_connection_pool(settings):
+    env = {**server_env(settings), "DB_POOL": "true"}
+    result = subprocess.run([sys.executable, "manage.py", "run_worker", "--recover-only"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "must not pool connections" in result.stderr
