@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/pipeline_seconds.py --models tiny
     .venv/bin/python bench/pipeline_seconds.py --models full-random     # SAM ViT-B + CLIP ViT-B-32
+    PROCESSING_BATCH_IMAGES=8 MODEL_DEVICE=cuda python3 bench/pipeline_seconds.py --models full-random --images 32
+
+With PROCESSING_BATCH_IMAGES > 1 each call takes that many pending images at once (one SAM encoder
+batch, one CLIP batch), as the worker does; the warm-up then takes one batch, and the timed images
+are the ones after it.
 
 full-random builds the full-size models with random weights (speed does not depend on the
 values; the masks do, so the region counts are not those of real photos). It runs against a
@@ -47,8 +52,10 @@ def scene(width: int, height: int, seed: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", choices=sorted(PROFILES), default="tiny")
-    parser.add_argument("--images", type=int, default=4)
+    parser.add_argument("--images", type=int, default=4, help="images timed (after one warm-up batch)")
     parser.add_argument("--size", default="1024x768")
+    parser.add_argument("--stock-attention", action="store_true",
+                        help="SAM's own encoder attention instead of ChunkedAttention (search/fast_sam_model.py)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
@@ -64,20 +71,23 @@ def main() -> None:
     import django
 
     django.setup()
+    import torch
+    from django.conf import settings
     from django.core.files.base import ContentFile
     from django.core.management import call_command
 
     from gallery.models import Image, Region
     from search.pipeline import image_process
     from gallery.services import image_create
-    from search.loading import get_clip, get_proposer
+    from search.loading import get_clip, get_proposer, torch_device
 
     call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.create_user("bench")
+    batch = settings.PROCESSING_BATCH_IMAGES
     ids = []
-    for seed in range(args.images):
+    for seed in range(batch + args.images):
         import io
 
         buffer = io.BytesIO()
@@ -85,25 +95,41 @@ def main() -> None:
         ids.append(image_create(owner=user, upload=ContentFile(buffer.getvalue(), name=f"{seed}.jpg")).image.pk)
 
     started = time.perf_counter()
-    get_proposer()
+    proposer = get_proposer()
     get_clip()
+    if args.stock_attention:
+        from segment_anything.modeling.image_encoder import Attention
+
+        for block in proposer.generator.predictor.model.image_encoder.blocks:
+            block.attn.__class__ = Attention
     load_seconds = time.perf_counter() - started
 
-    # Warm-up on the first image (first-call allocations), then time the rest.
+    # Warm-up on the first batch (first-call allocations, kernel selection), then time the rest.
     image_process(image_id=ids[0])
     seconds = []
-    for image_id in ids[1:]:
+    timed_started = time.perf_counter()
+    for image_id in ids[batch:]:
         started = time.perf_counter()
-        status = image_process(image_id=image_id)
-        seconds.append(time.perf_counter() - started)
-        assert status == "ready", Image.objects.get(pk=image_id).error
+        status = image_process(image_id=image_id)  # "skipped": an earlier call's batch took it
+        if status != "skipped":
+            seconds.append(time.perf_counter() - started)
+        assert status in ("ready", "skipped"), Image.objects.get(pk=image_id).error
+    total = time.perf_counter() - timed_started
+    assert not Image.objects.exclude(status="ready").exists()
     objects = Region.objects.filter(kind="object").count() / len(ids)
-    print(f"models={args.models} images={len(seconds)} size={width}x{height} threads={__import__('torch').get_num_threads()}")
+    print(f"models={args.models} images={args.images} size={width}x{height} device={torch_device()} "
+          f"threads={torch.get_num_threads()} batch={batch} grid={settings.SAM_POINTS_PER_SIDE} "
+          f"points_per_batch={settings.SAM_POINTS_PER_BATCH} bf16={settings.MODEL_BF16} "
+          f"attention={'stock' if args.stock_attention else 'chunked'}")
     print(f"model load: {load_seconds:.1f} s (once per worker process)")
-    print(f"seconds per image: median {statistics.median(seconds):.2f}, min {min(seconds):.2f}, max {max(seconds):.2f}")
+    print(f"seconds per call ({batch} image(s) each): median {statistics.median(seconds):.3f}, "
+          f"min {min(seconds):.3f}, max {max(seconds):.3f}")
+    print(f"throughput: {args.images / total:.2f} images/s ({total / args.images:.3f} s per image)")
     print(f"object regions per image: {objects:.1f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory of the process: {peak:.0f} MB (MALLOC_KEEP_FREED={os.environ.get('MALLOC_KEEP_FREED', 'true')})")
+    if torch.cuda.is_available():
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MB ({torch.cuda.get_device_name()})")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ class ChunkedAttention(EncoderAttention):
             if self.use_rel_pos:
                 grid = attn.view(heads, end - start, height, width)
                 grid.add_(rel_h[:, start:end, :, None]).add_(rel_w[:, start:end, None, :])
-            torch.bmm(attn.softmax(dim=-1), v, out=out[:, start:end])
+            # CUDA's autocast computes softmax in float32 while v is bfloat16; `out=` is never cast.
+            torch.bmm(attn.softmax(dim=-1).to(v.dtype), v, out=out[:, start:end])
         out = out.view(batch, self.num_heads, height, width, -1).permute(0, 2, 3, 1, 4).reshape(batch, height, width, -1)
         return self.proj(out)
 

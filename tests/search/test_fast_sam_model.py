@@ -54,6 +54,20 @@ def test_chunked_attention_gives_the_stock_encoder_output(sam, monkeypatch):
     torch.testing.assert_close(sam.image_encoder(image), expected, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA; bench/gpu_ingest.sh runs it on a GPU")
+@torch.inference_mode()
+def test_chunked_attention_runs_under_cuda_bf16_autocast(sam):
+    """CUDA's autocast, unlike the CPU's, computes softmax in float32 while the values are bfloat16
+    (MODEL_BF16=true failed every image on an H100 with "expected scalar type Float but found BFloat16")."""
+    encoder = copy.deepcopy(sam.image_encoder).cuda()
+    image = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(6)).cuda()
+    expected = encoder(image)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        got = encoder(image)
+    similarity = torch.nn.functional.cosine_similarity(got.float().flatten(), expected.flatten(), dim=0)
+    assert similarity > 0.99, similarity
+
+
 def test_chunked_attention_leaves_other_attention_classes_alone(sam):
     clone = copy.deepcopy(sam)
     clone.image_encoder.blocks[0].attn.__class__ = type("Custom", (EncoderAttention,), {})
