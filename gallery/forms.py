@@ -2,8 +2,11 @@ import re
 import unicodedata
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
+
+from gallery.tokens import LIFETIME_CHOICES
 
 
 # Names that would pass for the site or its staff in a list of public photos.
@@ -46,3 +49,13 @@ class ImageFilterForm(forms.Form):
     visibility = forms.ChoiceField(
         required=False, choices=[("", "Any visibility"), ("private", "Private"), ("public", "Public")]
     )
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(required=False, max_length=100, help_text="What it is for, e.g. “backup script”.")
+    days = forms.TypedChoiceField(label="Expires after", coerce=int,
+                                  choices=[(days, f"{days} days") for days in LIFETIME_CHOICES])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["days"].initial = settings.API_TOKEN_DAYS if settings.API_TOKEN_DAYS in LIFETIME_CHOICES else 90

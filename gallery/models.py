@@ -12,6 +12,7 @@ import numpy as np
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
+from knox.models import AbstractAuthToken
 
 # float16 halves the table (1M regions x 512 dims = 1 GB instead of 2 GB); cosine scores move
 # by about 1e-3, far below any ranking tie we care about.
@@ -171,3 +172,17 @@ class WorkerBeat(models.Model):
     def __str__(self) -> str:
         return f"{self.name} (seen {self.seen_at:%Y-%m-%d %H:%M:%S})"
 
+
+
+class ApiToken(AbstractAuthToken):
+    """A person's API token (django-rest-knox, KNOX_TOKEN_MODEL). Only a hash of the token is stored:
+    it is shown once, when made. `token_key` (its first characters) names it in lists; it expires,
+    and its owner can revoke it. Changing the password revokes them all (imgsearch.accounts)."""
+
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_key}…) of {self.user}"

@@ -10,8 +10,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from gallery import media, selectors, services
-from gallery.forms import ImageFilterForm, SignupForm
+from gallery import media, selectors, services, tokens
+from gallery.forms import ImageFilterForm, SignupForm, TokenForm
 from gallery.models import Image, Region
 
 PAGE_SIZE = 24
@@ -162,6 +162,40 @@ def image_retry(request: HttpRequest, pk: int) -> HttpResponse:
         services.image_reprocess(image=image)
         messages.success(request, "Queued for processing again.")
     return redirect("gallery:image_detail", pk=pk)
+
+
+@login_required
+def account_tokens(request: HttpRequest) -> HttpResponse:
+    """Your API tokens: make one (shown this once), see the ones that work, revoke them."""
+    form = TokenForm(request.POST or None)
+    new_token = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            new_token = tokens.token_create(user=request.user, name=form.cleaned_data["name"], days=form.cleaned_data["days"])
+            form = TokenForm()
+        except tokens.TokenRefused as error:
+            form.add_error(None, str(error))
+    return render(request, "gallery/tokens.html", {
+        "form": form, "tokens": tokens.tokens_of(request.user), "new_token": new_token,
+    })
+
+
+@login_required
+@require_POST
+def account_token_revoke(request: HttpRequest, key: str) -> HttpResponse:
+    if tokens.token_revoke(user=request.user, key=key):
+        messages.success(request, "Token revoked: scripts using it now get 401.")
+    else:
+        messages.info(request, "That token was already revoked or had expired.")
+    return redirect("gallery:account_tokens")
+
+
+@login_required
+@require_POST
+def account_tokens_revoke_all(request: HttpRequest) -> HttpResponse:
+    count = tokens.tokens_revoke_all(user=request.user)
+    messages.success(request, f"Revoked {count} token(s).")
+    return redirect("gallery:account_tokens")
 
 
 def _visible_or_404(request: HttpRequest, pk: int) -> Image:

@@ -3,6 +3,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from gallery.tokens import tokens_revoke_all
+
 
 def lockout_message() -> str:
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
@@ -15,3 +17,20 @@ def lockout_response(request: HttpRequest, original_response=None, credentials=N
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": lockout_message()}, status=429)
     return render(request, "registration/locked_out.html", {"message": lockout_message()}, status=429)
+
+
+class RevokeTokensOnPasswordChange:
+    """Listed in AUTH_PASSWORD_VALIDATORS for Django's `password_changed` hook, which every way of
+    changing a password reaches (the settings form, a reset link, the admin, `changepassword`): the
+    person's API tokens are revoked then. Their other browser sessions end by themselves (Django
+    checks each session against the password hash). It never refuses a password."""
+
+    def validate(self, password, user=None) -> None:
+        return None
+
+    def password_changed(self, password, user=None) -> None:
+        if user is not None and user.pk is not None:
+            tokens_revoke_all(user=user)
+
+    def get_help_text(self) -> str:
+        return "Changing your password signs you out everywhere else and revokes your API tokens."

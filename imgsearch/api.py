@@ -1,20 +1,82 @@
-"""API-wide conventions: every error body carries a readable `detail` sentence."""
-from rest_framework import parsers
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import ValidationError
+"""API-wide conventions (every error body carries a readable `detail` sentence) and the account
+endpoints: obtain a token with a password, list and revoke your tokens."""
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import parsers, serializers, status
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from gallery.tokens import LIFETIME_CHOICES, TokenRefused, token_create, token_revoke, tokens_of
 from imgsearch.parsers import JSONParser, MultiPartParser
 
 
-class ObtainTokenApi(ObtainAuthToken):
-    """POST username and password, get your API token (TOKEN_THROTTLE_RATE requests per address)."""
+class TokenOutputSerializer(serializers.Serializer):
+    key = serializers.CharField(source="token_key", help_text="The token's first characters: its name in lists and URLs.")
+    name = serializers.CharField()
+    created = serializers.DateTimeField()
+    expiry = serializers.DateTimeField(allow_null=True)
+    current = serializers.SerializerMethodField(help_text="Whether this request came with this token.")
 
+    def get_current(self, token) -> bool:
+        return getattr(self.context["request"].auth, "pk", None) == token.pk
+
+
+class NewTokenOutputSerializer(TokenOutputSerializer):
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`. Shown this once; only a hash is kept.")
+
+
+class ObtainTokenInputSerializer(AuthTokenSerializer):
+    name = serializers.CharField(required=False, allow_blank=True, max_length=100,
+                                 help_text="What the token is for, e.g. 'backup script'.")
+    days = serializers.IntegerField(required=False, min_value=1, max_value=LIFETIME_CHOICES[-1],
+                                    help_text="Days until it expires (API_TOKEN_DAYS when left out).")
+
+
+class ObtainTokenApi(APIView):
+    """POST username and password, get a new API token (TOKEN_THROTTLE_RATE requests per address).
+
+    Each call makes a new token; list yours at /api/auth/tokens/ and revoke the ones you no longer use."""
+
+    authentication_classes = []  # the credentials are in the body
+    permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "token"
-
     parser_classes = [parsers.FormParser, MultiPartParser, JSONParser]
+
+    @extend_schema(request=ObtainTokenInputSerializer, responses={200: NewTokenOutputSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = ObtainTokenInputSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            token, raw = token_create(user=data["user"], name=data.get("name", ""), days=data.get("days"))
+        except TokenRefused as error:
+            raise ValidationError(str(error)) from None
+        token.token = raw
+        return Response(NewTokenOutputSerializer(token, context={"request": request}).data)
+
+
+class TokenListApi(APIView):
+    """Your API tokens that still work, newest first (never the tokens themselves)."""
+
+    @extend_schema(responses=TokenOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(TokenOutputSerializer(tokens_of(request.user), many=True, context={"request": request}).data)
+
+
+class TokenDetailApi(APIView):
+    """Revoke one of your tokens (the one this request uses too, if you like)."""
+
+    @extend_schema(responses={204: OpenApiResponse(description="Revoked."), 404: OpenApiResponse(description="No such token of yours.")})
+    def delete(self, request: Request, key: str) -> Response:
+        if not token_revoke(user=request.user, key=key):
+            raise NotFound("You have no token with that key.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def _first_message(errors) -> str:

@@ -50,7 +50,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
@@ -120,6 +120,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule: revokes a person's API tokens whenever their password changes.
+    {"NAME": "imgsearch.accounts.RevokeTokensOnPasswordChange"},
 ]
 # Repeated wrong passwords lock that username from that address for a while (django-axes); the
 # API's token endpoint has its own rate (REST_FRAMEWORK throttles below).
@@ -165,6 +167,16 @@ STORAGES = {
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", True)
 # Sign-up attempts per address per hour (a bot making accounts in bulk meets a 429).
 SIGNUP_RATE_PER_HOUR = env_int("SIGNUP_RATE_PER_HOUR", 5, minimum=1)
+
+# --- API tokens (django-rest-knox: only a hash of each token is stored) --------------------------
+KNOX_TOKEN_MODEL = "gallery.ApiToken"
+# knox's migrations create its own token table even when the model is swapped for ours (which has a
+# name); nothing would use that table, and its foreign key to users would block `flush`.
+MIGRATION_MODULES = {"knox": None}
+# How long a new token works unless its owner picks another lifetime (7, 30, 90 or 365 days).
+API_TOKEN_DAYS = env_int("API_TOKEN_DAYS", 90, minimum=1)
+API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 20, minimum=1)
+REST_KNOX = {"TOKEN_TTL": timedelta(days=API_TOKEN_DAYS), "AUTH_HEADER_PREFIX": "Token"}
 
 # --- Email (password reset) ---------------------------------------------------------------
 # Without EMAIL_HOST, mail is printed to the log (console backend): password reset links can be
@@ -378,7 +390,7 @@ REST_FRAMEWORK = {
     # Token first: an anonymous call then gets 401 with `WWW-Authenticate: Token` (the first class
     # names the challenge), not a bare 403; browsers' session cookies still work.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_RATES": {"token": env_str("TOKEN_THROTTLE_RATE", "10/minute")},

@@ -5,12 +5,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from gallery import api as gallery_api
 from gallery import views as gallery_views
 from imgsearch import health
-from imgsearch.api import ObtainTokenApi
+from imgsearch.api import ObtainTokenApi, TokenDetailApi, TokenListApi
 from search import api as search_api
 
 api_patterns = (
     [
         path("auth/token/", ObtainTokenApi.as_view(), name="token"),
+        path("auth/tokens/", TokenListApi.as_view(), name="tokens"),
+        path("auth/tokens/<str:key>/", TokenDetailApi.as_view(), name="token_detail"),
         path("images/", gallery_api.ImageListCreateApi.as_view(), name="images"),
         path("images/<int:pk>/", gallery_api.ImageDetailApi.as_view(), name="image"),
         path("images/<int:pk>/retry/", gallery_api.ImageRetryApi.as_view(), name="image_retry"),

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
+from gallery.tokens import token_create
 from tests.conftest import make_user
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +169,7 @@ def settled_connections(seconds: float = 5.0) -> int:
 
 
 def test_gunicorn_never_holds_more_connections_than_its_pools(serve):
-    token = Token.objects.create(user=make_user("many")).key
+    token = token_create(user=make_user("many"))[1]
     server = serve("make web")
     with PeakConnections() as sampler:
         statuses = hammer(server, token, clients=60)
@@ -181,7 +181,7 @@ def test_gunicorn_never_holds_more_connections_than_its_pools(serve):
 
 
 def test_runserver_leaves_no_connection_behind(serve):
-    token = Token.objects.create(user=make_user("many")).key
+    token = token_create(user=make_user("many"))[1]
     server = serve("runserver")
     # runserver queues only 10 waiting connections (the rest are reset): fewer clients, more requests.
     statuses = hammer(server, token, clients=6, requests=30)

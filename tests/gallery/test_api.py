@@ -1,10 +1,10 @@
 """The images API with token authentication, as a script would use it."""
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from gallery.models import Image, Region
+from gallery.models import ApiToken, Image, Region
+from gallery.tokens import token_create
 from tests import images
 from tests.conftest import terminate_database_connection, upload_file
 
@@ -12,7 +12,7 @@ from tests.conftest import terminate_database_connection, upload_file
 @pytest.fixture
 def api(owner) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=owner, name='tests')[1]}")
     return client
 
 
@@ -23,7 +23,10 @@ def post_files(api, django_capture_on_commit_callbacks, *files):
 
 def test_a_token_can_be_obtained_with_username_and_password(owner):
     response = APIClient().post(reverse("api:token"), {"username": "owner", "password": "owner-pass-123"}, format="json")
-    assert response.status_code == 200 and response.json()["token"] == Token.objects.get(user=owner).key
+    assert response.status_code == 200
+    token = response.json()["token"]
+    assert ApiToken.objects.get(user=owner).token_key == token[:15] == response.json()["key"]
+    assert APIClient().get(reverse("api:images"), HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
 
 
 def test_wrong_credentials_get_a_readable_error(owner):
