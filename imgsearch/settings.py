@@ -7,6 +7,8 @@ The README's configuration table lists every variable read here.
 from datetime import timedelta
 from pathlib import Path
 
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+
 from imgsearch.env import (
     ConfigError,
     database_from_url,
@@ -30,6 +32,23 @@ SECRET_KEY = env_str("SECRET_KEY", "") or (
 )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Content-Security-Policy (django-csp): scripts and styles only from our own static files, never
+# inline, so an injected <script> cannot run. Style *attributes* are allowed: the boxes drawn over
+# photos are placed by the server with them (no script needed to see a match).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Behind HTTPS (README, "Deploying"): all off by default so `make run` works over plain HTTP.
 # The proxy in front sets X-Forwarded-Proto; trust it only when that proxy is the only way in.
@@ -55,6 +74,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "axes",
+    "csp",
     "gallery",
     "search",
 ]
@@ -69,6 +89,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "imgsearch.middleware.ApiErrorsAsJson",
     # Last, as django-axes asks: it turns a locked-out login into our 429 (imgsearch.accounts).
     "axes.middleware.AxesMiddleware",

@@ -1,6 +1,8 @@
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from gallery import api as gallery_api
 from gallery import views as gallery_views
@@ -20,7 +22,10 @@ api_patterns = (
         path("images/<int:pk>/thumbnail/", gallery_api.ImageThumbnailApi.as_view(), name="image_thumbnail"),
         path("search/", search_api.SearchApi.as_view(), name="search"),
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
-        path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+        # The split view serves Swagger UI's start-up script as a file: no inline script (CSP). Swagger
+        # UI adds a <style> element of its own, so this one page allows inline styles.
+        path("docs/", csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api:schema")),
+             name="docs"),
     ],
     "api",
 )

@@ -31,11 +31,17 @@ def browser():
 
 @pytest.fixture
 def page(browser, live_server):
+    """A fresh browser tab. Every flow also checks the Content-Security-Policy: anything on our pages
+    that the policy blocks (an inline script, a foreign source) fails the test that met it."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1200, "height": 900})
     context.set_default_timeout(20_000)
     page = context.new_page()
+    blocked = []
+    page.on("console", lambda message: blocked.append(f"{page.url}: {message.text}")
+            if "Content Security Policy" in message.text else None)
     yield page
     context.close()
+    assert not blocked, "the Content-Security-Policy blocked something:\n" + "\n".join(blocked)
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
 """Server-rendered pages: accounts, lists, the image page and its actions."""
+import re
+
+import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
@@ -185,3 +188,27 @@ def test_a_stuck_image_offers_retry_to_its_owner_and_retrying_processes_it(
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("gallery:image_retry", args=[image.pk]))
     assert Image.objects.get(pk=image.pk).status == "ready"
+
+
+def test_pages_send_a_content_security_policy_without_inline_scripts(client, owner):
+    client.force_login(owner)
+    policy = client.get(reverse("search:search"))["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["script-src"] == "'self'" and directives["object-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+
+
+@pytest.mark.parametrize("url", ["search:search", "gallery:my_images", "gallery:upload", "gallery:account_tokens"])
+def test_page_titles_are_plain_text(client, owner, url):
+    """A <script> once sat inside the search page's <title> block, and tabs showed its markup."""
+    client.force_login(owner)
+    html = client.get(reverse(url)).content.decode()
+    title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+    assert "<" not in title and title.endswith("· imgsearch")
+
+
+def test_the_image_page_title_is_plain_text(client, owner, upload):
+    client.force_login(owner)
+    image = upload(owner).image
+    html = client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
+    assert "<" not in re.search(r"<title>(.*?)</title>", html, re.S).group(1)
