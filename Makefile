@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/imgsearch
 # `make demo` runs on its own database and media folder so demo scenes never mix with your photos.
 DEMO_ENV = IMGSEARCH_MODEL_PROFILE=demo IMGSEARCH_VAR_DIR=$(CURDIR)/var/demo MEDIA_ROOT=$(CURDIR)/var/demo/media
 
-.PHONY: install run dev web worker indexer demo migrate test clean
+.PHONY: install models run dev web worker indexer demo migrate test clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,10 +37,15 @@ define serve
 	$(1) $(2)
 endef
 
-run: migrate
+# Weights missing on first start: fetched now when the network allows, else a banner and the app
+# starts anyway (uploads wait and are processed once the weights are in place).
+models: install
+	$(PY) manage.py fetch_models --if-missing
+
+run: migrate models
 	$(call serve,,$(WEB_SERVER))
 
-dev: migrate
+dev: migrate models
 	$(call serve,,$(DEV_SERVER))
 
 # One process kind each, for a process manager (systemd, containers) that starts them separately.

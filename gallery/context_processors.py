@@ -1,12 +1,12 @@
 from django.conf import settings
 
+from gallery.processing import workers_alive
+
 
 def site(request) -> dict:
     context = {"allow_signup": settings.ALLOW_SIGNUP}
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and user.is_staff:
-        from gallery.processing import workers_alive
-
         # Staff learn at a glance why uploads are not moving.
         context["no_worker"] = not workers_alive()
     return context

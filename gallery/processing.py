@@ -66,7 +66,7 @@ def image_queue_again(*, image_id: int) -> bool:
     with transaction.atomic():
         updated = Image.objects.filter(pk=image_id).update(
             status=Image.Status.PENDING, progress=0, error="", attempts=0, claim=None,
-            queued_at=None, updated_at=timezone.now(),
+            queued_at=None, waiting_for_models=False, updated_at=timezone.now(),
         )
         if updated:
             image_enqueue(image_id=image_id)
@@ -127,10 +127,11 @@ def claim_progress(claim: Claim, progress: int) -> bool:
     return bool(db_retrying(lambda: claim.rows().update(progress=progress, heartbeat_at=now, updated_at=now)))
 
 
-def claim_fail(claim: Claim, message: str) -> bool:
+def claim_fail(claim: Claim, message: str, *, waiting_for_models: bool = False) -> bool:
     now = timezone.now()
     return bool(db_retrying(lambda: claim.rows().update(
         status=Image.Status.FAILED, progress=0, error=message, claim=None, processed_at=now, updated_at=now,
+        waiting_for_models=waiting_for_models,
     )))
 
 

@@ -1,7 +1,8 @@
 """Health endpoints for orchestrators and monitors: JSON, no login.
 
 /healthz: the process answers. /readyz: it can do its work: database, broker, a worker alive,
-the search index published (and how far it lags behind the change feed). 200 when ready, else 503.
+the search index published (and how far it lags behind the change feed), the model weights in
+place. 200 when ready, else 503.
 """
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
@@ -19,6 +20,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if checks["database"]["ok"]:
         checks["worker"] = _worker()
         checks["index"] = _index()
+    checks["models"] = _models()
     ready = all(check["ok"] for check in checks.values())
     return JsonResponse({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
@@ -50,6 +52,17 @@ def _worker() -> dict:
     if alive:
         return {"ok": True, "alive": alive}
     return {"ok": False, "alive": 0, "error": "No background worker is running: uploads wait until `manage.py run_worker` starts."}
+
+
+def _models() -> dict:
+    from search.loading import weights_missing
+
+    missing = sorted(weights_missing())
+    if not missing:
+        return {"ok": True}
+    # Which ones, not where the server looked: paths and commands are on the staff banner and in the log.
+    return {"ok": False, "missing": missing,
+            "error": "Model weights are missing; uploads wait until `manage.py fetch_models` puts them in place."}
 
 
 def _index() -> dict:

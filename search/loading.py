@@ -77,6 +77,29 @@ def torch_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def weights_missing() -> dict[str, str]:
+    """What the configured models lack: {"clip" or "sam": a sentence with the fix}; {} when all is in place.
+
+    Looks for files only: nothing is loaded or downloaded. Used by /readyz, the staff banner and
+    the worker, which then queues again the images that failed for missing weights.
+    """
+    from search.clip import clip_weights, register_model_configs
+    from search.proposers import sam_checkpoint_problem
+
+    missing = {}
+    register_model_configs()
+    try:
+        clip_weights(model_name=settings.CLIP_MODEL, pretrained=settings.CLIP_PRETRAINED, checkpoint=settings.CLIP_CHECKPOINT,
+                     cache_dir=settings.MODEL_CACHE_DIR / "clip", download=False)
+    except ModelUnavailable as error:
+        missing["clip"] = f"CLIP: {error}"
+    if settings.REGION_PROPOSER == "sam":
+        problem = sam_checkpoint_problem(model_type=settings.SAM_MODEL_TYPE, checkpoint=settings.SAM_CHECKPOINT)
+        if problem:
+            missing["sam"] = f"SAM: {problem}"
+    return missing
+
+
 def configure_torch() -> None:
     import torch
 

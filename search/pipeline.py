@@ -27,11 +27,12 @@ from gallery.processing import (
     claim_progress,
     db_retrying,
     image_claim,
+    image_enqueue,
     images_claim_next,
 )
 from gallery import storage
 from gallery.services import regions_delete
-from search.loading import ModelUnavailable, get_clip, get_proposer
+from search.loading import ModelUnavailable, get_clip, get_proposer, weights_missing
 from search.proposers import filter_proposals
 
 logger = logging.getLogger(__name__)
@@ -166,17 +167,23 @@ def _ended_by(claim: Claim, error: BaseException) -> str:
         return "interrupted"
     logger.error("Processing image %s failed", image_id, exc_info=error)
     try:
-        claim_fail(claim, failure_message(error))
+        claim_fail(claim, failure_message(error), waiting_for_models=isinstance(error, ModelUnavailable))
     except DatabaseError:
         logger.exception("Image %s: could not record the failure; leaving it to recovery.", image_id)
         return "interrupted"
     return Image.Status.FAILED
 
 
+MODELS_MISSING_MESSAGE = ("The server's recognition models are not installed yet. Nothing to do on your side: "
+                          "this photo is processed by itself once they are.")
+
+
 def failure_message(error: BaseException) -> str:
     """A sentence for the image page: what went wrong and what to do about it."""
     if isinstance(error, ModelUnavailable):
-        return f"The models are not available: {error}"
+        # The fix (paths, commands) is for whoever runs the server: it is in the worker log, on the
+        # staff banner and in /readyz. The owner learns that nothing is needed from them.
+        return MODELS_MISSING_MESSAGE
     if isinstance(error, FileNotFoundError):
         return "The stored file is missing from the server; delete this image and upload it again."
     if isinstance(error, (UnidentifiedImageError, OSError, SyntaxError)) and "image" in str(error).lower():
@@ -187,3 +194,24 @@ def failure_message(error: BaseException) -> str:
             "SAM_MAX_SIDE / SAM_POINTS_PER_BATCH."
         )
     return f"Processing failed unexpectedly ({type(error).__name__}: {error}). Retry; if it fails again, check the worker log."
+
+
+def images_requeue_waiting_for_models() -> list[int]:
+    """Queue again the images that failed only because model weights were missing, once every
+    configured weight file is in place (fetch_models finished, a file was copied in). While any is
+    still missing nothing happens; a person's own Retry in between wins (conditional updates)."""
+    waiting = Image.objects.filter(status=Image.Status.FAILED, waiting_for_models=True)
+    if not waiting.exists() or weights_missing():
+        return []
+    requeued = []
+    for image_id in waiting.values_list("pk", flat=True):
+        with transaction.atomic():
+            if Image.objects.filter(pk=image_id, status=Image.Status.FAILED, waiting_for_models=True).update(
+                status=Image.Status.PENDING, progress=0, error="", attempts=0, claim=None, queued_at=None,
+                waiting_for_models=False, updated_at=timezone.now(),
+            ):
+                image_enqueue(image_id=image_id)
+                requeued.append(image_id)
+    if requeued:
+        logger.warning("The model weights are in place: queued %d image(s) that waited for them.", len(requeued))
+    return requeued

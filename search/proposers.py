@@ -82,20 +82,29 @@ def sam_builders() -> dict:
     return {**sam_model_registry, "tiny": _build_tiny_sam}
 
 
+def sam_checkpoint_problem(*, model_type: str, checkpoint: str) -> str | None:
+    """Why SAM's weights cannot be loaded from `checkpoint` (a file check, nothing read), or None."""
+    if checkpoint == RANDOM_WEIGHTS or model_type == "tiny":
+        return None
+    if not checkpoint or not os.path.isfile(checkpoint):
+        return (
+            f"The SAM checkpoint for {model_type} is missing (looked for {checkpoint or 'SAM_CHECKPOINT'}). "
+            f"Run `python manage.py fetch_models` on a machine with internet access, or download it "
+            f"and set SAM_CHECKPOINT to its path."
+        )
+    return None
+
+
 def load_sam_model(*, model_type: str, checkpoint: str):
     """Build SAM through segment_anything's registry; raise ModelUnavailable with the fix if weights are missing."""
     builders = sam_builders()
     if model_type not in builders:
         raise ModelUnavailable(f"SAM_MODEL_TYPE={model_type!r}; choose one of {sorted(builders)}.")
+    problem = sam_checkpoint_problem(model_type=model_type, checkpoint=checkpoint)
+    if problem:
+        raise ModelUnavailable(problem)
     if checkpoint == RANDOM_WEIGHTS:
         checkpoint = ""  # explicit opt-in: timing benchmarks only, the masks are noise
-    elif model_type != "tiny":
-        if not checkpoint or not os.path.isfile(checkpoint):
-            raise ModelUnavailable(
-                f"The SAM checkpoint for {model_type} is missing (looked for {checkpoint or 'SAM_CHECKPOINT'}). "
-                f"Run `python manage.py fetch_models` on a machine with internet access, or download it "
-                f"and set SAM_CHECKPOINT to its path."
-            )
     try:
         with seeded_random_init():
             model = builders[model_type](checkpoint=checkpoint or None)

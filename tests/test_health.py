@@ -53,3 +53,21 @@ def test_staff_see_a_banner_when_no_worker_is_alive_and_members_do_not(client, o
     assert "No background worker is running" in client.get(reverse("gallery:my_images")).content.decode()
     worker_beat()
     assert "No background worker is running" not in client.get(reverse("gallery:my_images")).content.decode()
+
+
+def test_missing_weights_make_readyz_503_without_server_paths_and_staff_see_the_fix(client, owner, settings, tmp_path):
+    worker_beat()
+    assert client.get(reverse("readyz")).json()["checks"]["models"] == {"ok": True}
+    settings.SAM_MODEL_TYPE = "vit_b"
+    settings.SAM_CHECKPOINT = str(tmp_path / "sam_vit_b_01ec64.pth")
+    response = client.get(reverse("readyz"))
+    assert response.status_code == 503
+    models = response.json()["checks"]["models"]
+    assert models["ok"] is False and models["missing"] == ["sam"] and str(tmp_path) not in response.content.decode()
+
+    staff = get_user_model().objects.create_user("keeper", password="keeper-pass-123", is_staff=True)
+    client.force_login(owner)
+    assert "Model weights are missing" not in client.get(reverse("gallery:my_images")).content.decode()
+    client.force_login(staff)
+    page = client.get(reverse("gallery:my_images")).content.decode()
+    assert "Model weights are missing" in page and "fetch_models" in page and str(tmp_path) in page

@@ -5,6 +5,7 @@ from django.core.management import CommandError, call_command
 
 from gallery.models import Image, Region
 from search.index import get_index
+from search.loading import reset_models
 from search.management.commands.fetch_models import download
 from tests import images
 
@@ -83,3 +84,38 @@ def test_ingest_folder_can_make_the_new_images_public(owner, run, tmp_path):
     (tmp_path / "a.png").write_bytes(images.png(seed=5))
     run("ingest_folder", str(tmp_path), "--user", "owner", "--public")
     assert list(Image.objects.values_list("is_public", flat=True)) == [True]
+
+
+def test_fetch_models_if_missing_is_quiet_when_all_is_in_place(db, run):
+    out, err = run("fetch_models", "--if-missing")
+    assert "all in place" in out and err == ""
+
+
+def test_fetch_models_if_missing_offline_prints_a_banner_and_lets_the_app_start(db, run, settings, tmp_path):
+    settings.SAM_MODEL_TYPE = "vit_b"
+    settings.SAM_CHECKPOINT = str(tmp_path / "sam_vit_b_01ec64.pth")
+    out, err = run("fetch_models", "--if-missing")  # no CommandError: `make run` goes on
+    assert "fetching them now" in out
+    assert "could not be fetched" in err and "processes\n them by itself" in err and "sam_vit_b_01ec64.pth" in err
+    assert "CLIP" not in err  # present (the tiny profile's random weights): not fetched
+
+
+@pytest.fixture
+def fresh_models():
+    reset_models()
+    yield
+    reset_models()
+
+
+def test_the_worker_sweep_queues_images_that_waited_for_weights(owner, upload, run, settings, tmp_path, fresh_models):
+    settings.SAM_MODEL_TYPE = "vit_b"
+    settings.SAM_CHECKPOINT = str(tmp_path / "sam_vit_b_01ec64.pth")
+    image = upload(owner, images.png(seed=4)).image
+    image.refresh_from_db()
+    assert image.status == "failed" and image.waiting_for_models
+    run("run_worker", "--recover-only")
+    assert Image.objects.get(pk=image.pk).status == "failed"  # still missing
+    settings.SAM_MODEL_TYPE, settings.SAM_CHECKPOINT = "tiny", ""  # weights in place (the tiny SAM needs no file)
+    out, _ = run("run_worker", "--recover-only")
+    assert "queued 1 image(s) that waited" in out
+    assert Image.objects.get(pk=image.pk).status == "ready"

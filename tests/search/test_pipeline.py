@@ -4,9 +4,9 @@ import pytest
 
 from gallery.models import Image, Region
 from gallery.services import image_reprocess
-from search.pipeline import image_process
+from search.pipeline import image_process, images_requeue_waiting_for_models
 from search.index import get_index
-from search.loading import reset_models
+from search.loading import reset_models, weights_missing
 from tests import images
 
 
@@ -127,21 +127,47 @@ def without_weights(settings, tmp_path):
     reset_models()
 
 
-def test_missing_sam_weights_fail_the_image_with_what_to_run(owner, upload, without_weights, tmp_path):
+def test_missing_sam_weights_fail_the_image_waiting_for_them_in_plain_words(owner, upload, without_weights, tmp_path):
     without_weights(SAM_MODEL_TYPE="vit_b", SAM_CHECKPOINT=str(tmp_path / "nowhere" / "sam_vit_b_01ec64.pth"))
     outcome = upload(owner, images.png())
     image = Image.objects.get(pk=outcome.image.pk)
-    assert image.status == "failed"
-    assert "fetch_models" in image.error and "SAM_CHECKPOINT" in image.error
+    assert image.status == "failed" and image.waiting_for_models
+    # The owner is told nothing is needed from them; server paths and commands are for staff.
+    assert "processed by itself" in image.error
+    assert "fetch_models" not in image.error and str(tmp_path) not in image.error
+    assert "SAM_CHECKPOINT" in weights_missing()["sam"]
 
 
-def test_missing_clip_weights_fail_fast_offline_with_what_to_run(owner, upload, without_weights, tmp_path):
+def test_missing_clip_weights_fail_fast_offline(owner, upload, without_weights, tmp_path):
     without_weights(CLIP_MODEL="ViT-B-32", CLIP_PRETRAINED="laion2b_s34b_b79k", MODEL_CACHE_DIR=tmp_path / "models",
                     REGION_PROPOSER="colour")
     outcome = upload(owner, images.png())
     image = Image.objects.get(pk=outcome.image.pk)
-    assert image.status == "failed"
-    assert "fetch_models" in image.error and "CLIP_CHECKPOINT" in image.error
+    assert image.status == "failed" and image.waiting_for_models
+    assert "CLIP_CHECKPOINT" in weights_missing()["clip"] and "sam" not in weights_missing()
+
+
+def test_images_that_waited_for_weights_are_processed_once_the_weights_appear(owner, upload, without_weights, tmp_path,
+                                                                              settings, django_capture_on_commit_callbacks):
+    checkpoint = tmp_path / "models" / "clip-tiny.pt"
+    without_weights(CLIP_CHECKPOINT=str(checkpoint))
+    waiting = [upload(owner, images.png(seed=seed)).image.pk for seed in (1, 2)]
+    other = upload(owner, images.png(seed=3)).image
+    Image.objects.filter(pk=other.pk).update(waiting_for_models=False, error="Something else went wrong.")
+    assert set(Image.objects.filter(waiting_for_models=True).values_list("pk", flat=True)) == set(waiting)
+    assert images_requeue_waiting_for_models() == []  # still missing: nothing moves
+
+    # The weights arrive (fetch_models finished, or someone copied the file in).
+    import open_clip
+    import torch
+
+    checkpoint.parent.mkdir(parents=True)
+    torch.save(open_clip.create_model(settings.CLIP_MODEL).state_dict(), checkpoint)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sorted(images_requeue_waiting_for_models()) == sorted(waiting)
+    assert set(Image.objects.filter(pk__in=waiting).values_list("status", "waiting_for_models", "error")) == {
+        ("ready", False, "")}
+    assert Image.objects.get(pk=other.pk).status == "failed"  # failed for another reason: left alone
 
 
 def test_a_failed_image_can_be_retried(owner, upload, settings, tmp_path, django_capture_on_commit_callbacks):

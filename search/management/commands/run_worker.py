@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
 from gallery.processing import images_recover, worker_beat
+from search.loading import weights_missing
+from search.pipeline import images_requeue_waiting_for_models
 from gallery.services import partial_files_delete
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,9 @@ class Command(BaseCommand):
         if any(connections[alias].settings_dict["OPTIONS"].get("pool") for alias in connections):
             raise CommandError("DB_POOL is on, but the worker must not pool connections: django-q2 forks its "
                                "processes, and a forked child would share the pooled sockets. Unset DB_POOL here.")
+        for problem in weights_missing().values():
+            logger.warning("Model weights missing (uploads wait, and are processed by themselves once they "
+                           "are in place): %s", problem)
         deleted = partial_files_delete(older_than=PARTIAL_FILE_AGE)
         if deleted:
             logger.warning("Deleted %d partial file(s) left by interrupted uploads.", deleted)
@@ -84,9 +89,12 @@ class Command(BaseCommand):
             if beat:
                 worker_beat()
             result = images_recover(starting=starting)
+            waited = images_requeue_waiting_for_models()
         except DatabaseError as error:  # the database is away; the next sweep tries again
             logger.warning("Recovery sweep skipped: %s", error)
             connections.close_all()
             return
         if result.requeued or result.failed:
             self.stdout.write(f"Recovery: queued {len(result.requeued)} image(s) again, failed {len(result.failed)}.")
+        if waited:
+            self.stdout.write(f"Model weights found: queued {len(waited)} image(s) that waited for them.")
