@@ -3,7 +3,12 @@ from django.core.exceptions import TooManyFilesSent
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
@@ -98,7 +103,12 @@ class ImageListCreateApi(ListAPIView):
         request={"multipart/form-data": inline_serializer(
             "ImageUpload", {"files": serializers.ListField(child=serializers.FileField())}
         )},
-        responses={201: UploadOutcomeSerializer(many=True), 400: UploadOutcomeSerializer(many=True),
+        responses={201: UploadOutcomeSerializer(many=True),
+                   # Every file rejected (one outcome each), or no usable `files` field at all (an error).
+                   400: OpenApiResponse(response={"oneOf": [
+                       {"type": "array", "items": {"$ref": "#/components/schemas/UploadOutcome"}},
+                       {"$ref": "#/components/schemas/Error"},
+                   ]}, description="Every file was rejected (one outcome each), or no files were sent."),
                    503: OpenApiResponse(description="The media folder cannot be written (read-only)."),
                    507: OpenApiResponse(description="The server's storage is full; nothing was stored for this file.")},
         description="Upload one or many files in the `files` field (`file` works for one). Each file gets "
@@ -154,7 +164,7 @@ class ImageDetailApi(APIView):
 class ImageRetryApi(APIView):
     """Queue one of your images for processing again (for example after it failed)."""
 
-    @extend_schema(request=None, responses=ImageOutputSerializer)
+    @extend_schema(request=None, responses={202: ImageOutputSerializer})
     def post(self, request: Request, pk: int) -> Response:
         image = get_object_or_404(selectors.images_owned_by(request.user).select_related("owner"), pk=pk)
         image = services.image_reprocess(image=image)
@@ -164,7 +174,7 @@ class ImageRetryApi(APIView):
 class ImageFileApi(APIView):
     """The original file of an image you may see (?download=1 for an attachment)."""
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(responses={(200, "image/*"): bytes})
     def get(self, request: Request, pk: int):
         image = get_object_or_404(selectors.images_visible_to(request.user), pk=pk)
         return media.original_response(image, download="download" in request.query_params)

@@ -1,5 +1,8 @@
 """API-wide conventions (every error body carries a readable `detail` sentence) and the account
 endpoints: obtain a token with a password, list and revoke your tokens."""
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import parsers, serializers, status
 from rest_framework.authtoken.serializers import AuthTokenSerializer
@@ -13,6 +16,50 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from gallery.tokens import LIFETIME_CHOICES, TokenRefused, token_create, token_revoke, tokens_of
 from imgsearch.parsers import JSONParser, MultiPartParser
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong, in a sentence a person can act on.")
+    errors = serializers.DictField(required=False, help_text="Invalid input: the problem with each field.")
+    fix = serializers.CharField(required=False, help_text="Staff only: what to run or set on the server.")
+
+
+class ApiSchema(AutoSchema):
+    """drf-spectacular's schema plus the errors every operation can answer with (all JSON with a
+    `detail` sentence), so that a generated client knows every status the server sends."""
+
+    def _get_paginator(self):
+        # Only GET lists are paginated (an upload's POST answers a plain list of outcomes).
+        return super()._get_paginator() if self.method == "GET" else None
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+
+        def error(code: str, description: str) -> None:
+            if code not in responses:
+                responses[code] = {**self._get_response_for_code(ErrorSerializer, code, direction=direction),
+                                   "description": description}
+
+        error("400", "Invalid input; `detail` says what to change.")
+        if self.view.get_authenticators():
+            error("401", "Not logged in, or the token is invalid, expired or revoked (`WWW-Authenticate: Token`).")
+        if "{" in self.path:
+            error("404", "No such object among those you may see.")
+        if self.method == "GET" and self._is_list_view() and self._get_paginator():
+            error("404", "No such page (`page` beyond the last one).")
+        if self.method in {"POST", "PUT", "PATCH"}:
+            error("415", "The body's content type is not one this operation reads.")
+        if self.view.get_throttles():
+            error("429", "Too many requests; `Retry-After` says when to try again.")
+        error("503", "The database (or the search index, or the models) is unavailable for a moment; try again shortly.")
+        return responses
+
+
+def not_found(request: HttpRequest, exception) -> HttpResponse:
+    """handler404: JSON under /api/ (a URL that matches no endpoint, like /api/images/abc/), our page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "There is no such API endpoint or object; see /api/docs/."}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 class TokenOutputSerializer(serializers.Serializer):
@@ -92,5 +139,6 @@ def _first_message(errors) -> str:
 def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, ValidationError):
-        response.data = {"detail": _first_message(response.data), "errors": response.data}
+        errors = response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
+        response.data = {"detail": _first_message(response.data), "errors": errors}
     return response

@@ -424,7 +424,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "imgsearch.api.ApiSchema",
     "EXCEPTION_HANDLER": "imgsearch.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
@@ -432,6 +432,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Upload photos and find them again by meaning.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request and response components apart: uploads are then declared as binary files (a generated
+    # client sends bytes), not as the URLs the responses carry.
+    "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI from the installed sidecar package: the docs work offline, no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

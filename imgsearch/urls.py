@@ -41,3 +41,6 @@ urlpatterns = [
     path("", include("gallery.urls")),
     path("", include("search.urls")),
 ]
+
+# Unmatched URLs under /api/ answer JSON, like every other API error.
+handler404 = "imgsearch.api.not_found"

@@ -157,3 +157,22 @@ def test_api_answers_json_503_while_the_database_connection_is_gone(owner):
     assert response.status_code == 503 and response["Content-Type"] == "application/json"
     assert "database is unavailable" in response.json()["detail"]
     assert api.get(reverse("api:images")).status_code == 200  # the next request reconnects
+
+
+def test_an_api_url_that_matches_nothing_answers_json_404(api):
+    response = api.get("/api/images/not-a-number/")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert "/api/docs/" in response.json()["detail"]
+
+
+def test_the_schema_declares_uploads_as_binary_files(api):
+    """What a generated client needs to send bytes (they were declared as URL strings)."""
+    schema = api.get(reverse("api:schema"), HTTP_ACCEPT="application/json").json()
+    components = schema["components"]["schemas"]
+
+    def request_schema(path: str) -> dict:
+        ref = schema["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+        return components[ref.rsplit("/", 1)[1]]
+
+    assert request_schema("/api/images/")["properties"]["files"]["items"] == {"type": "string", "format": "binary"}
+    assert request_schema("/api/search/")["properties"]["image"]["format"] == "binary"
