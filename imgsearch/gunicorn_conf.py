@@ -20,3 +20,14 @@ keepalive = 5
 accesslog = "-"
 # Behind a proxy that sets X-Forwarded-For, log the client's address rather than the proxy's.
 forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_worker_init(worker):
+    """Load CLIP before the first request. Otherwise the first searches a fresh worker process
+    serves all wait for the model to load (under 50 clients: 7.5 s each; bench/README.md)."""
+    from search.loading import ModelUnavailable, get_clip
+
+    try:
+        get_clip()
+    except ModelUnavailable as error:  # missing weights: the app still serves; searches answer 503
+        worker.log.warning("CLIP not loaded: %s", error)
