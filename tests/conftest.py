@@ -1,3 +1,7 @@
+import os
+import signal
+import subprocess
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -69,6 +73,35 @@ def terminate_database_connection() -> None:
             cursor.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
     finally:
         killer.close()
+
+
+def child_env(settings, **extra) -> dict:
+    """The environment of a real process (worker, indexer, web server) that works on this test's
+    database, media folder and index."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "INDEX_DIR": str(settings.INDEX_DIR),
+        "PYTHONUNBUFFERED": "1",  # a killed process's last lines are the interesting ones
+        **extra,
+    }
+
+
+def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Signal a process started with start_new_session=True and all its children; kill -9 after 30 s."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, sig)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def make_user(username: str):

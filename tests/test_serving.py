@@ -6,8 +6,6 @@ connection may outlive the requests that used it (runserver's thread per request
 open connection per thread behind).
 """
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +20,7 @@ import pytest
 from django.db import connection
 
 from gallery.tokens import token_create
-from tests.conftest import make_user
+from tests.conftest import child_env, make_user, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB_WORKERS, WEB_THREADS = 2, 4
@@ -37,18 +35,7 @@ def free_port() -> int:
 
 
 def server_env(settings) -> dict:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "INDEX_DIR": str(settings.INDEX_DIR),
-        "WEB_WORKERS": str(WEB_WORKERS),
-        "WEB_THREADS": str(WEB_THREADS),
-        "TORCH_THREADS": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
+    return child_env(settings, WEB_WORKERS=str(WEB_WORKERS), WEB_THREADS=str(WEB_THREADS), TORCH_THREADS="1")
 
 
 class Server:
@@ -72,12 +59,7 @@ class Server:
         return self.log_path.read_text()[-5000:]
 
     def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
 
 
 @pytest.fixture

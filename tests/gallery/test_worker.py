@@ -21,7 +21,7 @@ from gallery.processing import queued_image_ids
 from gallery.services import image_create
 from search.index import get_index
 from tests import images
-from tests.conftest import REDIS_TEST_URL, upload_file
+from tests.conftest import REDIS_TEST_URL, child_env, stop_process_group, upload_file
 
 ROOT = Path(__file__).resolve().parents[2]
 # Recovery in seconds rather than tens of seconds, so a test sees several rounds of it.
@@ -61,14 +61,8 @@ class Worker:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            stop_process_group(self.process)
 
     def log(self, *, whole: bool = False) -> str:
         text = self.log_path.read_text()
@@ -96,19 +90,7 @@ def broker(request, monkeypatch):
 
 @pytest.fixture
 def worker(broker, settings, tmp_path):
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        **broker,
-        **FAST_RECOVERY,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "INDEX_DIR": str(settings.INDEX_DIR),
-        "Q_WORKERS": "1",
-        "TORCH_THREADS": "1",
-        "PYTHONUNBUFFERED": "1",  # a killed worker's last lines are the interesting ones
-    }
+    env = child_env(settings, **broker, **FAST_RECOVERY, Q_WORKERS="1", TORCH_THREADS="1")
     handle = Worker(env, tmp_path / "worker.log")
     yield handle
     handle.stop()

@@ -1,6 +1,5 @@
 """The index with real commits and real processes: a rebuild racing a commit, writers racing each
 other while a reader loads every generation they publish, and `run_indexer` keeping searches fresh."""
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from gallery.models import Image, Region
 from search import indexer as indexer_module
 from search.index import IndexReader, IndexUnavailable, Visibility, current_model
 from search.indexer import IndexWriter
-from tests.conftest import MEASURED
+from tests.conftest import MEASURED, child_env, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -46,35 +45,20 @@ def make_regions(image: Image, seeds, model) -> list[Region]:
     ])
 
 
-def child_env(settings, **extra) -> dict:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "INDEX_DIR": str(settings.INDEX_DIR),
-        "INDEX_INLINE_WRITER": "false",
-        **extra,
-    }
+def indexer_env(settings, **extra) -> dict:
+    return child_env(settings, INDEX_INLINE_WRITER="false", **extra)
 
 
 def start(args: list[str], settings, log_name: str, **extra) -> tuple[subprocess.Popen, object]:
     settings.MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
     log = open(settings.MEDIA_ROOT / log_name, "w+")
-    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=child_env(settings, **extra), stdout=log,
+    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=indexer_env(settings, **extra), stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
     return process, log
 
 
 def stop(process: subprocess.Popen, log, sig=signal.SIGTERM) -> str:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_process_group(process, sig)
     log.seek(0)
     text = log.read()
     log.close()
