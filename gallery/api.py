@@ -7,6 +7,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     inline_serializer,
 )
 from rest_framework import serializers, status
@@ -46,11 +47,26 @@ class ImageOutputSerializer(serializers.Serializer):
     size_bytes = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     processed_at = serializers.DateTimeField(allow_null=True)
+    taken_at = serializers.DateTimeField(allow_null=True, help_text="From the photo's EXIF, when it has one.")
+    camera = serializers.CharField()
+    lens = serializers.CharField()
+    exposure_seconds = serializers.FloatField(allow_null=True)
+    f_number = serializers.FloatField(allow_null=True)
+    iso = serializers.IntegerField(allow_null=True)
+    focal_length_mm = serializers.FloatField(allow_null=True)
+    location = serializers.SerializerMethodField(help_text="Where it was taken (EXIF GPS): for its owner only, else null.")
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
 
     def get_is_owner(self, image: Image) -> bool:
         return image.owner_id == self.context["request"].user.pk
+
+    @extend_schema_field(inline_serializer("Location", {"latitude": serializers.FloatField(),
+                                                        "longitude": serializers.FloatField()}, allow_null=True))
+    def get_location(self, image: Image) -> dict | None:
+        if image.owner_id != self.context["request"].user.pk or image.latitude is None:
+            return None
+        return {"latitude": image.latitude, "longitude": image.longitude}
 
     def get_file_url(self, image: Image) -> str:
         return self.context["request"].build_absolute_uri(reverse("api:image_file", args=[image.pk]))

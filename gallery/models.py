@@ -38,6 +38,18 @@ class Image(models.Model):
     size_bytes = models.PositiveBigIntegerField()
     is_public = models.BooleanField(default=False)
 
+    # From the photo's EXIF at upload (gallery/exif.py); each may be missing.
+    taken_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="When the photo was taken.")
+    camera = models.CharField(max_length=100, blank=True)
+    lens = models.CharField(max_length=100, blank=True)
+    exposure_seconds = models.FloatField(null=True, blank=True)
+    f_number = models.FloatField(null=True, blank=True)
+    iso = models.PositiveIntegerField(null=True, blank=True)
+    focal_length_mm = models.FloatField(null=True, blank=True)
+    # Where it was taken: shown to its owner only.
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     progress = models.PositiveSmallIntegerField(default=0, help_text="0-100 while processing.")
     error = models.TextField(blank=True, help_text="Why processing failed, in words a person can act on.")
@@ -76,6 +88,21 @@ class Image(models.Model):
     def on_its_way(self) -> bool:
         """Queued or being processed, with signs of life: queuing it again would only add a task."""
         return self.status in {self.Status.PENDING, self.Status.PROCESSING} and not self.looks_stuck
+
+    @property
+    def exposure_summary(self) -> str:
+        """'1/250 s · f/2.8 · ISO 400 · 50 mm', from what the EXIF had."""
+        parts = []
+        if self.exposure_seconds:
+            seconds = self.exposure_seconds
+            parts.append(f"1/{round(1 / seconds)} s" if seconds < 1 else f"{seconds:g} s")
+        if self.f_number:
+            parts.append(f"f/{self.f_number:g}")
+        if self.iso:
+            parts.append(f"ISO {self.iso}")
+        if self.focal_length_mm:
+            parts.append(f"{self.focal_length_mm:g} mm")
+        return " · ".join(parts)
 
     @property
     def looks_stuck(self) -> bool:

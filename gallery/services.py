@@ -6,7 +6,7 @@ does not, so a rejected or failed upload leaves nothing behind.
 """
 import errno
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal, Sequence
@@ -97,6 +97,7 @@ def image_create(*, owner, upload: File) -> UploadOutcome:
                 width=valid.width,
                 height=valid.height,
                 size_bytes=len(valid.data),
+                **asdict(valid.metadata),
             )
             staged.commit()
             image_enqueue(image_id=image.pk)

@@ -12,6 +12,8 @@ from django.conf import settings
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+from gallery.exif import PhotoMetadata, read_metadata
+
 # Pillow format name -> extension we store under. MPO is what many phones write for JPEG.
 ACCEPTED_FORMATS = {
     "JPEG": "jpg",
@@ -39,6 +41,7 @@ class ValidatedImage:
     extension: str
     width: int  # after EXIF orientation
     height: int
+    metadata: PhotoMetadata = PhotoMetadata()
 
 
 def display_name(name: str | None) -> str:
@@ -101,6 +104,7 @@ def validate_image_bytes(data: bytes) -> ValidatedImage:
         if orientation in {5, 6, 7, 8}:  # rotated by 90 degrees: the stored box space swaps axes
             width, height = height, width
         image_format = image.format
+        metadata = read_metadata(image)
     return ValidatedImage(
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -108,6 +112,7 @@ def validate_image_bytes(data: bytes) -> ValidatedImage:
         extension=ACCEPTED_FORMATS[image_format],
         width=width,
         height=height,
+        metadata=metadata,
     )
 
 

@@ -82,3 +82,29 @@ def noise_png(width: int = 200, height: int = 200, *, seed: int = 0) -> bytes:
     """Incompressible pixels: the file is about 3 bytes per pixel."""
     pixels = np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
     return encode(PILImage.fromarray(pixels, "RGB"), "PNG")
+
+
+def camera_jpeg(*, seed: int = 0, taken: str | None = "2024:07:14 18:30:05", offset: str | None = "+02:00",
+                gps: tuple | None = ((52, 31, 12), "N", (13, 24, 0), "E"), orientation: int | None = None,
+                make: str = "Canon", model: str = "Canon EOS R5") -> bytes:
+    """A JPEG with the EXIF a camera writes: maker and model, date taken (with its offset), exposure,
+    lens and GPS. Any of them can be left out, or given a malformed value."""
+    from PIL.TiffImagePlugin import IFDRational
+
+    exif = PILImage.Exif()
+    exif[0x010F], exif[0x0110] = make, model
+    if orientation is not None:
+        exif[0x0112] = orientation
+    details = exif.get_ifd(0x8769)
+    if taken is not None:
+        details[0x9003] = taken
+    if offset is not None:
+        details[0x9011] = offset
+    details.update({0x829A: IFDRational(1, 250), 0x829D: IFDRational(28, 10), 0x8827: 400,
+                    0x920A: IFDRational(50, 1), 0xA434: "RF50mm F1.8 STM"})
+    if gps is not None:
+        latitude, north, longitude, east = gps
+        place = exif.get_ifd(0x8825)
+        place[1], place[2] = north, tuple(IFDRational(part) for part in latitude)
+        place[3], place[4] = east, tuple(IFDRational(part) for part in longitude)
+    return encode(scene(seed=seed), "JPEG", quality=90, exif=exif)
