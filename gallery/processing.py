@@ -58,13 +58,14 @@ def image_enqueue(*, image_id: int) -> None:
     transaction.on_commit(enqueue)
 
 
-def image_queue_again(*, image_id: int) -> bool:
-    """Make the image `pending` with a fresh attempt budget and queue it. False if it is gone.
+def image_queue_again(*, image_id: int, only_if: Q | None = None) -> bool:
+    """Make the image `pending` with a fresh attempt budget and queue it. False if it is gone (or,
+    with `only_if`, no longer matches it: someone else changed it first).
 
     A claim in flight loses its right to write: its result is discarded when it finishes.
     """
     with transaction.atomic():
-        updated = Image.objects.filter(pk=image_id).update(
+        updated = Image.objects.filter(Q(pk=image_id) & (only_if or Q())).update(
             status=Image.Status.PENDING, progress=0, error="", attempts=0, claim=None,
             queued_at=None, waiting_for_models=False, updated_at=timezone.now(),
         )

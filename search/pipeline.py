@@ -15,6 +15,7 @@ from contextlib import ExitStack
 
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
@@ -27,7 +28,7 @@ from gallery.processing import (
     claim_progress,
     db_retrying,
     image_claim,
-    image_enqueue,
+    image_queue_again,
     images_claim_next,
 )
 from gallery import storage
@@ -200,18 +201,12 @@ def images_requeue_waiting_for_models() -> list[int]:
     """Queue again the images that failed only because model weights were missing, once every
     configured weight file is in place (fetch_models finished, a file was copied in). While any is
     still missing nothing happens; a person's own Retry in between wins (conditional updates)."""
-    waiting = Image.objects.filter(status=Image.Status.FAILED, waiting_for_models=True)
+    still_waiting = Q(status=Image.Status.FAILED, waiting_for_models=True)
+    waiting = Image.objects.filter(still_waiting)
     if not waiting.exists() or weights_missing():
         return []
-    requeued = []
-    for image_id in waiting.values_list("pk", flat=True):
-        with transaction.atomic():
-            if Image.objects.filter(pk=image_id, status=Image.Status.FAILED, waiting_for_models=True).update(
-                status=Image.Status.PENDING, progress=0, error="", attempts=0, claim=None, queued_at=None,
-                waiting_for_models=False, updated_at=timezone.now(),
-            ):
-                image_enqueue(image_id=image_id)
-                requeued.append(image_id)
+    requeued = [image_id for image_id in waiting.values_list("pk", flat=True)
+                if image_queue_again(image_id=image_id, only_if=still_waiting)]
     if requeued:
         logger.warning("The model weights are in place: queued %d image(s) that waited for them.", len(requeued))
     return requeued
