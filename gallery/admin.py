@@ -1,11 +1,13 @@
 """Curating images. Changes go through the services; the index learns of them from the change feed
 (database triggers), so even Django's own bulk delete could not leave vectors behind."""
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.urls import reverse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from gallery import services
+from gallery import media, services
 from gallery.models import Image, Region
 
 
@@ -20,7 +22,7 @@ class RegionInline(admin.TabularInline):
     @admin.display(description="Crop")
     def preview(self, region: Region) -> str:
         return format_html('<img src="{}" alt="region {}" style="max-height:64px">',
-                           reverse("gallery:region_crop", args=[region.pk]), region.pk)
+                           reverse("admin:gallery_region_crop", args=[region.pk]), region.pk)
 
     @admin.display(description="Box [x1, y1, x2, y2]")
     def box_display(self, region: Region) -> str:
@@ -44,15 +46,31 @@ class ImageAdmin(admin.ModelAdmin):
     )
     fields = ("is_public",) + readonly_fields
     inlines = [RegionInline]
-    actions = ["reprocess", "make_public", "make_private", "delete_with_vectors"]
+    # Django's own "Delete selected" asks for confirmation first, then calls delete_queryset below.
+    actions = ["reprocess", "make_public", "make_private"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(region_count=Count("regions"))
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # replaced by delete_with_vectors
-        return actions
+    def get_urls(self):
+        # Curators see every image, private ones included, so the admin serves its previews itself
+        # (behind admin login and the view permission); the gallery's media URLs stay owner-scoped.
+        media_urls = [
+            path("<int:pk>/thumbnail/", self.admin_site.admin_view(self.thumbnail_view), name="gallery_image_thumbnail"),
+            path("regions/<int:pk>/crop/", self.admin_site.admin_view(self.crop_view), name="gallery_region_crop"),
+        ]
+        return media_urls + super().get_urls()
+
+    def thumbnail_view(self, request, pk: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return media.thumbnail_response(get_object_or_404(Image, pk=pk))
+
+    def crop_view(self, request, pk: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        region = get_object_or_404(Region.objects.select_related("image"), pk=pk)
+        return media.region_crop_response(region.image, region.box)
 
     def has_add_permission(self, request) -> bool:
         return False  # uploads go through validation: the web form, the API or ingest_folder
@@ -63,11 +81,11 @@ class ImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="")
     def thumbnail(self, image: Image) -> str:
-        return format_html('<img src="{}" alt="" style="height:48px">', reverse("gallery:image_thumbnail", args=[image.pk]))
+        return format_html('<img src="{}" alt="" style="height:48px">', reverse("admin:gallery_image_thumbnail", args=[image.pk]))
 
     @admin.display(description="Preview")
     def thumbnail_large(self, image: Image) -> str:
-        return format_html('<img src="{}" alt="" style="max-height:240px">', reverse("gallery:image_thumbnail", args=[image.pk]))
+        return format_html('<img src="{}" alt="" style="max-height:240px">', reverse("admin:gallery_image_thumbnail", args=[image.pk]))
 
     @admin.display(description="Background tasks")
     def tasks_link(self, image: Image) -> str:
@@ -92,11 +110,6 @@ class ImageAdmin(admin.ModelAdmin):
     def make_private(self, request, queryset):
         for image in queryset:
             services.image_set_visibility(image=image, is_public=False)
-
-    @admin.action(description="Delete selected images (and their vectors)")
-    def delete_with_vectors(self, request, queryset):
-        count = services.images_delete(queryset=queryset)
-        self.message_user(request, f"Deleted {count} image(s).", messages.SUCCESS)
 
     def delete_model(self, request, obj: Image) -> None:
         services.image_delete(image=obj)

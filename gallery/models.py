@@ -11,7 +11,7 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Now
+from django.db.models.functions import Coalesce, Now
 from knox.models import AbstractAuthToken
 
 # float16 halves the table (1M regions x 512 dims = 1 GB instead of 2 GB); cosine scores move
@@ -69,13 +69,23 @@ class Image(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Indexed: `reprocess --failed` looks for images stuck since long ago.
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    # Where the photo sits on the timeline: when it was taken, or when it was uploaded if its EXIF
+    # does not say. Computed by the database, so it can never disagree with taken_at.
+    shot_at = models.GeneratedField(
+        expression=Coalesce("taken_at", "created_at"), output_field=models.DateTimeField(), db_persist=True,
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(fields=["owner", "sha256"], name="image_unique_content_per_owner"),
         ]
-        indexes = [models.Index(fields=["owner", "-created_at"]), models.Index(fields=["is_public", "-created_at"])]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]), models.Index(fields=["is_public", "-created_at"]),
+            # The timelines ("My images", "Public") page through these, newest first.
+            models.Index(fields=["owner", "-shot_at", "-id"], name="image_owner_timeline"),
+            models.Index(fields=["is_public", "-shot_at", "-id"], name="image_public_timeline"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.owner})"
@@ -88,6 +98,13 @@ class Image(models.Model):
     def on_its_way(self) -> bool:
         """Queued or being processed, with signs of life: queuing it again would only add a task."""
         return self.status in {self.Status.PENDING, self.Status.PROCESSING} and not self.looks_stuck
+
+    @property
+    def status_label(self) -> str:
+        """'Ready', or 'Processing 40%' while it is being processed."""
+        if self.status == self.Status.PROCESSING:
+            return f"{self.get_status_display()} {self.progress}%"
+        return self.get_status_display()
 
     @property
     def exposure_summary(self) -> str:

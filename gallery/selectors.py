@@ -3,9 +3,13 @@
 The visibility rule lives here alone, in two forms: querysets for the database, and
 `searchable_image_mask` over arrays for the search index's mirror (tests check they agree).
 """
+from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
+
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncMonth
 
 from gallery.models import Image
 
@@ -61,3 +65,51 @@ def image_status_counts(user: User) -> dict[str, int]:
     for row in images_owned_by(user).values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
+
+
+# --- The timeline --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A place on a timeline: strictly older than (shot_at, id). Keyset pagination, so a page costs
+    the same on the first screen and ten thousand photos down, and uploads meanwhile shift nothing."""
+
+    shot_at: datetime
+    image_id: int
+
+    def __str__(self) -> str:
+        micros = round(self.shot_at.timestamp() * 1_000_000)
+        return f"{micros}-{self.image_id}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Cursor | None":
+        """The cursor `str()` made, or None for anything else (a hand-edited URL starts at the top)."""
+        try:
+            micros, image_id = (text or "").split("-")
+            return cls(datetime.fromtimestamp(int(micros) / 1_000_000, tz=dt_timezone.utc), int(image_id))
+        except (ValueError, OverflowError, OSError):
+            return None
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    images: list[Image]
+    next: Cursor | None  # where the next (older) page starts; None at the end
+
+
+def timeline_page(queryset: QuerySet[Image], *, before: Cursor | None, size: int) -> TimelinePage:
+    """Up to `size` images of `queryset`, newest taken first, older than `before`."""
+    ordered = queryset.order_by("-shot_at", "-id")
+    if before is not None:
+        ordered = ordered.filter(Q(shot_at__lt=before.shot_at) | Q(shot_at=before.shot_at, id__lt=before.image_id))
+    images = list(ordered[: size + 1])
+    last = images[size - 1] if len(images) > size else None
+    return TimelinePage(images=images[:size], next=Cursor(last.shot_at, last.pk) if last else None)
+
+
+def timeline_months(queryset: QuerySet[Image]) -> list[tuple[datetime, int]]:
+    """[(first day of a month, number of photos taken in it)], newest first: the timeline's date jump."""
+    rows = (queryset.order_by().annotate(month=TruncMonth("shot_at")).values("month")
+            .annotate(n=Count("id")).order_by("-month"))
+    return [(row["month"], row["n"]) for row in rows]

@@ -6,6 +6,7 @@ app_name = "gallery"
 urlpatterns = [
     path("images/", views.my_images, name="my_images"),
     path("public/", views.public_images, name="public_images"),
+    path("images/status/", views.image_statuses, name="image_statuses"),
     path("upload/", views.upload, name="upload"),
     path("images/<int:pk>/", views.image_detail, name="image_detail"),
     path("images/<int:pk>/visibility/", views.image_visibility, name="image_visibility"),

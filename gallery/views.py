@@ -1,13 +1,16 @@
 """Server-rendered gallery pages. Thin: querysets come from selectors, changes from services."""
+from datetime import datetime
+from itertools import groupby
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import TooManyFilesSent
-from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from gallery import media, selectors, services, tokens
@@ -50,31 +53,55 @@ def _signup_allowed_from(request: HttpRequest) -> bool:
     return cache.incr(key) <= settings.SIGNUP_RATE_PER_HOUR
 
 
+def _month_cursor(month: str | None) -> selectors.Cursor | None:
+    """The cursor that starts a timeline at the newest photo of `month` ('2024-05'), or None."""
+    try:
+        year, number = (int(part) for part in (month or "").split("-"))
+        if not 1 <= number <= 12:
+            return None
+        start_of_next = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=timezone.get_current_timezone())
+    except ValueError:
+        return None
+    return selectors.Cursor(start_of_next, 0)
+
+
 def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> HttpResponse:
+    """A timeline: photos grouped by the day they were taken, newest first, PAGE_SIZE at a time.
+
+    `?before=<cursor>` continues below a page; `?month=2024-05` jumps to a month; `?partial=1` answers
+    with the next page's groups alone, which timeline.js appends without reloading the page.
+    """
     form = ImageFilterForm(request.GET or None)
+    filtered = False
     if form.is_valid():
         if form.cleaned_data["status"]:
             queryset = queryset.filter(status=form.cleaned_data["status"])
         if form.cleaned_data["visibility"]:
             queryset = queryset.filter(is_public=form.cleaned_data["visibility"] == "public")
-    page = Paginator(selectors.images_with_region_counts(queryset.select_related("owner")).order_by("-created_at", "-id"), PAGE_SIZE).get_page(
-        request.GET.get("page")
+        filtered = bool(form.cleaned_data["status"] or form.cleaned_data["visibility"])
+    before = selectors.Cursor.parse(request.GET.get("before")) or _month_cursor(request.GET.get("month"))
+    page = selectors.timeline_page(
+        selectors.images_with_region_counts(queryset.select_related("owner")), before=before, size=PAGE_SIZE,
     )
+    days = [(day, list(group)) for day, group in groupby(page.images, key=lambda image: timezone.localdate(image.shot_at))]
     query = request.GET.copy()
-    query.pop("page", None)
-    return render(
-        request,
-        "gallery/image_list.html",
-        {
-            "title": title,
-            "mine": mine,
-            "page": page,
-            "form": form,
-            "query": query.urlencode(),
-            "refresh": any(not image.is_final for image in page.object_list),
-            "counts": selectors.image_status_counts(request.user) if mine else None,
-        },
-    )
+    for key in ("before", "month", "partial", "page"):
+        query.pop(key, None)
+    next_url = f"?{query.urlencode()}&before={page.next}".replace("?&", "?") if page.next else ""
+    context = {"days": days, "next_url": next_url, "mine": mine}
+    if request.GET.get("partial"):
+        return render(request, "gallery/_timeline_page.html", context)
+    return render(request, "gallery/image_list.html", {
+        **context,
+        "title": title,
+        "form": form,
+        "filtered": filtered,
+        "kept_filters": [(key, request.GET[key]) for key in ("status", "visibility") if request.GET.get(key)],
+        "jumped": before is not None,
+        "top_url": f"?{query.urlencode()}",
+        "months": selectors.timeline_months(queryset),
+        "counts": selectors.image_status_counts(request.user) if mine else None,
+    })
 
 
 @login_required
@@ -126,8 +153,28 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "gallery/image_detail.html",
-        {"image": image, "regions": regions, "is_owner": image.owner_id == request.user.pk, "refresh": not image.is_final},
+        {"image": image, "regions": regions, "is_owner": image.owner_id == request.user.pk},
     )
+
+
+# At most this many ids in one status poll (a page shows PAGE_SIZE images).
+MAX_STATUS_IDS = 200
+
+
+@login_required
+def image_statuses(request: HttpRequest) -> JsonResponse:
+    """Status of the images `?ids=1,2,3` names (those the person may see): what pages poll to update
+    their badges in place, instead of reloading themselves."""
+    try:
+        ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip()][:MAX_STATUS_IDS]
+    except ValueError:
+        return JsonResponse({"detail": "ids is a comma-separated list of image ids."}, status=400)
+    images = selectors.images_with_region_counts(selectors.images_visible_to(request.user).filter(pk__in=ids))
+    return JsonResponse({"images": [
+        {"id": image.pk, "status": image.status, "final": image.is_final, "error": image.error,
+         "regions": image.region_count, "label": image.status_label}
+        for image in images
+    ]})
 
 
 def _owned(request: HttpRequest, pk: int) -> Image:

@@ -44,3 +44,16 @@ def test_without_secret_key_one_is_generated_once_and_kept_private(tmp_path):
     key_file = tmp_path / "secret_key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert run(show_key, tmp_path, SECRET_KEY="k" * 60).stdout.strip() == "k" * 60  # the environment wins
+
+
+def test_the_default_sqlite_database_keeps_every_change_feed_trigger_after_migrating(tmp_path):
+    # SQLite rebuilds a table to add some columns (0009's generated shot_at), and a rebuilt table has
+    # lost its triggers: without them `make run`'s index would miss visibility changes and deletions.
+    import sqlite3
+
+    result = run(["manage.py", "migrate", "--noinput"], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    with sqlite3.connect(tmp_path / "db.sqlite3") as database:
+        triggers = {name for (name,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert triggers == {"gallery_region_feed_insert", "gallery_region_feed_delete", "gallery_region_feed_update",
+                        "gallery_image_feed_update", "gallery_image_feed_delete"}

@@ -1,5 +1,8 @@
 // Upload many files with a progress bar each, then follow each image's processing until it is
 // ready or failed. Each file is its own POST to /api/images/, so one bad file never blocks the rest.
+// A row's bar measures one thing at a time: bytes sent while uploading, then (after an indeterminate
+// wait in the queue) the worker's progress. A rejected file or a duplicate loses its bar: there is
+// nothing more to wait for.
 (function () {
   const zone = document.querySelector("[data-upload-zone]");
   if (!zone) return;
@@ -22,6 +25,9 @@
     item.dataset.state = state;
     const label = item.querySelector(".state");
     label.textContent = text;
+    const bar = item.querySelector("progress");
+    if (state === "rejected" || state === "duplicate") bar.remove();
+    if (state === "queued") bar.removeAttribute("value");  // indeterminate until the worker starts
     if (link) {
       const a = document.createElement("a");
       a.href = link;
@@ -42,8 +48,12 @@
         } else if (current.status === "failed") {
           show(item, "failed", "failed: " + current.error);
         } else {
-          progress.value = current.progress;
-          item.querySelector(".state").textContent = current.status + (current.status === "processing" ? " " + current.progress + "%" : "");
+          if (current.status === "processing") {
+            progress.value = current.progress;
+            item.querySelector(".state").textContent = "processing " + current.progress + "%";
+          } else {
+            item.querySelector(".state").textContent = "waiting for the worker…";
+          }
           setTimeout(function () { follow(item, image); }, POLL_MS);
         }
       })
@@ -74,8 +84,12 @@
         show(item, "rejected", "rejected: " + outcome.message);
       } else {
         const link = zone.dataset.detailUrl.replace("/0/", "/" + outcome.image.id + "/");
-        show(item, outcome.outcome === "duplicate" ? "duplicate" : "queued", outcome.outcome === "duplicate" ? outcome.message : "queued", link);
-        follow(item, outcome.image);
+        if (outcome.outcome === "duplicate") {
+          show(item, "duplicate", outcome.message, link);  // already stored: nothing to follow
+        } else {
+          show(item, "queued", "uploaded, waiting for the worker…", link);
+          follow(item, outcome.image);
+        }
       }
     });
     request.addEventListener("error", function () { show(item, "rejected", "upload failed: check your connection and try again"); });

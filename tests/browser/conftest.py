@@ -21,7 +21,10 @@ def browser():
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make around
     # it are ordinary synchronous code.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # The first upload of a run loads CLIP inside the request (tasks run at commit in tests): seconds.
+    expect.set_options(timeout=20_000)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

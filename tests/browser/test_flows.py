@@ -74,7 +74,16 @@ def test_drag_and_drop_three_files_two_become_ready_one_shows_its_reason(page, c
     assert states == {"first.png": "ready", "second.jpg": "ready", "notes.jpg": "rejected"}
     rejected = page.locator("#upload-list li[data-state=rejected] .state").inner_text()
     assert "not an image" in rejected
+    assert page.locator("#upload-list li[data-state=rejected] progress").count() == 0  # no full blue bar
     assert Image.objects.filter(status="ready").count() == 2
+    # The same file again: the row says it is a duplicate, and keeps saying so (it once turned into
+    # "ready" after 100 ms).
+    drop_files(page, "[data-upload-zone]", [("again.png", "image/png", images.png(seed=1))])
+    duplicate = page.locator("#upload-list li").nth(3)
+    expect(duplicate).to_have_attribute("data-state", "duplicate")
+    page.wait_for_timeout(1500)
+    expect(duplicate).to_have_attribute("data-state", "duplicate")
+    assert "already" in duplicate.locator(".state").inner_text().lower()
     page.goto("/images/")
     screenshot(page, "gallery")
     assert page.locator(".card").count() == 2
@@ -83,6 +92,24 @@ def test_drag_and_drop_three_files_two_become_ready_one_shows_its_reason(page, c
     page.goto("/images/")
     screenshot(page, "gallery-phone")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_my_images_updates_a_badge_in_place_without_moving_the_page(page, colour_proposer):
+    owner = member("owner")
+    with transaction.atomic():
+        for seed in range(30):  # enough for the page to scroll
+            image_create(owner=owner, upload=ContentFile(images.png(seed=seed), name=f"p{seed}.png"))
+    waiting = Image.objects.order_by("-shot_at", "-id").first()  # first on the timeline
+    Image.objects.filter(pk=waiting.pk).update(status="processing", progress=30)
+    log_in(page, "owner", PASSWORD)
+    badge = page.locator(f'[data-status-of="{waiting.pk}"]')
+    expect(badge).to_have_text("Processing 30%")
+    page.focus("#id_status")
+    page.evaluate("window.notReloaded = true; window.scrollTo(0, 300)")
+    Image.objects.filter(pk=waiting.pk).update(status="ready", progress=100)
+    expect(badge).to_have_text("Ready", timeout=10_000)
+    assert page.evaluate("[window.notReloaded, window.scrollY]") == [True, 300]
+    assert page.evaluate("document.activeElement.id") == "id_status"
 
 
 @pytest.fixture

@@ -51,12 +51,33 @@ def test_my_images_filters_by_status_and_visibility(client, owner, upload):
     assert "broken.png" not in page and "ready.png" not in page
 
 
-def test_pages_of_unfinished_images_refresh_themselves(client, owner, upload):
+def test_a_filter_that_matches_nothing_says_so_instead_of_inviting_uploads(client, owner, upload):
+    upload(owner, images.png(seed=1), name="ready.png")
+    client.force_login(owner)
+    page = client.get(reverse("gallery:my_images") + "?status=failed").content.decode()
+    assert "No images match these filters" in page and "Upload some" not in page
+
+
+def test_pages_of_unfinished_images_update_their_badges_without_reloading(client, owner, upload):
     image = upload(owner).image
     Image.objects.filter(pk=image.pk).update(status="processing", progress=60)
     client.force_login(owner)
-    page = client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
-    assert 'http-equiv="refresh"' in page and "Processing 60%" in page
+    for url in (reverse("gallery:image_detail", args=[image.pk]), reverse("gallery:my_images")):
+        page = client.get(url).content.decode()
+        # No <meta refresh>: it reloaded the page every few seconds, jumping to the top and losing focus.
+        assert 'http-equiv="refresh"' not in page
+        assert f'data-status-of="{image.pk}" data-live>Processing 60%' in page and "js/live.js" in page
+
+
+def test_the_status_poll_answers_for_images_the_person_may_see_only(client, owner, stranger, upload):
+    mine = upload(owner, images.png(seed=1)).image
+    Image.objects.filter(pk=mine.pk).update(status="processing", progress=40)
+    secret = upload(stranger, images.png(seed=2)).image
+    client.force_login(owner)
+    body = client.get(reverse("gallery:image_statuses"), {"ids": f"{mine.pk},{secret.pk}"}).json()
+    assert body == {"images": [{"id": mine.pk, "status": "processing", "final": False, "error": "",
+                                "regions": mine.regions.count(), "label": "Processing 40%"}]}
+    assert client.get(reverse("gallery:image_statuses"), {"ids": "1,x"}).status_code == 400
 
 
 def test_the_image_page_draws_object_boxes_in_percent(client, owner, upload, colour_proposer):
@@ -108,8 +129,8 @@ def test_thumbnails_are_made_once_and_fit_the_configured_size(client, owner, upl
     assert path.stat().st_mtime_ns == mtime
 
 
-def test_admin_lists_images_and_its_delete_action_removes_vectors(client, owner, upload, db,
-                                                                  django_capture_on_commit_callbacks):
+def test_admin_delete_asks_for_confirmation_then_removes_images_and_vectors(client, owner, upload, db,
+                                                                             django_capture_on_commit_callbacks):
     admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "admin-pass-123")
     image = upload(owner).image
     region_ids = set(image.regions.values_list("pk", flat=True))
@@ -117,9 +138,12 @@ def test_admin_lists_images_and_its_delete_action_removes_vectors(client, owner,
     page = client.get(reverse("admin:gallery_image_changelist")).content.decode()
     assert "photo.png" in page
     assert client.get(reverse("admin:gallery_image_change", args=[image.pk])).status_code == 200
+    changelist = reverse("admin:gallery_image_changelist")
+    asked = client.post(changelist, {"action": "delete_selected", "_selected_action": [image.pk]})
+    assert asked.status_code == 200 and "Are you sure" in asked.content.decode()
+    assert Image.objects.filter(pk=image.pk).exists()  # nothing deleted before the answer
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("admin:gallery_image_changelist"),
-                    {"action": "delete_with_vectors", "_selected_action": [image.pk]})
+        client.post(changelist, {"action": "delete_selected", "_selected_action": [image.pk], "post": "yes"})
     assert not Image.objects.exists()
     assert region_ids and region_ids.isdisjoint(get_index().current().ids().tolist())
 
@@ -157,13 +181,21 @@ def test_region_crops_are_served_to_those_who_may_see_the_image(client, owner, s
     assert client.get(url).status_code == 404
 
 
-def test_the_admin_shows_region_crops_inline(client, owner, upload, colour_proposer):
+def test_the_admin_previews_other_peoples_private_images_and_crops(client, owner, friend, upload, colour_proposer):
     admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "admin-pass-123")
-    image = upload(owner, images.png(160, 120)).image
+    image = upload(owner, images.png(160, 120)).image  # private, and not the admin's
+    region = image.regions.filter(kind="object").first()
     client.force_login(admin)
     page = client.get(reverse("admin:gallery_image_change", args=[image.pk])).content.decode()
-    region = image.regions.filter(kind="object").first()
-    assert reverse("gallery:region_crop", args=[region.pk]) in page
+    previews = [reverse("admin:gallery_image_thumbnail", args=[image.pk]), reverse("admin:gallery_region_crop", args=[region.pk])]
+    for url in previews:
+        assert url in page
+        response = client.get(url)
+        assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    # The gallery's own media URLs stay scoped to what a person may see, staff included.
+    assert client.get(reverse("gallery:image_thumbnail", args=[image.pk])).status_code == 404
+    client.force_login(friend)  # not staff: the admin's previews send them to the admin login
+    assert all(client.get(url).status_code == 302 for url in previews)
 
 
 def test_a_stuck_image_offers_retry_to_its_owner_and_retrying_processes_it(

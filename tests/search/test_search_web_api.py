@@ -31,6 +31,14 @@ def test_text_search_page_lists_results_with_scores(client, owner, photos, setti
     assert "secret.png" not in page
 
 
+def test_a_search_page_past_the_last_match_says_so(client, owner, photos, settings):
+    settings.MIN_SIMILARITY = -1
+    client.force_login(owner)
+    page = client.get(reverse("search:search"), {"q": "a red circle", "page": 5}).content.decode()
+    assert "No more matches after page 4" in page and "Nothing matched well enough" not in page
+    assert 'aria-live="polite"' in page and "js/search.js" in page  # where "Searching…" is announced
+
+
 def test_search_page_with_an_image_upload(client, owner, photos, settings):
     settings.MIN_SIMILARITY = 0.99
     client.force_login(owner)

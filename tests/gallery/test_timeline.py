@@ -1,0 +1,73 @@
+"""The timeline ("My images", "Public"): newest taken first, grouped by day, keyset pages, a date jump."""
+import re
+
+import pytest
+from django.urls import reverse
+
+from gallery import selectors
+from gallery.models import Image
+from tests import images
+
+
+@pytest.fixture
+def album_of_dates(owner, upload):
+    """Photos taken on three days (EXIF), uploaded in another order, and one without a date."""
+    taken = {"summer.jpg": "2024:07:14 18:30:05", "spring.jpg": "2023:04:02 09:00:00", "winter.jpg": "2024:12:24 20:00:00",
+             "also-summer.jpg": "2024:07:14 08:00:00"}
+    for seed, (name, when) in enumerate(taken.items()):
+        upload(owner, images.camera_jpeg(seed=seed, taken=when, offset="+00:00"), name=name)
+    upload(owner, images.png(seed=9), name="undated.png")  # falls back to its upload time: today
+    return taken
+
+
+def names_in(page: str) -> list[str]:
+    return re.findall(r'<span class="name">([^<]+)</span>', page)
+
+
+def test_my_images_are_in_order_taken_newest_first_whatever_the_upload_order(client, owner, album_of_dates):
+    client.force_login(owner)
+    page = client.get(reverse("gallery:my_images")).content.decode()
+    assert names_in(page) == ["undated.png", "winter.jpg", "summer.jpg", "also-summer.jpg", "spring.jpg"]
+    # One heading per day: both summer photos under Sunday 14 July 2024.
+    assert page.count("Sunday 14 July 2024") == 1 and "Tuesday 24 December 2024" in page
+
+
+def test_pages_continue_where_the_last_one_ended_even_after_new_uploads(client, owner, upload, album_of_dates, monkeypatch):
+    monkeypatch.setattr("gallery.views.PAGE_SIZE", 2)
+    client.force_login(owner)
+    first = client.get(reverse("gallery:my_images")).content.decode()
+    assert names_in(first) == ["undated.png", "winter.jpg"]
+    next_url = re.search(r'data-load-more href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    upload(owner, images.png(seed=20), name="newer.png")  # would shift an offset page by one
+    second = client.get(reverse("gallery:my_images") + next_url + "&partial=1").content.decode()
+    assert names_in(second) == ["summer.jpg", "also-summer.jpg"]
+    assert "<h1>" not in second  # only the groups, for timeline.js to append
+    third_url = re.search(r'data-load-more href="([^"]+)"', second).group(1).replace("&amp;", "&")
+    third = client.get(reverse("gallery:my_images") + third_url).content.decode()
+    assert names_in(third) == ["spring.jpg"] and "data-load-more" not in third
+
+
+def test_a_month_jump_starts_at_that_months_newest_photo(client, owner, album_of_dates):
+    client.force_login(owner)
+    page = client.get(reverse("gallery:my_images")).content.decode()
+    assert '<option value="2024-07">July 2024 (2)</option>' in page
+    jumped = client.get(reverse("gallery:my_images"), {"month": "2024-07"}).content.decode()
+    assert names_in(jumped) == ["summer.jpg", "also-summer.jpg", "spring.jpg"]
+    assert "Back to the newest photos" in jumped
+    nonsense = client.get(reverse("gallery:my_images"), {"month": "2024-13", "before": "x-y"}).content.decode()
+    assert len(names_in(nonsense)) == 5  # a hand-edited URL starts at the top
+
+
+def test_the_public_timeline_holds_only_public_photos(client, owner, friend, upload, album_of_dates):
+    Image.objects.filter(original_name="summer.jpg").update(is_public=True)
+    client.force_login(friend)
+    page = client.get(reverse("gallery:public_images")).content.decode()
+    assert names_in(page) == ["summer.jpg"]
+    assert "July 2024 (1)" not in page  # one month only: no jump offered
+
+
+def test_a_cursor_survives_its_round_trip_to_the_microsecond(owner, album_of_dates):
+    image = Image.objects.get(original_name="summer.jpg")
+    cursor = selectors.Cursor(image.shot_at, image.pk)
+    assert selectors.Cursor.parse(str(cursor)) == cursor
+    assert selectors.Cursor.parse("12-ab") is None and selectors.Cursor.parse("99999999999999999999-1") is None
