@@ -8,7 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from gallery import media, services
-from gallery.models import Image, Region
+from gallery.models import Album, Image, Region, ShareLink
 
 
 class RegionInline(admin.TabularInline):
@@ -116,3 +116,36 @@ class ImageAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request, queryset) -> None:
         services.images_delete(queryset=queryset)
+
+
+class ShareLinkInline(admin.TabularInline):
+    model = ShareLink
+    extra = 0
+    fields = ("token_start", "created_at", "expires_at", "revoked_at")
+    readonly_fields = ("token_start", "created_at")
+
+    @admin.display(description="Link")
+    def token_start(self, link: ShareLink) -> str:
+        return f"{link.token[:6]}…"  # enough to tell links apart; the whole token stays with its owner
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Album)
+class AlbumAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "photo_count", "updated_at")
+    search_fields = ("name", "owner__username")
+    list_select_related = ("owner",)
+    fields = ("name", "owner", "cover", "shared_with", "created_at", "updated_at")
+    readonly_fields = ("owner", "created_at", "updated_at")
+    raw_id_fields = ("cover",)
+    filter_horizontal = ("shared_with",)
+    inlines = [ShareLinkInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(photo_count=Count("items"))
+
+    @admin.display(description="Photos", ordering="photo_count")
+    def photo_count(self, album: Album) -> int:
+        return album.photo_count

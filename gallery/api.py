@@ -54,7 +54,9 @@ class ImageOutputSerializer(serializers.Serializer):
     f_number = serializers.FloatField(allow_null=True)
     iso = serializers.IntegerField(allow_null=True)
     focal_length_mm = serializers.FloatField(allow_null=True)
-    location = serializers.SerializerMethodField(help_text="Where it was taken (EXIF GPS): for its owner only, else null.")
+    location = serializers.SerializerMethodField(
+        help_text="Where it was taken (EXIF GPS): for its owner, or anyone who may see it when share_location is on; else null.")
+    share_location = serializers.BooleanField(help_text="Others who may see it may see where it was taken (and download it with GPS).")
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
 
@@ -64,7 +66,7 @@ class ImageOutputSerializer(serializers.Serializer):
     @extend_schema_field(inline_serializer("Location", {"latitude": serializers.FloatField(),
                                                         "longitude": serializers.FloatField()}, allow_null=True))
     def get_location(self, image: Image) -> dict | None:
-        if image.owner_id != self.context["request"].user.pk or image.latitude is None:
+        if not image.location_visible_to(self.context["request"].user):
             return None
         return {"latitude": image.latitude, "longitude": image.longitude}
 
@@ -149,8 +151,9 @@ class ImageListCreateApi(ListAPIView):
         return Response(data, status=status.HTTP_400_BAD_REQUEST if all_rejected else status.HTTP_201_CREATED)
 
 
-class VisibilityInputSerializer(serializers.Serializer):
-    is_public = serializers.BooleanField()
+class ImageChangeInputSerializer(serializers.Serializer):
+    is_public = serializers.BooleanField(required=False)
+    share_location = serializers.BooleanField(required=False)
 
 
 class ImageDetailApi(APIView):
@@ -163,12 +166,16 @@ class ImageDetailApi(APIView):
         image = get_object_or_404(selectors.images_visible_to(request.user).select_related("owner"), pk=pk)
         return Response(ImageDetailOutputSerializer(image, context={"request": request}).data)
 
-    @extend_schema(request=VisibilityInputSerializer, responses=ImageDetailOutputSerializer)
+    @extend_schema(request=ImageChangeInputSerializer, responses=ImageDetailOutputSerializer)
     def patch(self, request: Request, pk: int) -> Response:
         image = get_object_or_404(selectors.images_owned_by(request.user).select_related("owner"), pk=pk)
-        serializer = VisibilityInputSerializer(data=request.data)
+        serializer = ImageChangeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.image_set_visibility(image=image, is_public=serializer.validated_data["is_public"])
+        changes = serializer.validated_data
+        if "is_public" in changes:
+            services.image_set_visibility(image=image, is_public=changes["is_public"])
+        if "share_location" in changes:
+            services.image_set_location_sharing(image=image, share_location=changes["share_location"])
         return Response(ImageDetailOutputSerializer(image, context={"request": request}).data)
 
     @extend_schema(responses={204: None})
@@ -193,7 +200,7 @@ class ImageFileApi(APIView):
     @extend_schema(responses={(200, "image/*"): bytes})
     def get(self, request: Request, pk: int):
         image = get_object_or_404(selectors.images_visible_to(request.user), pk=pk)
-        return media.original_response(image, download="download" in request.query_params)
+        return media.original_response(image, viewer=request.user, download="download" in request.query_params)
 
 
 class ImageThumbnailApi(APIView):

@@ -30,6 +30,8 @@ class PhotoMetadata:
     focal_length_mm: float | None = None
     latitude: float | None = None
     longitude: float | None = None
+    # The file holds GPS or XMP (which may hold GPS), readable or not: others get it without them.
+    carries_location: bool = False
 
 
 def read_metadata(image: PILImage.Image) -> PhotoMetadata:
@@ -37,8 +39,8 @@ def read_metadata(image: PILImage.Image) -> PhotoMetadata:
         exif = image.getexif()
         details = exif.get_ifd(EXIF_IFD)
         gps = exif.get_ifd(GPS_IFD)
-    except Exception:  # a broken EXIF block: the photo itself is fine
-        return PhotoMetadata()
+    except Exception:  # a broken EXIF block: the photo itself is fine, but the block may hold anything
+        return PhotoMetadata(carries_location=True)
     latitude = _coordinate(gps.get(GPS_LATITUDE), gps.get(GPS_LATITUDE_REF), limit=90)
     longitude = _coordinate(gps.get(GPS_LONGITUDE), gps.get(GPS_LONGITUDE_REF), limit=180)
     has_position = latitude is not None and longitude is not None
@@ -52,7 +54,13 @@ def read_metadata(image: PILImage.Image) -> PhotoMetadata:
         focal_length_mm=_positive(details.get(FOCAL_LENGTH)),
         latitude=latitude if has_position else None,
         longitude=longitude if has_position else None,
+        carries_location=_carries_location(image, exif),
     )
+
+
+def _carries_location(image: PILImage.Image, exif: PILImage.Exif) -> bool:
+    unreadable = bool(image.info.get("exif")) and not len(exif)  # Pillow reads a broken block as empty
+    return GPS_IFD in exif or unreadable or any(key in image.info for key in ("xmp", "XML:com.adobe.xmp"))
 
 
 def _text(value) -> str:
@@ -122,3 +130,86 @@ def _coordinate(parts, ref, *, limit: float) -> float | None:
     if _text(ref).upper() in {"S", "W"}:
         value = -value
     return round(value, 6) if abs(value) <= limit else None
+
+
+# --- Sharing a photo without where it was taken --------------------------------------------------
+
+XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+EXIF_HEADER = b"Exif\x00\x00"
+# JPEG markers without a length field: TEM and the restart markers.
+_STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}
+START_OF_SCAN = 0xDA
+
+
+def without_location(data: bytes, image_format: str) -> bytes | None:
+    """The same photo without where it was taken, or None when the file says nothing of where.
+
+    What goes: EXIF's GPS directory and XMP (which cameras and editors also fill with GPS). JPEG keeps
+    every pixel byte, its other EXIF (date, camera, orientation) and ICC profile: only the metadata
+    segments are rewritten. Other formats are re-encoded without them (losslessly where the format is).
+    """
+    if image_format == "JPEG" and data[:2] == b"\xff\xd8":
+        return _jpeg_without_location(data)
+    return _reencoded_without_location(data)
+
+
+def _exif_without_gps(exif: PILImage.Exif) -> bool:
+    """Drop the GPS directory from `exif`; True if there was one."""
+    if GPS_IFD not in exif:
+        return False
+    del exif[GPS_IFD]
+    return True
+
+
+def _jpeg_without_location(data: bytes) -> bytes | None:
+    out, position, changed = [data[:2]], 2, False
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker in _STANDALONE_MARKERS or marker == 0xFF:
+            out.append(data[position:position + 2])
+            position += 2
+            continue
+        if marker == START_OF_SCAN:
+            break
+        end = position + 2 + int.from_bytes(data[position + 2:position + 4], "big")
+        segment, payload = data[position:end], data[position + 4:end]
+        if marker == 0xE1 and payload.startswith(EXIF_HEADER):
+            exif = PILImage.Exif()
+            try:
+                exif.load(payload)
+                dropped = _exif_without_gps(exif)
+            except Exception:  # unreadable EXIF: it may hold anything, so it goes whole
+                segment, dropped = b"", True
+            if dropped:
+                changed = True
+                if segment:
+                    rewritten = exif.tobytes()
+                    segment = b"\xff\xe1" + (len(rewritten) + 2).to_bytes(2, "big") + rewritten
+        elif marker == 0xE1 and payload.startswith(XMP_HEADER):
+            segment, changed = b"", True
+        out.append(segment)
+        position = end
+    if not changed:
+        return None
+    out.append(data[position:])  # the scans: the pixels, untouched
+    return b"".join(out)
+
+
+def _reencoded_without_location(data: bytes) -> bytes | None:
+    import io
+
+    with PILImage.open(io.BytesIO(data)) as image:
+        exif = image.getexif()
+        has_gps = _exif_without_gps(exif)
+        if not has_gps and not image.info.get("xmp") and not image.info.get("XML:com.adobe.xmp"):
+            return None
+        image_format = image.format
+        options = {"exif": exif.tobytes()} if len(exif) else {}
+        if image_format == "WEBP":
+            options.update(lossless=image.info.get("lossless", False), quality=95)
+        elif image_format in {"JPEG", "MPO"}:
+            image_format, options["quality"] = "JPEG", 95
+            options["icc_profile"] = image.info.get("icc_profile")
+        buffer = io.BytesIO()
+        image.save(buffer, image_format, **options)
+    return buffer.getvalue()

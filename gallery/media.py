@@ -9,8 +9,9 @@ from django.http import FileResponse, Http404, HttpResponse
 from PIL import Image as PILImage
 
 from gallery import storage
+from gallery.exif import without_location
 from gallery.models import Image
-from gallery.services import thumbnail_name
+from gallery.services import thumbnail_name, without_location_name
 
 
 def protected_file_response(name: str, *, download_name: str | None = None) -> HttpResponse:
@@ -23,7 +24,6 @@ def protected_file_response(name: str, *, download_name: str | None = None) -> H
     if not storage.exists(name):
         raise Http404("The file is missing.")
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    disposition = f"attachment; filename*=UTF-8''{quote(download_name, safe='')}" if download_name else "inline"
     mode = settings.MEDIA_SENDFILE if storage.is_local() else ""
     if mode:
         response = HttpResponse(content_type=content_type)
@@ -33,15 +33,40 @@ def protected_file_response(name: str, *, download_name: str | None = None) -> H
             response["X-Sendfile"] = str(storage.local_path(name).resolve())
     else:
         response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
-    response["Content-Disposition"] = disposition
+    return _private(response, download_name=download_name)
+
+
+def _private(response: HttpResponse, *, download_name: str | None = None) -> HttpResponse:
+    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(download_name, safe='')}" if download_name else "inline"
     # Private bytes must not sit in shared caches.
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
 
-def original_response(image: Image, *, download: bool = False) -> HttpResponse:
-    return protected_file_response(image.file, download_name=image.original_name if download else None)
+def original_response(image: Image, *, viewer, download: bool = False) -> HttpResponse:
+    """The original file; for anyone but its owner without where it was taken, unless the owner shares
+    that (Image.share_location)."""
+    download_name = image.original_name if download else None
+    if image.owner_id == viewer.pk or image.share_location or not image.carries_location:
+        return protected_file_response(image.file, download_name=download_name)
+    name = without_location_name(image)
+    if storage.exists(name):
+        return protected_file_response(name, download_name=download_name)
+    try:
+        with storage.opened(image.file) as stream:
+            stripped = without_location(stream.read(), image.format)
+    except FileNotFoundError:
+        raise Http404("The file is missing.") from None
+    if stripped is None:  # nothing to remove after all (an image stored before this was recorded)
+        Image.objects.filter(pk=image.pk).update(carries_location=False)
+        return protected_file_response(image.file, download_name=download_name)
+    try:
+        storage.write(name, stripped)
+    except OSError:  # a full or read-only disk: send the copy made in memory
+        content_type = mimetypes.guess_type(image.file)[0] or "application/octet-stream"
+        return _private(HttpResponse(stripped, content_type=content_type), download_name=download_name)
+    return protected_file_response(name, download_name=download_name)
 
 
 def ensure_thumbnail(image: Image) -> str:
@@ -79,10 +104,7 @@ def _jpeg_bytes(picture: PILImage.Image, *, optimize: bool = False) -> bytes:
 
 
 def _jpeg_response(picture: PILImage.Image) -> HttpResponse:
-    response = HttpResponse(_jpeg_bytes(picture), content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=3600"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return _private(HttpResponse(_jpeg_bytes(picture), content_type="image/jpeg"))
 
 
 CROP_SIZE = 128  # longest side of a region preview

@@ -46,9 +46,13 @@ class Image(models.Model):
     f_number = models.FloatField(null=True, blank=True)
     iso = models.PositiveIntegerField(null=True, blank=True)
     focal_length_mm = models.FloatField(null=True, blank=True)
-    # Where it was taken: shown to its owner only.
+    # Where it was taken: shown to its owner only, unless they share it.
     latitude = models.FloatField(null=True, blank=True)
     longitude = models.FloatField(null=True, blank=True)
+    carries_location = models.BooleanField(
+        default=False, help_text="The file holds GPS or XMP: others download a copy without them.")
+    share_location = models.BooleanField(
+        default=False, help_text="Others who may see the photo may also see where it was taken.")
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     progress = models.PositiveSmallIntegerField(default=0, help_text="0-100 while processing.")
@@ -98,6 +102,9 @@ class Image(models.Model):
     def on_its_way(self) -> bool:
         """Queued or being processed, with signs of life: queuing it again would only add a task."""
         return self.status in {self.Status.PENDING, self.Status.PROCESSING} and not self.looks_stuck
+
+    def location_visible_to(self, user) -> bool:
+        return self.latitude is not None and (self.owner_id == user.pk or self.share_location)
 
     @property
     def status_label(self) -> str:
@@ -233,3 +240,67 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.token_key}…) of {self.user}"
+
+
+class Favourite(models.Model):
+    """A person's heart on a photo they may see (theirs or a public one)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="favourites")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="favourites")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "image"], name="favourite_once_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ♥ {self.image_id}"
+
+
+class Album(models.Model):
+    """A named set of photos its owner may see, shown to the people it is shared with and to anyone
+    holding one of its links. Sharing an album shows its photos, nothing else of the owner's."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="albums")
+    name = models.CharField(max_length=100)
+    images = models.ManyToManyField(Image, through="AlbumItem", related_name="albums")
+    cover = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                              help_text="Shown on the album list; the newest photo when empty.")
+    # Read-only: they see the album's photos, they cannot change the album.
+    shared_with = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="albums_shared_with_me")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.owner})"
+
+
+class AlbumItem(models.Model):
+    album = models.ForeignKey(Album, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="album_items")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["album", "image"], name="album_item_once")]
+
+
+class ShareLink(models.Model):
+    """A link that opens one album to anyone holding it, until it expires or its owner revokes it."""
+
+    album = models.ForeignKey(Album, on_delete=models.CASCADE, related_name="links")
+    # 32 random bytes: unguessable; looked up by equality on a unique index.
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"link to {self.album} ({self.token[:6]}…)"
+
+    def is_active(self, now) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

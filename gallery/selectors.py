@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncMonth
 
-from gallery.models import Image
+from gallery.models import Album, Image, ShareLink
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -113,3 +113,42 @@ def timeline_months(queryset: QuerySet[Image]) -> list[tuple[datetime, int]]:
     rows = (queryset.order_by().annotate(month=TruncMonth("shot_at")).values("month")
             .annotate(n=Count("id")).order_by("-month"))
     return [(row["month"], row["n"]) for row in rows]
+
+
+# --- Favourites and albums -----------------------------------------------------------------------
+
+
+def images_favoured_by(user: User) -> QuerySet[Image]:
+    """The photos `user` hearted that they may still see."""
+    return images_visible_to(user).filter(favourites__user=user) if user.is_authenticated else Image.objects.none()
+
+
+def is_favourite(user: User, image: Image) -> bool:
+    return user.is_authenticated and image.favourites.filter(user=user).exists()
+
+
+def albums_owned_by(user: User) -> QuerySet[Album]:
+    return Album.objects.filter(owner=user) if user.is_authenticated else Album.objects.none()
+
+
+def albums_visible_to(user: User) -> QuerySet[Album]:
+    """Albums `user` owns or that were shared with them."""
+    if not user.is_authenticated:
+        return Album.objects.none()
+    return Album.objects.filter(Q(owner=user) | Q(shared_with=user)).distinct()
+
+
+def album_images(album: Album) -> QuerySet[Image]:
+    """What the album shows to everyone it is open to: its photos that its owner may still see (their
+    own, and others' while those stay public). Only these become visible through the album."""
+    return images_visible_to(album.owner).filter(album_items__album=album)
+
+
+def album_of_link(token: str) -> Album | None:
+    """The album a share link opens, or None when the link is unknown, revoked or expired."""
+    from django.utils import timezone
+
+    link = ShareLink.objects.filter(token=token).select_related("album__owner").first() if token else None
+    if link is None or not link.is_active(timezone.now()):
+        return None
+    return link.album

@@ -166,6 +166,14 @@ def image_set_visibility(*, image: Image, is_public: bool) -> Image:
     return image
 
 
+def image_set_location_sharing(*, image: Image, share_location: bool) -> Image:
+    """Let others who may see the photo see where it was taken (and download it with its GPS), or not."""
+    if image.share_location != share_location:
+        image.share_location = share_location
+        image.save(update_fields=["share_location", "updated_at"])
+    return image
+
+
 def image_reprocess(*, image: Image) -> Image:
     """A person's Retry / Process again: queue the image to be segmented and embedded again (its old
     regions stay until then), with a fresh budget of IMAGE_MAX_ATTEMPTS.
@@ -224,3 +232,14 @@ def partial_files_delete(*, older_than: timedelta) -> int:
 def thumbnail_name(image: Image) -> str:
     stem = Path(image.file).stem
     return f"thumbnails/{image.owner_id}/{stem}.jpg"
+
+
+def without_location_name(image: Image) -> str:
+    """Where the copy of the original without GPS (what others download) is kept."""
+    path = Path(image.file)
+    return f"without-location/{image.owner_id}/{path.name}"
+
+
+def derived_file_names(image: Image) -> list[str]:
+    """Every file kept for an image besides its original: deleted with it."""
+    return [thumbnail_name(image), without_location_name(image)]

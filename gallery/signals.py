@@ -10,10 +10,10 @@ from django.dispatch import receiver
 
 from gallery import storage
 from gallery.models import Image
-from gallery.services import thumbnail_name
+from gallery.services import derived_file_names
 
 
 @receiver(post_delete, sender=Image, dispatch_uid="gallery.image_files_delete")
 def image_files_delete(sender, instance: Image, **kwargs) -> None:
-    names = [instance.file, thumbnail_name(instance)]
+    names = [instance.file, *derived_file_names(instance)]
     transaction.on_commit(lambda: [storage.delete(name) for name in names], using=kwargs.get("using"))

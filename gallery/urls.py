@@ -1,6 +1,6 @@
 from django.urls import path
 
-from gallery import views
+from gallery import album_views, views
 
 app_name = "gallery"
 urlpatterns = [
@@ -10,8 +10,29 @@ urlpatterns = [
     path("upload/", views.upload, name="upload"),
     path("images/<int:pk>/", views.image_detail, name="image_detail"),
     path("images/<int:pk>/visibility/", views.image_visibility, name="image_visibility"),
+    path("images/<int:pk>/location/", views.image_location, name="image_location"),
     path("images/<int:pk>/delete/", views.image_delete, name="image_delete"),
     path("images/<int:pk>/retry/", views.image_retry, name="image_retry"),
+    path("images/add-to-album/", album_views.images_add_to_album, name="images_add_to_album"),
+    path("images/favourite/", album_views.images_favourite, name="images_favourite"),
+    path("favourites/", views.favourite_images, name="favourite_images"),
+    path("albums/", album_views.album_list, name="album_list"),
+    path("albums/<int:pk>/", album_views.album_detail, name="album_detail"),
+    path("albums/<int:pk>/rename/", album_views.album_rename, name="album_rename"),
+    path("albums/<int:pk>/delete/", album_views.album_delete, name="album_delete"),
+    path("albums/<int:pk>/cover/", album_views.album_cover, name="album_cover"),
+    path("albums/<int:pk>/remove/", album_views.album_remove, name="album_remove"),
+    path("albums/<int:pk>/share/", album_views.album_share, name="album_share"),
+    path("albums/<int:pk>/unshare/<int:user_id>/", album_views.album_unshare, name="album_unshare"),
+    path("albums/<int:pk>/links/", album_views.album_link_create, name="album_link_create"),
+    path("albums/<int:pk>/links/<int:link_id>/revoke/", album_views.album_link_revoke, name="album_link_revoke"),
+    path("albums/<int:pk>/photos/<int:image_id>/", album_views.album_photo, name="album_photo"),
+    path("albums/<int:pk>/photos/<int:image_id>/original", album_views.album_photo_file, name="album_photo_file"),
+    path("albums/<int:pk>/photos/<int:image_id>/thumbnail", album_views.album_photo_thumbnail, name="album_photo_thumbnail"),
+    path("s/<str:token>/", album_views.shared_album, name="shared_album"),
+    path("s/<str:token>/photos/<int:image_id>/", album_views.shared_photo, name="shared_photo"),
+    path("s/<str:token>/photos/<int:image_id>/original", album_views.shared_photo_file, name="shared_photo_file"),
+    path("s/<str:token>/photos/<int:image_id>/thumbnail", album_views.shared_photo_thumbnail, name="shared_photo_thumbnail"),
     path("account/tokens/", views.account_tokens, name="account_tokens"),
     path("account/tokens/revoke-all/", views.account_tokens_revoke_all, name="account_tokens_revoke_all"),
     path("account/tokens/<str:key>/revoke/", views.account_token_revoke, name="account_token_revoke"),

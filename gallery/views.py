@@ -116,6 +116,11 @@ def public_images(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+def favourite_images(request: HttpRequest) -> HttpResponse:
+    return _image_list(request, selectors.images_favoured_by(request.user), title="Favourites", mine=False)
+
+
+@login_required
 def upload(request: HttpRequest) -> HttpResponse:
     outcomes = None
     error = None
@@ -153,7 +158,11 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "gallery/image_detail.html",
-        {"image": image, "regions": regions, "is_owner": image.owner_id == request.user.pk},
+        {"image": image, "regions": regions, "is_owner": image.owner_id == request.user.pk,
+         "location_visible": image.location_visible_to(request.user),
+         "is_favourite": selectors.is_favourite(request.user, image),
+         "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
+         "in_albums": selectors.albums_owned_by(request.user).filter(items__image=image).order_by("name")},
     )
 
 
@@ -186,6 +195,15 @@ def _owned(request: HttpRequest, pk: int) -> Image:
 def image_visibility(request: HttpRequest, pk: int) -> HttpResponse:
     image = services.image_set_visibility(image=_owned(request, pk), is_public=request.POST.get("is_public") == "1")
     messages.success(request, "The image is now public." if image.is_public else "The image is now private.")
+    return redirect("gallery:image_detail", pk=pk)
+
+
+@login_required
+@require_POST
+def image_location(request: HttpRequest, pk: int) -> HttpResponse:
+    image = services.image_set_location_sharing(image=_owned(request, pk), share_location=request.POST.get("share_location") == "1")
+    messages.success(request, "People who may see this photo now see where it was taken, and download it with its GPS."
+                     if image.share_location else "Where this photo was taken is yours alone again: others download it without GPS.")
     return redirect("gallery:image_detail", pk=pk)
 
 
@@ -254,7 +272,7 @@ def _visible_or_404(request: HttpRequest, pk: int) -> Image:
 
 
 def image_file(request: HttpRequest, pk: int) -> HttpResponse:
-    return media.original_response(_visible_or_404(request, pk), download="download" in request.GET)
+    return media.original_response(_visible_or_404(request, pk), viewer=request.user, download="download" in request.GET)
 
 
 def image_thumbnail(request: HttpRequest, pk: int) -> HttpResponse:

@@ -7,7 +7,7 @@ from django.urls import reverse
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
-from gallery.exif import read_metadata
+from gallery.exif import read_metadata, without_location
 from gallery.models import Image
 from tests import images
 
@@ -73,3 +73,110 @@ def test_the_page_and_the_api_show_it_and_only_the_owner_sees_where(client, owne
     api.force_authenticate(stranger)
     theirs = api.get(reverse("api:image", args=[image.pk])).json()
     assert theirs["camera"] == "Canon EOS R5" and theirs["location"] is None
+
+
+# --- What others download: the photo without where it was taken ---------------------------------
+
+
+def scan_bytes(jpeg: bytes) -> bytes:
+    """Everything from the first start-of-scan marker: the compressed pixels."""
+    return jpeg[jpeg.index(b"\xff\xda"):]
+
+
+def test_gps_leaves_a_jpeg_without_touching_its_pixels_or_the_rest_of_its_exif():
+    original = images.camera_jpeg(orientation=6)
+    stripped = without_location(original, "JPEG")
+    assert scan_bytes(stripped) == scan_bytes(original)
+    kept = metadata(stripped)
+    assert kept.latitude is None and not kept.carries_location
+    assert kept.camera == "Canon EOS R5" and kept.taken_at == metadata(original).taken_at
+    with PILImage.open(io.BytesIO(stripped)) as image:
+        assert image.getexif()[0x0112] == 6  # still turned the right way up
+
+
+def test_a_file_that_says_nothing_of_where_is_left_alone():
+    assert without_location(images.jpeg(), "JPEG") is None
+    assert without_location(images.camera_jpeg(gps=None), "JPEG") is None
+    assert without_location(images.png(), "PNG") is None
+    assert not metadata(images.camera_jpeg(gps=None)).carries_location
+
+
+def test_xmp_goes_too_since_editors_write_gps_there():
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="52,31.2N"/></rdf:RDF></x:xmpmeta>')
+    original = images.encode(images.scene(), "JPEG", quality=90, xmp=xmp)
+    assert metadata(original).carries_location
+    stripped = without_location(original, "JPEG")
+    assert b"GPSLatitude" not in stripped and scan_bytes(stripped) == scan_bytes(original)
+
+
+def test_an_unreadable_exif_block_goes_whole():
+    original = images.camera_jpeg()
+    start = original.index(b"Exif\x00\x00") + 6
+    broken = original[:start] + b"XX" + original[start + 2:]  # no longer a TIFF header
+    assert metadata(broken).carries_location
+    stripped = without_location(broken, "JPEG")
+    assert b"Exif\x00\x00" not in stripped and scan_bytes(stripped) == scan_bytes(original)
+
+
+def test_a_png_with_gps_is_reencoded_without_it_pixel_for_pixel():
+    exif = PILImage.Exif()
+    exif[0x010F] = "Canon"
+    exif.get_ifd(0x8825)[1] = "N"
+    original = images.encode(images.scene(), "PNG", exif=exif)
+    stripped = without_location(original, "PNG")
+    with PILImage.open(io.BytesIO(original)) as before, PILImage.open(io.BytesIO(stripped)) as after:
+        assert after.format == "PNG" and after.tobytes() == before.tobytes()
+        assert 0x8825 not in after.getexif() and after.getexif()[0x010F] == "Canon"
+
+
+def test_others_download_a_public_photo_without_gps_unless_its_owner_shares_it(client, owner, stranger, upload):
+    original = images.camera_jpeg()
+    image = upload(owner, original, "trip.jpg").image
+    Image.objects.filter(pk=image.pk).update(is_public=True)
+    file_url, api_url = reverse("gallery:image_file", args=[image.pk]), reverse("api:image_file", args=[image.pk])
+
+    client.force_login(owner)
+    assert b"".join(client.get(file_url).streaming_content) == original  # the owner's own bytes
+    client.force_login(stranger)
+    for url in (file_url, file_url + "?download=1", api_url):
+        served = b"".join(client.get(url).streaming_content)
+        assert metadata(served).latitude is None and not metadata(served).carries_location
+        assert scan_bytes(served) == scan_bytes(original)
+
+    client.force_login(owner)
+    client.post(reverse("gallery:image_location", args=[image.pk]), {"share_location": "1"})
+    client.force_login(stranger)
+    assert b"".join(client.get(file_url).streaming_content) == original
+    assert "52.52" in client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
+    api = APIClient()
+    api.force_authenticate(stranger)
+    assert api.get(reverse("api:image", args=[image.pk])).json()["location"] == {"latitude": 52.52, "longitude": 13.4}
+
+
+def test_only_the_owner_may_share_the_location(client, owner, stranger, upload):
+    image = upload(owner, images.camera_jpeg(), "trip.jpg").image
+    Image.objects.filter(pk=image.pk).update(is_public=True)
+    client.force_login(stranger)
+    assert client.post(reverse("gallery:image_location", args=[image.pk]), {"share_location": "1"}).status_code == 404
+    api = APIClient()
+    api.force_authenticate(stranger)
+    assert api.patch(reverse("api:image", args=[image.pk]), {"share_location": True}, format="json").status_code == 404
+    assert not Image.objects.get(pk=image.pk).share_location
+
+
+def test_the_copy_without_gps_is_deleted_with_the_photo(client, owner, stranger, upload, settings,
+                                                         django_capture_on_commit_callbacks):
+    from pathlib import Path
+
+    from gallery.services import image_delete, without_location_name
+
+    image = upload(owner, images.camera_jpeg(), "trip.jpg").image
+    Image.objects.filter(pk=image.pk).update(is_public=True)
+    client.force_login(stranger)
+    client.get(reverse("gallery:image_file", args=[image.pk]))
+    copy = Path(settings.MEDIA_ROOT) / without_location_name(image)
+    assert copy.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        image_delete(image=Image.objects.get(pk=image.pk))
+    assert not copy.exists()
