@@ -14,24 +14,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from gallery import albums, media, selectors
+from gallery.http import posted_ids, redirect_back
 from gallery.models import Album, Image, ShareLink
 
 LINK_CHOICES = [(str(days or ""), f"{days} day{'s' if days > 1 else ''}" if days else "until I revoke it")
                 for days in albums.LINK_LIFETIME_DAYS]
-
-
-def _ids(request: HttpRequest) -> list[int]:
-    return [int(value) for value in request.POST.getlist("image_ids") if value.isdigit()]
-
-
-def _back(request: HttpRequest, fallback: str) -> HttpResponse:
-    """Back where the form was (a grid, the viewer), if that is on this site."""
-    from django.utils.http import url_has_allowed_host_and_scheme
-
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        return redirect(target)
-    return redirect(fallback)
 
 
 # --- Albums ---------------------------------------------------------------------------------------
@@ -108,13 +95,13 @@ def album_cover(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "Cover chosen.")
     except (albums.AlbumRefused, ValueError) as error:
         messages.error(request, str(error))
-    return _back(request, reverse("gallery:album_detail", args=[pk]))
+    return redirect_back(request, reverse("gallery:album_detail", args=[pk]))
 
 
 @login_required
 @require_POST
 def album_remove(request: HttpRequest, pk: int) -> HttpResponse:
-    count = albums.album_remove_images(album=_own_album(request, pk), image_ids=_ids(request))
+    count = albums.album_remove_images(album=_own_album(request, pk), image_ids=posted_ids(request))
     messages.success(request, f"Removed {count} photo{'s' if count != 1 else ''} from the album (not from your library).")
     return redirect("gallery:album_detail", pk=pk)
 
@@ -165,7 +152,7 @@ def album_link_revoke(request: HttpRequest, pk: int, link_id: int) -> HttpRespon
 @require_POST
 def images_add_to_album(request: HttpRequest) -> HttpResponse:
     """Add photos (from a grid's selection or the viewer) to one of your albums, or to a new one."""
-    ids = _ids(request)
+    ids = posted_ids(request)
     name = request.POST.get("new_album", "").strip()
     try:
         if name:
@@ -174,21 +161,21 @@ def images_add_to_album(request: HttpRequest) -> HttpResponse:
             album = get_object_or_404(selectors.albums_owned_by(request.user), pk=int(request.POST.get("album") or 0))
     except albums.AlbumRefused as error:
         messages.error(request, str(error))
-        return _back(request, reverse("gallery:my_images"))
+        return redirect_back(request, reverse("gallery:my_images"))
     count = albums.album_add_images(album=album, image_ids=ids)
     link = reverse("gallery:album_detail", args=[album.pk])
     messages.success(request, f"Added {count} photo{'s' if count != 1 else ''} to “{album.name}”.")
-    return _back(request, link)
+    return redirect_back(request, link)
 
 
 @login_required
 @require_POST
 def images_favourite(request: HttpRequest) -> HttpResponse:
     on = request.POST.get("on") == "1"
-    count = albums.favourites_set(user=request.user, image_ids=_ids(request), on=on)
+    count = albums.favourites_set(user=request.user, image_ids=posted_ids(request), on=on)
     messages.success(request, (f"Added {count} to your favourites." if on else f"Removed {count} from your favourites.")
-                     if len(_ids(request)) > 1 else ("Added to your favourites." if on else "Removed from your favourites."))
-    return _back(request, reverse("gallery:my_images"))
+                     if len(posted_ids(request)) > 1 else ("Added to your favourites." if on else "Removed from your favourites."))
+    return redirect_back(request, reverse("gallery:my_images"))
 
 
 # --- Photos through an album: its members, or a link ------------------------------------------

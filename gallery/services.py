@@ -166,6 +166,13 @@ def image_set_visibility(*, image: Image, is_public: bool) -> Image:
     return image
 
 
+def images_set_visibility(*, queryset: QuerySet[Image], is_public: bool) -> int:
+    """Make many images public or private at once; returns how many changed."""
+    from django.utils import timezone
+
+    return queryset.exclude(is_public=is_public).update(is_public=is_public, updated_at=timezone.now())
+
+
 def image_set_location_sharing(*, image: Image, share_location: bool) -> Image:
     """Let others who may see the photo see where it was taken (and download it with its GPS), or not."""
     if image.share_location != share_location:

@@ -10,10 +10,13 @@ from django.core.cache import cache
 from django.core.exceptions import TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from gallery import media, selectors, services, tokens
+from gallery import album_views, albums, media, selectors, services, tokens
+from gallery.http import posted_ids, redirect_back
 from gallery.forms import ImageFilterForm, SignupForm, TokenForm
 from gallery.models import Image, Region
 
@@ -100,6 +103,7 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
         "jumped": before is not None,
         "top_url": f"?{query.urlencode()}",
         "months": selectors.timeline_months(queryset),
+        "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
         "counts": selectors.image_status_counts(request.user) if mine else None,
     })
 
@@ -227,6 +231,56 @@ def image_retry(request: HttpRequest, pk: int) -> HttpResponse:
         services.image_reprocess(image=image)
         messages.success(request, "Queued for processing again.")
     return redirect("gallery:image_detail", pk=pk)
+
+
+BULK_ACTIONS = {
+    "favourite": "Add to favourites", "unfavourite": "Remove from favourites", "add_to_album": "Add to album",
+    "make_public": "Make public", "make_private": "Make private", "reprocess": "Process again", "delete": "Delete",
+}
+OWNER_ONLY_ACTIONS = {"make_public", "make_private", "reprocess", "delete"}
+
+
+@login_required
+@require_POST
+def images_bulk(request: HttpRequest) -> HttpResponse:
+    """One action on the photos selected in a grid. Changing visibility, reprocessing and deleting
+    apply to your own photos only; favourites and albums to any you may see. Deleting asks first."""
+    action = request.POST.get("action", "")
+    ids = posted_ids(request)
+    back = reverse("gallery:my_images")
+    if action not in BULK_ACTIONS:
+        messages.error(request, "Choose what to do with the selected photos.")
+        return redirect_back(request, back)
+    if not ids:
+        messages.error(request, "Select one or more photos first.")
+        return redirect_back(request, back)
+    if action in {"favourite", "unfavourite"}:
+        count = albums.favourites_set(user=request.user, image_ids=ids, on=action == "favourite")
+        messages.success(request, f"{'Added' if action == 'favourite' else 'Removed'} {count} photo{pluralize(count)} "
+                                  f"{'to' if action == 'favourite' else 'from'} your favourites.")
+        return redirect_back(request, back)
+    if action == "add_to_album":
+        return album_views.images_add_to_album(request)
+    owned = selectors.images_owned_by(request.user).filter(pk__in=ids)
+    skipped = len(ids) - owned.count()
+    note = f" {skipped} of them {'is' if skipped == 1 else 'are'} not yours and stayed as {'it was' if skipped == 1 else 'they were'}." if skipped else ""
+    if action == "delete":
+        if request.POST.get("confirm") != "yes":
+            return render(request, "gallery/images_confirm_delete.html",
+                          {"images": owned.order_by("-shot_at", "-id"), "skipped": skipped,
+                           "next": request.POST.get("next", "")})
+        count = services.images_delete(queryset=owned)
+        messages.success(request, f"Deleted {count} photo{pluralize(count)}, with their files and search entries.{note}")
+        return redirect_back(request, back)
+    if action in {"make_public", "make_private"}:
+        count = services.images_set_visibility(queryset=owned, is_public=action == "make_public")
+        messages.success(request, f"{count} photo{pluralize(count)} now {'public' if action == 'make_public' else 'private'}.{note}")
+    else:  # reprocess: those already on their way are left alone
+        queued = [image for image in owned if not image.on_its_way]
+        for image in queued:
+            services.image_reprocess(image=image)
+        messages.success(request, f"Queued {len(queued)} photo{pluralize(len(queued))} for processing again.{note}")
+    return redirect_back(request, back)
 
 
 @login_required

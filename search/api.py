@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imgsearch.parsers import JSONParser, MultiPartParser
-from search.query import MATCH_KINDS, SCOPES, SearchError, SearchUnavailable, query_from, search
+from search.query import MATCH_KINDS, SCOPES, Filters, SearchError, SearchUnavailable, query_from, search
 
 
 class SearchResultSerializer(serializers.Serializer):
@@ -57,6 +57,11 @@ class SearchApi(APIView):
         min_score = serializers.FloatField(required=False, min_value=-1.0, max_value=1.0)
         page = serializers.IntegerField(default=1, min_value=1)
         page_size = serializers.IntegerField(required=False, min_value=1)
+        taken_from = serializers.DateField(required=False, help_text="Only photos taken on or after this day.")
+        taken_to = serializers.DateField(required=False, help_text="Only photos taken on or before this day.")
+        album_id = serializers.IntegerField(required=False, help_text="Only photos in this album (yours or shared with you).")
+        camera = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="Only photos from this camera model.")
+        favourites = serializers.BooleanField(default=False, help_text="Only your favourites.")
 
     @extend_schema(request={"application/json": InputSerializer, "multipart/form-data": InputSerializer},
                    responses=SearchPageSerializer)
@@ -68,7 +73,10 @@ class SearchApi(APIView):
             query = query_from(text=data.get("text"), image=data["image"].read() if data.get("image") else None,
                                image_id=data.get("image_id"), region_id=data.get("region_id"), box=data.get("box"))
             page = search(user=request.user, query=query, scope=data["scope"], kind=data["kind"],
-                          min_score=data.get("min_score"), page=data["page"], page_size=data.get("page_size"))
+                          min_score=data.get("min_score"), page=data["page"], page_size=data.get("page_size"),
+                          filters=Filters(taken_from=data.get("taken_from"), taken_to=data.get("taken_to"),
+                                          album_id=data.get("album_id"), camera=data.get("camera", ""),
+                                          favourites=data["favourites"]))
         except SearchUnavailable as error:
             body = {"detail": str(error)}
             if request.user.is_staff and error.fix:

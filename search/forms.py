@@ -1,6 +1,10 @@
 from django import forms
 
-from search.query import MATCH_KINDS, SCOPES
+from gallery.selectors import albums_visible_to, images_visible_to
+from search.query import MATCH_KINDS, SCOPES, Filters
+
+# The camera filter lists at most this many models (A to Z): a menu, not a catalogue.
+MAX_CAMERA_CHOICES = 50
 
 
 class SearchForm(forms.Form):
@@ -11,8 +15,30 @@ class SearchForm(forms.Form):
     box_image = forms.IntegerField(required=False, widget=forms.HiddenInput)
     box = forms.CharField(required=False, widget=forms.HiddenInput)
     scope = forms.ChoiceField(
-        required=False, choices=list(zip(SCOPES, ["Everything I may see", "My images", "Public images"]))
+        required=False, label="Whose", choices=list(zip(SCOPES, ["Everything I may see", "My images", "Public images"]))
     )
     kind = forms.ChoiceField(
         required=False, label="Match", choices=list(zip(MATCH_KINDS, ["Whole images and objects", "Whole images", "Objects"]))
     )
+    taken_from = forms.DateField(required=False, label="Taken from", widget=forms.DateInput(attrs={"type": "date"}))
+    taken_to = forms.DateField(required=False, label="to", widget=forms.DateInput(attrs={"type": "date"}))
+    album = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Album")
+    camera = forms.ChoiceField(required=False, label="Camera")
+    favourites = forms.BooleanField(required=False, label="Favourites only")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["album"].choices = [("", "Any album")] + [
+            (album.pk, album.name) for album in albums_visible_to(user).order_by("name")]
+        cameras = (images_visible_to(user).exclude(camera="").values_list("camera", flat=True)
+                   .distinct().order_by("camera")[:MAX_CAMERA_CHOICES])
+        self.fields["camera"].choices = [("", "Any camera")] + [(camera, camera) for camera in cameras]
+
+    def filters(self) -> Filters:
+        data = self.cleaned_data
+        return Filters(taken_from=data.get("taken_from"), taken_to=data.get("taken_to"), album_id=data.get("album"),
+                       camera=data.get("camera") or "", favourites=bool(data.get("favourites")))
+
+    @property
+    def has_filters(self) -> bool:
+        return self.is_bound and self.is_valid() and bool(self.filters())

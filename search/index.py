@@ -62,6 +62,8 @@ class Visibility:
     scope: Literal["all", "mine", "public"] = "all"
     kind: Literal["both", "global", "object"] = "both"
     exclude_image_id: int | None = None
+    # Filters (dates, album, camera, favourites) as the image ids they leave: None for no filter.
+    only_image_ids: np.ndarray | None = None
 
 
 def model_directory(root: Path, model_name: str) -> Path:
@@ -183,6 +185,11 @@ class Generation:
                                          user_id=visibility.user_id, scope=visibility.scope)
         if visibility.exclude_image_id is not None and visibility.exclude_image_id < len(image_ok):
             image_ok[visibility.exclude_image_id] = False
+        if visibility.only_image_ids is not None:
+            kept = np.zeros_like(image_ok)
+            ids = np.asarray(visibility.only_image_ids, dtype=np.int64)
+            kept[ids[(ids >= 0) & (ids < len(kept))]] = True
+            image_ok &= kept
         return image_ok
 
     def allowed(self, visibility: Visibility | None, allowed_ids: np.ndarray | None = None) -> list[np.ndarray]:

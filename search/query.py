@@ -7,6 +7,7 @@ per image (the whole image wins near-ties) -> MIN_SIMILARITY -> sorted page of r
 import io
 import logging
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal, Union
 
 import numpy as np
@@ -16,7 +17,7 @@ from django.db.models import QuerySet
 from gallery import storage
 from gallery.imaging import to_rgb
 from gallery.models import Image, Region
-from gallery.selectors import images_searchable_by, images_visible_to
+from gallery.selectors import album_images, albums_visible_to, images_searchable_by, images_visible_to
 from gallery.validation import UploadRejected, validate_image_bytes
 from search.index import Generation, IndexUnavailable, Visibility, get_index, scan_pool
 
@@ -73,6 +74,39 @@ Query = Union[TextQuery, ImageQuery, SimilarQuery, RegionQuery, BoxQuery]
 
 
 @dataclass(frozen=True)
+class Filters:
+    """Narrow a search to some photos. Applied inside the vector scan (the bitmap FAISS skips by), so a
+    filter that leaves few photos still fills a page with the best of those few."""
+
+    taken_from: date | None = None  # on or after this day (the site's time zone)
+    taken_to: date | None = None  # on or before this day
+    album_id: int | None = None  # an album the person may open; its photos they may search
+    camera: str = ""
+    favourites: bool = False
+
+    def __bool__(self) -> bool:
+        return any((self.taken_from, self.taken_to, self.album_id is not None, self.camera, self.favourites))
+
+    def apply(self, images: QuerySet[Image], user) -> QuerySet[Image]:
+        if self.taken_from and self.taken_to and self.taken_from > self.taken_to:
+            raise SearchError("The “from” date is after the “to” date; swap them.")
+        if self.taken_from:
+            images = images.filter(shot_at__date__gte=self.taken_from)
+        if self.taken_to:
+            images = images.filter(shot_at__date__lte=self.taken_to)
+        if self.album_id is not None:
+            album = albums_visible_to(user).filter(pk=self.album_id).first()
+            if album is None:
+                raise SearchError("No such album.")
+            images = images.filter(pk__in=album_images(album).values("pk"))
+        if self.camera:
+            images = images.filter(camera=self.camera)
+        if self.favourites:
+            images = images.filter(favourites__user=user)
+        return images
+
+
+@dataclass(frozen=True)
 class SearchResult:
     image: Image
     score: float
@@ -98,8 +132,10 @@ def search(
     min_score: float | None = None,
     page: int = 1,
     page_size: int | None = None,
+    filters: Filters | None = None,
 ) -> SearchPage:
-    """Run `query` for `user`. Raises SearchError for anything the person must fix."""
+    """Run `query` for `user` among the photos `filters` leave. Raises SearchError for anything the
+    person must fix."""
     if scope not in SCOPES:
         raise SearchError(f"Unknown scope {scope!r}; use one of {', '.join(SCOPES)}.")
     if kind not in MATCH_KINDS:
@@ -116,13 +152,18 @@ def search(
 
     generation = _current_generation()  # one generation for every round of this query
     user_id = user.pk if user.is_authenticated else None
+    images = images_searchable_by(user, scope)
+    only_image_ids = None
+    if filters:
+        images = filters.apply(images, user)
+        only_image_ids = np.fromiter(images.values_list("pk", flat=True), dtype=np.int64)
     early_masks = None
     if isinstance(query, (TextQuery, ImageQuery)):
         # No source image to leave out, so the bitmap of what this user may see is built while the
         # query is being embedded.
-        early_masks = scan_pool().submit(generation.allowed, Visibility(user_id=user_id, scope=scope, kind=kind))
+        early_masks = scan_pool().submit(generation.allowed, Visibility(user_id=user_id, scope=scope, kind=kind,
+                                                                        only_image_ids=only_image_ids))
     vector, source_image_id = query_vector(user=user, query=query)
-    images = images_searchable_by(user, scope)
     if source_image_id is not None:
         images = images.exclude(pk=source_image_id)  # "more like this" should not answer with itself
     regions = Region.objects.filter(image__in=images)
@@ -131,7 +172,8 @@ def search(
     if early_masks is not None:
         masks = early_masks.result()
     else:
-        masks = generation.allowed(Visibility(user_id=user_id, scope=scope, kind=kind, exclude_image_id=source_image_id))
+        masks = generation.allowed(Visibility(user_id=user_id, scope=scope, kind=kind, exclude_image_id=source_image_id,
+                                              only_image_ids=only_image_ids))
     ranked = _rank(vector, generation, masks, regions, threshold=threshold, wanted=page * page_size + 1)
     start = (page - 1) * page_size
     shown = ranked[start : start + page_size]

@@ -17,6 +17,47 @@ from search.query import (
 )
 
 
+# The photo searched with is shown above the results, this many pixels on its longest side.
+QUERY_PREVIEW_PX = 240
+
+
+def _query_preview(query: Query, data: bytes | None, user) -> dict:
+    """What the results page shows of the query: the source photo (with the searched region boxed),
+    or for an uploaded photo, a small copy inline (uploads are never stored)."""
+    from gallery.models import Region
+    from gallery.selectors import images_visible_to
+
+    if isinstance(query, ImageQuery) and data:
+        return {"data_uri": _thumbnail_data_uri(data)}
+    if isinstance(query, SimilarQuery):
+        return {"image": images_visible_to(user).filter(pk=query.image_id).first()}
+    if isinstance(query, BoxQuery):
+        return {"image": images_visible_to(user).filter(pk=query.image_id).first(),
+                "box": [int(round(float(v))) for v in query.box]}
+    if isinstance(query, RegionQuery):
+        region = Region.objects.filter(pk=query.region_id, image__in=images_visible_to(user)).select_related("image").first()
+        return {"image": region.image, "box": region.box} if region else {}
+    return {}
+
+
+def _thumbnail_data_uri(data: bytes) -> str:
+    import base64
+    import io
+
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    from gallery.imaging import to_rgb
+
+    with PILImage.open(io.BytesIO(data)) as picture:
+        picture.seek(0)
+        rgb = to_rgb(ImageOps.exif_transpose(picture))
+    rgb.thumbnail((QUERY_PREVIEW_PX, QUERY_PREVIEW_PX))
+    buffer = io.BytesIO()
+    rgb.save(buffer, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def _describe(query: Query, files) -> str:
     """What was searched for, in words for the results heading."""
     if isinstance(query, ImageQuery):
@@ -33,7 +74,8 @@ def _describe(query: Query, files) -> str:
 @login_required
 def search_page(request: HttpRequest) -> HttpResponse:
     bound = request.method == "POST" or any(key in request.GET for key in ("q", "similar", "region", "box"))
-    form = SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES or None) if bound else SearchForm()
+    form = (SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES or None, user=request.user)
+            if bound else SearchForm(user=request.user))
     context = {"form": form, "results": None, "error": None, "description": ""}
     status = 200
     if bound and form.is_valid():
@@ -48,14 +90,15 @@ def search_page(request: HttpRequest) -> HttpResponse:
                 raise SearchError("Type a few words, choose a photo, or use “more like this” on an image.")
             if sum(1 for thing in asked if thing) > 1 or (data.get("box") and not data.get("box_image")):
                 raise SearchError("Search for one thing at a time: words, a photo, more like this, or a box on a photo.")
-            query = query_from(text=data.get("q"), image=request.FILES["image"].read() if request.FILES.get("image") else None,
-                               image_id=data.get("similar") or data.get("box_image"), region_id=data.get("region"),
-                               box=data.get("box"))
+            uploaded = request.FILES["image"].read() if request.FILES.get("image") else None
+            query = query_from(text=data.get("q"), image=uploaded, image_id=data.get("similar") or data.get("box_image"),
+                               region_id=data.get("region"), box=data.get("box"))
             context["description"] = _describe(query, request.FILES)
             context["results"] = search(
                 user=request.user, query=query, scope=data["scope"] or "all", kind=data["kind"] or "both",
-                page=max(1, page),
+                page=max(1, page), filters=form.filters(),
             )
+            context["query_preview"] = _query_preview(query, uploaded, request.user)
         except SearchUnavailable as error:
             context["error"] = str(error)
             context["error_fix"] = error.fix if request.user.is_staff else ""

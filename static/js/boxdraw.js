@@ -1,4 +1,7 @@
-// Draw a box on the photo to search for what is inside it. Plain JS, no dependencies.
+// Draw a box on the photo to search for what is inside it: pointer events, so a mouse, a pen and a
+// finger all draw (the frame sets touch-action: none while drawing, or the browser would take the
+// gesture for a scroll and cancel it). Plain JS, no dependencies. The keyboard way to search by a
+// region is the list of objects under the photo (and the boxes, which are links).
 (function () {
   const frame = document.querySelector("[data-box-search]");
   if (!frame) return;
@@ -37,13 +40,18 @@
   frame.addEventListener("pointermove", function (event) {
     if (drawing && start) place(start, point(event));
   });
+  function forget() {
+    start = null;
+    if (rect) rect.remove();  // a tap or a cancelled gesture leaves no stray box behind
+  }
+  frame.addEventListener("pointercancel", forget);
   frame.addEventListener("pointerup", function (event) {
     if (!drawing || !start) return;
     const end = point(event);
     const x1 = Math.round(Math.min(start.x, end.x) * end.scaleX), x2 = Math.round(Math.max(start.x, end.x) * end.scaleX);
     const y1 = Math.round(Math.min(start.y, end.y) * end.scaleY), y2 = Math.round(Math.max(start.y, end.y) * end.scaleY);
+    if (x2 - x1 < 4 || y2 - y1 < 4) { forget(); return; }  // a click, not a box
     start = null;
-    if (x2 - x1 < 4 || y2 - y1 < 4) return;  // a click, not a box
     window.location = frame.dataset.searchUrl + "?box_image=" + frame.dataset.imageId + "&box=" + [x1, y1, x2, y2].join(",");
   });
 })();

@@ -9,7 +9,7 @@
   }
   document.querySelectorAll("[data-region]").forEach(function (el) {
     const id = el.dataset.region;
-    ["mouseenter", "focus"].forEach(function (name) { el.addEventListener(name, function () { light(id, true); }); });
-    ["mouseleave", "blur"].forEach(function (name) { el.addEventListener(name, function () { light(id, false); }); });
+    ["mouseenter", "focusin"].forEach(function (name) { el.addEventListener(name, function () { light(id, true); }); });
+    ["mouseleave", "focusout"].forEach(function (name) { el.addEventListener(name, function () { light(id, false); }); });
   });
 })();

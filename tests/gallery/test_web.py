@@ -84,9 +84,11 @@ def test_the_image_page_draws_object_boxes_in_percent(client, owner, upload, col
     image = upload(owner, images.png(160, 120)).image
     client.force_login(owner)
     page = client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
-    # The 20..53 x 20..60 rectangle of a 160x120 image.
+    # The 20..53 x 20..60 rectangle of a 160x120 image: a link, so a keyboard reaches it and searches by it.
     assert "left:12.50%;top:16.67%;width:20.62%;height:33.33%" in page
-    assert "[20, 20, 53, 60]" in page
+    region = image.regions.get(kind="object", x1=20, y1=20)
+    assert f'href="{reverse("search:search")}?region={region.pk}" aria-label="Object' in page
+    assert "[20, 20, 53, 60]" not in page  # coordinates are for the API, not for people
 
 
 def test_delete_asks_first_then_removes_image_file_and_vectors(client, owner, upload, settings,

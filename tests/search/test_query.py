@@ -3,11 +3,12 @@
 Semantic quality is proven with the trained demo model in test_retrieval; here an exact copy of an
 image is the query whose right answer is known whatever the weights.
 """
+import numpy as np
 import pytest
 
 from gallery.models import Image, Region
 from search.query import (
-    BoxQuery, ImageQuery, RegionQuery, SearchError, SimilarQuery, TextQuery, _best_per_image, search,
+    BoxQuery, Filters, ImageQuery, RegionQuery, SearchError, SimilarQuery, TextQuery, _best_per_image, search,
 )
 from tests import images
 
@@ -190,3 +191,61 @@ def test_the_database_recheck_hides_an_image_made_private_before_the_index_learn
     assert set(offered) & set(public.regions.values_list("pk", flat=True))
     # ... and the search service's check against the database is what keeps it out.
     assert names(search(user=friend, query=TextQuery("anything"), min_score=-1)) == []
+
+
+# --- Filters: inside the scan, not after it ---------------------------------------------------
+
+
+@pytest.fixture
+def dated(owner, stranger, upload, colour_proposer):
+    """Owner's photos from two cameras and three days, one of them in an album and a favourite."""
+    from gallery import albums
+
+    made = {}
+    for seed, (when, model) in enumerate([("2023:05:01 10:00:00", "Z 6"), ("2024:07:14 10:00:00", "Canon EOS R5"),
+                                          ("2024:08:01 10:00:00", "Canon EOS R5")]):
+        made[when[:7]] = upload(owner, images.camera_jpeg(seed=seed, taken=when, offset="+00:00", model=model,
+                                                          make="Nikon" if model == "Z 6" else "Canon"), f"{when[:7]}.jpg").image
+    album = albums.album_create(owner=owner, name="Summer")
+    albums.album_add_images(album=album, image_ids=[made["2024:07"].pk])
+    albums.favourites_set(user=owner, image_ids=[made["2023:05"].pk], on=True)
+    return made, album
+
+
+def test_filters_leave_only_the_photos_they_name(owner, dated):
+    from datetime import date
+
+    made, album = dated
+
+    def found(**filters) -> set[str]:
+        return set(names(search(user=owner, query=TextQuery("x"), min_score=-1, filters=Filters(**filters))))
+
+    assert found() == {"2023:05.jpg", "2024:07.jpg", "2024:08.jpg"}
+    assert found(taken_from=date(2024, 1, 1)) == {"2024:07.jpg", "2024:08.jpg"}
+    assert found(taken_from=date(2024, 7, 14), taken_to=date(2024, 7, 14)) == {"2024:07.jpg"}
+    assert found(album_id=album.pk) == {"2024:07.jpg"}
+    assert found(camera="Canon EOS R5", taken_to=date(2024, 7, 31)) == {"2024:07.jpg"}
+    assert found(favourites=True) == {"2023:05.jpg"}
+    with pytest.raises(SearchError, match="swap them"):
+        found(taken_from=date(2024, 2, 1), taken_to=date(2024, 1, 1))
+
+
+def test_a_filter_narrows_the_faiss_scan_itself(owner, dated, settings):
+    from search.index import Visibility, get_index
+
+    made, album = dated
+    generation = get_index().current()
+    every = sum(mask.sum() for mask in generation.allowed(Visibility(user_id=owner.pk)))
+    kept_image = made["2024:07"]
+    only = generation.allowed(Visibility(user_id=owner.pk, only_image_ids=np.array([kept_image.pk])))
+    assert sum(mask.sum() for mask in only) == kept_image.regions.count() < every
+    settings.FETCH_K = 1  # one hit per scan round: the filtered page still fills
+    page = search(user=owner, query=ImageQuery(images.camera_jpeg(seed=0)), min_score=-1,
+                  filters=Filters(camera="Canon EOS R5"))
+    assert set(names(page)) == {"2024:07.jpg", "2024:08.jpg"}
+
+
+def test_an_album_filter_needs_an_album_you_may_open(owner, stranger, dated):
+    _, album = dated
+    with pytest.raises(SearchError, match="No such album"):
+        search(user=stranger, query=TextQuery("x"), min_score=-1, filters=Filters(album_id=album.pk))

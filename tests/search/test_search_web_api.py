@@ -27,7 +27,7 @@ def test_text_search_page_lists_results_with_scores(client, owner, photos, setti
     settings.MIN_SIMILARITY = -1
     client.force_login(owner)
     page = client.get(reverse("search:search"), {"q": "a red circle"}).content.decode()
-    assert "mine.png" in page and "shared.png" in page and "score" in page
+    assert "mine.png" in page and "shared.png" in page and "similarity" in page
     assert "secret.png" not in page
 
 
@@ -193,3 +193,33 @@ def test_search_without_clip_weights_tells_users_plainly_and_only_staff_the_fix(
         assert "fetch_models" in client.get(reverse("search:search"), {"q": "a cat"}).content.decode()
     finally:
         reset_models()
+
+
+def test_results_show_what_was_searched_and_no_raw_coordinates(client, owner, photos, settings):
+    settings.MIN_SIMILARITY = settings.MIN_IMAGE_SIMILARITY = -1
+    client.force_login(owner)
+    mine = photos["mine"]
+    similar = client.get(reverse("search:search"), {"similar": mine.pk}).content.decode()
+    assert f'class="frame query-photo">\n      <img src="{reverse("gallery:image_thumbnail", args=[mine.pk])}"' in similar
+    boxed = client.get(reverse("search:search"), {"box_image": mine.pk, "box": "20,20,53,60"}).content.decode()
+    assert 'class="box" style="left:12.50%;top:16.67%;width:20.62%;height:33.33%"' in boxed
+    uploaded = client.post(reverse("search:search"), {"image": upload_file(images.png(seed=1), "query.png")}).content.decode()
+    assert 'src="data:image/jpeg;base64,' in uploaded
+    for page in (similar, boxed, uploaded):
+        assert "[20, 20, 53, 60]" not in page and "object [" not in page
+
+
+def test_the_search_page_and_the_api_apply_the_same_filters(client, owner, photos, settings):
+    from gallery import albums
+
+    settings.MIN_SIMILARITY = -1
+    album = albums.album_create(owner=owner, name="Only shared")
+    albums.album_add_images(album=album, image_ids=[photos["shared"].pk])
+    client.force_login(owner)
+    page = client.get(reverse("search:search"), {"q": "a red circle", "album": album.pk}).content.decode()
+    assert "shared.png" in page and "mine.png" not in page and "Filters (on)" in page
+    body = api_for(owner).post(reverse("api:search"), {"text": "a red circle", "album_id": album.pk}, format="json").json()
+    assert [result["original_name"] for result in body["results"]] == ["shared.png"]
+    refused = api_for(owner).post(reverse("api:search"), {"text": "x", "taken_from": "2024-02-01", "taken_to": "2024-01-01"},
+                                  format="json")
+    assert refused.status_code == 400 and "swap them" in str(refused.json())

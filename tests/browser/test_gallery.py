@@ -1,0 +1,174 @@
+"""The gallery in a real browser: timeline, phone layout and dark mode, bulk selection, albums shared
+by link, the viewer's keys, drawing a box by touch, and search filters. Screenshots go to
+artifacts/screenshots/."""
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.db import transaction
+from playwright.sync_api import expect
+
+from gallery import albums
+from gallery.models import Album, Image
+from gallery.services import image_create
+from tests import images
+from tests.browser.conftest import log_in, screenshot
+
+pytestmark = [pytest.mark.slow]
+PASSWORD = "a-long-pass-phrase-9"
+# (file name, EXIF date taken); uploaded in this order, shown newest taken first.
+TAKEN = [("beach.jpg", "2024:07:14 18:30:05"), ("snow.jpg", "2024:12:24 20:00:00"), ("park.jpg", "2023:04:02 09:00:00"),
+         ("lake.jpg", "2024:07:14 08:00:00"), ("city.jpg", "2022:10:09 12:00:00"), ("market.jpg", "2024:03:03 11:00:00")]
+NEWEST_FIRST = ["snow.jpg", "beach.jpg", "lake.jpg", "market.jpg", "park.jpg", "city.jpg"]
+
+
+@pytest.fixture
+def library(colour_proposer):
+    owner = get_user_model().objects.create_user(username="owner", password=PASSWORD)
+    with transaction.atomic():
+        for seed, (name, taken) in enumerate(TAKEN):
+            image_create(owner=owner, upload=ContentFile(images.camera_jpeg(seed=seed, taken=taken, offset="+00:00"), name=name))
+    assert Image.objects.filter(status="ready").count() == len(TAKEN)
+    return owner
+
+
+def shown_names(page) -> list[str]:
+    return page.locator(".timeline .card .name").all_inner_texts()
+
+
+def test_the_timeline_is_in_order_taken_and_fits_a_phone_in_light_and_dark(page, library):
+    log_in(page, "owner", PASSWORD)
+    assert shown_names(page) == NEWEST_FIRST
+    assert page.locator(".day-heading").all_inner_texts()[:2] == ["Tuesday 24 December 2024", "Sunday 14 July 2024"]
+    screenshot(page, "timeline")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    columns = page.evaluate("getComputedStyle(document.querySelector('.timeline .grid')).gridTemplateColumns.split(' ').length")
+    assert columns >= 3
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "timeline-phone")
+    page.emulate_media(color_scheme="dark")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(18, 20, 23)", background  # the dark palette, not the light one
+    screenshot(page, "timeline-phone-dark")
+
+
+def test_shift_click_selects_a_range_and_the_selection_goes_into_a_new_album(page, library):
+    log_in(page, "owner", PASSWORD)
+    picks = page.locator("[data-pick]")
+    picks.nth(1).click()
+    picks.nth(3).click(modifiers=["Shift"])
+    expect(page.locator("[data-bulk-count]")).to_have_text("3 selected")
+    page.fill("input[name=new_album]", "Summer")
+    screenshot(page, "bulk-selection")
+    page.click("button[value=add_to_album]")
+    page.wait_for_url("**/images/")
+    album = Album.objects.get(name="Summer")
+    assert sorted(album.images.values_list("original_name", flat=True)) == sorted(NEWEST_FIRST[1:4])
+    # Delete asks first, listing what goes.
+    page.locator("[data-pick]").nth(0).check()
+    page.click("button[value=delete]")
+    expect(page.locator("h1")).to_have_text("Delete 1 photo?")
+    assert Image.objects.count() == len(TAKEN)
+    page.click("button.danger")
+    page.wait_for_url("**/images/")
+    assert shown_names(page) == NEWEST_FIRST[1:]
+
+
+def test_an_album_shared_by_link_shows_an_anonymous_visitor_its_photos_and_nothing_else(page, browser, live_server, library):
+    album = albums.album_create(owner=library, name="Summer 2024")
+    albums.album_add_images(album=album, image_ids=Image.objects.filter(original_name__in=["beach.jpg", "lake.jpg"]).values_list("pk", flat=True))
+    log_in(page, "owner", PASSWORD)
+    page.goto(f"/albums/{album.pk}/")
+    page.select_option("#id_days", "30")
+    page.click("text=Make a link")
+    url = page.locator("[data-copy]").input_value()
+    screenshot(page, "album-owner")
+
+    visitor = browser.new_context(viewport={"width": 1200, "height": 900})
+    stranger_page = visitor.new_page()
+    stranger_page.goto(url)
+    assert stranger_page.locator("h1").inner_text() == "Summer 2024"
+    assert sorted(stranger_page.locator(".card .name").all_inner_texts()) == ["beach.jpg", "lake.jpg"]
+    screenshot(stranger_page, "album-share")
+    other = Image.objects.get(original_name="snow.jpg")
+    for path in (f"/images/{other.pk}/", f"/media/images/{other.pk}/thumbnail", f"/images/",
+                 url.rstrip("/") + f"/photos/{other.pk}/thumbnail"):
+        response = stranger_page.goto(live_server.url + path if path.startswith("/") else path)
+        assert response.status == 404 or "/accounts/login/" in stranger_page.url, path
+    visitor.close()
+
+
+def test_the_viewer_steps_with_arrow_keys_zooms_and_closes_with_escape(page, library):
+    album = albums.album_create(owner=library, name="All")
+    albums.album_add_images(album=album, image_ids=Image.objects.values_list("pk", flat=True))
+    order = {name: pk for name, pk in Image.objects.values_list("original_name", "pk")}
+    log_in(page, "owner", PASSWORD)
+    page.goto(f"/albums/{album.pk}/")
+    page.click(f"a[href='/albums/{album.pk}/photos/{order['snow.jpg']}/']")
+    expect(page.locator(".viewer-title")).to_have_text("snow.jpg")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator(".viewer-title")).to_have_text("beach.jpg")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator(".viewer-title")).to_have_text("lake.jpg")
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator(".viewer-title")).to_have_text("beach.jpg")
+    page.keyboard.press("i")
+    expect(page.locator("#viewer-info")).to_be_visible()
+    expect(page.locator("#viewer-info")).to_contain_text("Canon EOS R5")
+    screenshot(page, "viewer")
+    page.keyboard.press("z")
+    expect(page.locator("[data-zoom]")).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("Escape")
+    page.wait_for_url(f"**/albums/{album.pk}/")
+
+
+def touch_drag(page, cdp, start: tuple[float, float], end: tuple[float, float], steps: int = 6) -> None:
+    """A finger on the screen: real touch events, which the browser turns into pointer events (or
+    into a scroll, when the page does not claim the gesture)."""
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": start[0], "y": start[1]}]})
+    for step in range(1, steps + 1):
+        x = start[0] + (end[0] - start[0]) * step / steps
+        y = start[1] + (end[1] - start[1]) * step / steps
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def test_a_box_drawn_by_touch_on_a_phone_searches_that_region(browser, live_server, library):
+    phone = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}, has_touch=True,
+                                is_mobile=True, device_scale_factor=2)
+    page = phone.new_page()
+    page.set_default_timeout(20_000)
+    log_in(page, "owner", PASSWORD)
+    image = Image.objects.get(original_name="beach.jpg")
+    page.goto(f"/images/{image.pk}/")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "image-page-phone")
+    page.locator("#draw-box").tap()
+    frame = page.locator("[data-box-search] img").bounding_box()
+    cdp = phone.new_cdp_session(page)
+    # The first rectangle of tests.images.scene: x 20..53, y 20..60 of 160x120.
+    scale = frame["width"] / image.width
+    touch_drag(page, cdp, (frame["x"] + 20 * scale, frame["y"] + 20 * scale), (frame["x"] + 53 * scale, frame["y"] + 60 * scale))
+    page.wait_for_url("**/search/?box_image=*")
+    x1, y1, x2, y2 = (int(v) for v in page.url.split("box=")[1].split("&")[0].split("%2C" if "%2C" in page.url else ","))
+    assert abs(x1 - 20) <= 2 and abs(y1 - 20) <= 2 and abs(x2 - 53) <= 2 and abs(y2 - 60) <= 2
+    expect(page.locator(".searched .query-photo .box")).to_be_visible()
+    phone.close()
+
+
+def test_search_filters_narrow_the_results_to_one_album(page, library, settings):
+    settings.MIN_SIMILARITY = -1
+    album = albums.album_create(owner=library, name="Winter")
+    albums.album_add_images(album=album, image_ids=Image.objects.filter(original_name="snow.jpg").values_list("pk", flat=True))
+    log_in(page, "owner", PASSWORD)
+    page.fill(".header-search input", "a red square")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/search/?q=*")
+    assert page.locator(".results .card").count() == len(TAKEN)
+    page.click(".search-filters summary")
+    page.select_option("#id_album", str(album.pk))
+    page.click("form[method=get] button[type=submit]")
+    page.wait_for_url("**album=*")
+    assert page.locator(".results .card .name").all_inner_texts() == ["snow.jpg"]
+    expect(page.locator(".search-filters summary")).to_have_text("Filters (on)")
+    screenshot(page, "search-filters")
