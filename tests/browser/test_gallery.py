@@ -172,3 +172,19 @@ def test_search_filters_narrow_the_results_to_one_album(page, library, settings)
     assert page.locator(".results .card .name").all_inner_texts() == ["snow.jpg"]
     expect(page.locator(".search-filters summary")).to_have_text("Filters (on)")
     screenshot(page, "search-filters")
+
+
+def test_a_photo_opened_from_the_timeline_steps_through_the_timeline(page, library):
+    log_in(page, "owner", PASSWORD)
+    page.locator(".timeline .card a[data-photo-link]").nth(1).click()  # beach.jpg
+    expect(page.locator("h1")).to_have_text("beach.jpg")
+    expect(page.locator("[data-position]")).to_have_text("2 of 6")
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("h1")).to_have_text("lake.jpg")
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("[data-position]")).to_have_text("2 of 6")  # back on beach.jpg, its script ready
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator("h1")).to_have_text("snow.jpg")
+    assert page.locator("[data-newer]").is_hidden()  # the newest has nothing newer
+    page.keyboard.press("Escape")
+    page.wait_for_url("**/images/")

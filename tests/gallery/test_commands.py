@@ -119,3 +119,18 @@ def test_the_worker_sweep_queues_images_that_waited_for_weights(owner, upload, r
     out, _ = run("run_worker", "--recover-only")
     assert "queued 1 image(s) that waited" in out
     assert Image.objects.get(pk=image.pk).status == "ready"
+
+
+@pytest.mark.parametrize("name", ["ingest_folder", "reprocess", "rebuild_index", "fetch_models", "run_worker",
+                                  "run_indexer", "load_demo", "train_demo_model"])
+def test_every_argument_of_our_commands_says_what_it_does(name):
+    from django.core.management import load_command_class
+    from django.core.management.base import BaseCommand
+
+    app = "gallery" if name in {"ingest_folder", "reprocess"} else "search"
+    command = load_command_class(app, name)
+    parser = command.create_parser("manage.py", name)
+    django_own = {action.dest for action in BaseCommand().create_parser("manage.py", "x")._actions}
+    ours = [action for action in parser._actions if action.dest not in django_own]
+    assert command.help
+    assert [action.dest for action in ours if not action.help] == []

@@ -17,7 +17,7 @@ from django.db.models import Count, Sum
 from django_q.conf import Conf
 
 from gallery.models import Image, Region
-from gallery.processing import queued_image_ids
+from gallery.processing import queued_image_ids, workers_alive
 from gallery.services import image_create
 from search.index import get_index
 from tests import images
@@ -197,3 +197,65 @@ def test_a_postgresql_restart_under_the_pipeline_loses_nothing(owner, worker, se
     assert wait_for(lambda: all_final(8), timeout=120), worker.log()
     assert_processed_once_and_consistent(settings, interruptions=1)
     assert worker.process.poll() is None, "the worker died"
+
+
+def test_ingest_folder_wait_follows_processing_by_a_real_worker_to_the_end(owner, settings, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(3):
+        (folder / f"{seed}.png").write_bytes(images.png(seed=seed))
+    env = child_env(settings, **FAST_RECOVERY, Q_WORKERS="1", TORCH_THREADS="1")
+    worker = Worker(env, tmp_path / "worker.log")
+    worker.start()
+    try:
+        assert wait_for(workers_alive, timeout=60), worker.log()
+        returncode, out, terminal = run_with_a_terminal(
+            [sys.executable, "manage.py", "ingest_folder", str(folder), "--user", owner.username, "--wait", "--timeout", "120"],
+            env=env, timeout=180)
+    finally:
+        worker.stop()
+    assert returncode == 0, out + terminal + worker.log()
+    assert "3 queued" in out and "3 ready, 0 failed." in out
+    # The bars draw on the terminal: queuing, then processing to the end, each on its own line (a
+    # log line per file once broke them up).
+    assert "Queuing: 100%" in terminal and "Processing: 100%" in terminal and "3/3" in terminal
+    assert "Enqueued" not in terminal
+    assert "No worker is running" not in terminal
+    assert Image.objects.filter(status="ready").count() == 3
+
+
+def test_ingest_folder_wait_says_no_worker_is_running_and_gives_up_at_its_timeout(owner, settings, tmp_path):
+    (tmp_path / "a.png").write_bytes(images.png(seed=1))
+    env = child_env(settings)
+    result = subprocess.run([sys.executable, "manage.py", "ingest_folder", str(tmp_path), "--user", owner.username,
+                             "--wait", "--timeout", "8"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "No worker is running" in result.stderr
+    assert "1 image(s) still waiting after 8 s" in result.stderr
+
+
+def run_with_a_terminal(args: list[str], *, env: dict, timeout: float) -> tuple[int, str, str]:
+    """Run a command with stderr on a pseudo-terminal, as in a person's shell (progress bars draw
+    only there). Returns (exit status, stdout, what the terminal showed)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 24 rows x 120 columns
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=terminal, text=True)
+    os.close(terminal)
+    shown = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    out = process.stdout.read()
+    return process.wait(timeout=30), out, shown.decode("utf-8", "replace")

@@ -71,8 +71,8 @@ class Command(BaseCommand):
     help = "Download the configured CLIP weights and SAM checkpoint into MODEL_CACHE_DIR, with checksums."
 
     def add_arguments(self, parser):
-        parser.add_argument("--skip-clip", action="store_true")
-        parser.add_argument("--skip-sam", action="store_true")
+        parser.add_argument("--skip-clip", action="store_true", help="Do not fetch the CLIP weights.")
+        parser.add_argument("--skip-sam", action="store_true", help="Do not fetch the SAM checkpoint.")
         parser.add_argument("--if-missing", action="store_true",
                             help="Fetch only what is missing (no checksum pass over present files), and when "
                                  "that fails, say so and exit 0 so the app still starts (`make run` does this).")
