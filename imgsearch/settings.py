@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.forms",  # its widget templates, for FORM_RENDERER below
     "rest_framework",
     "knox",
     "drf_spectacular",
@@ -78,6 +79,10 @@ INSTALLED_APPS = [
     "gallery",
     "search",
 ]
+
+# Forms render through the project's templates, so templates/django/forms/ can improve Django's own
+# (form errors are announced to screen readers there).
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -186,5 +186,51 @@ def test_a_photo_opened_from_the_timeline_steps_through_the_timeline(page, libra
     page.keyboard.press("ArrowLeft")
     expect(page.locator("h1")).to_have_text("snow.jpg")
     assert page.locator("[data-newer]").is_hidden()  # the newest has nothing newer
+    page.click("#full-screen")
+    assert page.evaluate("document.fullscreenElement && document.fullscreenElement.className") == "photo boxes-on"
+    page.evaluate("document.exitFullscreen()")
     page.keyboard.press("Escape")
     page.wait_for_url("**/images/")
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two CSS rgb() colours."""
+    def luminance(colour: str) -> float:
+        channels = [int(part) / 255 for part in colour[colour.index("(") + 1:colour.index(")")].split(",")[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_keyboard_finds_a_skip_link_first_and_a_focus_ring_it_can_see(page, library, scheme):
+    log_in(page, "owner", PASSWORD)
+    page.emulate_media(color_scheme=scheme)
+    page.keyboard.press("Tab")
+    focused = page.evaluate("[document.activeElement.textContent, getComputedStyle(document.activeElement).outlineColor,"
+                            " getComputedStyle(document.activeElement).outlineStyle, getComputedStyle(document.body).backgroundColor]")
+    text, ring, style, background = focused
+    assert text == "Skip to content" and style == "solid"
+    assert contrast(ring, background) >= 3, (ring, background)  # WCAG 1.4.11: 3:1 for focus indicators
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+
+def test_a_search_says_it_is_searching_while_it_runs(page, library, settings):
+    settings.MIN_SIMILARITY = -1
+    log_in(page, "owner", PASSWORD)
+    page.goto("/search/")
+    # What the page showed between the click and the results is written down as it happens (the
+    # next page can read sessionStorage), however quickly the answer comes.
+    page.evaluate("""() => {
+        const status = document.getElementById("search-status");
+        const button = document.querySelector("form[method=get] button[type=submit]");
+        new MutationObserver(() => sessionStorage.setItem("seen", JSON.stringify(
+            [status.textContent, button.disabled, button.textContent]))).observe(status, {childList: true, subtree: true});
+    }""")
+    page.fill("#id_q", "a red square")
+    page.click("form[method=get] button[type=submit]")
+    page.wait_for_selector(".results .card")
+    assert page.evaluate("JSON.parse(sessionStorage.getItem('seen'))") == ["Searching…", True, "Searching…"]
+    assert page.locator("form[method=get] button[type=submit]").is_enabled()  # the new page starts fresh

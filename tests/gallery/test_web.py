@@ -246,3 +246,9 @@ def test_the_image_page_title_is_plain_text(client, owner, upload):
     image = upload(owner).image
     html = client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
     assert "<" not in re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+
+
+def test_form_errors_are_announced_and_mark_the_field(client, db):
+    page = client.post(reverse("signup"), {"username": "ad min", "password1": "x", "password2": "y"}).content.decode()
+    assert 'class="errorlist" role="alert"' in page
+    assert 'aria-invalid="true"' in page
