@@ -81,7 +81,7 @@ def album_rename(request: HttpRequest, pk: int) -> HttpResponse:
 def album_delete(request: HttpRequest, pk: int) -> HttpResponse:
     album = _own_album(request, pk)
     if request.method == "POST":
-        album.delete()
+        albums.album_delete(album=album)
         messages.success(request, f"Deleted the album “{album.name}”. Its photos are still in your library.")
         return redirect("gallery:album_list")
     return render(request, "gallery/album_confirm_delete.html", {"album": album})
@@ -200,6 +200,7 @@ def _viewer(request: HttpRequest, album: Album, image: Image, *, base: str, link
         "newer_url": reverse(f"gallery:{'shared' if link_token else 'album'}_photo", args=[*args, newer.pk]) if newer else "",
         "older_url": reverse(f"gallery:{'shared' if link_token else 'album'}_photo", args=[*args, older.pk]) if older else "",
         "location_visible": image.location_visible_to(request.user),
+        "is_album_owner": link_token is None and album.owner_id == request.user.pk,
     })
 
 

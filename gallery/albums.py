@@ -42,6 +42,11 @@ def _album_name(name: str) -> str:
     return name
 
 
+def album_delete(*, album: Album) -> None:
+    """Delete the album, its shares and links; its photos stay in their owners' libraries."""
+    album.delete()
+
+
 def album_add_images(*, album: Album, image_ids: Iterable[int]) -> int:
     """Add the photos among `image_ids` that the album's owner may see; returns how many were new."""
     allowed = list(selectors.images_visible_to(album.owner).filter(pk__in=list(image_ids)).values_list("pk", flat=True))

@@ -3,6 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from gallery.selectors import albums_owned_by
 from search.forms import SearchForm
 from search.query import (
     BoxQuery,
@@ -99,6 +100,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
                 page=max(1, page), filters=form.filters(),
             )
             context["query_preview"] = _query_preview(query, uploaded, request.user)
+            context["my_albums"] = albums_owned_by(request.user).order_by("name")  # for the selection bar
         except SearchUnavailable as error:
             context["error"] = str(error)
             context["error_fix"] = error.fix if request.user.is_staff else ""

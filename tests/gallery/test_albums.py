@@ -213,3 +213,22 @@ def test_the_admin_lists_albums_and_shows_links_without_their_tokens(client, own
     assert "Trip" in client.get(reverse("admin:gallery_album_changelist")).content.decode()
     page = client.get(reverse("admin:gallery_album_change", args=[album.pk])).content.decode()
     assert link.token[:6] in page and link.token not in page
+
+
+def test_the_owner_picks_a_cover_and_removes_a_photo_from_the_viewer(client, owner, friend, trip):
+    album, inside, _ = trip
+    albums.album_share_with(album=album, username=friend.username)
+    viewer = reverse("gallery:album_photo", args=[album.pk, inside[1].pk])
+    client.force_login(owner)
+    page = client.get(viewer).content.decode()
+    assert "Use as the album's cover" in page and "Remove from the album" in page
+    client.post(reverse("gallery:album_cover", args=[album.pk]), {"image_id": inside[1].pk, "next": viewer})
+    album.refresh_from_db()
+    assert album.cover_id == inside[1].pk
+    listing = client.get(reverse("gallery:album_list")).content.decode()
+    assert reverse("gallery:album_photo_thumbnail", args=[album.pk, inside[1].pk]) in listing
+    client.post(reverse("gallery:album_remove", args=[album.pk]), {"image_ids": [inside[1].pk]})
+    album.refresh_from_db()
+    assert album.cover_id is None and list(album.images.all()) == [inside[0]]
+    client.force_login(friend)  # the people it is shared with get the viewer without the controls
+    assert "Remove from the album" not in client.get(reverse("gallery:album_photo", args=[album.pk, inside[0].pk])).content.decode()

@@ -223,3 +223,11 @@ def test_the_search_page_and_the_api_apply_the_same_filters(client, owner, photo
     refused = api_for(owner).post(reverse("api:search"), {"text": "x", "taken_from": "2024-02-01", "taken_to": "2024-01-01"},
                                   format="json")
     assert refused.status_code == 400 and "swap them" in str(refused.json())
+
+
+def test_search_results_can_be_selected_and_acted_on_like_any_grid(client, owner, photos, settings):
+    settings.MIN_SIMILARITY = -1
+    client.force_login(owner)
+    page = client.get(reverse("search:search"), {"q": "a red circle"}).content.decode()
+    assert page.count('form="bulk" data-pick') == 2 and 'value="add_to_album"' in page
+    assert 'value="delete"' not in page  # deleting is for one's own grid, with its confirmation
