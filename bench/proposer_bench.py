@@ -1,0 +1,70 @@
+"""Seconds per image of the weight-free colour proposer (the demo profile's), and how many
+proposals it makes before and after filter_proposals, on 640x480 pictures of three kinds: generated
+demo scenes, a noise texture, and a noisy gradient (a stand-in for a photograph's texture).
+
+    .venv/bin/python bench/proposer_bench.py [--images 10]
+
+With --reference it also times the component-by-component loop the proposer replaced (kept in
+tests/search/test_models.py as its definition).
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=10, help="Pictures of each kind.")
+    parser.add_argument("--reference", action="store_true", help="Also time the old component loop.")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    import numpy as np
+    from django.conf import settings
+    from PIL import Image as PILImage
+
+    from search import demo
+    from search.proposers import ColourProposer, filter_proposals
+
+    rng = np.random.default_rng(0)
+    kinds = {
+        "demo scene": lambda: demo.scene(640, 480, rng, count=4)[0],
+        "noise texture": lambda: PILImage.fromarray((rng.random((480, 640, 3)) * 255).astype(np.uint8)),
+        "noisy gradient": lambda: PILImage.fromarray(
+            (np.tile(np.linspace(0, 215, 640), (480, 1))[..., None].repeat(3, axis=2) * 0.6
+             + rng.random((480, 640, 3)) * 100).astype(np.uint8)),
+    }
+    proposer = ColourProposer(min_area_fraction=settings.REGION_MIN_AREA_FRACTION)
+    proposer.propose(kinds["demo scene"]())  # warm-up: imports, first allocations
+    print(f"{'pictures':16} {'s/image (median)':>17} {'proposals':>10} {'after filter':>13}" + ("  reference s/image" if args.reference else ""))
+    for kind, make in kinds.items():
+        pictures = [make() for _ in range(args.images)]
+        seconds, raw, kept, reference = [], [], [], []
+        for picture in pictures:
+            start = time.perf_counter()
+            proposals = proposer.propose(picture)
+            seconds.append(time.perf_counter() - start)
+            raw.append(len(proposals))
+            kept.append(len(filter_proposals(proposals, width=640, height=480,
+                                             min_area_fraction=settings.REGION_MIN_AREA_FRACTION,
+                                             nms_iou=settings.REGION_NMS_IOU, max_count=settings.REGION_MAX_PER_IMAGE)))
+            if args.reference:
+                from tests.search.test_models import reference_colour_proposals
+
+                start = time.perf_counter()
+                reference_colour_proposals(ColourProposer(), picture)
+                reference.append(time.perf_counter() - start)
+        line = f"{kind:16} {statistics.median(seconds):17.3f} {statistics.mean(raw):10.1f} {statistics.mean(kept):13.1f}"
+        print(line + (f"  {statistics.median(reference):18.3f}" if reference else ""))
+
+
+if __name__ == "__main__":
+    main()
