@@ -259,6 +259,8 @@ MODEL_PROFILES = {
         "CLIP_PRETRAINED": "",
         "CLIP_CHECKPOINT": str(BASE_DIR / "search" / "model_weights" / "imgsearch-demo.pt"),
         "REGION_PROPOSER": "colour",
+        # Its shapes can be small (7% of the short side: 0.06% of a 640x480 picture).
+        "REGION_MIN_AREA_FRACTION": 0.0005,
         # The trained demo model scores unrelated scenes around 0.4 and matching ones around 0.9 for
         # text; scene-to-scene and shape-to-shape matches land around 0.5-0.9.
         "MIN_SIMILARITY": 0.6,
@@ -321,7 +323,7 @@ SAM_MIN_MASK_REGION_AREA = env_int("SAM_MIN_MASK_REGION_AREA", 0, minimum=0)
 SAM_MAX_SIDE = env_int("SAM_MAX_SIDE", 1024, minimum=32)
 
 # Regions smaller than this fraction of the image are too small to be worth a search result.
-REGION_MIN_AREA_FRACTION = env_float("REGION_MIN_AREA_FRACTION", 0.005)
+REGION_MIN_AREA_FRACTION = env_float("REGION_MIN_AREA_FRACTION", _profile.get("REGION_MIN_AREA_FRACTION", 0.005))
 # Boxes overlapping a better one by more than this IoU are the same object.
 REGION_NMS_IOU = env_float("REGION_NMS_IOU", 0.8)
 REGION_MAX_PER_IMAGE = env_int("REGION_MAX_PER_IMAGE", 24, minimum=0)

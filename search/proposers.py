@@ -199,6 +199,14 @@ class ColourProposer:
     # broken up by quantisation differs from its neighbours by ~10-20; a drawn object by far more.
     MIN_CONTRAST = 40.0
     RING = 3  # pixels around the component's box that count as its surroundings
+    # Objects are compact: they fill much of their box (a star ~0.35, a circle 0.79) and are not
+    # long strips. Texture fragments and the seams along a photograph's edges are neither.
+    MIN_FILL = 0.3
+    MAX_ASPECT = 2.5
+    # Small components must stand out more: a speck of texture can differ from its ring by 40, a
+    # small drawn object on a photograph by far more.
+    SMALL_FRACTION = 0.005
+    SMALL_MIN_CONTRAST = 100.0
 
     def __init__(self, *, min_area_fraction: float = 0.0):
         # Smaller components are dropped at once: filter_proposals would drop them anyway.
@@ -248,7 +256,10 @@ class ColourProposer:
             ring_mean = (window - sums) / np.maximum(ring, 1)[:, None]
             # No ring at all (the component is the whole picture): no contrast.
             contrast = np.where(ring > 0, np.linalg.norm(inside_mean - ring_mean, axis=1), 0.0)
-            keep = contrast >= self.MIN_CONTRAST
+            fill = size / (w * h)
+            aspect = np.maximum(w, h) / np.maximum(1, np.minimum(w, h))
+            needed = np.where(size < self.SMALL_FRACTION * area, self.SMALL_MIN_CONTRAST, self.MIN_CONTRAST)
+            keep = (contrast >= needed) & (fill >= self.MIN_FILL) & (aspect <= self.MAX_ASPECT)
             boxes = np.stack([
                 np.maximum(0, np.floor(x / scale)), np.maximum(0, np.floor(y / scale)),
                 np.minimum(width, np.ceil((x + w) / scale)), np.minimum(height, np.ceil((y + h) / scale)),

@@ -155,7 +155,8 @@ def reference_colour_proposals(proposer: ColourProposer, image) -> list[tuple]:
             inside = components[y0:y1, x0:x1] == index
             window = pixels[y0:y1, x0:x1]
             contrast = 0.0 if inside.all() else float(np.linalg.norm(window[inside].mean(axis=0) - window[~inside].mean(axis=0)))
-            if contrast >= proposer.MIN_CONTRAST:
+            compact = size / (w * h) >= proposer.MIN_FILL and max(w, h) / max(1, min(w, h)) <= proposer.MAX_ASPECT
+            if contrast >= proposer.MIN_CONTRAST and compact:
                 box = (max(0, math.floor(x / scale)), max(0, math.floor(y / scale)),
                        min(width, math.ceil((x + w) / scale)), min(height, math.ceil((y + h) / scale)))
                 found.append((box, size / labels.size, min(1.0, contrast / 255.0)))
