@@ -156,34 +156,39 @@ def reference_colour_proposals(proposer: ColourProposer, image) -> list[tuple]:
             window = pixels[y0:y1, x0:x1]
             contrast = 0.0 if inside.all() else float(np.linalg.norm(window[inside].mean(axis=0) - window[~inside].mean(axis=0)))
             compact = size / (w * h) >= proposer.MIN_FILL and max(w, h) / max(1, min(w, h)) <= proposer.MAX_ASPECT
-            if contrast >= proposer.MIN_CONTRAST and compact:
+            small = size < proposer.SMALL_FRACTION * labels.size
+            if contrast >= (proposer.SMALL_MIN_CONTRAST if small else proposer.MIN_CONTRAST) and compact:
                 box = (max(0, math.floor(x / scale)), max(0, math.floor(y / scale)),
                        min(width, math.ceil((x + w) / scale)), min(height, math.ceil((y + h) / scale)))
                 found.append((box, size / labels.size, min(1.0, contrast / 255.0)))
     return sorted(found)
 
 
-@pytest.mark.parametrize("kind", ["scene", "noise", "gradient"])
+@pytest.mark.parametrize("kind", ["scene", "noise", "noisy scene"])
 def test_the_vectorised_colour_proposer_finds_what_the_component_loop_found(kind):
     from PIL import Image as PILImage
 
     from search import demo
 
     rng = np.random.default_rng(3)
-    if kind == "scene":
-        picture = demo.scene(640, 480, rng, count=4)[0]
-    elif kind == "noise":  # texture: tens of thousands of components
+    if kind == "noise":  # texture alone: tens of thousands of components, none an object
         picture = PILImage.fromarray((rng.random((480, 640, 3)) * 255).astype(np.uint8))
     else:
-        ramp = np.tile(np.linspace(0, 215, 640), (480, 1))[..., None].repeat(3, axis=2)
-        picture = PILImage.fromarray((ramp * 0.6 + rng.random((480, 640, 3)) * 100).astype(np.uint8))
+        picture = demo.scene(640, 480, rng, count=4)[0]
+        if kind == "noisy scene":  # shapes among texture specks
+            noisy = np.asarray(picture, dtype=np.float32) + rng.normal(0, 35, size=(480, 640, 3))
+            picture = PILImage.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
     expected = reference_colour_proposals(ColourProposer(), picture)
     found = sorted((p.box, p.area_fraction, p.score) for p in ColourProposer().propose(picture))
-    assert [f[0] for f in found] == [e[0] for e in expected] and len(found) > 0
+    assert found or kind == "noise"  # noise has no compact, contrasted component; the others do
+    # Plain booleans: pytest's diff of two long lists of boxes takes minutes to print.
+    same_boxes = [f[0] for f in found] == [e[0] for e in expected]
+    assert same_boxes, f"{len(found)} boxes found, {len(expected)} expected"
     assert np.allclose([f[1:] for f in found], [e[1:] for e in expected], atol=1e-6)
     # Dropping specks early keeps exactly the larger ones.
     big = sorted((p.box, p.area_fraction) for p in ColourProposer(min_area_fraction=0.005).propose(picture))
-    assert [b[0] for b in big] == [e[0] for e in expected if e[1] >= 0.005]
+    same_big = [b[0] for b in big] == [e[0] for e in expected if e[1] >= 0.005]
+    assert same_big, f"{len(big)} boxes kept, {sum(e[1] >= 0.005 for e in expected)} expected"
 
 
 def test_web_and_api_modules_do_not_import_torch_or_faiss():
