@@ -204,7 +204,8 @@ class ColourProposer:
     MIN_FILL = 0.3
     MAX_ASPECT = 2.5
     # Small components must stand out more: a speck of texture can differ from its ring by 40, a
-    # small drawn object on a photograph by far more.
+    # small drawn object on a photograph by far more. A small one touching the picture's edge has
+    # half a ring to compare with and is a seam, not an object: it is left out.
     SMALL_FRACTION = 0.005
     SMALL_MIN_CONTRAST = 100.0
 
@@ -258,8 +259,10 @@ class ColourProposer:
             contrast = np.where(ring > 0, np.linalg.norm(inside_mean - ring_mean, axis=1), 0.0)
             fill = size / (w * h)
             aspect = np.maximum(w, h) / np.maximum(1, np.minimum(w, h))
-            needed = np.where(size < self.SMALL_FRACTION * area, self.SMALL_MIN_CONTRAST, self.MIN_CONTRAST)
-            keep = (contrast >= needed) & (fill >= self.MIN_FILL) & (aspect <= self.MAX_ASPECT)
+            small = size < self.SMALL_FRACTION * area
+            at_edge = (x == 0) | (y == 0) | (x + w == cols) | (y + h == rows)
+            needed = np.where(small, self.SMALL_MIN_CONTRAST, self.MIN_CONTRAST)
+            keep = (contrast >= needed) & (fill >= self.MIN_FILL) & (aspect <= self.MAX_ASPECT) & ~(small & at_edge)
             boxes = np.stack([
                 np.maximum(0, np.floor(x / scale)), np.maximum(0, np.floor(y / scale)),
                 np.minimum(width, np.ceil((x + w) / scale)), np.minimum(height, np.ceil((y + h) / scale)),

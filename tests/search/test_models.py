@@ -157,7 +157,9 @@ def reference_colour_proposals(proposer: ColourProposer, image) -> list[tuple]:
             contrast = 0.0 if inside.all() else float(np.linalg.norm(window[inside].mean(axis=0) - window[~inside].mean(axis=0)))
             compact = size / (w * h) >= proposer.MIN_FILL and max(w, h) / max(1, min(w, h)) <= proposer.MAX_ASPECT
             small = size < proposer.SMALL_FRACTION * labels.size
-            if contrast >= (proposer.SMALL_MIN_CONTRAST if small else proposer.MIN_CONTRAST) and compact:
+            at_edge = x == 0 or y == 0 or x + w == labels.shape[1] or y + h == labels.shape[0]
+            if contrast >= (proposer.SMALL_MIN_CONTRAST if small else proposer.MIN_CONTRAST) and compact \
+                    and not (small and at_edge):
                 box = (max(0, math.floor(x / scale)), max(0, math.floor(y / scale)),
                        min(width, math.ceil((x + w) / scale)), min(height, math.ceil((y + h) / scale)))
                 found.append((box, size / labels.size, min(1.0, contrast / 255.0)))
