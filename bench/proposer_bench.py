@@ -1,13 +1,15 @@
 """Seconds per image of the weight-free colour proposer (the demo profile's), and how many
-proposals it makes before and after filter_proposals, on 640x480 pictures of three kinds: generated
-demo scenes, a noise texture, and a noisy gradient (a stand-in for a photograph's texture).
+proposals it makes before and after filter_proposals, on 640x480 pictures of four kinds: generated
+demo scenes, a noise texture, a noisy gradient, and held-out scenes (shapes on photographs,
+bench/heldout.py's tuning ones).
 
     .venv/bin/python bench/proposer_bench.py [--images 10]
 
-With --reference it also times the component-by-component loop the proposer replaced (kept in
-tests/search/test_models.py as its definition).
+With --reference it also times the area-by-area Python loop that defines the proposer (in
+tests/search/test_models.py, which checks both find the same).
 """
 import argparse
+import io
 import os
 import statistics
 import sys
@@ -21,7 +23,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=10, help="Pictures of each kind.")
-    parser.add_argument("--reference", action="store_true", help="Also time the old component loop.")
+    parser.add_argument("--reference", action="store_true", help="Also time the area-by-area reference loop.")
     args = parser.parse_args()
 
     import django
@@ -31,8 +33,11 @@ def main() -> None:
     from django.conf import settings
     from PIL import Image as PILImage
 
+    from bench import heldout
     from search import demo
     from search.proposers import ColourProposer, filter_proposals
+
+    photos = heldout.photographs(heldout.TUNING_PHOTOGRAPHS)
 
     rng = np.random.default_rng(0)
     kinds = {
@@ -41,6 +46,7 @@ def main() -> None:
         "noisy gradient": lambda: PILImage.fromarray(
             (np.tile(np.linspace(0, 215, 640), (480, 1))[..., None].repeat(3, axis=2) * 0.6
              + rng.random((480, 640, 3)) * 100).astype(np.uint8)),
+        "held-out scene": lambda: PILImage.open(io.BytesIO(heldout.scene(int(rng.integers(1000)), rng, photos).jpeg)),
     }
     proposer = ColourProposer(min_area_fraction=settings.REGION_MIN_AREA_FRACTION)
     proposer.propose(kinds["demo scene"]())  # warm-up: imports, first allocations

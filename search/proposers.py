@@ -184,30 +184,38 @@ class SamProposer:
 
 
 class ColourProposer:
-    """Weight-free proposer: connected areas of one quantised colour that stand out from their surroundings.
+    """Weight-free proposer: areas of nearly flat colour, walled in by edges, that stand out from their
+    surroundings and are compact.
 
     Finds the flat-coloured objects of generated scenes, so the demo profile and the tests that check
-    boxes use it; photographs need SAM. Vectorised over components: a photograph's texture breaks into
-    tens of thousands of them, so specks are dropped from the component table first, and each
-    survivor's contrast with the ring around it comes from integral images, not a loop.
+    boxes use it; photographs need SAM. An edge is a pixel whose 3x3 neighbourhood spans more than
+    EDGE in some channel (a morphological gradient): that catches a border blurred over two pixels by
+    antialiasing or JPEG's halved colour resolution, where the step between neighbours is small and
+    an object would leak into a background of a similar colour. What is left are flat areas, one
+    connected component each; a photograph's texture breaks into many small ones, so specks are
+    dropped from the component table first, and each survivor's contrast with the ring around it
+    comes from integral images, not a loop.
     """
 
     name = "colour"
-    WORK_SIDE = 256  # components are found on a copy at most this large
-    COLOURS = 8
-    # Mean-colour distance (RGB) between a component and the ring around it. Background texture
-    # broken up by quantisation differs from its neighbours by ~10-20; a drawn object by far more.
+    WORK_SIDE = 512  # edges and areas are found on a copy at most this large
+    EDGE = 40.0
+    # Mean-colour distance (RGB) between a flat area and the ring around it. Texture differs from its
+    # neighbours by ~10-20; a drawn object by far more.
     MIN_CONTRAST = 40.0
     RING = 3  # pixels around the component's box that count as its surroundings
     # Objects are compact: they fill much of their box (a star ~0.35, a circle 0.79) and are not
     # long strips. Texture fragments and the seams along a photograph's edges are neither.
     MIN_FILL = 0.3
     MAX_ASPECT = 2.5
-    # Small components must stand out more: a speck of texture can differ from its ring by 40, a
-    # small drawn object on a photograph by far more. A small one touching the picture's edge has
-    # half a ring to compare with and is a seam, not an object: it is left out.
+    # Small areas must stand out more: a speck of texture can differ from its ring by 40, a small
+    # drawn object on a photograph by more. A small one touching the picture's edge has half a ring
+    # to compare with and is a seam, not an object: it is left out.
     SMALL_FRACTION = 0.005
-    SMALL_MIN_CONTRAST = 100.0
+    SMALL_MIN_CONTRAST = 70.0
+    # Largest standard deviation of an area's colour (its worst channel): a painted object is one
+    # colour plus JPEG noise (~2-6); the sky or a sleeve that looks flat pixel to pixel drifts more.
+    MAX_SPREAD = 15.0
 
     def __init__(self, *, min_area_fraction: float = 0.0):
         # Smaller components are dropped at once: filter_proposals would drop them anyway.
@@ -216,60 +224,65 @@ class ColourProposer:
     def propose_batch(self, images: list[PILImage.Image]) -> list[list[Proposal]]:
         return [self.propose(image) for image in images]
 
-    def labels(self, image: PILImage.Image) -> tuple[float, PILImage.Image, np.ndarray]:
-        """(scale, the working copy, its pixels' quantised colour index). Median cut over a textured
-        photograph's ~40k distinct colours is now most of the proposer's time (0.2 s); quantising a
-        posterised copy instead was 10x faster but moved boxes (mean IoU 0.97 -> 0.91 in
-        tests/search/test_retrieval.py), so it stays exact."""
+    def flat_areas(self, image: PILImage.Image) -> tuple[float, PILImage.Image, np.ndarray, np.ndarray]:
+        """(scale, the working copy, its flat areas' connected-component labels (0: edges), and
+        cv2's stats row per label: x, y, width, height, pixels)."""
+        import cv2
+
         width, height = image.size
         scale = min(1.0, self.WORK_SIDE / max(width, height))
         small = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.NEAREST)
-        return scale, small, np.asarray(small.quantize(colors=self.COLOURS, method=PILImage.Quantize.MEDIANCUT))
+        spread = cv2.morphologyEx(np.asarray(small), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).max(axis=2)
+        _, components, stats, _ = cv2.connectedComponentsWithStats((spread <= self.EDGE).astype(np.uint8), connectivity=4)
+        return scale, small, components, stats
 
     def propose(self, image: PILImage.Image) -> list[Proposal]:
         import cv2
 
         width, height = image.size
-        scale, small, labels = self.labels(image)
+        scale, small, components, stats = self.flat_areas(image)
         pixels = np.asarray(small, dtype=np.float32)
-        rows, cols = labels.shape
-        area = labels.size
+        rows, cols = components.shape
+        area = components.size
+        x, y, w, h, size = (stats[:, column].astype(np.int64) for column in range(5))
+        big = np.flatnonzero(size >= self.min_area_fraction * area)
+        big = big[big > 0]  # label 0: the edges
+        if len(big) == 0:
+            return []
         integral = cv2.integral(pixels)  # (rows+1, cols+1, 3): the colour sums of every top-left rectangle
         channels = pixels.reshape(-1, 3)
-        proposals = []
-        for colour in np.unique(labels):  # at most COLOURS rounds
-            count, components, stats, _ = cv2.connectedComponentsWithStats(
-                (labels == colour).astype(np.uint8), connectivity=8
-            )
-            x, y, w, h, size = (stats[1:, column].astype(np.int64) for column in range(5))  # row 0: not this colour
-            big = np.flatnonzero(size >= self.min_area_fraction * area)
-            if len(big) == 0:
-                continue
-            flat = components.ravel()
-            sums = np.stack([np.bincount(flat, weights=channels[:, c], minlength=count) for c in range(3)], axis=1)[1:]
-            x, y, w, h, size, sums = x[big], y[big], w[big], h[big], size[big], sums[big]
-            # The ring: the box grown by RING pixels (clipped to the picture) less the component itself.
-            x0, y0 = np.maximum(0, x - self.RING), np.maximum(0, y - self.RING)
-            x1, y1 = np.minimum(cols, x + w + self.RING), np.minimum(rows, y + h + self.RING)
-            window = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-            ring = (x1 - x0) * (y1 - y0) - size
-            inside_mean = sums / size[:, None]
-            ring_mean = (window - sums) / np.maximum(ring, 1)[:, None]
-            # No ring at all (the component is the whole picture): no contrast.
-            contrast = np.where(ring > 0, np.linalg.norm(inside_mean - ring_mean, axis=1), 0.0)
-            fill = size / (w * h)
-            aspect = np.maximum(w, h) / np.maximum(1, np.minimum(w, h))
-            small = size < self.SMALL_FRACTION * area
-            at_edge = (x == 0) | (y == 0) | (x + w == cols) | (y + h == rows)
-            needed = np.where(small, self.SMALL_MIN_CONTRAST, self.MIN_CONTRAST)
-            keep = (contrast >= needed) & (fill >= self.MIN_FILL) & (aspect <= self.MAX_ASPECT) & ~(small & at_edge)
-            boxes = np.stack([
-                np.maximum(0, np.floor(x / scale)), np.maximum(0, np.floor(y / scale)),
-                np.minimum(width, np.ceil((x + w) / scale)), np.minimum(height, np.ceil((y + h) / scale)),
-            ], axis=1).astype(np.int64)[keep]
-            proposals += [Proposal(box=tuple(int(v) for v in box), area_fraction=float(part), score=min(1.0, float(c) / 255.0))
-                          for box, part, c in zip(boxes, size[keep] / area, contrast[keep])]
-        return proposals
+        flat = components.ravel()
+        sums = np.stack([np.bincount(flat, weights=channels[:, c], minlength=len(stats)) for c in range(3)], axis=1)
+        squares = np.stack([np.bincount(flat, weights=channels[:, c] ** 2, minlength=len(stats)) for c in range(3)], axis=1)
+        # The edge band took a pixel off each side of an area: boxes are grown back by it.
+        x, y = np.maximum(0, x[big] - 1), np.maximum(0, y[big] - 1)
+        w, h = np.minimum(cols, stats[big, 0] + w[big] + 1) - x, np.minimum(rows, stats[big, 1] + h[big] + 1) - y
+        size, sums, squares = size[big], sums[big], squares[big]
+        # The ring: the box grown by RING pixels (clipped to the picture) less the component itself.
+        rx0, ry0 = np.maximum(0, x - self.RING), np.maximum(0, y - self.RING)
+        rx1, ry1 = np.minimum(cols, x + w + self.RING), np.minimum(rows, y + h + self.RING)
+        window = integral[ry1, rx1] - integral[ry0, rx1] - integral[ry1, rx0] + integral[ry0, rx0]
+        ring = (rx1 - rx0) * (ry1 - ry0) - size
+        inside_mean = sums / size[:, None]
+        # Standard deviation of the area's colour (the largest of the channels'): a painted object is
+        # one colour plus JPEG noise; a flat-looking part of a photograph is a slow gradient.
+        spread = np.sqrt(np.maximum(0.0, squares / size[:, None] - inside_mean ** 2)).max(axis=1)
+        ring_mean = (window - sums) / np.maximum(ring, 1)[:, None]
+        # No ring at all (the component is the whole picture): no contrast.
+        contrast = np.where(ring > 0, np.linalg.norm(inside_mean - ring_mean, axis=1), 0.0)
+        fill = size / (w * h)
+        aspect = np.maximum(w, h) / np.maximum(1, np.minimum(w, h))
+        small = size < self.SMALL_FRACTION * area
+        at_edge = (x == 0) | (y == 0) | (x + w == cols) | (y + h == rows)
+        needed = np.where(small, self.SMALL_MIN_CONTRAST, self.MIN_CONTRAST)
+        keep = ((contrast >= needed) & (fill >= self.MIN_FILL) & (aspect <= self.MAX_ASPECT) & ~(small & at_edge)
+                & (spread <= self.MAX_SPREAD))
+        boxes = np.stack([
+            np.maximum(0, np.floor(x / scale)), np.maximum(0, np.floor(y / scale)),
+            np.minimum(width, np.ceil((x + w) / scale)), np.minimum(height, np.ceil((y + h) / scale)),
+        ], axis=1).astype(np.int64)[keep]
+        return [Proposal(box=tuple(int(v) for v in box), area_fraction=float(part), score=min(1.0, float(c) / 255.0))
+                for box, part, c in zip(boxes, size[keep] / area, contrast[keep])]
 
 
 def load_proposer() -> RegionProposer:
