@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image as PILImage
-from PIL import ImageDraw
 
 from search import demo
 
@@ -46,18 +45,14 @@ def _background(photo: PILImage.Image, width: int, height: int, rng: np.random.G
     return photo.crop((x, y, x + cw, y + ch)).resize((width, height), PILImage.Resampling.BICUBIC)
 
 
-def _rotated_shape(shape: str, colour: str, side: int, angle: float) -> PILImage.Image:
-    layer = PILImage.new("RGBA", (side, side), (0, 0, 0, 0))
-    fill = demo.COLOURS[colour] + (255,)
-    inner = (0, 0, side - 1, side - 1)
-    draw = ImageDraw.Draw(layer)
-    if shape == "circle":
-        draw.ellipse(inner, fill=fill)
-    elif shape == "square":
-        draw.rectangle(inner, fill=fill)
-    else:
-        draw.polygon(demo._polygon(shape, inner), fill=fill)
-    return layer.rotate(angle, resample=PILImage.Resampling.BICUBIC, expand=True)
+def average_precision(ranked: list, relevant: set, page: int) -> float:
+    """Average precision of a ranked list (its first `page` entries) against the relevant ones."""
+    hits, precision_sum = 0, 0.0
+    for rank, name in enumerate(ranked[:page], start=1):
+        if name in relevant:
+            hits += 1
+            precision_sum += hits / rank
+    return precision_sum / min(len(relevant), page) if relevant else 0.0
 
 
 def _overlap(a, b) -> float:
@@ -80,7 +75,7 @@ def scene(number: int, rng: np.random.Generator, photos: dict[str, PILImage.Imag
             break
         colour, shape = demo.CLASSES[class_index]
         for _ in range(50):
-            layer = _rotated_shape(shape, colour, int(rng.uniform(0.07, 0.20) * min(width, height)), float(rng.uniform(0, 360)))
+            layer = demo.rotated_shape(shape, demo.COLOURS[colour], int(rng.uniform(0.07, 0.20) * min(width, height)), float(rng.uniform(0, 360)))
             x, y = int(rng.integers(0, width - layer.width)), int(rng.integers(0, height - layer.height))
             left, top, right, bottom = layer.getchannel("A").point(lambda a: 255 if a > 127 else 0).getbbox()
             box = (x + left, y + top, x + right, y + bottom)

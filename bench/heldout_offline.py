@@ -1,0 +1,237 @@
+"""Held-out quality in one process, in seconds: the scenes of bench/heldout.py through the colour
+proposer and a demo CLIP checkpoint, ranked in memory the way search.query ranks (best region per
+image, the whole image winning near-ties, the demo profile's thresholds).
+
+tests/search/test_heldout_quality.py measures the same through upload -> worker -> index -> API and
+is the figure of record; this is the loop for trying a training recipe or a threshold quickly.
+
+    .venv/bin/python bench/heldout_offline.py [--split tuning] [--weights path.pt] [--scenes 28]
+"""
+import argparse
+import io
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+
+def load_demo_clip(weights: Path):
+    """The demo CLIP with `weights`, loaded by the pipeline's own loader."""
+    from django.test.utils import override_settings
+
+    from search.clip import load_clip
+    from search.demo import DEMO_MODEL
+
+    with override_settings(CLIP_MODEL=DEMO_MODEL, CLIP_PRETRAINED="", CLIP_CHECKPOINT=str(weights)):
+        return load_clip()
+
+
+import numpy as np  # noqa: E402
+
+
+class Library:
+    """Every scene's regions (whole image first) and their vectors, as the pipeline would store them."""
+
+    def __init__(self, scenes, clip, proposer, *, min_area_fraction: float, nms_iou: float, max_count: int):
+        from PIL import Image as PILImage
+
+        from search.proposers import filter_proposals
+
+        self.scenes = scenes
+        self.pictures, self.boxes, self.kinds, self.owner, vectors = [], [], [], [], []
+        for number, scene in enumerate(scenes):
+            rgb = PILImage.open(io.BytesIO(scene.jpeg)).convert("RGB")
+            self.pictures.append(rgb)
+            proposals = filter_proposals(proposer.propose(rgb), width=rgb.width, height=rgb.height,
+                                         min_area_fraction=min_area_fraction, nms_iou=nms_iou, max_count=max_count)
+            crops = [rgb] + [rgb.crop(p.box) for p in proposals]
+            vectors.append(clip.embed_images(crops))
+            self.boxes += [(0, 0, rgb.width, rgb.height)] + [p.box for p in proposals]
+            self.kinds += ["global"] + ["object"] * len(proposals)
+            self.owner += [number] * len(crops)
+        import numpy as np
+
+        self.vectors = np.concatenate(vectors)
+        self.owner = np.array(self.owner)
+        self.is_global = np.array([k == "global" for k in self.kinds])
+
+    def rank(self, vector, *, exclude: int | None = None, tie_eps: float, handicap: float = 0.0) -> list[tuple[int, float, tuple]]:
+        """(scene number, score, box) best first: one per scene, its whole image (less `handicap`) unless
+        an object beats it by tie_eps. `vector` may be several (rows): each region scores its best."""
+        scores = (self.vectors @ np.atleast_2d(vector).T).max(axis=1) - handicap * self.is_global
+        best: dict[int, dict[str, tuple[float, int]]] = defaultdict(dict)
+        for row, (scene, score) in enumerate(zip(self.owner, scores)):
+            if scene == exclude:
+                continue
+            kind = self.kinds[row]
+            if kind not in best[scene] or score > best[scene][kind][0]:
+                best[scene][kind] = (float(score), row)
+        ranked = []
+        for scene, by_kind in best.items():
+            score, row = by_kind["global"]
+            if "object" in by_kind and by_kind["object"][0] > score + tie_eps:
+                score, row = by_kind["object"]
+            ranked.append((int(scene), score, self.boxes[row]))
+        ranked.sort(key=lambda item: -item[1])
+        return ranked
+
+
+class Tally:
+    def __init__(self, label: str, threshold: float):
+        self.label, self.threshold = label, threshold
+        self.top1, self.precisions, self.ious, self.shown, self.shown_right = [], [], [], 0, 0
+        self.scored: list[tuple[float, bool]] = []  # every ranked image's score, and whether it is right
+
+    def add(self, ranked, relevant: set[int], true_boxes: dict[int, list], page: int = 50):
+        from bench.heldout import average_precision
+        from search.proposers import box_iou
+
+        names = [scene for scene, _, _ in ranked[:page]]
+        self.top1.append(bool(names) and names[0] in relevant)
+        self.precisions.append(average_precision(names, relevant, page))
+        if names and names[0] in relevant:
+            self.ious.append(max(box_iou(ranked[0][2], true) for true in true_boxes[names[0]]))
+        self.scored += [(score, scene in relevant) for scene, score, _ in ranked]
+        shown = [scene for scene, score, _ in ranked if score >= self.threshold]
+        self.shown += len(shown)
+        self.shown_right += sum(scene in relevant for scene in shown)
+
+    def at(self, threshold: float) -> str:
+        """Precision and recall of what `threshold` shows (recall: of the right images ranked)."""
+        shown = [right for score, right in self.scored if score >= threshold]
+        total_right = sum(right for _, right in self.scored)
+        return f"{threshold:.2f}: {sum(shown) / max(1, len(shown)):.0%} right, {sum(shown) / max(1, total_right):.0%} of right shown"
+
+    def line(self) -> str:
+
+        iou = np.mean([i >= 0.5 for i in self.ious]) if self.ious else 0.0
+        precision = self.shown_right / self.shown if self.shown else float("nan")
+        # The lowest threshold whose shown results are >= 80% right, and how many it shows per query.
+        scored = sorted(self.scored, reverse=True)
+        right = np.cumsum([r for _, r in scored])
+        ok = [i for i in range(len(scored)) if right[i] / (i + 1) >= 0.8]
+        calibrated = (f"; 80% right from {scored[ok[-1]][0]:.2f} ({(ok[-1] + 1) / len(self.top1):.1f} shown)"
+                      if ok else "")
+        return (f"[{self.label:11s}] n={len(self.top1):3d} R@1={np.mean(self.top1):.2f} mAP={np.mean(self.precisions):.2f} "
+                f"IoU>=0.5 {iou:.0%}; at {self.threshold:.2f}: {self.shown / len(self.top1):.1f} shown, {precision:.0%} right"
+                + calibrated)
+
+
+def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: float, tie_eps: float,
+             handicap: float, thresholds: tuple[float, ...] = ()) -> list[str]:
+    import numpy as np
+
+    from search import demo
+    from search.proposers import box_iou
+
+    scenes = library.scenes
+    where: dict[tuple, dict[int, list]] = defaultdict(lambda: defaultdict(list))
+    for number, scene in enumerate(scenes):
+        for s in scene.shapes:
+            where[(s.colour, s.shape)][number].append(s.box)
+    lines = []
+    text = Tally("text", text_threshold)
+    classes = sorted(where)
+    for klass, vector in zip(classes, clip.embed_texts([demo.caption(*k) for k in classes])):
+        text.add(library.rank(vector, tie_eps=tie_eps, handicap=handicap), set(where[klass]), where[klass])
+    crop, region, box = Tally("object crop", image_threshold), Tally("region", image_threshold), Tally("drawn box", image_threshold)
+    own_first, found = [], []
+    for number, scene in enumerate(scenes):
+        picture = library.pictures[number]
+        crops = []
+        for placed in scene.shapes:
+            buffer = io.BytesIO()
+            picture.crop(placed.box).save(buffer, "PNG")
+            from PIL import Image as PILImage
+
+            crops.append(PILImage.open(buffer).convert("RGB"))
+        crop_vectors = clip.embed_images(crops)
+        rows = np.flatnonzero((library.owner == number) & ~library.is_global)
+        for placed, vector in zip(scene.shapes, crop_vectors):
+            klass = (placed.colour, placed.shape)
+            relevant, boxes = set(where[klass]), where[klass]
+            ranked = library.rank(vector, tie_eps=tie_eps, handicap=handicap)
+            crop.add(ranked, relevant, boxes)
+            own_first.append(bool(ranked) and ranked[0][0] == number)
+            ious = [box_iou(library.boxes[r], placed.box) for r in rows]
+            found.append(bool(ious) and max(ious) >= 0.5)
+            others = relevant - {number}
+            if not others:
+                continue
+            box.add(library.rank(vector, exclude=number, tie_eps=tie_eps, handicap=handicap), others, boxes)
+            if found[-1]:
+                best_row = rows[int(np.argmax(ious))]
+                region.add(library.rank(library.vectors[best_row], exclude=number, tie_eps=tie_eps, handicap=handicap), others, boxes)
+            else:
+                region.add([], others, boxes)
+    # "More like this": each scene's whole-image vector, or (by_objects) it and its objects' vectors.
+    similar = {False: Tally("more like", image_threshold), True: Tally("more like+o", image_threshold)}
+    p5 = {False: [], True: []}
+    for number, scene in enumerate(scenes):
+        mine = {(s.colour, s.shape) for s in scene.shapes}
+        relevant = {n for n, other in enumerate(scenes) if n != number and mine & {(s.colour, s.shape) for s in other.shapes}}
+        boxes = {n: [(0, 0, 10**6, 10**6)] for n in relevant}  # any box: "more like this" is about the photo
+        for by_objects in (False, True):
+            rows = library.owner == number if by_objects else (library.owner == number) & library.is_global
+            ranked = library.rank(library.vectors[rows], exclude=number, tie_eps=tie_eps)
+            similar[by_objects].add(ranked, relevant, boxes)
+            p5[by_objects].append(np.mean([n in relevant for n, _, _ in ranked[:5]]))
+    tallies = (text, crop, region, box, similar[False], similar[True])
+    lines += [t.line() for t in tallies]
+    for t in tallies:
+        lines.append(f"[{t.label:11s}] " + "; ".join(t.at(threshold) for threshold in thresholds))
+    lines.append(f"[own scene  ] crop finds its own scene first {np.mean(own_first):.0%}; objects found {np.mean(found):.0%}; "
+                 f"regions/image {(~library.is_global).sum() / len(scenes):.1f} (true {np.mean([len(s.shapes) for s in scenes]):.1f})")
+    lines.append(f"[more like  ] P@5={np.mean(p5[False]):.2f} (whole image); {np.mean(p5[True]):.2f} (whole image and its objects)")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=("tuning", "evaluation", "generator"), default="tuning")
+    parser.add_argument("--weights", type=Path, default=None, help="A demo CLIP checkpoint (default: the committed one).")
+    parser.add_argument("--scenes", type=int, default=28)
+    parser.add_argument("--tie-eps", type=float, default=None)
+    parser.add_argument("--handicap", type=float, default=None, help="WHOLE_IMAGE_HANDICAP (default: the demo profile's).")
+    parser.add_argument("--thresholds", type=float, nargs="*", default=(), help="Also print precision and recall at these.")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    import numpy as np
+    from django.conf import settings
+
+    from bench import heldout
+    from search import demo
+    from search.proposers import ColourProposer
+
+    profile = settings.MODEL_PROFILES["demo"]
+    clip = load_demo_clip(args.weights or demo.DEMO_WEIGHTS)
+    rng = np.random.default_rng(7013)
+    if args.split == "generator":
+        scenes = []
+        for number in range(args.scenes):
+            picture, shapes = demo.scene(640, 480, rng, count=int(rng.integers(2, 4)))
+            buffer = io.BytesIO()
+            picture.save(buffer, "PNG")
+            scenes.append(heldout.HeldOutScene(name=f"{number}", jpeg=buffer.getvalue(), shapes=shapes, photograph=""))
+    else:
+        photos = heldout.photographs(heldout.TUNING_PHOTOGRAPHS if args.split == "tuning" else heldout.EVALUATION_PHOTOGRAPHS)
+        scenes = [heldout.scene(number, rng, photos) for number in range(args.scenes)]
+    library = Library(scenes, clip, ColourProposer(min_area_fraction=profile["REGION_MIN_AREA_FRACTION"]),
+                      min_area_fraction=profile["REGION_MIN_AREA_FRACTION"], nms_iou=settings.REGION_NMS_IOU,
+                      max_count=settings.REGION_MAX_PER_IMAGE)
+    tie_eps = settings.SCORE_TIE_EPS if args.tie_eps is None else args.tie_eps
+    for line in evaluate(library, clip, text_threshold=profile["MIN_SIMILARITY"],
+                         image_threshold=profile["MIN_IMAGE_SIMILARITY"], tie_eps=tie_eps,
+                         handicap=profile.get("WHOLE_IMAGE_HANDICAP", 0.0) if args.handicap is None else args.handicap,
+                         thresholds=tuple(args.thresholds)):
+        print(f"{args.split} {line}")
+
+
+if __name__ == "__main__":
+    main()
