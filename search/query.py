@@ -174,7 +174,10 @@ def search(
     else:
         masks = generation.allowed(Visibility(user_id=user_id, scope=scope, kind=kind, exclude_image_id=source_image_id,
                                               only_image_ids=only_image_ids))
-    ranked = _rank(vector, generation, masks, regions, threshold=threshold, wanted=page * page_size + 1)
+    # "More like this" asks about a whole photo; every other kind of query about what is in one.
+    handicap = 0.0 if isinstance(query, SimilarQuery) else settings.WHOLE_IMAGE_HANDICAP
+    ranked = _rank(vector, generation, masks, regions, threshold=threshold, handicap=handicap,
+                   wanted=page * page_size + 1)
     start = (page - 1) * page_size
     shown = ranked[start : start + page_size]
     # Model objects only for the page shown, read through the visibility rule once more.
@@ -204,8 +207,9 @@ def _current_generation() -> Generation:
 
 
 def _rank(vector: np.ndarray, generation: Generation, masks: list[np.ndarray], regions: QuerySet[Region], *,
-          threshold: float, wanted: int) -> list[Match]:
+          threshold: float, wanted: int, handicap: float = 0.0) -> list[Match]:
     """Best match per image above the threshold, best first; at least `wanted` images when there are that many.
+    `vector`: one query vector, or several as rows.
 
     `masks` restrict the FAISS scan (the index's mirror of who may see what); `regions` is the same
     rule in the database, applied again to every hit.
@@ -213,21 +217,33 @@ def _rank(vector: np.ndarray, generation: Generation, masks: list[np.ndarray], r
     k = settings.FETCH_K
     while True:
         scores, ids, eligible = generation.search(vector, k, masks=masks)
-        hits = {int(i): float(s) for i, s in zip(ids[0], scores[0]) if i >= 0}
-        results = _best_per_image(hits, regions, threshold)
+        # Several query vectors ("more like this" by objects): a region scores its best match.
+        hits: dict[int, float] = {}
+        for row_ids, row_scores in zip(ids, scores):
+            for i, s in zip(row_ids, row_scores):
+                if i >= 0 and s > hits.get(int(i), -np.inf):
+                    hits[int(i)] = float(s)
+        results = _best_per_image(hits, regions, threshold, handicap=handicap)
         exhausted = k >= eligible
-        below_threshold = bool(hits) and min(hits.values()) < threshold
+        # Asking for more cannot add a match above the threshold once every row's last hit is below it.
+        below_threshold = bool(hits) and all(row[row_ids >= 0].min(initial=np.inf) < threshold
+                                             for row, row_ids in zip(scores, ids))
         if len(results) >= wanted or exhausted or below_threshold:
             return results
         k *= FETCH_GROWTH
 
 
-def _best_per_image(hits: dict[int, float], regions: QuerySet[Region], threshold: float) -> list[Match]:
+def _best_per_image(hits: dict[int, float], regions: QuerySet[Region], threshold: float, *,
+                    handicap: float = 0.0) -> list[Match]:
+    """One match per image: its whole image, unless an object scores more than SCORE_TIE_EPS above
+    it. A whole image's score is first lowered by `handicap` (WHOLE_IMAGE_HANDICAP): where a model
+    scores a busy scene as high as the object a query names, the object should still win."""
     # Visibility is checked again here: `regions` is built from images_searchable_by(user).
     rows = regions.filter(pk__in=list(hits)).values_list("pk", "image_id", "kind", "x1", "y1", "x2", "y2")
     by_image: dict[int, dict[str, Match]] = {}
     for pk, image_id, kind, *box in rows:
-        match = Match(image_id=image_id, score=hits[pk], kind=kind, box=box, region_id=pk)
+        score = hits[pk] - handicap if kind == Region.Kind.GLOBAL else hits[pk]
+        match = Match(image_id=image_id, score=score, kind=kind, box=box, region_id=pk)
         best = by_image.setdefault(image_id, {})
         if kind not in best or match.score > best[kind].score:
             best[kind] = match
@@ -260,7 +276,8 @@ def _clip():
 
 
 def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
-    """The unit vector to search with, and the id of the image it came from (to leave it out)."""
+    """The unit vector to search with, and the id of the image it came from (to leave it out). With
+    SIMILAR_BY_OBJECTS, "more like this" gives several (rows: the whole image, then its objects)."""
 
     if isinstance(query, TextQuery):
         text = " ".join(query.text.split())
@@ -288,7 +305,10 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
         region = image.regions.filter(kind=Region.Kind.GLOBAL).first()
         if region is None:
             raise SearchError("This image has not been processed yet; try again when it is ready.")
-        return _stored_vector(region), image.pk
+        if not settings.SIMILAR_BY_OBJECTS:
+            return _stored_vector(region), image.pk
+        objects = image.regions.filter(kind=Region.Kind.OBJECT).order_by("pk")
+        return np.stack([_stored_vector(region)] + [_stored_vector(r) for r in objects]), image.pk
     if isinstance(query, RegionQuery):
         region = Region.objects.filter(pk=query.region_id, image__in=images_visible_to(user)).first()
         if region is None:

@@ -160,6 +160,64 @@ def test_the_whole_image_wins_a_near_tie_and_a_clearly_better_object_wins(owner,
     assert _best_per_image({whole.pk: 0.1, obj.pk: 0.15}, regions, threshold=0.2) == []
 
 
+def test_the_whole_image_handicap_lets_an_object_win_that_the_whole_image_outscored(owner, settings):
+    settings.SCORE_TIE_EPS = 0.02
+    image = Image.objects.create(owner=owner, file="x.png", original_name="x.png", sha256="1" * 64, format="PNG",
+                                 width=100, height=100, size_bytes=1, status="ready")
+    whole = Region.objects.create(image=image, kind="global", x1=0, y1=0, x2=100, y2=100, area_fraction=1.0,
+                                  embedding=b"", embedding_model="m", embedding_dim=0)
+    obj = Region.objects.create(image=image, kind="object", x1=10, y1=10, x2=50, y2=50, area_fraction=0.1,
+                                embedding=b"", embedding_model="m", embedding_dim=0)
+    hits = {whole.pk: 0.90, obj.pk: 0.85}
+    assert [r.kind for r in _best_per_image(hits, Region.objects.all(), threshold=0.2)] == ["global"]
+    handicapped = _best_per_image(hits, Region.objects.all(), threshold=0.2, handicap=0.1)
+    assert [(r.kind, r.score) for r in handicapped] == [("object", 0.85)]
+    # A whole image with no object to fall back on keeps its place, at the lowered score.
+    alone = _best_per_image({whole.pk: 0.90}, Region.objects.all(), threshold=0.2, handicap=0.1)
+    assert [(r.kind, r.score) for r in alone] == [("global", pytest.approx(0.80))]
+
+
+def test_more_like_this_is_not_handicapped_and_other_queries_are(owner, library, settings):
+    source = library["owner-0"]
+
+    def global_scores(query) -> dict[str, float]:
+        page = search(user=owner, query=query, kind="global", min_score=-1)
+        return {r.image.original_name: r.score for r in page.results}
+
+    settings.WHOLE_IMAGE_HANDICAP = 0.0
+    similar, by_image = global_scores(SimilarQuery(image_id=source.pk)), global_scores(ImageQuery(images.png(seed=0)))
+    settings.WHOLE_IMAGE_HANDICAP = 0.25
+    assert global_scores(SimilarQuery(image_id=source.pk)) == pytest.approx(similar)
+    assert global_scores(ImageQuery(images.png(seed=0))) == pytest.approx({n: s - 0.25 for n, s in by_image.items()})
+
+
+def test_more_like_this_by_objects_finds_a_photo_that_shares_an_object(owner, upload, colour_proposer, settings):
+    """With SIMILAR_BY_OBJECTS the photo's objects search too: another photo holding the same object
+    (pixel for pixel) matches it at 1.0, however different the rest; without, only the whole photos
+    are compared."""
+    from PIL import Image as PILImage
+
+    def picture(shared_at: tuple[int, int], other_colour: tuple[int, int, int], background) -> bytes:
+        pixels = np.full((120, 160, 3), background, dtype=np.uint8)
+        x, y = shared_at
+        pixels[y : y + 30, x : x + 30] = (230, 40, 40)  # the object both photos hold
+        pixels[70:110, 100:150] = other_colour
+        return images.encode(PILImage.fromarray(pixels))
+
+    source = upload(owner, picture((10, 10), (40, 200, 240), (40, 60, 50)), name="source.png").image
+    upload(owner, picture((60, 40), (250, 230, 30), (200, 190, 160)), name="shares-the-red-square.png")
+    upload(owner, images.png(seed=5), name="unrelated.png")
+
+    settings.SIMILAR_BY_OBJECTS, settings.SCORE_TIE_EPS = True, 0.0
+    page = search(user=owner, query=SimilarQuery(image_id=source.pk), min_score=-1)
+    first = page.results[0]
+    assert first.image.original_name == "shares-the-red-square.png"
+    assert (first.kind, first.box, first.score) == ("object", [60, 40, 90, 70], pytest.approx(1.0, abs=5e-3))
+    settings.SIMILAR_BY_OBJECTS = False
+    page = search(user=owner, query=SimilarQuery(image_id=source.pk), min_score=-1)
+    assert all(r.score < 0.99 for r in page.results)
+
+
 def test_search_sees_images_processed_after_the_index_was_loaded(owner, upload):
     upload(owner, images.png(seed=1), name="first.png")
     search(user=owner, query=TextQuery("x"), min_score=-1)  # loads the index
