@@ -48,7 +48,8 @@ def main() -> None:
              + rng.random((480, 640, 3)) * 100).astype(np.uint8)),
         "held-out scene": lambda: PILImage.open(io.BytesIO(heldout.scene(int(rng.integers(1000)), rng, photos).jpeg)),
     }
-    proposer = ColourProposer(min_area_fraction=settings.REGION_MIN_AREA_FRACTION)
+    min_area = settings.MODEL_PROFILES["demo"]["REGION_MIN_AREA_FRACTION"]  # the profile that uses it
+    proposer = ColourProposer(min_area_fraction=min_area)
     proposer.propose(kinds["demo scene"]())  # warm-up: imports, first allocations
     print(f"{'pictures':16} {'s/image (median)':>17} {'proposals':>10} {'after filter':>13}" + ("  reference s/image" if args.reference else ""))
     for kind, make in kinds.items():
@@ -60,7 +61,7 @@ def main() -> None:
             seconds.append(time.perf_counter() - start)
             raw.append(len(proposals))
             kept.append(len(filter_proposals(proposals, width=640, height=480,
-                                             min_area_fraction=settings.REGION_MIN_AREA_FRACTION,
+                                             min_area_fraction=min_area,
                                              nms_iou=settings.REGION_NMS_IOU, max_count=settings.REGION_MAX_PER_IMAGE)))
             if args.reference:
                 from tests.search.test_models import reference_colour_proposals
