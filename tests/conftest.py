@@ -150,6 +150,21 @@ def colour_proposer(settings):
     reset_models()
 
 
+@pytest.fixture
+def demo_profile(settings):
+    """The demo model profile (our trained CLIP, the colour proposer, its thresholds), as
+    IMGSEARCH_MODEL_PROFILE=demo sets it."""
+    from search.loading import reset_models
+
+    for name, value in settings.MODEL_PROFILES["demo"].items():
+        setattr(settings, name, value)
+    reset_models()
+    reset_index()
+    yield
+    reset_models()
+    reset_index()
+
+
 # Figures measured by tests (retrieval recall, IoU) are printed at the end of every run.
 MEASURED: list[str] = []
 

@@ -5,8 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from search.index import reset_index
-from search.loading import reset_models
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -45,18 +43,6 @@ def page(browser, live_server):
     yield page
     context.close()
     assert not blocked, "the Content-Security-Policy blocked something:\n" + "\n".join(blocked)
-
-
-@pytest.fixture
-def demo_profile(settings):
-    """The demo model profile, as IMGSEARCH_MODEL_PROFILE=demo sets it."""
-    for name, value in settings.MODEL_PROFILES["demo"].items():
-        setattr(settings, name, value)
-    reset_models()
-    reset_index()
-    yield
-    reset_models()
-    reset_index()
 
 
 def screenshot(page, name: str) -> Path:

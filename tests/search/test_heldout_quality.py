@@ -18,8 +18,6 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from search import demo
-from search.index import reset_index
-from search.loading import reset_models
 from search.proposers import box_iou
 from tests.conftest import MEASURED, upload_file
 
@@ -33,13 +31,9 @@ PAGE = 50  # ranks looked at for average precision
 
 
 @pytest.fixture
-def heldout_library(owner, settings, django_capture_on_commit_callbacks):
+def heldout_library(owner, demo_profile, django_capture_on_commit_callbacks):
     from bench import heldout
 
-    for name, value in settings.MODEL_PROFILES["demo"].items():
-        setattr(settings, name, value)
-    reset_models()
-    reset_index()
     rng = np.random.default_rng(SEED)
     photos = heldout.photographs(heldout.TUNING_PHOTOGRAPHS if SPLIT == "tuning" else heldout.EVALUATION_PHOTOGRAPHS)
     scenes = [heldout.scene(number, rng, photos) for number in range(SCENES)]
@@ -49,9 +43,7 @@ def heldout_library(owner, settings, django_capture_on_commit_callbacks):
         response = api.post(reverse("api:images"), {"files": [upload_file(s.jpeg, s.name) for s in scenes]}, format="multipart")
     assert response.status_code == 201
     ids = {item["image"]["original_name"]: item["image"]["id"] for item in response.json()}
-    yield api, {s.name: s for s in scenes}, ids
-    reset_models()
-    reset_index()
+    return api, {s.name: s for s in scenes}, ids
 
 
 def search(api, payload: dict, *, ranked: bool = True) -> list[dict]:

@@ -14,8 +14,6 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from search import demo
-from search.index import reset_index
-from search.loading import reset_models
 from search.proposers import box_iou
 from tests.conftest import MEASURED, upload_file
 
@@ -26,12 +24,7 @@ IOU_SHARE = 0.8
 
 
 @pytest.fixture
-def demo_library(owner, settings, django_capture_on_commit_callbacks):
-    # The demo model profile, as IMGSEARCH_MODEL_PROFILE=demo would set it.
-    for name, value in settings.MODEL_PROFILES["demo"].items():
-        setattr(settings, name, value)
-    reset_models()
-    reset_index()
+def demo_library(owner, demo_profile, django_capture_on_commit_callbacks):
     rng = np.random.default_rng(SCENE_SEED)
     api = APIClient()
     api.force_authenticate(owner)
@@ -47,9 +40,7 @@ def demo_library(owner, settings, django_capture_on_commit_callbacks):
         response = api.post(reverse("api:images"), {"files": files}, format="multipart")
     assert response.status_code == 201
     ids = {item["image"]["original_name"]: item["image"]["id"] for item in response.json()}
-    yield api, truth, ids
-    reset_models()
-    reset_index()
+    return api, truth, ids
 
 
 def report(line: str) -> None:
