@@ -307,8 +307,8 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
             raise SearchError("This image has not been processed yet; try again when it is ready.")
         if not settings.SIMILAR_BY_OBJECTS:
             return _stored_vector(region), image.pk
-        objects = image.regions.filter(kind=Region.Kind.OBJECT).order_by("pk")
-        return np.stack([_stored_vector(region)] + [_stored_vector(r) for r in objects]), image.pk
+        objects = list(image.regions.filter(kind=Region.Kind.OBJECT).order_by("pk"))
+        return _stored_vectors([region] + objects), image.pk
     if isinstance(query, RegionQuery):
         region = Region.objects.filter(pk=query.region_id, image__in=images_visible_to(user)).first()
         if region is None:
@@ -355,12 +355,17 @@ def _visible_image(user, image_id: int) -> Image:
 
 
 def _stored_vector(region: Region) -> np.ndarray:
+    return _stored_vectors([region])[0]
+
+
+def _stored_vectors(regions: list[Region]) -> np.ndarray:
+    """The regions' vectors as rows, if the configured model made them all."""
     from search.index import current_model
 
     model, _ = current_model()
-    if region.embedding_model != model:
+    if any(region.embedding_model != model for region in regions):
         raise SearchError("This image was embedded with another model; reprocess it first.")
-    return region.vector
+    return np.stack([region.vector for region in regions])
 
 
 def _checked_box(box, image: Image) -> tuple[int, int, int, int]:
