@@ -9,7 +9,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imgsearch.parsers import JSONParser, MultiPartParser
-from search.query import MATCH_KINDS, SCOPES, Filters, SearchError, SearchUnavailable, query_from, search
+from search.query import (
+    MATCH_KINDS,
+    MAX_WEIGHT,
+    SCOPES,
+    Filters,
+    SearchError,
+    SearchUnavailable,
+    as_dict,
+    query_from,
+    search,
+)
 
 
 class SearchResultSerializer(serializers.Serializer):
@@ -31,7 +41,22 @@ class SearchResultSerializer(serializers.Serializer):
     def get_thumbnail_url(self, result) -> str:
         return self.context["request"].build_absolute_uri(reverse("api:image_thumbnail", args=[result.image.pk]))
 
+class QueryTermSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["text", "image", "similar", "region", "box"])
+    weight = serializers.FloatField()
+    text = serializers.CharField(required=False)
+    image_id = serializers.IntegerField(required=False)
+    region_id = serializers.IntegerField(required=False)
+    box = serializers.ListField(child=serializers.FloatField(), required=False)
+
+
+class QuerySerializer(serializers.Serializer):
+    positive = QueryTermSerializer(many=True, help_text="What results match: the weighted mean of these terms.")
+    negative = QueryTermSerializer(many=True, help_text="What results are pushed down for matching.")
+
+
 class SearchPageSerializer(serializers.Serializer):
+    query = QuerySerializer(help_text="The query as it was understood.")
     page = serializers.IntegerField()
     page_size = serializers.IntegerField()
     has_next = serializers.BooleanField()
@@ -40,18 +65,25 @@ class SearchPageSerializer(serializers.Serializer):
 
 class SearchApi(APIView):
     """Search by text, by an uploaded image, by one of your visible images ("more like this"),
-    by a region id, or by a box drawn on an image. Results are the images you may see."""
+    by a region id, or by a box drawn on an image; or by words and one photo together. In text,
+    "-people" leaves out photos of people and "+" separates phrases to match together
+    ("sunset + boat -people"). Results are the images you may see."""
 
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
         text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True,
-                                     help_text="Words to search for.")
+                                     help_text="Words to search for; with a photo, words to combine with it. "
+                                               "“-words” are left out, “+” starts another phrase to match.")
         image = serializers.ImageField(required=False, help_text="A query image (multipart only); never stored.")
         image_id = serializers.IntegerField(required=False, help_text="Alone: more like this image. With box: that region.")
         region_id = serializers.IntegerField(required=False, help_text="A region to search for.")
         box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4, required=False,
                                     help_text="[x1, y1, x2, y2] in the image's pixels; needs image_id.")
+        image_weight = serializers.FloatField(default=1.0, min_value=0.0, max_value=MAX_WEIGHT,
+                                              help_text="With text: the photo's weight against each phrase (above 0).")
+        exclude_weight = serializers.FloatField(default=1.0, min_value=0.0, max_value=MAX_WEIGHT,
+                                                help_text="How hard “-words” push down what matches them (above 0).")
         scope = serializers.ChoiceField(choices=SCOPES, default="all")
         kind = serializers.ChoiceField(choices=MATCH_KINDS, default="both")
         min_score = serializers.FloatField(required=False, min_value=-1.0, max_value=1.0)
@@ -71,7 +103,8 @@ class SearchApi(APIView):
         data = serializer.validated_data
         try:
             query = query_from(text=data.get("text"), image=data["image"].read() if data.get("image") else None,
-                               image_id=data.get("image_id"), region_id=data.get("region_id"), box=data.get("box"))
+                               image_id=data.get("image_id"), region_id=data.get("region_id"), box=data.get("box"),
+                               image_weight=data["image_weight"], exclude_weight=data["exclude_weight"])
             page = search(user=request.user, query=query, scope=data["scope"], kind=data["kind"],
                           min_score=data.get("min_score"), page=data["page"], page_size=data.get("page_size"),
                           filters=Filters(taken_from=data.get("taken_from"), taken_to=data.get("taken_to"),
@@ -85,4 +118,4 @@ class SearchApi(APIView):
         except SearchError as error:
             raise ValidationError(str(error)) from None
         results = SearchResultSerializer(page.results, many=True, context={"request": request}).data
-        return Response({"page": page.page, "page_size": page.page_size, "has_next": page.has_next, "results": results})
+        return Response({"query": as_dict(query), "page": page.page, "page_size": page.page_size, "has_next": page.has_next, "results": results})

@@ -1,7 +1,7 @@
 from django import forms
 
 from gallery.selectors import albums_visible_to, images_visible_to
-from search.query import MATCH_KINDS, SCOPES, Filters
+from search.query import MATCH_KINDS, MAX_WEIGHT, SCOPES, Filters
 
 # The camera filter lists at most this many models (A to Z): a menu, not a catalogue.
 MAX_CAMERA_CHOICES = 50
@@ -14,6 +14,8 @@ class SearchForm(forms.Form):
     region = forms.IntegerField(required=False, widget=forms.HiddenInput)
     box_image = forms.IntegerField(required=False, widget=forms.HiddenInput)
     box = forms.CharField(required=False, widget=forms.HiddenInput)
+    image_weight = forms.FloatField(required=False, min_value=0.1, max_value=MAX_WEIGHT, label="Photo against words")
+    exclude_weight = forms.FloatField(required=False, min_value=0.1, max_value=MAX_WEIGHT, label="How hard to leave out “-words”")
     scope = forms.ChoiceField(
         required=False, label="Whose", choices=list(zip(SCOPES, ["Everything I may see", "My images", "Public images"]))
     )

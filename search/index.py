@@ -211,6 +211,25 @@ class Generation:
             masks.append(mask)
         return masks
 
+    def image_scores(self, queries: np.ndarray, image_ids: np.ndarray) -> np.ndarray:
+        """(len(image_ids), n_queries): each image's best score over all its live regions (whole image
+        and objects) against each query row; -inf for an image with none. Exact: the regions' stored
+        codes are decoded, not searched, so every region counts however many the image has."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        image_ids = np.asarray(image_ids, dtype=np.int64)
+        best = np.full((len(image_ids), len(queries)), -np.inf, dtype=np.float32)
+        if len(image_ids) == 0:
+            return best
+        order = np.argsort(image_ids)
+        for segment, alive in zip(self.segments, self.alive):
+            slots = np.flatnonzero(alive & np.isin(segment.image_ids, image_ids))
+            if len(slots) == 0:
+                continue
+            scores = segment.vectors(slots) @ queries.T
+            rows = order[np.searchsorted(image_ids[order], segment.image_ids[slots])]
+            np.maximum.at(best, rows, scores)
+        return best
+
     def search(self, queries: np.ndarray, k: int, *, visibility: Visibility | None = None,
                allowed_ids: np.ndarray | None = None, masks: list[np.ndarray] | None = None,
                ) -> tuple[np.ndarray, np.ndarray, int]:

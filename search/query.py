@@ -3,10 +3,16 @@
 query -> CLIP vector (text tower, an uploaded image, or a stored vector) -> FAISS top-k restricted
 to the regions this user may see -> rows from the database, visibility checked again -> best match
 per image (the whole image wins near-ties) -> MIN_SIMILARITY -> sorted page of results.
+
+A composed query (words and a photo together, several terms, terms to leave out) searches with the
+weighted mean of its positive terms' vectors, so a score is the weighted mean of the terms' cosine
+similarities and the threshold the same mean of theirs; an image that matches a negative term (any of
+its regions above that term's threshold) loses the excess, times the term's weight.
 """
 import io
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal, Union
 
@@ -71,6 +77,25 @@ class BoxQuery:
 
 
 Query = Union[TextQuery, ImageQuery, SimilarQuery, RegionQuery, BoxQuery]
+# A composed query's photo term: the kinds that come from one photo.
+PHOTO_QUERIES = (ImageQuery, SimilarQuery, RegionQuery, BoxQuery)
+# Weights a person may give a term of a composed query.
+MAX_WEIGHT = 10.0
+
+
+@dataclass(frozen=True)
+class Term:
+    query: Query
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class ComposedQuery:
+    """Results match the positive terms together (the weighted mean of their scores) and are pushed
+    down where they match a negative term: "this photo, but at night", "beach -people"."""
+
+    positive: tuple[Term, ...]
+    negative: tuple[Term, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,10 +170,6 @@ def search(
         raise SearchError(f"page_size must be between 1 and {settings.SEARCH_MAX_PAGE_SIZE}.")
     if page < 1:
         raise SearchError("page must be 1 or more.")
-    if min_score is not None:
-        threshold = float(min_score)
-    else:
-        threshold = settings.MIN_SIMILARITY if isinstance(query, TextQuery) else settings.MIN_IMAGE_SIMILARITY
 
     generation = _current_generation()  # one generation for every round of this query
     user_id = user.pk if user.is_authenticated else None
@@ -158,12 +179,14 @@ def search(
         images = filters.apply(images, user)
         only_image_ids = np.fromiter(images.values_list("pk", flat=True), dtype=np.int64)
     early_masks = None
-    if isinstance(query, (TextQuery, ImageQuery)):
+    if not any(isinstance(term.query, (SimilarQuery, RegionQuery, BoxQuery)) for term in _terms(query)):
         # No source image to leave out, so the bitmap of what this user may see is built while the
         # query is being embedded.
         early_masks = scan_pool().submit(generation.allowed, Visibility(user_id=user_id, scope=scope, kind=kind,
                                                                         only_image_ids=only_image_ids))
-    vector, source_image_id = query_vector(user=user, query=query)
+    plan = _plan(user, query)
+    vector, source_image_id = plan.vector, plan.source_image_id
+    threshold = float(min_score) if min_score is not None else plan.threshold
     if source_image_id is not None:
         images = images.exclude(pk=source_image_id)  # "more like this" should not answer with itself
     regions = Region.objects.filter(image__in=images)
@@ -174,10 +197,8 @@ def search(
     else:
         masks = generation.allowed(Visibility(user_id=user_id, scope=scope, kind=kind, exclude_image_id=source_image_id,
                                               only_image_ids=only_image_ids))
-    # "More like this" asks about a whole photo; every other kind of query about what is in one.
-    handicap = 0.0 if isinstance(query, SimilarQuery) else settings.WHOLE_IMAGE_HANDICAP
-    ranked = _rank(vector, generation, masks, regions, threshold=threshold, handicap=handicap,
-                   wanted=page * page_size + 1)
+    ranked = _rank(vector, generation, masks, regions, threshold=threshold, handicap=plan.handicap,
+                   wanted=page * page_size + 1, negatives=plan.negatives)
     start = (page - 1) * page_size
     shown = ranked[start : start + page_size]
     # Model objects only for the page shown, read through the visibility rule once more.
@@ -198,6 +219,68 @@ class Match:
     region_id: int
 
 
+@dataclass(frozen=True)
+class Negative:
+    vector: np.ndarray
+    weight: float
+    threshold: float  # matching it starts here: the default threshold of its kind of query
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to run a query: what to search with and what counts as a match."""
+
+    vector: np.ndarray  # one row, or several (a region scores its best row)
+    source_image_id: int | None  # the photo a query came from, left out of its results
+    threshold: float
+    handicap: float  # WHOLE_IMAGE_HANDICAP, or 0 where the query is about a whole photo
+    negatives: tuple[Negative, ...] = ()
+
+
+def _terms(query) -> tuple[Term, ...]:
+    if isinstance(query, ComposedQuery):
+        return query.positive + query.negative
+    return (Term(query),)
+
+
+def _threshold(query: Query) -> float:
+    return settings.MIN_SIMILARITY if isinstance(query, TextQuery) else settings.MIN_IMAGE_SIMILARITY
+
+
+def _handicap(queries) -> float:
+    # "More like this" asks about a whole photo; every other kind of query about what is in one.
+    return 0.0 if any(isinstance(q, SimilarQuery) for q in queries) else settings.WHOLE_IMAGE_HANDICAP
+
+
+def _plan(user, query) -> Plan:
+    if not isinstance(query, ComposedQuery):
+        vector, source = query_vector(user=user, query=query)
+        return Plan(vector=vector, source_image_id=source, threshold=_threshold(query), handicap=_handicap([query]))
+    if not query.positive:
+        raise SearchError("Say what to search for, not only what to leave out (“beach -people”).")
+    for term in query.positive + query.negative:
+        if not 0 < term.weight <= MAX_WEIGHT:
+            raise SearchError(f"A weight must be above 0 and at most {MAX_WEIGHT:g}.")
+    sources = []
+    rows = []
+    for term in query.positive:
+        vector, source = query_vector(user=user, query=term.query)
+        rows.append(np.atleast_2d(vector)[0])  # "more like this" by objects: its whole-image row
+        if source is not None:
+            sources.append(source)
+    if len(set(sources)) > 1:
+        raise SearchError("Combine words with at most one photo.")
+    weights = np.array([term.weight for term in query.positive], dtype=np.float32)
+    # Unnormalised on purpose: the inner product with it is the weighted mean of the terms' cosines.
+    vector = (weights[:, None] * np.stack(rows)).sum(axis=0) / weights.sum()
+    threshold = float(np.dot(weights, [_threshold(term.query) for term in query.positive]) / weights.sum())
+    negatives = tuple(Negative(vector=np.atleast_2d(query_vector(user=user, query=term.query)[0])[0],
+                               weight=term.weight, threshold=_threshold(term.query)) for term in query.negative)
+    return Plan(vector=vector.astype(np.float32), source_image_id=sources[0] if sources else None,
+                threshold=threshold, handicap=_handicap([term.query for term in query.positive]),
+                negatives=negatives)
+
+
 def _current_generation() -> Generation:
     try:
         return get_index().current()
@@ -207,9 +290,9 @@ def _current_generation() -> Generation:
 
 
 def _rank(vector: np.ndarray, generation: Generation, masks: list[np.ndarray], regions: QuerySet[Region], *,
-          threshold: float, wanted: int, handicap: float = 0.0) -> list[Match]:
+          threshold: float, wanted: int, handicap: float = 0.0, negatives: tuple[Negative, ...] = ()) -> list[Match]:
     """Best match per image above the threshold, best first; at least `wanted` images when there are that many.
-    `vector`: one query vector, or several as rows.
+    `vector`: one query vector, or several as rows. `negatives` lower the images that match them.
 
     `masks` restrict the FAISS scan (the index's mirror of who may see what); `regions` is the same
     rule in the database, applied again to every hit.
@@ -223,12 +306,18 @@ def _rank(vector: np.ndarray, generation: Generation, masks: list[np.ndarray], r
             for i, s in zip(row_ids, row_scores):
                 if i >= 0 and s > hits.get(int(i), -np.inf):
                     hits[int(i)] = float(s)
-        results = _best_per_image(hits, regions, threshold, handicap=handicap)
+        results = _best_per_image(hits, regions, -np.inf if negatives else threshold, handicap=handicap)
+        settled = len(results)
+        if negatives:
+            results = _penalised(results, generation, negatives, threshold)
+            # An image not fetched yet scores at most the last hit; a lowered one under that may yet be passed.
+            frontier = scores[:, -1].max(initial=-np.inf) if scores.size else -np.inf
+            settled = sum(1 for match in results if match.score >= frontier)
         exhausted = k >= eligible
         # Asking for more cannot add a match above the threshold once every row's last hit is below it.
         below_threshold = bool(hits) and all(row[row_ids >= 0].min(initial=np.inf) < threshold
                                              for row, row_ids in zip(scores, ids))
-        if len(results) >= wanted or exhausted or below_threshold:
+        if settled >= wanted or exhausted or below_threshold:
             return results
         k *= FETCH_GROWTH
 
@@ -257,6 +346,21 @@ def _best_per_image(hits: dict[int, float], regions: QuerySet[Region], threshold
             results.append(chosen)
     results.sort(key=lambda m: (-m.score, -m.image_id))
     return results
+
+
+def _penalised(matches: list[Match], generation: Generation, negatives: tuple[Negative, ...],
+               threshold: float) -> list[Match]:
+    """`matches` less, for each negative term an image matches (its best region over the term's threshold),
+    the excess times the term's weight; those still at or above `threshold`, best first."""
+    if not matches:
+        return matches
+    scores = generation.image_scores(np.stack([n.vector for n in negatives]), [m.image_id for m in matches])
+    over = np.maximum(scores - np.array([n.threshold for n in negatives]), 0.0)
+    penalty = over @ np.array([n.weight for n in negatives])
+    lowered = [replace(match, score=match.score - float(p)) for match, p in zip(matches, penalty)]
+    kept = [match for match in lowered if match.score >= threshold]
+    kept.sort(key=lambda m: (-m.score, -m.image_id))
+    return kept
 
 
 # --- Query vectors ----------------------------------------------------------------------------
@@ -323,18 +427,53 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
 
 
 def query_from(*, text: str | None = None, image: bytes | None = None, image_id: int | None = None,
-               region_id: int | None = None, box=None) -> Query:
-    """The query a request describes: exactly one of text, an image, image_id (with box: that region
-    of it) or region_id. The search page and the API both go through here, so they agree on what
-    a request means. Raises SearchError naming what to send."""
-    given = [name for name, value in (("text", text), ("image", image), ("image_id", image_id),
-                                      ("region_id", region_id)) if value not in (None, "", b"")]
+               region_id: int | None = None, box=None, image_weight: float = 1.0,
+               exclude_weight: float = 1.0) -> Query | ComposedQuery:
+    """The query a request describes: words (see parse_words), one photo (an image, image_id — with box:
+    that region of it — or region_id), or words and a photo together, `image_weight` being the photo's
+    weight against each phrase and `exclude_weight` each left-out phrase's. The search page and the API
+    both go through here, so they agree on what a request means. Raises SearchError naming what to send."""
+    photos = [name for name, value in (("image", image), ("image_id", image_id), ("region_id", region_id))
+              if value not in (None, "", b"")]
     if box not in (None, "") and image_id is None:
         raise SearchError("A box needs the image_id it is drawn on.")
-    if len(given) != 1:
-        raise SearchError("Send exactly one of: text, image (a file), image_id (optionally with box), region_id.")
-    if text:
-        return TextQuery(text=text)
+    if len(photos) > 1:
+        raise SearchError("Send at most one photo: image (a file), image_id (optionally with box) or region_id.")
+    wanted, unwanted = parse_words(text or "")
+    if not photos and not wanted:
+        if unwanted:
+            raise SearchError("Say what to search for, not only what to leave out (“beach -people”).")
+        raise SearchError("Send text, image (a file), image_id (optionally with box) or region_id; "
+                          "text may go with one photo.")
+    terms = [Term(TextQuery(text=phrase)) for phrase in wanted]
+    if photos:
+        terms.append(Term(_photo_query(image=image, image_id=image_id, region_id=region_id, box=box), image_weight))
+    if len(terms) == 1 and not unwanted:
+        return terms[0].query
+    return ComposedQuery(positive=tuple(terms),
+                         negative=tuple(Term(TextQuery(text=phrase), exclude_weight) for phrase in unwanted))
+
+
+def parse_words(text: str) -> tuple[list[str], list[str]]:
+    """Search words as phrases to find and phrases to leave out: "sunset + boat -people -dog" is
+    (["sunset", "boat"], ["people", "dog"]). A "+" or "-" that starts a word starts a new phrase, which
+    runs to the next one; a hyphen inside a word ("t-shirt") is just a hyphen."""
+    wanted: list[str] = []
+    unwanted: list[str] = []
+    phrases: list[tuple[list[str], list[str]]] = [(wanted, [])]
+    for word in text.split():
+        if word[0] in "+-":
+            phrases.append((unwanted if word[0] == "-" else wanted, []))
+            word = word[1:]
+        if word:
+            phrases[-1][1].append(word)
+    for target, words in phrases:
+        if words:
+            target.append(" ".join(words))
+    return wanted, unwanted
+
+
+def _photo_query(*, image, image_id, region_id, box) -> Query:
     if image:
         return ImageQuery(data=image)
     if region_id is not None:
@@ -345,6 +484,24 @@ def query_from(*, text: str | None = None, image: bytes | None = None, image_id:
             raise SearchError("A box is four numbers: [x1, y1, x2, y2].")
         return BoxQuery(image_id=image_id, box=tuple(parts))
     return SimilarQuery(image_id=image_id)
+
+
+def as_dict(query: Query | ComposedQuery) -> dict:
+    """The query as it was understood, for showing back: {"positive": [terms], "negative": [terms]},
+    each term {"kind", "weight"} and what it names (text, image_id, region_id, box)."""
+    if not isinstance(query, ComposedQuery):
+        query = ComposedQuery(positive=(Term(query),))
+
+    def term(t: Term) -> dict:
+        q = t.query
+        named = {TextQuery: lambda: {"kind": "text", "text": q.text},
+                 ImageQuery: lambda: {"kind": "image"},
+                 SimilarQuery: lambda: {"kind": "similar", "image_id": q.image_id},
+                 RegionQuery: lambda: {"kind": "region", "region_id": q.region_id},
+                 BoxQuery: lambda: {"kind": "box", "image_id": q.image_id, "box": [float(v) for v in q.box]}}
+        return {**named[type(q)](), "weight": t.weight}
+
+    return {"positive": [term(t) for t in query.positive], "negative": [term(t) for t in query.negative]}
 
 
 def _visible_image(user, image_id: int) -> Image:

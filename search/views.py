@@ -7,12 +7,15 @@ from gallery.selectors import albums_owned_by
 from search.forms import SearchForm
 from search.query import (
     BoxQuery,
+    ComposedQuery,
     ImageQuery,
     Query,
     RegionQuery,
     SearchError,
     SearchUnavailable,
     SimilarQuery,
+    Term,
+    TextQuery,
     query_from,
     search,
 )
@@ -22,12 +25,15 @@ from search.query import (
 QUERY_PREVIEW_PX = 240
 
 
-def _query_preview(query: Query, data: bytes | None, user) -> dict:
+def _query_preview(query: Query | ComposedQuery, data: bytes | None, user) -> dict:
     """What the results page shows of the query: the source photo (with the searched region boxed),
     or for an uploaded photo, a small copy inline (uploads are never stored)."""
     from gallery.models import Region
     from gallery.selectors import images_visible_to
 
+    if isinstance(query, ComposedQuery):
+        photos = [term.query for term in query.positive if not isinstance(term.query, TextQuery)]
+        return _query_preview(photos[0], data, user) if photos else {}
     if isinstance(query, ImageQuery) and data:
         return {"data_uri": _thumbnail_data_uri(data)}
     if isinstance(query, SimilarQuery):
@@ -59,17 +65,27 @@ def _thumbnail_data_uri(data: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _describe(query: Query, files) -> str:
+def _describe(query: Query | ComposedQuery, files) -> str:
     """What was searched for, in words for the results heading."""
+    if isinstance(query, ComposedQuery):
+        found = " + ".join(_describe_term(term, files) for term in query.positive)
+        return " − ".join([found] + [_describe_term(term, files) for term in query.negative])
+    return _describe_term(Term(query), files)
+
+
+def _describe_term(term: Term, files) -> str:
+    query = term.query
     if isinstance(query, ImageQuery):
-        return f"photos like “{files['image'].name}”"
-    if isinstance(query, SimilarQuery):
-        return "more like this photo"
-    if isinstance(query, RegionQuery):
-        return "this object"
-    if isinstance(query, BoxQuery):
-        return "the region you drew"
-    return f"“{query.text}”"
+        words = f"photos like “{files['image'].name}”"
+    elif isinstance(query, SimilarQuery):
+        words = "more like this photo"
+    elif isinstance(query, RegionQuery):
+        words = "this object"
+    elif isinstance(query, BoxQuery):
+        words = "the region you drew"
+    else:
+        words = f"“{query.text}”"
+    return words if term.weight == 1 else f"{words} (weight {term.weight:g})"
 
 
 @login_required
@@ -86,14 +102,16 @@ def search_page(request: HttpRequest) -> HttpResponse:
         except ValueError:
             page = 1
         try:
-            asked = [data.get("q"), request.FILES.get("image"), data.get("similar"), data.get("box_image"), data.get("region")]
-            if not any(asked):
+            photos = [request.FILES.get("image"), data.get("similar"), data.get("box_image"), data.get("region")]
+            if not data.get("q") and not any(photos):
                 raise SearchError("Type a few words, choose a photo, or use “more like this” on an image.")
-            if sum(1 for thing in asked if thing) > 1 or (data.get("box") and not data.get("box_image")):
-                raise SearchError("Search for one thing at a time: words, a photo, more like this, or a box on a photo.")
+            if sum(1 for thing in photos if thing) > 1 or (data.get("box") and not data.get("box_image")):
+                raise SearchError("Search with one photo at a time: a photo, more like this, or a box on a photo.")
             uploaded = request.FILES["image"].read() if request.FILES.get("image") else None
             query = query_from(text=data.get("q"), image=uploaded, image_id=data.get("similar") or data.get("box_image"),
-                               region_id=data.get("region"), box=data.get("box"))
+                               region_id=data.get("region"), box=data.get("box"),
+                               image_weight=data.get("image_weight") or 1.0,
+                               exclude_weight=data.get("exclude_weight") or 1.0)
             context["description"] = _describe(query, request.FILES)
             context["results"] = search(
                 user=request.user, query=query, scope=data["scope"] or "all", kind=data["kind"] or "both",

@@ -8,7 +8,19 @@ import pytest
 
 from gallery.models import Image, Region
 from search.query import (
-    BoxQuery, Filters, ImageQuery, RegionQuery, SearchError, SimilarQuery, TextQuery, _best_per_image, search,
+    BoxQuery,
+    ComposedQuery,
+    Filters,
+    ImageQuery,
+    RegionQuery,
+    SearchError,
+    SimilarQuery,
+    Term,
+    TextQuery,
+    _best_per_image,
+    parse_words,
+    query_from,
+    search,
 )
 from tests import images
 
@@ -307,3 +319,105 @@ def test_an_album_filter_needs_an_album_you_may_open(owner, stranger, dated):
     _, album = dated
     with pytest.raises(SearchError, match="No such album"):
         search(user=stranger, query=TextQuery("x"), min_score=-1, filters=Filters(album_id=album.pk))
+
+
+# --- Composed queries -----------------------------------------------------------------------------
+
+
+def scores_of(owner, query, **kwargs) -> dict[str, float]:
+    page = search(user=owner, query=query, min_score=-1, page_size=50, **kwargs)
+    return {r.image.original_name: r.score for r in page.results}
+
+
+def test_a_composed_query_scores_the_weighted_mean_of_its_terms(owner, library, settings):
+    settings.WHOLE_IMAGE_HANDICAP = 0.0
+    words, photo = TextQuery("a red circle"), ImageQuery(images.png(seed=1))
+    by_words, by_photo = scores_of(owner, words, kind="global"), scores_of(owner, photo, kind="global")
+    both = scores_of(owner, ComposedQuery(positive=(Term(words, 1.0), Term(photo, 3.0))), kind="global")
+    assert both == pytest.approx({name: (by_words[name] + 3 * by_photo[name]) / 4 for name in by_words}, abs=1e-4)
+    # Its default threshold is the same mean of the terms' thresholds.
+    settings.MIN_SIMILARITY, settings.MIN_IMAGE_SIMILARITY = 0.0, 1.0
+    page = search(user=owner, query=ComposedQuery(positive=(Term(words, 1.0), Term(photo, 3.0))), kind="global")
+    assert {r.image.original_name for r in page.results} == {n for n, s in both.items() if s >= 0.75 - 1e-6}
+
+
+def test_a_negative_term_lowers_exactly_the_images_that_match_it(owner, library, settings):
+    """Only what matches the left-out term (its best region over that term's threshold) loses the
+    excess times the weight; everything else keeps its score."""
+    settings.WHOLE_IMAGE_HANDICAP, settings.SCORE_TIE_EPS, settings.MIN_IMAGE_SIMILARITY = 0.0, 0.0, 0.9
+    wanted, unwanted = TextQuery("a red circle"), ImageQuery(images.png(seed=1))
+    plain = scores_of(owner, wanted)
+    match = scores_of(owner, unwanted)  # each image's best region against the left-out photo
+    composed = ComposedQuery(positive=(Term(wanted),), negative=(Term(unwanted, 2.0),))
+    lowered = scores_of(owner, composed)
+    expected = {name: score - 2.0 * max(0.0, match.get(name, -1) - 0.9) for name, score in plain.items()}
+    assert lowered == pytest.approx(expected, abs=1e-4)
+    assert lowered["owner-1.png"] < plain["owner-1.png"] - 0.1  # the exact copy matched at 1.0
+    assert list(lowered) == sorted(lowered, key=lambda name: -lowered[name])
+
+
+def test_pages_of_a_query_with_a_negative_term_neither_repeat_nor_skip(owner, library, upload, settings):
+    """The positive terms' best matches are the ones the negative terms sink: FAISS returns them first,
+    and they must not take a page before the images they now rank under have been fetched."""
+    for seed in range(30, 34):
+        upload(owner, images.png(seed=seed), name=f"more-{seed}.png")
+    copies = [ImageQuery(images.png(seed=0)), ImageQuery(images.png(seed=1))]
+    plain = sorted(scores_of(owner, copies[0]).values(), reverse=True)  # the copy itself, then the rest
+    # Only each copy matches its left-out term; weight 10 sinks it under everything else.
+    settings.MIN_IMAGE_SIMILARITY, settings.FETCH_K = (plain[0] + plain[1]) / 2, 1  # one hit in the first round
+    composed = ComposedQuery(positive=tuple(Term(c) for c in copies), negative=tuple(Term(c, 10.0) for c in copies))
+    everything = names(search(user=owner, query=composed, min_score=-1, page_size=50))
+    assert len(everything) == 8 and set(everything[-2:]) == {"owner-0.png", "owner-1.png"}
+    paged = []
+    for number in range(1, len(everything) + 1):
+        page = search(user=owner, query=composed, min_score=-1, page=number, page_size=1)
+        paged += names(page)
+        assert page.has_next == (number < len(everything))
+    assert paged == everything
+
+
+def test_words_and_a_photo_leave_the_photo_out_and_keep_privacy(owner, stranger, library):
+    source = library["owner-0"]
+    both = query_from(text="a red circle", image_id=source.pk, image_weight=2.0)
+    assert both == ComposedQuery(positive=(Term(TextQuery("a red circle")), Term(SimilarQuery(source.pk), 2.0)))
+    found = names(search(user=owner, query=both, min_score=-1, page_size=50))
+    assert "owner-0.png" not in found and "stranger-secret.png" not in found and len(found) == 3
+    with pytest.raises(SearchError, match="No such image"):
+        search(user=stranger, query=both)
+    secret_region = Region.objects.filter(image=library["stranger-secret"]).first()
+    hidden = query_from(text="a red circle -x", region_id=secret_region.pk)
+    with pytest.raises(SearchError, match="No such region"):
+        search(user=owner, query=hidden)
+    # A left-out photo must be one the person may see, too.
+    with pytest.raises(SearchError, match="No such image"):
+        search(user=owner, query=ComposedQuery(positive=(Term(TextQuery("a")),),
+                                               negative=(Term(SimilarQuery(library["stranger-secret"].pk)),)))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("beach -people", (["beach"], ["people"])),
+    ("sunset + boat -people -a dog", (["sunset", "boat"], ["people", "a dog"])),
+    ("a red t-shirt", (["a red t-shirt"], [])),
+    ("+cat +dog", (["cat", "dog"], [])),
+    ("- people", ([], ["people"])),
+    ("  ", ([], [])),
+])
+def test_parse_words(text, expected):
+    assert parse_words(text) == expected
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"text": "-people"}, "not only what to leave out"),
+    ({"text": "cat", "image_id": 1, "region_id": 2}, "at most one photo"),
+    ({"image": b"x", "region_id": 2}, "at most one photo"),
+    ({}, "Send text"),
+])
+def test_query_from_says_what_to_send(kwargs, message):
+    with pytest.raises(SearchError, match=message):
+        query_from(**kwargs)
+
+
+@pytest.mark.parametrize("weight", [0.0, -1.0, 11.0])
+def test_weights_out_of_range_are_refused(owner, library, weight):
+    with pytest.raises(SearchError, match="weight must be above 0"):
+        search(user=owner, query=query_from(text="cat", image_id=library["owner-0"].pk, image_weight=weight))

@@ -65,14 +65,41 @@ def test_search_page_errors_say_what_to_do(client, owner, photos):
         assert response.status_code == 400 and "four numbers" in response.content.decode(), box
 
 
-def test_the_search_page_and_the_api_refuse_two_queries_at_once_alike(client, owner, photos):
+def test_the_search_page_and_the_api_refuse_two_photos_at_once_alike(client, owner, photos):
     client.force_login(owner)
-    for params in ({"q": "cat", "similar": photos["mine"].pk}, {"similar": photos["mine"].pk, "region": 1},
-                   {"similar": photos["mine"].pk, "box": "0,0,5,5"}):
+    for params in ({"similar": photos["mine"].pk, "region": 1}, {"similar": photos["mine"].pk, "box_image": 2, "box": "0,0,5,5"}):
         response = client.get(reverse("search:search"), params)
-        assert response.status_code == 400 and "one thing at a time" in response.content.decode(), params
-    response = api_for(owner).post(reverse("api:search"), {"text": "cat", "image_id": photos["mine"].pk}, format="json")
-    assert response.status_code == 400 and "exactly one of" in response.json()["detail"]
+        assert response.status_code == 400 and "one photo at a time" in response.content.decode(), params
+    response = api_for(owner).post(reverse("api:search"), {"image_id": photos["mine"].pk, "region_id": 1}, format="json")
+    assert response.status_code == 400 and "at most one photo" in response.json()["detail"]
+
+
+def test_words_with_a_photo_on_the_page_and_in_the_api_agree_and_are_shown_back(client, owner, photos, settings):
+    settings.MIN_SIMILARITY = settings.MIN_IMAGE_SIMILARITY = -1
+    client.force_login(owner)
+    params = {"q": "a red circle -a blue square", "similar": photos["mine"].pk, "image_weight": "2"}
+    page = client.get(reverse("search:search"), params).content.decode()
+    assert "Results for “a red circle” + more like this photo (weight 2) − “a blue square”" in page
+    assert "Add words to this photo" in page and 'name="image_weight"' in page and "Words only" in page
+    web = [name for name in ("shared.png", "mine.png", "secret.png") if name in page.split("Results for")[1]]
+    assert web == ["shared.png"]  # the photo itself is left out; another person's private one never shows
+    body = api_for(owner).post(reverse("api:search"), {"text": "a red circle -a blue square", "image_id": photos["mine"].pk,
+                                                       "image_weight": 2}, format="json").json()
+    assert [r["original_name"] for r in body["results"]] == ["shared.png"]
+    assert body["query"] == {
+        "positive": [{"kind": "text", "text": "a red circle", "weight": 1.0},
+                     {"kind": "similar", "image_id": photos["mine"].pk, "weight": 2.0}],
+        "negative": [{"kind": "text", "text": "a blue square", "weight": 1.0}]}
+    refused = api_for(owner).post(reverse("api:search"), {"text": "-people"}, format="json")
+    assert refused.status_code == 400 and "not only what to leave out" in refused.json()["detail"]
+
+
+def test_words_with_another_persons_private_photo_are_no_such_image(client, owner, photos):
+    client.force_login(owner)
+    response = client.get(reverse("search:search"), {"q": "a red circle", "similar": photos["secret"].pk})
+    assert response.status_code == 400 and "No such image" in response.content.decode()
+    response = api_for(owner).post(reverse("api:search"), {"text": "cat", "image_id": photos["secret"].pk}, format="json")
+    assert response.status_code == 400 and response.json()["detail"] == "No such image."
 
 
 def test_more_like_this_and_region_links_from_the_image_page(client, owner, photos, settings):
@@ -126,10 +153,12 @@ def test_api_region_and_box_and_similar_queries(owner, photos, settings):
 @pytest.mark.parametrize(
     "payload, message",
     [
-        ({}, "exactly one of"),
-        ({"text": "cat", "image_id": 1}, "exactly one of"),
+        ({}, "Send text, image"),
+        ({"image_id": 1, "region_id": 1}, "at most one photo"),
+        ({"text": "cat", "image_id": 1, "image_weight": 0}, "weight must be above 0"),
+        ({"text": "cat", "image_weight": 11}, "image_weight"),
         ({"box": [0, 0, 5, 5]}, "needs the image_id"),
-        ({"text": ""}, "exactly one of"),
+        ({"text": ""}, "Send text, image"),
         ({"text": "x" * 10_000}, "10000 characters"),
         ({"text": "cat", "scope": "galaxy"}, "scope"),
         ({"text": "cat", "page": 0}, "page"),
