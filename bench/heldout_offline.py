@@ -184,6 +184,40 @@ def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: 
     return lines
 
 
+def composed_queries(scenes) -> list[tuple[tuple[str, str], str, int, tuple]]:
+    """Issue 14's composed query on the held-out scenes: for each class (colour, shape) some scene holds,
+    the words "a <colour> shape" and a photo of that shape in another colour (an object crop from a
+    scene holding one): (class, words, scene number of the photo, its box). Only a scene that holds
+    the class answers the pair; the words alone also find the colour's other shapes, the photo alone
+    the shape's other colours."""
+    found = []
+    classes = sorted({(s.colour, s.shape) for scene in scenes for s in scene.shapes})
+    for colour, shape in classes:
+        other = next(((number, s.box) for number, scene in enumerate(scenes) for s in scene.shapes
+                      if s.shape == shape and s.colour != colour), None)
+        if other is not None:
+            found.append(((colour, shape), f"a {colour} shape", *other))
+    return found
+
+
+def evaluate_composed(library: Library, clip, *, tie_eps: float, handicap: float,
+                      image_weight: float = 1.0) -> list[str]:
+    where: dict[tuple, dict[int, list]] = defaultdict(lambda: defaultdict(list))
+    for number, scene in enumerate(library.scenes):
+        for s in scene.shapes:
+            where[(s.colour, s.shape)][number].append(s.box)
+    tallies = {kind: Tally(kind, 0.0) for kind in ("words", "photo", "both")}
+    for klass, words, number, box in composed_queries(library.scenes):
+        text_vector = clip.embed_texts([words])[0]
+        photo_vector = clip.embed_images([library.pictures[number].crop(box)])[0]
+        both = (text_vector + image_weight * photo_vector) / (1 + image_weight)
+        relevant = set(where[klass])
+        for kind, vector in (("words", text_vector), ("photo", photo_vector), ("both", both)):
+            tallies[kind].add(library.rank(vector, tie_eps=tie_eps, handicap=handicap), relevant, where[klass])
+    return [f"[composed {kind:5s}] n={len(t.top1)} R@1={np.mean(t.top1):.2f} mAP={np.mean(t.precisions):.2f}"
+            for kind, t in tallies.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("tuning", "evaluation", "generator"), default="tuning")
@@ -192,6 +226,8 @@ def main() -> None:
     parser.add_argument("--tie-eps", type=float, default=None)
     parser.add_argument("--handicap", type=float, default=None, help="WHOLE_IMAGE_HANDICAP (default: the demo profile's).")
     parser.add_argument("--thresholds", type=float, nargs="*", default=(), help="Also print precision and recall at these.")
+    parser.add_argument("--composed", action="store_true", help="Only the composed-query figures (issue 14).")
+    parser.add_argument("--image-weight", type=float, default=1.0, help="The photo's weight in composed queries.")
     args = parser.parse_args()
 
     import django
@@ -221,9 +257,14 @@ def main() -> None:
                       min_area_fraction=profile["REGION_MIN_AREA_FRACTION"], nms_iou=settings.REGION_NMS_IOU,
                       max_count=settings.REGION_MAX_PER_IMAGE)
     tie_eps = settings.SCORE_TIE_EPS if args.tie_eps is None else args.tie_eps
+    handicap = profile.get("WHOLE_IMAGE_HANDICAP", 0.0) if args.handicap is None else args.handicap
+    if args.composed:
+        for line in evaluate_composed(library, clip, tie_eps=tie_eps, handicap=handicap, image_weight=args.image_weight):
+            print(f"{args.split} {line}")
+        return
     for line in evaluate(library, clip, text_threshold=profile["MIN_SIMILARITY"],
                          image_threshold=profile["MIN_IMAGE_SIMILARITY"], tie_eps=tie_eps,
-                         handicap=profile.get("WHOLE_IMAGE_HANDICAP", 0.0) if args.handicap is None else args.handicap,
+                         handicap=handicap,
                          thresholds=tuple(args.thresholds)):
         print(f"{args.split} {line}")
 
