@@ -63,11 +63,14 @@ def _overlap(a, b) -> float:
 
 
 def scene(number: int, rng: np.random.Generator, photos: dict[str, PILImage.Image], *,
-          width: int = 640, height: int = 480) -> HeldOutScene:
-    """Scene `number` on one of `photos` (taken in turn)."""
+          width: int = 640, height: int = 480, objects_rng: np.random.Generator | None = None) -> HeldOutScene:
+    """Scene `number` on one of `photos` (taken in turn). `objects_rng`, if given, places the objects
+    (and picks the JPEG quality): the same `rng` state with another `objects_rng` gives the same
+    background with other objects, a similar photo that is not a duplicate."""
     names = sorted(photos)
     photograph = names[number % len(names)]
     image = _background(photos[photograph], width, height, rng)
+    rng = objects_rng or rng
     count = int(rng.integers(3, 6))
     placed: list[demo.PlacedShape] = []
     for class_index in rng.permutation(len(demo.CLASSES)):

@@ -54,6 +54,10 @@ class Image(models.Model):
     share_location = models.BooleanField(
         default=False, help_text="Others who may see the photo may also see where it was taken.")
 
+    # 64-bit perceptual hash of the pixels (search/duplicates.py), stored as a signed int; set by the
+    # pipeline. With the whole-image vector it tells a re-encode or rescale from a similar photo.
+    perceptual_hash = models.BigIntegerField(null=True, blank=True, editable=False)
+
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     progress = models.PositiveSmallIntegerField(default=0, help_text="0-100 while processing.")
     error = models.TextField(blank=True, help_text="Why processing failed, in words a person can act on.")

@@ -267,6 +267,7 @@ MODEL_PROFILES = {
         "MIN_IMAGE_SIMILARITY": 0.88,
         "WHOLE_IMAGE_HANDICAP": 0.1,
         "SIMILAR_BY_OBJECTS": True,
+        "NEAR_DUPLICATE_SIMILARITY": 0.95,
         "SAM_MODEL_TYPE": "tiny",
         "SAM_CHECKPOINT_NAME": "",
         "SAM_POINTS_PER_SIDE": 2,
@@ -368,6 +369,10 @@ WHOLE_IMAGE_HANDICAP = env_float("WHOLE_IMAGE_HANDICAP", _profile.get("WHOLE_IMA
 # it. Measured on the demo profile (P@5 0.39 -> 0.77 on held-out scenes); off by default until it is
 # measured with real CLIP and SAM, whose many part and background masks may match too freely.
 SIMILAR_BY_OBJECTS = env_bool("SIMILAR_BY_OBJECTS", _profile.get("SIMILAR_BY_OBJECTS", False))
+# Near-duplicates (search/duplicates.py): whole-image vectors at least this similar, and perceptual
+# hashes at most this many bits (of 64) apart. Calibrated with bench/near_duplicates.py.
+NEAR_DUPLICATE_SIMILARITY = env_float("NEAR_DUPLICATE_SIMILARITY", _profile.get("NEAR_DUPLICATE_SIMILARITY", 0.9))
+NEAR_DUPLICATE_HASH_BITS = env_int("NEAR_DUPLICATE_HASH_BITS", 12, minimum=0)
 # CLIP reads 77 tokens; longer text is almost surely a paste accident.
 SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 500, minimum=1)
 SEARCH_PAGE_SIZE = env_int("SEARCH_PAGE_SIZE", 24, minimum=1)

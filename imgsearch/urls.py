@@ -21,6 +21,7 @@ api_patterns = (
         path("images/<int:pk>/file/", gallery_api.ImageFileApi.as_view(), name="image_file"),
         path("images/<int:pk>/thumbnail/", gallery_api.ImageThumbnailApi.as_view(), name="image_thumbnail"),
         path("search/", search_api.SearchApi.as_view(), name="search"),
+        path("duplicates/", search_api.DuplicatesApi.as_view(), name="duplicates"),
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
         # The split view serves Swagger UI's start-up script as a file: no inline script (CSP). Swagger
         # UI adds a <style> element of its own, so this one page allows inline styles.

@@ -119,3 +119,35 @@ class SearchApi(APIView):
             raise ValidationError(str(error)) from None
         results = SearchResultSerializer(page.results, many=True, context={"request": request}).data
         return Response({"query": as_dict(query), "page": page.page, "page_size": page.page_size, "has_next": page.has_next, "results": results})
+
+
+class DuplicateImageSerializer(serializers.Serializer):
+    image_id = serializers.IntegerField(source="pk")
+    original_name = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    format = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    taken_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    def get_thumbnail_url(self, image) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:image_thumbnail", args=[image.pk]))
+
+
+class DuplicateGroupSerializer(serializers.Serializer):
+    keep = serializers.IntegerField(source="keep.pk", help_text="The photo with the most pixels (then bytes): the one to keep.")
+    images = DuplicateImageSerializer(many=True, help_text="The group, the one to keep first.")
+
+
+class DuplicatesApi(APIView):
+    """Your near-duplicate photos (re-encodes, rescales, crops of one photo), in groups: delete the
+    rest of a group with DELETE /api/images/{id}/. Only your own photos are compared."""
+
+    @extend_schema(responses=DuplicateGroupSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        from search.duplicates import duplicate_groups
+
+        groups = duplicate_groups(request.user)
+        return Response(DuplicateGroupSerializer(groups, many=True, context={"request": request}).data)

@@ -33,6 +33,7 @@ from gallery.processing import (
 )
 from gallery import storage
 from gallery.services import regions_delete
+from search.duplicates import signed_hash
 from search.loading import ModelUnavailable, get_clip, get_proposer, weights_missing
 from search.proposers import filter_proposals
 
@@ -110,14 +111,14 @@ def _process(opened: list[tuple[Claim, PILImage.Image]], heartbeats: dict[int, H
         try:
             if not _still_ours(claim, heartbeats[claim.image_id], PROGRESS_EMBEDDED):
                 raise ClaimLost()
-            _store(claim, rgb.size, proposals, image_vectors, clip)
+            _store(claim, rgb.size, proposals, image_vectors, clip, perceptual_hash=signed_hash(rgb))
             outcomes[claim.image_id] = Image.Status.READY
         except BaseException as error:
             outcomes[claim.image_id] = _ended_by(claim, error)
     return outcomes
 
 
-def _store(claim: Claim, size: tuple[int, int], proposals, vectors, clip) -> None:
+def _store(claim: Claim, size: tuple[int, int], proposals, vectors, clip, *, perceptual_hash: int) -> None:
     image_id = claim.image_id
     width, height = size
 
@@ -144,7 +145,7 @@ def _store(claim: Claim, size: tuple[int, int], proposals, vectors, clip) -> Non
             now = timezone.now()
             claim.rows().update(
                 width=width, height=height, status=Image.Status.READY, progress=100, error="", claim=None,
-                processed_at=now, updated_at=now,
+                processed_at=now, updated_at=now, perceptual_hash=perceptual_hash,
             )
 
     db_retrying(store)

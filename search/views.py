@@ -136,3 +136,12 @@ def search_page(request: HttpRequest) -> HttpResponse:
         )
         status = 400
     return render(request, "search/search.html", context, status=status)
+
+
+@login_required
+def duplicates_page(request: HttpRequest) -> HttpResponse:
+    """The person's near-duplicate groups, side by side, all but the best of each selected to delete."""
+    from search.duplicates import duplicate_groups
+
+    return render(request, "search/duplicates.html", {"groups": duplicate_groups(request.user),
+                                                      "my_albums": albums_owned_by(request.user).order_by("name")})

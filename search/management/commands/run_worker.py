@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
 from gallery.processing import images_recover, worker_beat
+from search.duplicates import hashes_backfill
 from search.loading import weights_missing
 from search.pipeline import images_requeue_waiting_for_models
 from gallery.services import partial_files_delete
@@ -90,11 +91,14 @@ class Command(BaseCommand):
                 worker_beat()
             result = images_recover(starting=starting)
             waited = images_requeue_waiting_for_models()
+            hashed = hashes_backfill()
         except DatabaseError as error:  # the database is away; the next sweep tries again
             logger.warning("Recovery sweep skipped: %s", error)
             connections.close_all()
             return
         if result.requeued or result.failed:
             self.stdout.write(f"Recovery: queued {len(result.requeued)} image(s) again, failed {len(result.failed)}.")
+        if hashed:
+            self.stdout.write(f"Near-duplicates: hashed {hashed} photo(s) processed before hashes were kept.")
         if waited:
             self.stdout.write(f"Model weights found: queued {len(waited)} image(s) that waited for them.")

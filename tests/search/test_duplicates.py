@@ -1,0 +1,128 @@
+"""Near-duplicates (issue 14) with the demo profile: a re-encode, a rescale and a crop of one photo
+form a group; other photos and other people's copies stay out; the image page tells copies from
+similar shots; the review page selects all but the best; old photos get their hash by the sweep."""
+import io
+
+import numpy as np
+import pytest
+from django.urls import reverse
+from PIL import Image as PILImage
+from rest_framework.test import APIClient
+
+from gallery import storage
+from gallery.models import Image
+from search import demo
+from search.duplicates import duplicate_groups, hash_distances, hashes_backfill, perceptual_hash, signed_hash
+
+
+def encode(picture: PILImage.Image, fmt: str = "PNG", **params) -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def scene(seed: int) -> PILImage.Image:
+    picture, _ = demo.scene(640, 480, np.random.default_rng(seed), count=3)
+    return picture
+
+
+@pytest.fixture
+def copies(owner, upload, demo_profile):
+    """owner: a photo, its re-encode, rescale and crop, and two other photos."""
+    original = scene(5)
+    made = {
+        "original": upload(owner, encode(original), "original.png").image,
+        "re-encode": upload(owner, encode(original, "JPEG", quality=70), "re-encode.jpg").image,
+        "rescale": upload(owner, encode(original.resize((320, 240))), "rescale.png").image,
+        "crop": upload(owner, encode(original.crop((16, 12, 624, 468))), "crop.png").image,
+        "other": upload(owner, encode(scene(6)), "other.png").image,
+        "another": upload(owner, encode(scene(7)), "another.png").image,
+    }
+    for image in made.values():
+        image.refresh_from_db()
+        assert image.status == "ready"
+    return made
+
+
+def names(group) -> list[str]:
+    return [image.original_name for image in group.images]
+
+
+def test_a_photos_copies_form_one_group_with_the_largest_to_keep(owner, copies):
+    groups = duplicate_groups(owner)
+    assert [names(group) for group in groups] == [["original.png", "re-encode.jpg", "crop.png", "rescale.png"]]
+    assert groups[0].keep == copies["original"]
+
+
+def test_clip_must_agree_with_the_hash(owner, copies, settings):
+    settings.NEAR_DUPLICATE_SIMILARITY = 1.01  # no pair of vectors is that close
+    assert duplicate_groups(owner) == []
+
+
+def test_the_pipeline_stores_the_hash_of_the_pixels(copies):
+    image = copies["original"]
+    assert image.perceptual_hash == signed_hash(storage.read_rgb(image.file))
+    assert hash_distances([image.perceptual_hash], [copies["rescale"].perceptual_hash])[0, 0] <= 2
+    assert hash_distances([image.perceptual_hash], [copies["other"].perceptual_hash])[0, 0] > 12
+
+
+def test_hash_distances_count_differing_bits_whatever_the_sign():
+    a, b = perceptual_hash(scene(1)), perceptual_hash(scene(2))
+    signed = np.array([a, b], dtype=np.uint64).view(np.int64)
+    assert hash_distances(signed, signed).tolist() == [[0, bin(a ^ b).count("1")], [bin(a ^ b).count("1"), 0]]
+    assert hash_distances([-1], [0])[0, 0] == 64
+
+
+def test_another_persons_copy_is_never_grouped_or_shown(owner, stranger, copies, upload, client):
+    theirs = upload(stranger, encode(scene(5), "JPEG", quality=80), "their-copy.jpg").image
+    assert all("their-copy.jpg" not in names(group) for group in duplicate_groups(owner))
+    assert duplicate_groups(stranger) == []
+    Image.objects.filter(pk=copies["original"].pk).update(is_public=True)
+    client.force_login(stranger)
+    page = client.get(reverse("gallery:image_detail", args=[copies["original"].pk])).content.decode()
+    assert "Near-duplicates of this photo" not in page and "re-encode.jpg" not in page  # not their photo
+    page = client.get(reverse("gallery:image_detail", args=[theirs.pk])).content.decode()
+    assert "original.png" not in page and "Near-duplicates" not in page
+    page = client.get(reverse("search:duplicates")).content.decode()
+    assert "No near-duplicates" in page and "original.png" not in page
+    api = APIClient()
+    api.force_authenticate(stranger)
+    assert api.get(reverse("api:duplicates")).json() == []
+    assert APIClient().get(reverse("api:duplicates")).status_code in (401, 403)
+
+
+def test_the_image_page_tells_copies_from_similar_photos(owner, copies, client, settings):
+    client.force_login(owner)
+    url = reverse("gallery:image_detail", args=[copies["original"].pk])
+    page = client.get(url).content.decode()
+    duplicates = page.split("Near-duplicates of this photo")[1]
+    assert all(name in duplicates for name in ("re-encode.jpg", "rescale.png", "crop.png"))
+    assert "other.png" not in page
+    # A crop moves the hash by a few bits: with a stricter hash it is a similar photo, not a copy.
+    settings.NEAR_DUPLICATE_HASH_BITS = 3
+    page = client.get(url).content.decode()
+    similar = page.split("Similar, not identical")[1]
+    assert "crop.png" in similar and "crop.png" not in page.split("Similar, not identical")[0].split("Near-duplicates")[-1]
+
+
+def test_the_review_page_selects_all_but_the_best_and_the_api_agrees(owner, copies, client):
+    client.force_login(owner)
+    page = client.get(reverse("search:duplicates")).content.decode()
+    checked = {copies[name].pk: f'value="{copies[name].pk}" form="bulk" data-pick checked' in page
+               for name in ("original", "re-encode", "rescale", "crop")}
+    assert checked == {copies["original"].pk: False, copies["re-encode"].pk: True, copies["rescale"].pk: True,
+                       copies["crop"].pk: True}
+    api = APIClient()
+    api.force_authenticate(owner)
+    body = api.get(reverse("api:duplicates")).json()
+    assert len(body) == 1 and body[0]["keep"] == copies["original"].pk
+    assert [image["original_name"] for image in body[0]["images"]] == ["original.png", "re-encode.jpg", "crop.png", "rescale.png"]
+    assert body[0]["images"][0]["thumbnail_url"].endswith(f"/api/images/{copies['original'].pk}/thumbnail/")
+
+
+def test_photos_processed_before_hashes_get_theirs_from_the_sweep(copies):
+    expected = {image.pk: image.perceptual_hash for image in copies.values()}
+    Image.objects.update(perceptual_hash=None)
+    assert hashes_backfill(limit=4) == 4
+    assert hashes_backfill(limit=50) == 2
+    assert dict(Image.objects.values_list("pk", "perceptual_hash")) == expected
