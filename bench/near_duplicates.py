@@ -101,16 +101,36 @@ def pair_figures(vectors: np.ndarray, hashes: np.ndarray, origin: np.ndarray, ki
     return figures
 
 
+def time_hash_pass(count: int) -> None:
+    """duplicate_groups' first pass (every pair within NEAR_DUPLICATE_HASH_BITS) on `count` random hashes."""
+    import time
+
+    from django.conf import settings
+
+    from search.duplicates import hash_neighbours
+
+    hashes = np.random.default_rng(0).integers(-2**63, 2**63 - 1, count, dtype=np.int64)
+    started = time.perf_counter()
+    first, _ = hash_neighbours(hashes, settings.NEAR_DUPLICATE_HASH_BITS)
+    print(f"{count} photos: every pair within {settings.NEAR_DUPLICATE_HASH_BITS} bits in "
+          f"{time.perf_counter() - started:.2f} s ({len(first)} pairs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("tuning", "evaluation", "generator"), default="tuning")
     parser.add_argument("--scenes", type=int, default=40)
     parser.add_argument("--grid", action="store_true", help="Print the figures over a grid of both thresholds.")
+    parser.add_argument("--pairs-timing", type=int, default=0, metavar="N",
+                        help="Only time the hash pass of duplicate_groups over N random hashes.")
     args = parser.parse_args()
 
     import django
 
     django.setup()
+    if args.pairs_timing:
+        time_hash_pass(args.pairs_timing)
+        return
     from django.conf import settings
 
     from bench.heldout_offline import load_demo_clip

@@ -126,3 +126,16 @@ def test_photos_processed_before_hashes_get_theirs_from_the_sweep(copies):
     assert hashes_backfill(limit=4) == 4
     assert hashes_backfill(limit=50) == 2
     assert dict(Image.objects.values_list("pk", "perceptual_hash")) == expected
+
+
+def test_hash_neighbours_finds_exactly_the_pairs_within_the_bits():
+    from search.duplicates import hash_neighbours
+
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(-2**63, 2**63 - 1, 300, dtype=np.int64)
+    hashes[10] = hashes[20] ^ 0b1011  # 3 bits apart
+    hashes[30] = hashes[40] ^ (2**63 - 1)  # 63 bits apart
+    first, second = hash_neighbours(hashes, 12)
+    distances = hash_distances(hashes, hashes)
+    expected = {(i, j) for i, j in zip(*np.nonzero(distances <= 12)) if i < j}
+    assert set(zip(first.tolist(), second.tolist())) == expected and (10, 20) in expected
