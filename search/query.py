@@ -262,17 +262,19 @@ def _plan(user, query) -> Plan:
         if not 0 < term.weight <= MAX_WEIGHT:
             raise SearchError(f"A weight must be above 0 and at most {MAX_WEIGHT:g}.")
     sources = []
-    rows = []
+    terms = []
     for term in query.positive:
         vector, source = query_vector(user=user, query=term.query)
-        rows.append(np.atleast_2d(vector)[0])  # "more like this" by objects: its whole-image row
+        terms.append(np.atleast_2d(vector))
         if source is not None:
             sources.append(source)
     if len(set(sources)) > 1:
         raise SearchError("Combine words with at most one photo.")
     weights = np.array([term.weight for term in query.positive], dtype=np.float32)
     # Unnormalised on purpose: the inner product with it is the weighted mean of the terms' cosines.
-    vector = (weights[:, None] * np.stack(rows)).sum(axis=0) / weights.sum()
+    # A term with several rows ("more like this" by objects: the photo, then each object) gives as
+    # many rows, each mixed with the other terms; a region scores its best.
+    vector = sum(weight * rows for weight, rows in zip(weights, terms)) / weights.sum()
     threshold = float(np.dot(weights, [_threshold(term.query) for term in query.positive]) / weights.sum())
     negatives = tuple(Negative(vector=np.atleast_2d(query_vector(user=user, query=term.query)[0])[0],
                                weight=term.weight, threshold=_threshold(term.query)) for term in query.negative)

@@ -421,3 +421,23 @@ def test_query_from_says_what_to_send(kwargs, message):
 def test_weights_out_of_range_are_refused(owner, library, weight):
     with pytest.raises(SearchError, match="weight must be above 0"):
         search(user=owner, query=query_from(text="cat", image_id=library["owner-0"].pk, image_weight=weight))
+
+
+def test_words_with_more_like_this_by_objects_mix_into_each_of_the_photos_rows(owner, library, settings):
+    """With SIMILAR_BY_OBJECTS the photo is several rows (itself, its objects): each is mixed with the
+    words, and a region scores its best mix."""
+    from search.query import query_vector
+
+    settings.SIMILAR_BY_OBJECTS, settings.SCORE_TIE_EPS, settings.WHOLE_IMAGE_HANDICAP = True, 0.0, 0.0
+    source = library["owner-0"]
+    words, _ = query_vector(user=owner, query=TextQuery("a red circle"))
+    rows, _ = query_vector(user=owner, query=SimilarQuery(source.pk))
+    assert len(rows) > 1
+    mixed = (words[None, :] + 2.0 * rows) / 3.0
+    expected = {}
+    for region in Region.objects.exclude(image=source).filter(image__owner=owner).select_related("image"):
+        score = float((mixed @ region.vector).max())
+        name = region.image.original_name
+        expected[name] = max(expected.get(name, -1.0), score)
+    composed = ComposedQuery(positive=(Term(TextQuery("a red circle")), Term(SimilarQuery(source.pk), 2.0)))
+    assert scores_of(owner, composed) == pytest.approx(expected, abs=1e-4)
