@@ -115,6 +115,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "gallery.context_processors.site",
                 "search.context_processors.models",
+                "search.context_processors.suggestions",
             ],
         },
     },
@@ -373,6 +374,8 @@ SIMILAR_BY_OBJECTS = env_bool("SIMILAR_BY_OBJECTS", _profile.get("SIMILAR_BY_OBJ
 # hashes at most this many bits (of 64) apart. Calibrated with bench/near_duplicates.py.
 NEAR_DUPLICATE_SIMILARITY = env_float("NEAR_DUPLICATE_SIMILARITY", _profile.get("NEAR_DUPLICATE_SIMILARITY", 0.9))
 NEAR_DUPLICATE_HASH_BITS = env_int("NEAR_DUPLICATE_HASH_BITS", 12, minimum=0)
+# Each person's recent searches kept (suggestions in the header search box, the search page's list).
+RECENT_SEARCHES_KEPT = env_int("RECENT_SEARCHES_KEPT", 50, minimum=1)
 # CLIP reads 77 tokens; longer text is almost surely a paste accident.
 SEARCH_MAX_QUERY_CHARS = env_int("SEARCH_MAX_QUERY_CHARS", 500, minimum=1)
 SEARCH_PAGE_SIZE = env_int("SEARCH_PAGE_SIZE", 24, minimum=1)

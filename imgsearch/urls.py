@@ -22,6 +22,9 @@ api_patterns = (
         path("images/<int:pk>/thumbnail/", gallery_api.ImageThumbnailApi.as_view(), name="image_thumbnail"),
         path("search/", search_api.SearchApi.as_view(), name="search"),
         path("duplicates/", search_api.DuplicatesApi.as_view(), name="duplicates"),
+        path("searches/recent/", search_api.RecentSearchesApi.as_view(), name="recent_searches"),
+        path("searches/saved/", search_api.SavedSearchesApi.as_view(), name="saved_searches"),
+        path("searches/saved/<int:pk>/", search_api.SavedSearchApi.as_view(), name="saved_search"),
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
         # The split view serves Swagger UI's start-up script as a file: no inline script (CSP). Swagger
         # UI adds a <style> element of its own, so this one page allows inline styles.

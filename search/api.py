@@ -1,8 +1,8 @@
 """POST /api/search/: the search service for scripts and apps."""
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -151,3 +151,145 @@ class DuplicatesApi(APIView):
 
         groups = duplicate_groups(request.user)
         return Response(DuplicateGroupSerializer(groups, many=True, context={"request": request}).data)
+
+
+class RecordSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    description = serializers.CharField(help_text="What was searched for, in words.")
+    params = serializers.DictField(child=serializers.CharField(), help_text="The search page's parameters.")
+    by_photo = serializers.BooleanField(help_text="A search by an uploaded photo (its vector is kept, not the photo).")
+    created_at = serializers.DateTimeField()
+    url = serializers.SerializerMethodField(help_text="The search page that runs it.")
+
+    def get_url(self, record) -> str:
+        return self.context["request"].build_absolute_uri(record.get_absolute_url())
+
+
+class SavedSearchSerializer(RecordSerializer):
+    name = serializers.CharField()
+    last_viewed_at = serializers.DateTimeField(help_text="Matches that arrived after this are new.")
+
+
+class SavedSearchListItemSerializer(SavedSearchSerializer):
+    new_matches = serializers.IntegerField(allow_null=True, help_text="New among its best 50 matches; null when it cannot run.")
+    problem = serializers.CharField(help_text="Why it cannot run now, if it cannot.")
+
+
+class RecentSearchesApi(APIView):
+    """Your recent searches on the search page, newest first; DELETE clears them."""
+
+    @extend_schema(responses=RecordSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        from search.models import RecentSearch
+
+        records = RecentSearch.objects.filter(owner=request.user)
+        return Response(RecordSerializer(records, many=True, context={"request": request}).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request) -> Response:
+        from search import history
+
+        history.recent_clear(user=request.user)
+        return Response(status=204)
+
+
+class SavedSearchesApi(APIView):
+    """Your saved searches, each with how many of its best matches are new since it was last opened
+    (GET /api/searches/saved/{id}/ opens it). POST saves a search: a name and the fields of
+    POST /api/search/ (an uploaded image is kept as its vector, never as a file)."""
+
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    class InputSerializer(SearchApi.InputSerializer):
+        name = serializers.CharField(max_length=100)
+        min_score = page = page_size = None  # a saved search keeps what to find, not how much to show
+
+    @extend_schema(responses=SavedSearchListItemSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        from search import history
+
+        listed = []
+        for saved, new, problem in history.saved_with_new_counts(request.user):
+            saved.new_matches, saved.problem = new, problem
+            listed.append(saved)
+        return Response(SavedSearchListItemSerializer(listed, many=True, context={"request": request}).data)
+
+    @extend_schema(request={"application/json": InputSerializer, "multipart/form-data": InputSerializer},
+                   responses={201: SavedSearchSerializer})
+    def post(self, request: Request) -> Response:
+        from search import history
+        from search.index import current_model
+        from search.query import ImageQuery, query_vector
+
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            vector = query_vector(user=request.user, query=ImageQuery(data["image"].read()))[0] if data.get("image") else None
+            saved = history.saved_from_api(user=request.user, name=data["name"], params=page_params(data),
+                                           photo_vector=vector, model=current_model()[0])
+        except SearchUnavailable as error:
+            return Response({"detail": str(error)}, status=503)
+        except SearchError as error:
+            raise ValidationError(str(error)) from None
+        return Response(SavedSearchSerializer(saved, context={"request": request}).data, status=201)
+
+
+def page_params(data: dict) -> dict[str, str]:
+    """POST /api/search/'s fields as the search page's parameters (what a saved search keeps)."""
+    from search.models import kept
+
+    box = data.get("box")
+    params = {"q": data.get("text"), "region": data.get("region_id"), "scope": data.get("scope"), "kind": data.get("kind"),
+              "similar" if box is None else "box_image": data.get("image_id"),
+              "box": ",".join(f"{v:g}" for v in box) if box else None,
+              "image_weight": data.get("image_weight") if data.get("image_weight") != 1.0 else None,
+              "exclude_weight": data.get("exclude_weight") if data.get("exclude_weight") != 1.0 else None,
+              "taken_from": data.get("taken_from"), "taken_to": data.get("taken_to"), "album": data.get("album_id"),
+              "camera": data.get("camera"), "favourites": "on" if data.get("favourites") else None}
+    return kept(params)
+
+
+class SavedSearchApi(APIView):
+    """Open a saved search: its results now, which of them are new since it was last opened (opening
+    page 1 marks them seen); DELETE removes it."""
+
+    @extend_schema(parameters=[OpenApiParameter("page", int, description="Page of results (default 1).")],
+                   responses=inline_serializer("SavedSearchResults", {
+                       "saved": SavedSearchSerializer(), "new": serializers.ListField(child=serializers.IntegerField()),
+                       "query": QuerySerializer(), "page": serializers.IntegerField(), "page_size": serializers.IntegerField(),
+                       "has_next": serializers.BooleanField(), "results": SearchResultSerializer(many=True)}))
+    def get(self, request: Request, pk: int) -> Response:
+        from search import history
+
+        saved = self._saved(request, pk)
+        try:
+            page_number = max(1, int(request.query_params.get("page", "1")))
+        except ValueError:
+            raise ValidationError("page must be a number.") from None
+        try:
+            query, page = history.run_record(user=request.user, record=saved, page=page_number)
+        except SearchUnavailable as error:
+            return Response({"detail": str(error)}, status=503)
+        except SearchError as error:
+            raise ValidationError(str(error)) from None
+        new = sorted(history.new_image_ids(page, saved.last_viewed_at))
+        if page.page == 1:
+            history.saved_viewed(saved)
+        return Response({"saved": SavedSearchSerializer(saved, context={"request": request}).data, "new": new,
+                         "query": as_dict(query), "page": page.page, "page_size": page.page_size, "has_next": page.has_next,
+                         "results": SearchResultSerializer(page.results, many=True, context={"request": request}).data})
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        self._saved(request, pk).delete()
+        return Response(status=204)
+
+    @staticmethod
+    def _saved(request: Request, pk: int):
+        from search.models import SavedSearch
+
+        saved = SavedSearch.objects.filter(owner=request.user, pk=pk).first()
+        if saved is None:
+            raise NotFound("No such saved search.")
+        return saved

@@ -12,3 +12,13 @@ def models(request) -> dict:
     if user is None or not user.is_authenticated or not user.is_staff:
         return {}
     return {"weights_missing": list(cache.get_or_set("weights_missing", weights_missing, WEIGHTS_CHECK_SECONDS).values())}
+
+
+def suggestions(request) -> dict:
+    """The words of the person's recent searches, offered by the header search box."""
+    from search.history import recent_suggestions
+
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {"recent_suggestions": recent_suggestions(user)}

@@ -1,7 +1,7 @@
 from django import forms
 
 from gallery.selectors import albums_visible_to, images_visible_to
-from search.query import MATCH_KINDS, MAX_WEIGHT, SCOPES, Filters
+from search.query import MATCH_KINDS, MAX_WEIGHT, SCOPES, Filters, SearchError, VectorQuery, query_from
 
 # The camera filter lists at most this many models (A to Z): a menu, not a catalogue.
 MAX_CAMERA_CHOICES = 50
@@ -44,3 +44,21 @@ class SearchForm(forms.Form):
     @property
     def has_filters(self) -> bool:
         return self.is_bound and self.is_valid() and bool(self.filters())
+
+    def query(self, *, uploaded: bytes | None = None, stored: VectorQuery | None = None):
+        """The query the (valid) form asks for; `uploaded`: the photo file's bytes; `stored`: the vector of
+        a saved or recent search by a photo. Raises SearchError naming what to change."""
+        data = self.cleaned_data
+        photos = [uploaded, data.get("similar"), data.get("box_image"), data.get("region"), stored]
+        if not data.get("q") and not any(photos):
+            raise SearchError("Type a few words, choose a photo, or use “more like this” on an image.")
+        if sum(1 for thing in photos if thing) > 1 or (data.get("box") and not data.get("box_image")):
+            raise SearchError("Search with one photo at a time: a photo, more like this, or a box on a photo.")
+        return query_from(text=data.get("q"), image=uploaded, image_id=data.get("similar") or data.get("box_image"),
+                          region_id=data.get("region"), box=data.get("box"), stored=stored,
+                          image_weight=data.get("image_weight") or 1.0, exclude_weight=data.get("exclude_weight") or 1.0)
+
+    def search_options(self) -> dict:
+        """scope, kind and filters for search.query.search."""
+        data = self.cleaned_data
+        return {"scope": data.get("scope") or "all", "kind": data.get("kind") or "both", "filters": self.filters()}

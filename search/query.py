@@ -11,7 +11,6 @@ its regions above that term's threshold) loses the excess, times the term's weig
 """
 import io
 import logging
-import re
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal, Union
@@ -76,9 +75,15 @@ class BoxQuery:
     box: tuple[int, int, int, int]  # x1, y1, x2, y2 in the image's upright pixels
 
 
-Query = Union[TextQuery, ImageQuery, SimilarQuery, RegionQuery, BoxQuery]
-# A composed query's photo term: the kinds that come from one photo.
-PHOTO_QUERIES = (ImageQuery, SimilarQuery, RegionQuery, BoxQuery)
+@dataclass(frozen=True)
+class VectorQuery:
+    """A search by an uploaded photo, run again from its saved vector (search.models.SearchRecord)."""
+
+    vector: bytes  # float32
+    model: str  # the model that made it
+
+
+Query = Union[TextQuery, ImageQuery, SimilarQuery, RegionQuery, BoxQuery, VectorQuery]
 # Weights a person may give a term of a composed query.
 MAX_WEIGHT = 10.0
 
@@ -146,6 +151,7 @@ class SearchPage:
     page: int
     page_size: int
     has_next: bool
+    photo_vector: np.ndarray | None = None  # an uploaded photo's vector: what a saved search of it keeps
 
 
 def search(
@@ -205,7 +211,8 @@ def search(
     by_id = images.select_related("owner").in_bulk([match.image_id for match in shown])
     results = [SearchResult(image=by_id[m.image_id], score=m.score, kind=m.kind, box=m.box, region_id=m.region_id)
                for m in shown if m.image_id in by_id]
-    return SearchPage(results=results, page=page, page_size=page_size, has_next=len(ranked) > start + page_size)
+    return SearchPage(results=results, page=page, page_size=page_size, has_next=len(ranked) > start + page_size,
+                      photo_vector=plan.vector if isinstance(query, ImageQuery) else None)
 
 
 @dataclass(frozen=True)
@@ -420,6 +427,12 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
         if region is None:
             raise SearchError("No such region.")
         return _stored_vector(region), region.image_id
+    if isinstance(query, VectorQuery):
+        from search.index import current_model
+
+        if query.model != current_model()[0]:
+            raise SearchError("This search was made with another model; search with the photo again.")
+        return np.frombuffer(query.vector, dtype=np.float32), None
     if isinstance(query, BoxQuery):
         image = _visible_image(user, query.image_id)
         x1, y1, x2, y2 = _checked_box(query.box, image)
@@ -430,13 +443,13 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
 
 def query_from(*, text: str | None = None, image: bytes | None = None, image_id: int | None = None,
                region_id: int | None = None, box=None, image_weight: float = 1.0,
-               exclude_weight: float = 1.0) -> Query | ComposedQuery:
+               exclude_weight: float = 1.0, stored: VectorQuery | None = None) -> Query | ComposedQuery:
     """The query a request describes: words (see parse_words), one photo (an image, image_id — with box:
     that region of it — or region_id), or words and a photo together, `image_weight` being the photo's
     weight against each phrase and `exclude_weight` each left-out phrase's. The search page and the API
     both go through here, so they agree on what a request means. Raises SearchError naming what to send."""
-    photos = [name for name, value in (("image", image), ("image_id", image_id), ("region_id", region_id))
-              if value not in (None, "", b"")]
+    photos = [name for name, value in (("image", image), ("image_id", image_id), ("region_id", region_id),
+                                       ("a saved photo search", stored)) if value not in (None, "", b"")]
     if box not in (None, "") and image_id is None:
         raise SearchError("A box needs the image_id it is drawn on.")
     if len(photos) > 1:
@@ -449,7 +462,8 @@ def query_from(*, text: str | None = None, image: bytes | None = None, image_id:
                           "text may go with one photo.")
     terms = [Term(TextQuery(text=phrase)) for phrase in wanted]
     if photos:
-        terms.append(Term(_photo_query(image=image, image_id=image_id, region_id=region_id, box=box), image_weight))
+        photo = stored or _photo_query(image=image, image_id=image_id, region_id=region_id, box=box)
+        terms.append(Term(photo, image_weight))
     if len(terms) == 1 and not unwanted:
         return terms[0].query
     return ComposedQuery(positive=tuple(terms),
@@ -488,6 +502,31 @@ def _photo_query(*, image, image_id, region_id, box) -> Query:
     return SimilarQuery(image_id=image_id)
 
 
+def describe(query: Query | ComposedQuery, *, image_name: str = "") -> str:
+    """What was searched for, in words: results headings, recent and saved searches."""
+    if isinstance(query, ComposedQuery):
+        found = " + ".join(_describe_term(term, image_name) for term in query.positive)
+        return " − ".join([found] + [_describe_term(term, image_name) for term in query.negative])
+    return _describe_term(Term(query), image_name)
+
+
+def _describe_term(term: Term, image_name: str) -> str:
+    query = term.query
+    if isinstance(query, ImageQuery):
+        words = f"photos like “{image_name}”" if image_name else "photos like an uploaded one"
+    elif isinstance(query, VectorQuery):
+        words = "photos like the one you searched with"
+    elif isinstance(query, SimilarQuery):
+        words = "more like this photo"
+    elif isinstance(query, RegionQuery):
+        words = "this object"
+    elif isinstance(query, BoxQuery):
+        words = "the region you drew"
+    else:
+        words = f"“{query.text}”"
+    return words if term.weight == 1 else f"{words} (weight {term.weight:g})"
+
+
 def as_dict(query: Query | ComposedQuery) -> dict:
     """The query as it was understood, for showing back: {"positive": [terms], "negative": [terms]},
     each term {"kind", "weight"} and what it names (text, image_id, region_id, box)."""
@@ -500,7 +539,8 @@ def as_dict(query: Query | ComposedQuery) -> dict:
                  ImageQuery: lambda: {"kind": "image"},
                  SimilarQuery: lambda: {"kind": "similar", "image_id": q.image_id},
                  RegionQuery: lambda: {"kind": "region", "region_id": q.region_id},
-                 BoxQuery: lambda: {"kind": "box", "image_id": q.image_id, "box": [float(v) for v in q.box]}}
+                 BoxQuery: lambda: {"kind": "box", "image_id": q.image_id, "box": [float(v) for v in q.box]},
+                 VectorQuery: lambda: {"kind": "image"}}
         return {**named[type(q)](), "weight": t.weight}
 
     return {"positive": [term(t) for t in query.positive], "negative": [term(t) for t in query.negative]}

@@ -1,10 +1,16 @@
 """The search page: text, an image, "more like this", or a box on a photo."""
+import numpy as np
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from gallery.selectors import albums_owned_by
+from search import history
 from search.forms import SearchForm
+from search.index import current_model
+from search.models import RecentSearch, SavedSearch, kept
 from search.query import (
     BoxQuery,
     ComposedQuery,
@@ -14,9 +20,8 @@ from search.query import (
     SearchError,
     SearchUnavailable,
     SimilarQuery,
-    Term,
     TextQuery,
-    query_from,
+    describe,
     search,
 )
 
@@ -65,60 +70,44 @@ def _thumbnail_data_uri(data: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _describe(query: Query | ComposedQuery, files) -> str:
-    """What was searched for, in words for the results heading."""
-    if isinstance(query, ComposedQuery):
-        found = " + ".join(_describe_term(term, files) for term in query.positive)
-        return " − ".join([found] + [_describe_term(term, files) for term in query.negative])
-    return _describe_term(Term(query), files)
-
-
-def _describe_term(term: Term, files) -> str:
-    query = term.query
-    if isinstance(query, ImageQuery):
-        words = f"photos like “{files['image'].name}”"
-    elif isinstance(query, SimilarQuery):
-        words = "more like this photo"
-    elif isinstance(query, RegionQuery):
-        words = "this object"
-    elif isinstance(query, BoxQuery):
-        words = "the region you drew"
-    else:
-        words = f"“{query.text}”"
-    return words if term.weight == 1 else f"{words} (weight {term.weight:g})"
-
-
 @login_required
 def search_page(request: HttpRequest) -> HttpResponse:
-    bound = request.method == "POST" or any(key in request.GET for key in ("q", "similar", "region", "box"))
-    form = (SearchForm(request.POST if request.method == "POST" else request.GET, request.FILES or None, user=request.user)
-            if bound else SearchForm(user=request.user))
+    params = request.POST if request.method == "POST" else request.GET
+    bound = request.method == "POST" or any(key in request.GET for key in ("q", "similar", "region", "box", "saved", "recent"))
+    form = SearchForm(params, request.FILES or None, user=request.user) if bound else SearchForm(user=request.user)
     context = {"form": form, "results": None, "error": None, "description": ""}
     status = 200
+    if not bound:
+        context["recent_searches"] = RecentSearch.objects.filter(owner=request.user)[:10]
     if bound and form.is_valid():
-        data = form.cleaned_data
         try:
             page = int(request.GET.get("page", "1"))
         except ValueError:
             page = 1
         try:
-            photos = [request.FILES.get("image"), data.get("similar"), data.get("box_image"), data.get("region")]
-            if not data.get("q") and not any(photos):
-                raise SearchError("Type a few words, choose a photo, or use “more like this” on an image.")
-            if sum(1 for thing in photos if thing) > 1 or (data.get("box") and not data.get("box_image")):
-                raise SearchError("Search with one photo at a time: a photo, more like this, or a box on a photo.")
+            # Opening a saved search, or a recent search by an uploaded photo (its vector was kept).
+            saved = _own(SavedSearch, request.user, request.GET.get("saved"), "No such saved search.")
+            recent = _own(RecentSearch, request.user, request.GET.get("recent"), "No such recent search.")
+            stored = history.stored_query(saved or recent) if (saved or recent) else None
             uploaded = request.FILES["image"].read() if request.FILES.get("image") else None
-            query = query_from(text=data.get("q"), image=uploaded, image_id=data.get("similar") or data.get("box_image"),
-                               region_id=data.get("region"), box=data.get("box"),
-                               image_weight=data.get("image_weight") or 1.0,
-                               exclude_weight=data.get("exclude_weight") or 1.0)
-            context["description"] = _describe(query, request.FILES)
-            context["results"] = search(
-                user=request.user, query=query, scope=data["scope"] or "all", kind=data["kind"] or "both",
-                page=max(1, page), filters=form.filters(),
-            )
+            query = form.query(uploaded=uploaded, stored=stored)
+            context["description"] = describe(query, image_name=request.FILES["image"].name if uploaded else "")
+            results = search(user=request.user, query=query, page=max(1, page), **form.search_options())
+            context["results"] = results
             context["query_preview"] = _query_preview(query, uploaded, request.user)
             context["my_albums"] = albums_owned_by(request.user).order_by("name")  # for the selection bar
+            if saved is not None:
+                context["saved"] = saved
+                context["new_ids"] = history.new_image_ids(results, saved.last_viewed_at)
+                if results.page == 1:
+                    history.saved_viewed(saved)
+            elif results.page == 1:
+                photo_vector, model = results.photo_vector, current_model()[0]
+                if stored is not None:
+                    photo_vector, model = np.frombuffer(stored.vector, dtype=np.float32), stored.model
+                context["recent"] = history.recent_record(
+                    user=request.user, params=kept(params), description=context["description"],
+                    photo_vector=photo_vector, model=model if photo_vector is not None else "")
         except SearchUnavailable as error:
             context["error"] = str(error)
             context["error_fix"] = error.fix if request.user.is_staff else ""
@@ -127,15 +116,64 @@ def search_page(request: HttpRequest) -> HttpResponse:
             context["error"] = str(error)
             status = 400
         # Uploaded query images are not kept, so only GET searches can link to their next page.
-        params = request.GET.copy()
-        params.pop("page", None)
-        context["query_string"] = params.urlencode() if request.method == "GET" else ""
+        query_params = request.GET.copy()
+        query_params.pop("page", None)
+        context["query_string"] = query_params.urlencode() if request.method == "GET" else ""
     elif bound:
         context["error"] = "Check the search form: " + "; ".join(
             f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
         )
         status = 400
     return render(request, "search/search.html", context, status=status)
+
+
+def _own(model, user, pk: str | None, missing: str):
+    """The person's own record `pk` of `model`, None when none is asked for; SearchError for another's."""
+    if pk in (None, ""):
+        return None
+    record = model.objects.filter(owner=user, pk=int(pk) if str(pk).isdigit() else -1).first()
+    if record is None:
+        raise SearchError(missing)
+    return record
+
+
+@login_required
+@require_POST
+def saved_create(request: HttpRequest) -> HttpResponse:
+    """Save one of the person's recent searches (the page just shown) under a name."""
+    recent = RecentSearch.objects.filter(owner=request.user, pk=request.POST.get("recent") or -1).first()
+    if recent is None:
+        messages.error(request, "That search is no longer in your recent searches; run it again, then save it.")
+        return redirect("search:saved_list")
+    try:
+        saved = history.saved_create(user=request.user, recent=recent, name=request.POST.get("name", ""))
+    except SearchError as error:
+        messages.error(request, str(error))
+        return redirect(recent.get_absolute_url())
+    messages.success(request, f"Saved “{saved.name}”. New matches will be marked when you open it from Saved searches.")
+    return redirect("search:saved_list")
+
+
+@login_required
+def saved_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "search/saved.html", {"saved": history.saved_with_new_counts(request.user)})
+
+
+@login_required
+@require_POST
+def saved_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    saved = get_object_or_404(SavedSearch, owner=request.user, pk=pk)
+    saved.delete()
+    messages.success(request, f"Deleted the saved search “{saved.name}”.")
+    return redirect("search:saved_list")
+
+
+@login_required
+@require_POST
+def recent_clear(request: HttpRequest) -> HttpResponse:
+    count = history.recent_clear(user=request.user)
+    messages.success(request, f"Cleared {count} recent search{'es' if count != 1 else ''}.")
+    return redirect("search:search")
 
 
 @login_required

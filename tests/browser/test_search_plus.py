@@ -88,3 +88,37 @@ def test_review_near_duplicates_and_keep_the_best(page, demo_profile):
     page.wait_for_url("**/duplicates/")
     expect(page.locator(".empty")).to_have_text("No near-duplicates among your processed photos.")
     assert sorted(Image.objects.values_list("original_name", flat=True)) == ["best.png", "other.png"]
+
+
+def test_save_a_search_see_what_is_new_and_get_recent_words_offered(page, demo_scenes):  # noqa: F811
+    owner, truth = demo_scenes
+    colour, shape = next(((s.colour, s.shape) for shapes in truth.values() for s in shapes))
+    log_in(page, "owner", PASSWORD)
+    page.fill("header input[name=q]", f"a {colour} {shape}")
+    page.press("header input[name=q]", "Enter")
+    page.wait_for_selector(".results .card")
+    page.fill("#id_save_name", "my shapes")
+    page.click(".save-search button")
+    page.wait_for_url("**/saved/")
+    expect(page.locator(".saved-searches li")).to_contain_text("nothing new")
+
+    picture, _ = demo.scene(320, 240, np.random.default_rng(5), count=1)
+    from PIL import ImageDraw
+
+    demo.draw_shape(ImageDraw.Draw(picture), shape, colour, (100, 60, 220, 180))  # one more to find
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    with transaction.atomic():
+        fresh = image_create(owner=owner, upload=ContentFile(buffer.getvalue(), name="fresh.png")).image
+    page.reload()
+    expect(page.locator(".saved-searches li")).to_contain_text("1 new")
+    page.click("text=my shapes")
+    new_card = page.locator(".results .card", has=page.locator(f"a[href='/images/{fresh.pk}/']"))
+    expect(new_card.locator(".badge.new")).to_have_text("New")
+    expect(page.locator(".results .badge.new")).to_have_count(1)
+    screenshot(page, "saved-search-new")
+
+    # The words come back as suggestions in the header's search box.
+    options = page.locator("#recent-searches option")
+    assert f"a {colour} {shape}" in [options.nth(i).get_attribute("value") for i in range(options.count())]
+    assert page.locator("header input[name=q]").get_attribute("list") == "recent-searches"

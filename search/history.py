@@ -1,0 +1,113 @@
+"""Recent and saved searches: recording them, saving one under a name, and what is new since a saved
+search was last opened. Every function takes the person and touches only their own records."""
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from search.models import RecentSearch, SavedSearch
+from search.query import SearchError, SearchPage, VectorQuery
+
+# Suggestions offered in the header search box.
+SUGGESTIONS = 8
+
+
+def recent_record(*, user, params: dict[str, str], description: str, photo_vector: np.ndarray | None = None,
+                  model: str = "") -> RecentSearch:
+    """Remember a search `user` ran (the same search run again moves to the top), keeping the newest
+    RECENT_SEARCHES_KEPT."""
+    with transaction.atomic():
+        vector = None if photo_vector is None else np.asarray(photo_vector, dtype=np.float32).tobytes()
+        newest = RecentSearch.objects.filter(owner=user).first()
+        if newest is not None and newest.params == params and (bytes(newest.vector) if newest.by_photo else None) == vector:
+            newest.created_at = timezone.now()
+            newest.save(update_fields=["created_at"])
+            return newest
+        record = RecentSearch.objects.create(owner=user, params=params, description=description[:600], vector=vector,
+                                             embedding_model=model if vector is not None else "")
+        stale = RecentSearch.objects.filter(owner=user).values_list("pk", flat=True)[settings.RECENT_SEARCHES_KEPT:]
+        RecentSearch.objects.filter(pk__in=list(stale)).delete()
+    return record
+
+
+def recent_suggestions(user) -> list[str]:
+    """The words of `user`'s recent searches, newest first, each once."""
+    texts: list[str] = []
+    for params in RecentSearch.objects.filter(owner=user).values_list("params", flat=True)[:50]:
+        text = params.get("q", "")
+        if text and text not in texts:
+            texts.append(text)
+        if len(texts) == SUGGESTIONS:
+            break
+    return texts
+
+
+def recent_clear(*, user) -> int:
+    return RecentSearch.objects.filter(owner=user).delete()[0]
+
+
+def saved_create(*, user, recent: RecentSearch, name: str) -> SavedSearch:
+    """Save one of `user`'s recent searches as `name`; its matches from now on count as new."""
+    name = " ".join(name.split())[:100] or recent.description[:100]
+    try:
+        with transaction.atomic():
+            return SavedSearch.objects.create(owner=user, name=name, params=recent.params, description=recent.description,
+                                              vector=recent.vector, embedding_model=recent.embedding_model,
+                                              last_viewed_at=timezone.now())
+    except IntegrityError:
+        raise SearchError(f"You already have a saved search named “{name}”; choose another name.") from None
+
+
+def stored_query(record) -> VectorQuery | None:
+    """The photo a saved or recent search by an uploaded photo searched with, if it was one."""
+    return VectorQuery(vector=bytes(record.vector), model=record.embedding_model) if record.by_photo else None
+
+
+def new_image_ids(page: SearchPage, since) -> set[int]:
+    """Results that became searchable after `since` (processed, so found by search, since then)."""
+    return {r.image.pk for r in page.results if r.image.processed_at and r.image.processed_at > since}
+
+
+def saved_viewed(saved: SavedSearch) -> None:
+    SavedSearch.objects.filter(pk=saved.pk).update(last_viewed_at=timezone.now())
+
+
+# "New" counts on the saved-searches page look at this many best matches of each.
+NEW_COUNT_DEPTH = 50
+
+
+def run_record(*, user, record, page: int = 1, page_size: int | None = None):
+    """Run a saved or recent search again for `user`: (query, SearchPage). Raises SearchError."""
+    from search.forms import SearchForm
+    from search.query import search
+
+    form = SearchForm(record.params, user=user)
+    if not form.is_valid():
+        raise SearchError("Its filters no longer apply (an album or camera is gone).")
+    query = form.query(stored=stored_query(record))
+    return query, search(user=user, query=query, page=page, page_size=page_size, **form.search_options())
+
+
+def saved_with_new_counts(user) -> list[tuple[SavedSearch, int | None, str]]:
+    """Each of `user`'s saved searches with how many of its best NEW_COUNT_DEPTH matches are new since
+    it was last opened (None, and why, when it cannot run now)."""
+    listed = []
+    for saved in SavedSearch.objects.filter(owner=user):
+        try:
+            _, page = run_record(user=user, record=saved, page_size=min(NEW_COUNT_DEPTH, settings.SEARCH_MAX_PAGE_SIZE))
+            listed.append((saved, len(new_image_ids(page, saved.last_viewed_at)), ""))
+        except SearchError as error:
+            listed.append((saved, None, str(error)))
+    return listed
+
+
+def saved_from_api(*, user, name: str, params: dict[str, str], photo_vector: np.ndarray | None, model: str) -> SavedSearch:
+    """Save a search an API client describes (its parameters as the search page takes them), after
+    checking that it runs. Raises SearchError."""
+    recent = RecentSearch(owner=user, params=params, description="", embedding_model=model if photo_vector is not None else "",
+                          vector=None if photo_vector is None else np.asarray(photo_vector, dtype=np.float32).tobytes())
+    query, _ = run_record(user=user, record=recent, page_size=1)
+    from search.query import describe
+
+    recent.description = describe(query)
+    return saved_create(user=user, recent=recent, name=name)

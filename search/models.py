@@ -1,0 +1,65 @@
+"""What a person keeps of their searches: saved searches (to see new matches later) and recent
+searches (suggestions in the header search box). Both hold a search's parameters as the search
+page's query string takes them, so running one again is opening its URL; nothing here holds a photo:
+a search by an uploaded photo keeps its CLIP vector instead (the photo itself is never stored)."""
+import numpy as np
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils.http import urlencode
+
+# The search page's parameters a saved or recent search keeps (not the page number).
+KEPT_PARAMETERS = ("q", "similar", "region", "box_image", "box", "image_weight", "exclude_weight", "scope", "kind",
+                   "taken_from", "taken_to", "album", "camera", "favourites")
+
+
+def kept(params) -> dict[str, str]:
+    """The parameters worth keeping from a request's GET (or any mapping), blanks dropped."""
+    return {name: str(params.get(name)) for name in KEPT_PARAMETERS if params.get(name) not in (None, "")}
+
+
+class SearchRecord(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    params = models.JSONField(default=dict, help_text="The search page's parameters (see KEPT_PARAMETERS).")
+    description = models.CharField(max_length=600, help_text="What was searched for, in words.")
+    # A search by an uploaded photo: its vector, and the model that made it (another model cannot use it).
+    vector = models.BinaryField(null=True, blank=True, editable=False)
+    embedding_model = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def by_photo(self) -> bool:
+        return self.vector is not None
+
+    def query_vector(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.vector), dtype=np.float32)
+
+
+class SavedSearch(SearchRecord):
+    name = models.CharField(max_length=100)
+    # Matches that became searchable after this are "new" the next time the search is opened.
+    last_viewed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="saved_search_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("search:search") + "?" + urlencode({**self.params, "saved": self.pk})
+
+
+class RecentSearch(SearchRecord):
+    """One search a person ran (page 1 of it). Only the newest RECENT_SEARCHES_KEPT are kept."""
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def get_absolute_url(self) -> str:
+        return reverse("search:search") + "?" + urlencode({**self.params, "recent": self.pk} if self.by_photo else self.params)
