@@ -465,6 +465,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Three fields are called "kind": name their enums apart.
+    "ENUM_NAME_OVERRIDES": {"QueryTermKindEnum": "search.api.QUERY_TERM_KINDS", "MatchKindEnum": "search.query.MATCH_KINDS"},
 }
 
 LOGGING = {

@@ -41,8 +41,11 @@ class SearchResultSerializer(serializers.Serializer):
     def get_thumbnail_url(self, result) -> str:
         return self.context["request"].build_absolute_uri(reverse("api:image_thumbnail", args=[result.image.pk]))
 
+QUERY_TERM_KINDS = ("text", "image", "similar", "region", "box")
+
+
 class QueryTermSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["text", "image", "similar", "region", "box"])
+    kind = serializers.ChoiceField(choices=QUERY_TERM_KINDS)
     weight = serializers.FloatField()
     text = serializers.CharField(required=False)
     image_id = serializers.IntegerField(required=False)
@@ -200,7 +203,7 @@ class SavedSearchesApi(APIView):
 
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    class InputSerializer(SearchApi.InputSerializer):
+    class SaveSearchInputSerializer(SearchApi.InputSerializer):
         name = serializers.CharField(max_length=100)
         min_score = page = page_size = None  # a saved search keeps what to find, not how much to show
 
@@ -214,14 +217,14 @@ class SavedSearchesApi(APIView):
             listed.append(saved)
         return Response(SavedSearchListItemSerializer(listed, many=True, context={"request": request}).data)
 
-    @extend_schema(request={"application/json": InputSerializer, "multipart/form-data": InputSerializer},
+    @extend_schema(request={"application/json": SaveSearchInputSerializer, "multipart/form-data": SaveSearchInputSerializer},
                    responses={201: SavedSearchSerializer})
     def post(self, request: Request) -> Response:
         from search import history
         from search.index import current_model
         from search.query import ImageQuery, query_vector
 
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.SaveSearchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
