@@ -154,3 +154,15 @@ def test_the_api_lists_and_clears_only_your_recent_searches(client, owner, stran
     assert RecentSearch.objects.filter(owner=owner).count() == 1
     assert api_for(owner).delete(reverse("api:recent_searches")).status_code == 204
     assert not RecentSearch.objects.exists()
+
+
+def test_anonymous_visitors_reach_no_saved_or_recent_searches(client, owner, photos):
+    from rest_framework.test import APIClient
+
+    for name in ("api:saved_searches", "api:recent_searches"):
+        assert APIClient().get(reverse(name)).status_code in (401, 403)
+    assert APIClient().get(reverse("api:saved_search", args=[1])).status_code in (401, 403)
+    for name in ("search:saved_list", "search:duplicates"):
+        response = client.get(reverse(name))
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert client.post(reverse("search:recent_clear")).status_code == 302
