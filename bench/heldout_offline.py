@@ -218,6 +218,33 @@ def evaluate_composed(library: Library, clip, *, tie_eps: float, handicap: float
             for kind, t in tallies.items()]
 
 
+def evaluate_tags(library: Library, clip, probabilities=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8)) -> list[str]:
+    """Automatic tags (issue 14): a scene's tags are every label some region of it (the whole picture
+    or an object) gets; right when the scene holds that colour x shape. Precision and recall over
+    (scene, label) pairs, at each minimum probability."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    from search.tagging import zero_shot
+
+    profile = settings.MODEL_PROFILES["demo"]
+    truth = [{f"{s.colour} {s.shape}" for s in scene.shapes} for scene in library.scenes]
+    lines = []
+    for probability in probabilities:
+        with override_settings(TAG_VOCABULARY=profile["TAG_VOCABULARY"], TAG_PROMPT=profile["TAG_PROMPT"],
+                               TAG_MIN_PROBABILITY=probability):
+            found = zero_shot(library.vectors, clip)
+        predicted = [set() for _ in library.scenes]
+        for scene, labels in zip(library.owner, found):
+            predicted[scene] |= {label for label, _ in labels}
+        right = sum(len(p & t) for p, t in zip(predicted, truth))
+        shown = sum(len(p) for p in predicted)
+        lines.append(f"[tags p>={probability:.1f}] {shown / len(truth):.1f} tags per photo, precision {right / max(1, shown):.0%}, "
+                     f"recall {right / sum(len(t) for t in truth):.0%}"
+                     + ("  <- demo profile" if abs(probability - profile["TAG_MIN_PROBABILITY"]) < 1e-9 else ""))
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("tuning", "evaluation", "generator"), default="tuning")
@@ -227,6 +254,7 @@ def main() -> None:
     parser.add_argument("--handicap", type=float, default=None, help="WHOLE_IMAGE_HANDICAP (default: the demo profile's).")
     parser.add_argument("--thresholds", type=float, nargs="*", default=(), help="Also print precision and recall at these.")
     parser.add_argument("--composed", action="store_true", help="Only the composed-query figures (issue 14).")
+    parser.add_argument("--tags", action="store_true", help="Only the automatic-tag figures (issue 14).")
     parser.add_argument("--image-weight", type=float, default=1.0, help="The photo's weight in composed queries.")
     args = parser.parse_args()
 
@@ -258,6 +286,10 @@ def main() -> None:
                       max_count=settings.REGION_MAX_PER_IMAGE)
     tie_eps = settings.SCORE_TIE_EPS if args.tie_eps is None else args.tie_eps
     handicap = profile.get("WHOLE_IMAGE_HANDICAP", 0.0) if args.handicap is None else args.handicap
+    if args.tags:
+        for line in evaluate_tags(library, clip):
+            print(f"{args.split} {line}")
+        return
     if args.composed:
         for line in evaluate_composed(library, clip, tie_eps=tie_eps, handicap=handicap, image_weight=args.image_weight):
             print(f"{args.split} {line}")

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gallery import media, selectors, services
+from gallery import media, selectors, services, tags
 from imgsearch.parsers import JSONParser, MultiPartParser
 from gallery.models import Image
 
@@ -77,8 +77,42 @@ class ImageOutputSerializer(serializers.Serializer):
         return self.context["request"].build_absolute_uri(reverse("api:image_thumbnail", args=[image.pk]))
 
 
+class TagSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    score = serializers.FloatField(allow_null=True, help_text="The model's zero-shot probability; null for a person's tag.")
+    by_person = serializers.BooleanField()
+
+
 class ImageDetailOutputSerializer(ImageOutputSerializer):
     regions = RegionOutputSerializer(many=True, source="regions.all")
+    tags = serializers.SerializerMethodField(help_text="The model's tags (less those the owner removed) and the owner's.")
+
+    @extend_schema_field(TagSerializer(many=True))
+    def get_tags(self, image: Image) -> list[dict]:
+        return TagSerializer(tags.image_chips(image), many=True).data
+
+
+class ImageTagsApi(APIView):
+    """Correct your photo's tags: `add` labels it shows, `remove` labels it does not (the model's tag
+    of that label stays off, also when the photo is tagged again). Answers the tags as they are now."""
+
+    class InputSerializer(serializers.Serializer):
+        add = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
+        remove = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
+
+    @extend_schema(request=InputSerializer, responses=TagSerializer(many=True))
+    def post(self, request: Request, pk: int) -> Response:
+        image = get_object_or_404(selectors.images_owned_by(request.user), pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            for label in serializer.validated_data["add"]:
+                tags.tag_add(image=image, label=label)
+            for label in serializer.validated_data["remove"]:
+                tags.tag_remove(image=image, label=label)
+        except tags.TagRejected as error:
+            raise ValidationError({"detail": str(error)}) from None
+        return Response(TagSerializer(tags.image_chips(image), many=True).data)
 
 
 class UploadOutcomeSerializer(serializers.Serializer):
@@ -89,7 +123,7 @@ class UploadOutcomeSerializer(serializers.Serializer):
 
 
 class ImageListCreateApi(ListAPIView):
-    """GET: my images, newest first (filter with ?status= and ?visibility=). POST: upload one or many."""
+    """GET: my images, newest first (filter with ?status=, ?visibility= and ?tag=). POST: upload one or many."""
 
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = ImageOutputSerializer
@@ -106,12 +140,15 @@ class ImageListCreateApi(ListAPIView):
             if visibility not in {"public", "private"}:
                 raise ValidationError({"visibility": "Use public or private."})
             queryset = queryset.filter(is_public=visibility == "public")
+        if self.request.query_params.get("tag"):
+            queryset = tags.images_tagged(queryset, self.request.query_params["tag"])
         return queryset
 
     @extend_schema(
         parameters=[
             OpenApiParameter("status", str, enum=Image.Status.values),
             OpenApiParameter("visibility", str, enum=["public", "private"]),
+            OpenApiParameter("tag", str, description="Only photos with this tag."),
         ]
     )
     def get(self, request: Request, *args, **kwargs) -> Response:

@@ -49,6 +49,7 @@ class ImageFilterForm(forms.Form):
     visibility = forms.ChoiceField(
         required=False, choices=[("", "Any visibility"), ("private", "Private"), ("public", "Public")]
     )
+    tag = forms.CharField(required=False, max_length=64)
 
 
 class TokenForm(forms.Form):

@@ -196,6 +196,35 @@ class Region(models.Model):
         return np.asarray(vector, dtype=VECTOR_DTYPE).tobytes()
 
 
+class Tag(models.Model):
+    """A label on a photo. The model's come from zero-shot CLIP on the whole photo and each object
+    (search/tagging.py) and go with their region when the photo is processed again; a person's are
+    image-wide and win: `removed` says "not this", and hides the model's tags of that label."""
+
+    class Source(models.TextChoices):
+        MODEL = "model", "Model"
+        PERSON = "person", "Person"
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="tags")
+    region = models.ForeignKey(Region, null=True, blank=True, on_delete=models.CASCADE, related_name="tags")
+    label = models.CharField(max_length=64)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    score = models.FloatField(null=True, blank=True, help_text="The model's zero-shot probability.")
+    removed = models.BooleanField(default=False, help_text="A person said the photo is not this.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["label", "id"]
+        indexes = [models.Index(fields=["label", "image"])]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "label"], condition=models.Q(source="person"),
+                                    name="tag_one_person_decision_per_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} on image {self.image_id} ({self.source})"
+
+
 class ImageChange(models.Model):
     """The change feed: one row per image whose searchable state changed, in commit order.
 

@@ -206,8 +206,8 @@ def images_reprocess(*, queryset: QuerySet[Image]) -> int:
 
 def regions_delete(*, queryset: QuerySet[Region]) -> int:
     """Delete regions. The change feed (a database trigger) tells every index to drop their vectors."""
-    count, _ = queryset.delete()
-    return count
+    _, deleted = queryset.delete()  # their model tags go with them
+    return deleted.get(Region._meta.label, 0)
 
 
 def image_delete(*, image: Image) -> None:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("images/<int:pk>/location/", views.image_location, name="image_location"),
     path("images/<int:pk>/delete/", views.image_delete, name="image_delete"),
     path("images/<int:pk>/retry/", views.image_retry, name="image_retry"),
+    path("images/<int:pk>/tags/", views.image_tag, name="image_tag"),
     path("images/bulk/", views.images_bulk, name="images_bulk"),
     path("images/add-to-album/", album_views.images_add_to_album, name="images_add_to_album"),
     path("images/favourite/", album_views.images_favourite, name="images_favourite"),

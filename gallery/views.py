@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from gallery import album_views, albums, media, selectors, services, tokens
+from gallery import album_views, albums, media, selectors, services, tags, tokens
 from gallery.http import posted_ids, redirect_back
 from gallery.forms import ImageFilterForm, SignupForm, TokenForm
 from gallery.models import Image, Region
@@ -75,13 +75,16 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
     with the next page's groups alone, which timeline.js appends without reloading the page.
     """
     form = ImageFilterForm(request.GET or None)
+    queryset_unfiltered = queryset
     filtered = False
     if form.is_valid():
         if form.cleaned_data["status"]:
             queryset = queryset.filter(status=form.cleaned_data["status"])
         if form.cleaned_data["visibility"]:
             queryset = queryset.filter(is_public=form.cleaned_data["visibility"] == "public")
-        filtered = bool(form.cleaned_data["status"] or form.cleaned_data["visibility"])
+        if form.cleaned_data["tag"]:
+            queryset = tags.images_tagged(queryset, form.cleaned_data["tag"])
+        filtered = bool(form.cleaned_data["status"] or form.cleaned_data["visibility"] or form.cleaned_data["tag"])
     before = selectors.Cursor.parse(request.GET.get("before")) or _month_cursor(request.GET.get("month"))
     page = selectors.timeline_page(
         selectors.images_with_region_counts(queryset.select_related("owner")), before=before, size=PAGE_SIZE,
@@ -99,6 +102,7 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
         "title": title,
         "form": form,
         "filtered": filtered,
+        "tag_labels": tags.labels_in(queryset_unfiltered),
         "kept_filters": [(key, request.GET[key]) for key in ("status", "visibility") if request.GET.get(key)],
         "jumped": before is not None,
         "top_url": f"?{query.urlencode()}",
@@ -166,8 +170,28 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
          "location_visible": image.location_visible_to(request.user),
          "is_favourite": selectors.is_favourite(request.user, image),
          "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
-         "in_albums": selectors.albums_owned_by(request.user).filter(items__image=image).order_by("name")},
+         "in_albums": selectors.albums_owned_by(request.user).filter(items__image=image).order_by("name"),
+         "chips": tags.image_chips(image)},
     )
+
+
+@login_required
+@require_POST
+def image_tag(request: HttpRequest, pk: int) -> HttpResponse:
+    """The owner adds a tag (`add`) or says a tag is wrong (`remove`); their word wins over the model's."""
+    image = _owned(request, pk)
+    action, label = request.POST.get("action"), request.POST.get("label", "")
+    try:
+        if action == "add":
+            messages.success(request, f"Tagged “{tags.tag_add(image=image, label=label)}”.")
+        elif action == "remove":
+            messages.success(request, f"Removed the tag “{tags.tag_remove(image=image, label=label)}”; "
+                                      "it stays off when the photo is tagged again.")
+        else:
+            messages.error(request, "Choose to add or remove a tag.")
+    except tags.TagRejected as error:
+        messages.error(request, str(error))
+    return redirect("gallery:image_detail", pk=pk)
 
 
 # At most this many ids in one status poll (a page shows PAGE_SIZE images).

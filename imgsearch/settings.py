@@ -269,6 +269,9 @@ MODEL_PROFILES = {
         "WHOLE_IMAGE_HANDICAP": 0.1,
         "SIMILAR_BY_OBJECTS": True,
         "NEAR_DUPLICATE_SIMILARITY": 0.95,
+        "TAG_VOCABULARY": str(BASE_DIR / "search" / "vocabularies" / "demo.txt"),
+        "TAG_PROMPT": "a {}",
+        "TAG_MIN_PROBABILITY": 0.5,
         "SAM_MODEL_TYPE": "tiny",
         "SAM_CHECKPOINT_NAME": "",
         "SAM_POINTS_PER_SIDE": 2,
@@ -374,6 +377,11 @@ SIMILAR_BY_OBJECTS = env_bool("SIMILAR_BY_OBJECTS", _profile.get("SIMILAR_BY_OBJ
 # hashes at most this many bits (of 64) apart. Calibrated with bench/near_duplicates.py.
 NEAR_DUPLICATE_SIMILARITY = env_float("NEAR_DUPLICATE_SIMILARITY", _profile.get("NEAR_DUPLICATE_SIMILARITY", 0.9))
 NEAR_DUPLICATE_HASH_BITS = env_int("NEAR_DUPLICATE_HASH_BITS", 12, minimum=0)
+# Automatic tags (search/tagging.py): the vocabulary file, the prompt each label goes into, and the
+# zero-shot probability a region needs for a label.
+TAG_VOCABULARY = env_str("TAG_VOCABULARY", _profile.get("TAG_VOCABULARY", str(BASE_DIR / "search" / "vocabularies" / "photos.txt")))
+TAG_PROMPT = env_str("TAG_PROMPT", _profile.get("TAG_PROMPT", "a photo of a {}"))
+TAG_MIN_PROBABILITY = env_float("TAG_MIN_PROBABILITY", _profile.get("TAG_MIN_PROBABILITY", 0.3))
 # Each person's recent searches kept (suggestions in the header search box, the search page's list).
 RECENT_SEARCHES_KEPT = env_int("RECENT_SEARCHES_KEPT", 50, minimum=1)
 # CLIP reads 77 tokens; longer text is almost surely a paste accident.

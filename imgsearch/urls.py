@@ -18,6 +18,7 @@ api_patterns = (
         path("images/", gallery_api.ImageListCreateApi.as_view(), name="images"),
         path("images/<int:pk>/", gallery_api.ImageDetailApi.as_view(), name="image"),
         path("images/<int:pk>/retry/", gallery_api.ImageRetryApi.as_view(), name="image_retry"),
+        path("images/<int:pk>/tags/", gallery_api.ImageTagsApi.as_view(), name="image_tags"),
         path("images/<int:pk>/file/", gallery_api.ImageFileApi.as_view(), name="image_file"),
         path("images/<int:pk>/thumbnail/", gallery_api.ImageThumbnailApi.as_view(), name="image_thumbnail"),
         path("search/", search_api.SearchApi.as_view(), name="search"),

@@ -97,6 +97,7 @@ class SearchApi(APIView):
         album_id = serializers.IntegerField(required=False, help_text="Only photos in this album (yours or shared with you).")
         camera = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="Only photos from this camera model.")
         favourites = serializers.BooleanField(default=False, help_text="Only your favourites.")
+        tag = serializers.CharField(required=False, allow_blank=True, max_length=64, help_text="Only photos with this tag.")
 
     @extend_schema(request={"application/json": InputSerializer, "multipart/form-data": InputSerializer},
                    responses=SearchPageSerializer)
@@ -112,7 +113,7 @@ class SearchApi(APIView):
                           min_score=data.get("min_score"), page=data["page"], page_size=data.get("page_size"),
                           filters=Filters(taken_from=data.get("taken_from"), taken_to=data.get("taken_to"),
                                           album_id=data.get("album_id"), camera=data.get("camera", ""),
-                                          favourites=data["favourites"]))
+                                          favourites=data["favourites"], tag=data.get("tag", "")))
         except SearchUnavailable as error:
             body = {"detail": str(error)}
             if request.user.is_staff and error.fix:
@@ -249,7 +250,7 @@ def page_params(data: dict) -> dict[str, str]:
               "image_weight": data.get("image_weight") if data.get("image_weight") != 1.0 else None,
               "exclude_weight": data.get("exclude_weight") if data.get("exclude_weight") != 1.0 else None,
               "taken_from": data.get("taken_from"), "taken_to": data.get("taken_to"), "album": data.get("album_id"),
-              "camera": data.get("camera"), "favourites": "on" if data.get("favourites") else None}
+              "camera": data.get("camera"), "favourites": "on" if data.get("favourites") else None, "tag": data.get("tag")}
     return kept(params)
 
 

@@ -100,6 +100,12 @@ class ClipEmbedder:
         self.dim = dim
         self.device = device
 
+    @property
+    def logit_scale(self) -> float:
+        """The temperature the model was trained with (100 for OpenAI's CLIP): zero-shot probabilities
+        are a softmax of this times the cosine similarities."""
+        return float(self.model.logit_scale.detach().exp())
+
     def embed_images(self, images: list[PILImage.Image]) -> np.ndarray:
         import torch
 

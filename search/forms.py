@@ -27,6 +27,7 @@ class SearchForm(forms.Form):
     album = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Album")
     camera = forms.ChoiceField(required=False, label="Camera")
     favourites = forms.BooleanField(required=False, label="Favourites only")
+    tag = forms.CharField(required=False, max_length=64, label="Tagged")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -39,7 +40,7 @@ class SearchForm(forms.Form):
     def filters(self) -> Filters:
         data = self.cleaned_data
         return Filters(taken_from=data.get("taken_from"), taken_to=data.get("taken_to"), album_id=data.get("album"),
-                       camera=data.get("camera") or "", favourites=bool(data.get("favourites")))
+                       camera=data.get("camera") or "", favourites=bool(data.get("favourites")), tag=data.get("tag") or "")
 
     @property
     def has_filters(self) -> bool:

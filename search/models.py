@@ -10,7 +10,7 @@ from django.utils.http import urlencode
 
 # The search page's parameters a saved or recent search keeps (not the page number).
 KEPT_PARAMETERS = ("q", "similar", "region", "box_image", "box", "image_weight", "exclude_weight", "scope", "kind",
-                   "taken_from", "taken_to", "album", "camera", "favourites")
+                   "taken_from", "taken_to", "album", "camera", "favourites", "tag")
 
 
 def kept(params) -> dict[str, str]:

@@ -13,6 +13,7 @@ image's fault). Nothing escapes to the worker.
 import logging
 from contextlib import ExitStack
 
+import numpy as np
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import Q
@@ -20,7 +21,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from gallery.models import Image, Region
+from gallery.models import Image, Region, Tag
 from gallery.processing import (
     Claim,
     Heartbeat,
@@ -36,6 +37,7 @@ from gallery.services import regions_delete
 from search.duplicates import signed_hash
 from search.loading import ModelUnavailable, get_clip, get_proposer, weights_missing
 from search.proposers import filter_proposals
+from search.tagging import model_tags, zero_shot
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +136,7 @@ def _store(claim: Claim, size: tuple[int, int], proposals, vectors, clip, *, per
         region(Region.Kind.OBJECT, p.box, p.area_fraction, p.score, vector)
         for p, vector in zip(proposals, vectors[1:])
     ]
+    found = zero_shot(np.stack(vectors), clip)  # tags for each region, made with them
 
     def store() -> None:
         with transaction.atomic():
@@ -142,6 +145,7 @@ def _store(claim: Claim, size: tuple[int, int], proposals, vectors, clip, *, per
             # Replacing, not appending, is what makes processing an image again harmless.
             regions_delete(queryset=Region.objects.filter(image_id=image_id))
             Region.objects.bulk_create(regions)
+            Tag.objects.bulk_create(model_tags(regions, found))
             now = timezone.now()
             claim.rows().update(
                 width=width, height=height, status=Image.Status.READY, progress=100, error="", claim=None,

@@ -23,6 +23,7 @@ from gallery import storage
 from gallery.imaging import to_rgb
 from gallery.models import Image, Region
 from gallery.selectors import album_images, albums_visible_to, images_searchable_by, images_visible_to
+from gallery.tags import images_tagged
 from gallery.validation import UploadRejected, validate_image_bytes
 from search.index import Generation, IndexUnavailable, Visibility, get_index, scan_pool
 
@@ -113,9 +114,10 @@ class Filters:
     album_id: int | None = None  # an album the person may open; its photos they may search
     camera: str = ""
     favourites: bool = False
+    tag: str = ""  # photos carrying this tag (gallery/tags.py: the model's, unless removed, or a person's)
 
     def __bool__(self) -> bool:
-        return any((self.taken_from, self.taken_to, self.album_id is not None, self.camera, self.favourites))
+        return any((self.taken_from, self.taken_to, self.album_id is not None, self.camera, self.favourites, self.tag))
 
     def apply(self, images: QuerySet[Image], user) -> QuerySet[Image]:
         if self.taken_from and self.taken_to and self.taken_from > self.taken_to:
@@ -133,6 +135,8 @@ class Filters:
             images = images.filter(camera=self.camera)
         if self.favourites:
             images = images.filter(favourites__user=user)
+        if self.tag:
+            images = images_tagged(images, self.tag)
         return images
 
 
