@@ -8,7 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from gallery import media, services
-from gallery.models import Album, Image, Region, ShareLink
+from gallery.models import Album, Image, Region, ShareLink, Tag
 
 
 class RegionInline(admin.TabularInline):
@@ -32,6 +32,17 @@ class RegionInline(admin.TabularInline):
         return False
 
 
+class TagInline(admin.TabularInline):
+    """The model's tags (read-only: `manage.py retag` remakes them) and people's decisions, which
+    staff may correct like the owner would."""
+
+    model = Tag
+    extra = 0
+    fields = ("label", "source", "score", "removed", "region")
+    readonly_fields = ("score", "region")
+    ordering = ("source", "label")
+
+
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
     list_display = ("thumbnail", "original_name", "owner", "status", "is_public", "region_count", "created_at")
@@ -45,7 +56,7 @@ class ImageAdmin(admin.ModelAdmin):
         "tasks_link",
     )
     fields = ("is_public",) + readonly_fields
-    inlines = [RegionInline]
+    inlines = [TagInline, RegionInline]
     # Django's own "Delete selected" asks for confirmation first, then calls delete_queryset below.
     actions = ["reprocess", "make_public", "make_private"]
 

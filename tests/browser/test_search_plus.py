@@ -122,3 +122,25 @@ def test_save_a_search_see_what_is_new_and_get_recent_words_offered(page, demo_s
     options = page.locator("#recent-searches option")
     assert f"a {colour} {shape}" in [options.nth(i).get_attribute("value") for i in range(options.count())]
     assert page.locator("header input[name=q]").get_attribute("list") == "recent-searches"
+
+
+def test_tags_show_as_chips_the_owner_corrects_them_and_a_chip_filters(page, demo_scenes):  # noqa: F811
+    owner, truth = demo_scenes
+    image_id, shapes = next(iter(truth.items()))
+    labels = sorted({f"{s.colour} {s.shape}" for s in shapes})
+    log_in(page, "owner", PASSWORD)
+    page.goto(f"/images/{image_id}/")
+    chips = page.locator(".chips .chip a")
+    expect(chips).to_have_count(len(labels))
+    assert sorted(chips.nth(i).inner_text() for i in range(chips.count())) == labels
+    page.click(f"button[aria-label='Remove the tag {labels[0]}']")
+    expect(page.locator(".messages")).to_contain_text(f"Removed the tag “{labels[0]}”")
+    page.fill(".add-tag input[name=label]", "birthday")
+    page.click(".add-tag button")
+    expect(page.locator(".chips .chip.by-person a")).to_have_text("birthday")
+    expect(page.locator(".chips .chip a")).to_have_count(len(labels))  # one off, one on
+    screenshot(page, "tags")
+    page.click(".chips .chip.by-person a")
+    page.wait_for_url("**/images/?tag=birthday")
+    expect(page.locator(".timeline .card")).to_have_count(1)
+    expect(page.locator("#id_tag")).to_have_value("birthday")
