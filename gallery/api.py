@@ -96,14 +96,14 @@ class ImageTagsApi(APIView):
     """Correct your photo's tags: `add` labels it shows, `remove` labels it does not (the model's tag
     of that label stays off, also when the photo is tagged again). Answers the tags as they are now."""
 
-    class InputSerializer(serializers.Serializer):
+    class TagChangeInputSerializer(serializers.Serializer):
         add = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
         remove = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
 
-    @extend_schema(request=InputSerializer, responses=TagSerializer(many=True))
+    @extend_schema(request=TagChangeInputSerializer, responses=TagSerializer(many=True))
     def post(self, request: Request, pk: int) -> Response:
         image = get_object_or_404(selectors.images_owned_by(request.user), pk=pk)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.TagChangeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             for label in serializer.validated_data["add"]:
