@@ -50,6 +50,12 @@ def images_tagged(images: QuerySet[Image], label: str) -> QuerySet[Image]:
     return images.filter(Q(pk__in=added) | Q(pk__in=by_model))
 
 
+def images_tagged_by_person(images: QuerySet[Image], label: str) -> QuerySet[Image]:
+    """Those of `images` whose owner put `label` on them."""
+    label = " ".join(label.lower().split())
+    return images.filter(pk__in=Tag.objects.filter(source=Tag.Source.PERSON, removed=False, label=label).values("image_id"))
+
+
 def labels_in(images: QuerySet[Image], limit: int = 200) -> list[str]:
     """The labels on these photos (for a filter menu), most used first."""
     from django.db.models import Count

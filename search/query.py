@@ -23,7 +23,7 @@ from gallery import storage
 from gallery.imaging import to_rgb
 from gallery.models import Image, Region
 from gallery.selectors import album_images, albums_visible_to, images_searchable_by, images_visible_to
-from gallery.tags import images_tagged
+from gallery.tags import TagRejected, clean_label, images_tagged, images_tagged_by_person
 from gallery.validation import UploadRejected, validate_image_bytes
 from search.index import Generation, IndexUnavailable, Visibility, get_index, scan_pool
 
@@ -209,6 +209,8 @@ def search(
                                               only_image_ids=only_image_ids))
     ranked = _rank(vector, generation, masks, regions, threshold=threshold, handicap=plan.handicap,
                    wanted=page * page_size + 1, negatives=plan.negatives)
+    if isinstance(query, TextQuery) and kind != "object":
+        ranked = _tagged_first(ranked, query.text, images, generation, vector)
     start = (page - 1) * page_size
     shown = ranked[start : start + page_size]
     # Model objects only for the page shown, read through the visibility rule once more.
@@ -359,6 +361,33 @@ def _best_per_image(hits: dict[int, float], regions: QuerySet[Region], threshold
             results.append(chosen)
     results.sort(key=lambda m: (-m.score, -m.image_id))
     return results
+
+
+# At most this many photos a person tagged with the query's words go first.
+MAX_TAGGED_FIRST = 200
+
+
+def _tagged_first(ranked: list[Match], text: str, images: QuerySet[Image], generation: Generation,
+                  vector: np.ndarray) -> list[Match]:
+    """Photos whose owner tagged them with exactly the query's words come first (kind "tag", the whole
+    photo, their best CLIP score, best first): a person's word that a photo shows "birthday" outranks
+    any model's guess, and finds it even where CLIP cannot."""
+    try:
+        label = clean_label(text)
+    except TagRejected:
+        return ranked
+    tagged = list(images_tagged_by_person(images, label).values_list("pk", flat=True)[:MAX_TAGGED_FIRST])
+    if not tagged:
+        return ranked
+    wholes = {image_id: (pk, [0, 0, x2, y2]) for image_id, pk, x2, y2 in Region.objects.filter(
+        image_id__in=tagged, kind=Region.Kind.GLOBAL).values_list("image_id", "pk", "x2", "y2")}
+    tagged = [image_id for image_id in tagged if image_id in wholes]  # processed: they have a whole-image region
+    scores = generation.image_scores(np.atleast_2d(vector)[:1], tagged)[:, 0] if tagged else []
+    first = [Match(image_id=image_id, score=float(score) if np.isfinite(score) else 0.0, kind="tag",
+                   box=wholes[image_id][1], region_id=wholes[image_id][0]) for image_id, score in zip(tagged, scores)]
+    first.sort(key=lambda m: (-m.score, -m.image_id))
+    pinned = set(tagged)
+    return first + [match for match in ranked if match.image_id not in pinned]
 
 
 def _penalised(matches: list[Match], generation: Generation, negatives: tuple[Negative, ...],

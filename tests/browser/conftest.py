@@ -3,6 +3,9 @@ import os
 import shutil
 from pathlib import Path
 
+import io
+
+import numpy as np
 import pytest
 
 
@@ -58,3 +61,39 @@ def log_in(page, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url("**/images/")
+
+
+PASSWORD = "a-long-pass-phrase-9"
+
+
+def member(username: str):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user(username=username, password=PASSWORD)
+
+
+@pytest.fixture
+def demo_scenes(demo_profile, django_capture_on_commit_callbacks):
+    """Eight generated scenes for `owner`, processed by the real pipeline with the demo models."""
+    from django.core.files.base import ContentFile
+    from django.db import transaction
+
+    from gallery.models import Image
+    from gallery.services import image_create
+    from search import demo
+
+    owner = member("owner")
+    rng = np.random.default_rng(99)
+    truth = {}
+    for number in range(8):
+        picture, shapes = demo.scene(320, 240, rng, count=2 + number % 2)
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        name = f"scene-{number}.png"
+        with transaction.atomic():
+            outcome = image_create(owner=owner, upload=ContentFile(buffer.getvalue(), name=name))
+        truth[outcome.image.pk] = shapes
+    assert Image.objects.filter(status="ready").count() == 8
+    return owner, truth
+
+

@@ -1,30 +1,19 @@
 """What a person does, in a real browser: accounts, drag-and-drop upload, search, boxes, privacy."""
 import base64
-import io
 import re
 
-import numpy as np
 import pytest
 from playwright.sync_api import expect
-from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import transaction
 
 from gallery.models import Image
 from gallery.services import image_create
-from search import demo
 from search.proposers import box_iou
 from tests import images
-from tests.browser.conftest import log_in, screenshot
+from tests.browser.conftest import PASSWORD, log_in, member, screenshot
 
 pytestmark = [pytest.mark.slow]
-PASSWORD = "a-long-pass-phrase-9"
-
-
-def member(username: str):
-    return get_user_model().objects.create_user(username=username, password=PASSWORD)
-
-
 def test_sign_up_log_out_and_log_in(page):
     page.goto("/")
     page.click("text=Create an account")
@@ -110,24 +99,6 @@ def test_my_images_updates_a_badge_in_place_without_moving_the_page(page, colour
     expect(badge).to_have_text("Ready", timeout=10_000)
     assert page.evaluate("[window.notReloaded, window.scrollY]") == [True, 300]
     assert page.evaluate("document.activeElement.id") == "id_status"
-
-
-@pytest.fixture
-def demo_scenes(demo_profile, django_capture_on_commit_callbacks):
-    """Eight generated scenes for `owner`, processed by the real pipeline with the demo models."""
-    owner = member("owner")
-    rng = np.random.default_rng(99)
-    truth = {}
-    for number in range(8):
-        picture, shapes = demo.scene(320, 240, rng, count=2 + number % 2)
-        buffer = io.BytesIO()
-        picture.save(buffer, "PNG")
-        name = f"scene-{number}.png"
-        with transaction.atomic():
-            outcome = image_create(owner=owner, upload=ContentFile(buffer.getvalue(), name=name))
-        truth[outcome.image.pk] = shapes
-    assert Image.objects.filter(status="ready").count() == 8
-    return owner, truth
 
 
 def box_from_style(style: str, image: Image) -> tuple[int, int, int, int]:

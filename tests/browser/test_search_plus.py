@@ -11,13 +11,12 @@ from playwright.sync_api import expect
 from gallery.models import Image
 from gallery.services import image_create
 from search import demo
-from tests.browser.conftest import log_in, screenshot
-from tests.browser.test_flows import PASSWORD, demo_scenes, member  # noqa: F401 (a fixture)
+from tests.browser.conftest import PASSWORD, log_in, member, screenshot
 
 pytestmark = [pytest.mark.slow]
 
 
-def test_words_refine_a_photos_results_and_minus_words_leave_things_out(page, demo_scenes):  # noqa: F811
+def test_words_refine_a_photos_results_and_minus_words_leave_things_out(page, demo_scenes):
     owner, truth = demo_scenes
     source = next(iter(truth))
     log_in(page, "owner", PASSWORD)
@@ -90,7 +89,7 @@ def test_review_near_duplicates_and_keep_the_best(page, demo_profile):
     assert sorted(Image.objects.values_list("original_name", flat=True)) == ["best.png", "other.png"]
 
 
-def test_save_a_search_see_what_is_new_and_get_recent_words_offered(page, demo_scenes):  # noqa: F811
+def test_save_a_search_see_what_is_new_and_get_recent_words_offered(page, demo_scenes):
     owner, truth = demo_scenes
     colour, shape = next(((s.colour, s.shape) for shapes in truth.values() for s in shapes))
     log_in(page, "owner", PASSWORD)
@@ -124,7 +123,7 @@ def test_save_a_search_see_what_is_new_and_get_recent_words_offered(page, demo_s
     assert page.locator("header input[name=q]").get_attribute("list") == "recent-searches"
 
 
-def test_tags_show_as_chips_the_owner_corrects_them_and_a_chip_filters(page, demo_scenes):  # noqa: F811
+def test_tags_show_as_chips_the_owner_corrects_them_and_a_chip_filters(page, demo_scenes):
     owner, truth = demo_scenes
     image_id, shapes = next(iter(truth.items()))
     labels = sorted({f"{s.colour} {s.shape}" for s in shapes})

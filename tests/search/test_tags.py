@@ -120,3 +120,24 @@ def test_retag_follows_a_new_vocabulary(tagged, tmp_path, settings):
     settings.TAG_VOCABULARY = str(vocabulary)
     call_command("retag")
     assert labels(image) == {keep}
+
+
+def test_a_persons_tag_that_is_the_query_puts_the_photo_first(tagged, owner, stranger, upload):
+    from gallery.tags import tag_add
+
+    image, _ = tagged["mine"]
+    theirs, _ = tagged["theirs"]
+    other = upload(owner, scene_png(23)[0], "other.png").image
+    before = search(user=owner, query=TextQuery("birthday"), min_score=-1)
+    tag_add(image=image, label="Birthday")
+    tag_add(image=theirs, label="birthday")  # private: never shown to owner
+    page = search(user=owner, query=TextQuery("  BIRTHDAY! "), min_score=-1)
+    first = page.results[0]
+    assert (first.image, first.kind, first.box) == (image, "tag", [0, 0, image.width, image.height])
+    assert theirs not in [r.image for r in page.results]
+    assert [r.image for r in page.results[1:]] == [r.image for r in before.results if r.image != image]
+    # Shown at the default threshold even where CLIP would not show it; not for objects-only searches.
+    assert search(user=owner, query=TextQuery("birthday")).results[0].image == image
+    objects = search(user=owner, query=TextQuery("birthday"), min_score=-1, kind="object")
+    assert all(r.kind == "object" for r in objects.results)
+    assert other in [r.image for r in page.results]
