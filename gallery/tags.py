@@ -32,6 +32,14 @@ def clean_label(text: str) -> str:
     return label
 
 
+def _as_stored(text: str) -> str | None:
+    """`text` as tags are written (clean_label), or None for text no tag can be."""
+    try:
+        return clean_label(text)
+    except TagRejected:
+        return None
+
+
 def image_chips(image: Image) -> list[Chip]:
     """The photo's tags as shown: a person's first, then the model's, best first."""
     decisions = dict(image.tags.filter(source=Tag.Source.PERSON).values_list("label", "removed"))
@@ -43,7 +51,9 @@ def image_chips(image: Image) -> list[Chip]:
 
 def images_tagged(images: QuerySet[Image], label: str) -> QuerySet[Image]:
     """Those of `images` that carry `label`: a person put it on, or the model did and no one took it off."""
-    label = " ".join(label.lower().split())
+    label = _as_stored(label)
+    if label is None:
+        return images.none()
     removed = Tag.objects.filter(source=Tag.Source.PERSON, removed=True, label=label).values("image_id")
     added = Tag.objects.filter(source=Tag.Source.PERSON, removed=False, label=label).values("image_id")
     by_model = Tag.objects.filter(source=Tag.Source.MODEL, label=label).exclude(image_id__in=removed).values("image_id")
@@ -52,7 +62,9 @@ def images_tagged(images: QuerySet[Image], label: str) -> QuerySet[Image]:
 
 def images_tagged_by_person(images: QuerySet[Image], label: str) -> QuerySet[Image]:
     """Those of `images` whose owner put `label` on them."""
-    label = " ".join(label.lower().split())
+    label = _as_stored(label)
+    if label is None:
+        return images.none()
     return images.filter(pk__in=Tag.objects.filter(source=Tag.Source.PERSON, removed=False, label=label).values("image_id"))
 
 

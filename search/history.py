@@ -17,7 +17,7 @@ def recent_record(*, user, params: dict[str, str], description: str, photo_vecto
     """Remember a search `user` ran (the same search run again moves to the top), keeping the newest
     RECENT_SEARCHES_KEPT."""
     with transaction.atomic():
-        vector = None if photo_vector is None else np.asarray(photo_vector, dtype=np.float32).tobytes()
+        vector = _vector_bytes(photo_vector)
         newest = RecentSearch.objects.filter(owner=user).first()
         if newest is not None and newest.params == params and (bytes(newest.vector) if newest.by_photo else None) == vector:
             newest.created_at = timezone.now()
@@ -28,6 +28,10 @@ def recent_record(*, user, params: dict[str, str], description: str, photo_vecto
         stale = RecentSearch.objects.filter(owner=user).values_list("pk", flat=True)[settings.RECENT_SEARCHES_KEPT:]
         RecentSearch.objects.filter(pk__in=list(stale)).delete()
     return record
+
+
+def _vector_bytes(vector: np.ndarray | None) -> bytes | None:
+    return None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
 
 
 def recent_suggestions(user) -> list[str]:
@@ -105,7 +109,7 @@ def saved_from_api(*, user, name: str, params: dict[str, str], photo_vector: np.
     """Save a search an API client describes (its parameters as the search page takes them), after
     checking that it runs. Raises SearchError."""
     recent = RecentSearch(owner=user, params=params, description="", embedding_model=model if photo_vector is not None else "",
-                          vector=None if photo_vector is None else np.asarray(photo_vector, dtype=np.float32).tobytes())
+                          vector=_vector_bytes(photo_vector))
     query, _ = run_record(user=user, record=recent, page_size=1)
     from search.query import describe
 

@@ -23,7 +23,7 @@ from gallery import storage
 from gallery.imaging import to_rgb
 from gallery.models import Image, Region
 from gallery.selectors import album_images, albums_visible_to, images_searchable_by, images_visible_to
-from gallery.tags import TagRejected, clean_label, images_tagged, images_tagged_by_person
+from gallery.tags import images_tagged, images_tagged_by_person
 from gallery.validation import UploadRejected, validate_image_bytes
 from search.index import Generation, IndexUnavailable, Visibility, get_index, scan_pool
 
@@ -372,11 +372,7 @@ def _tagged_first(ranked: list[Match], text: str, images: QuerySet[Image], gener
     """Photos whose owner tagged them with exactly the query's words come first (kind "tag", the whole
     photo, their best CLIP score, best first): a person's word that a photo shows "birthday" outranks
     any model's guess, and finds it even where CLIP cannot."""
-    try:
-        label = clean_label(text)
-    except TagRejected:
-        return ranked
-    tagged = list(images_tagged_by_person(images, label).values_list("pk", flat=True)[:MAX_TAGGED_FIRST])
+    tagged = list(images_tagged_by_person(images, text).values_list("pk", flat=True)[:MAX_TAGGED_FIRST])
     if not tagged:
         return ranked
     wholes = {image_id: (pk, [0, 0, x2, y2]) for image_id, pk, x2, y2 in Region.objects.filter(

@@ -141,3 +141,14 @@ def test_a_persons_tag_that_is_the_query_puts_the_photo_first(tagged, owner, str
     objects = search(user=owner, query=TextQuery("birthday"), min_score=-1, kind="object")
     assert all(r.kind == "object" for r in objects.results)
     assert other in [r.image for r in page.results]
+
+
+def test_a_tag_filter_reads_its_words_the_way_tags_are_written(tagged, client, owner):
+    from gallery.tags import tag_add
+
+    image, _ = tagged["mine"]
+    tag_add(image=image, label="Holiday, 2024!")  # stored as "holiday 2024"
+    assert list(images_tagged(Image.objects.all(), "  HOLIDAY, 2024 ")) == [image]
+    found = search(user=owner, query=TextQuery("a shape"), min_score=-1, filters=Filters(tag="Holiday, 2024"))
+    assert [r.image for r in found.results] == [image]
+    assert list(images_tagged(Image.objects.all(), "!!!")) == []
