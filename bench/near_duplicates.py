@@ -81,8 +81,46 @@ def collection(split: str, scenes: int, seed: int = 4242):
     return pictures, np.array(origin), kind
 
 
+def compared_pairs(pictures: list, vectors: np.ndarray, hashes: np.ndarray, similarity: float,
+                   nearest: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the background check (search.duplicates.compare_with_neighbours) would compare and find:
+    each picture against its `nearest` most CLIP-similar others at least `similarity` alike, and its
+    `nearest` closest by hash within NEAR_DUPLICATE_CHECK_HASH_BITS. Two
+    symmetric boolean matrices: pairs the pixel check found different, and pairs it found the same
+    picture (neither: not asked, or the two would not register)."""
+    from search.duplicates import keypoints, same_picture
+
+    cos = vectors @ vectors.T
+    np.fill_diagonal(cos, -np.inf)
+    asked = np.zeros(cos.shape, dtype=bool)
+    nearest_others = np.argsort(-cos, axis=1)[:, :nearest]
+    np.put_along_axis(asked, nearest_others, True, axis=1)
+    asked &= cos >= similarity
+    from django.conf import settings
+
+    from search.duplicates import hash_distances
+
+    bits = hash_distances(hashes, hashes).astype(float)
+    np.fill_diagonal(bits, np.inf)
+    by_hash = np.zeros(cos.shape, dtype=bool)
+    np.put_along_axis(by_hash, np.argsort(bits, axis=1, kind="stable")[:, :nearest], True, axis=1)
+    asked |= by_hash & (bits <= settings.NEAR_DUPLICATE_CHECK_HASH_BITS)
+    asked |= asked.T
+    same = np.zeros(cos.shape, dtype=bool)
+    different = np.zeros(cos.shape, dtype=bool)
+    points = {}
+    for a, b in zip(*np.nonzero(np.triu(asked, k=1))):
+        for i in (a, b):
+            if i not in points:
+                points[i] = keypoints(pictures[i])
+        verdict = same_picture(points[a], points[b])
+        same[a, b] = same[b, a] = verdict is True
+        different[a, b] = different[b, a] = verdict is False
+    return different, same
+
+
 def pair_figures(vectors: np.ndarray, hashes: np.ndarray, origin: np.ndarray, kind: list[str], *,
-                 similarity: float, hash_bits: int) -> dict:
+                 similarity: float, hash_bits: int, compared: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     from search.duplicates import hash_distances
 
     cos = vectors @ vectors.T
@@ -90,6 +128,9 @@ def pair_figures(vectors: np.ndarray, hashes: np.ndarray, origin: np.ndarray, ki
     upper = np.triu(np.ones_like(cos, dtype=bool), k=1)
     truth = (origin[:, None] == origin[None, :]) & upper
     called = (cos >= similarity) & (bits <= hash_bits) & upper
+    if compared is not None:  # the pixel check's verdict wins where it gave one
+        different, same = compared
+        called = (called & ~different) | (same & upper)
     sibling = np.array([k == "sibling" for k in kind])
     next_to_sibling = (sibling[:, None] | sibling[None, :]) & upper & (np.abs(origin[:, None] + 1 + origin[None, :]) == 0)
     figures = {"precision": (called & truth).sum() / max(1, called.sum()), "recall": (called & truth).sum() / truth.sum(),
@@ -116,11 +157,45 @@ def time_hash_pass(count: int) -> None:
           f"{time.perf_counter() - started:.2f} s ({len(first)} pairs)")
 
 
+def time_pixel_check() -> None:
+    """What one photo's background pixel check costs: decoding, keypoints, one comparison."""
+    import time
+
+    from bench import heldout
+    from search.duplicates import keypoints, same_picture
+
+    rng = np.random.default_rng(0)
+    photos = heldout.photographs(heldout.EVALUATION_PHOTOGRAPHS)
+    for width, height in ((640, 480), (4032, 3024)):
+        picture = PILImage.open(io.BytesIO(heldout.scene(0, rng, photos).jpeg)).convert("RGB").resize((width, height))
+        buffer = io.BytesIO()
+        picture.save(buffer, "JPEG", quality=90)
+        started = time.perf_counter()
+        for _ in range(5):
+            decoded = PILImage.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+        decode = (time.perf_counter() - started) / 5
+        started = time.perf_counter()
+        for _ in range(5):
+            points = keypoints(decoded)
+        find = (time.perf_counter() - started) / 5
+        other = keypoints(variants(decoded, rng)[2][1])
+        started = time.perf_counter()
+        for _ in range(5):
+            same_picture(points, other)
+        compare = (time.perf_counter() - started) / 5
+        print(f"{width}x{height} JPEG: decode {decode * 1000:.0f} ms, keypoints {find * 1000:.0f} ms, "
+              f"one comparison {compare * 1000:.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("tuning", "evaluation", "generator"), default="tuning")
     parser.add_argument("--scenes", type=int, default=40)
     parser.add_argument("--grid", action="store_true", help="Print the figures over a grid of both thresholds.")
+    parser.add_argument("--no-pixels", action="store_true", help="Leave out the pixel check (hash and CLIP only).")
+    parser.add_argument("--check-grid", action="store_true",
+                        help="Print the figures over CLIP floors for asking the pixel check.")
+    parser.add_argument("--check-timing", action="store_true", help="Only time the pixel check's steps.")
     parser.add_argument("--pairs-timing", type=int, default=0, metavar="N",
                         help="Only time the hash pass of duplicate_groups over N random hashes.")
     args = parser.parse_args()
@@ -130,6 +205,9 @@ def main() -> None:
     django.setup()
     if args.pairs_timing:
         time_hash_pass(args.pairs_timing)
+        return
+    if args.check_timing:
+        time_pixel_check()
         return
     from django.conf import settings
 
@@ -143,15 +221,32 @@ def main() -> None:
     hashes = np.array([perceptual_hash(p) for p in pictures], dtype=np.uint64)
     profile = settings.MODEL_PROFILES["demo"]
     chosen = (profile["NEAR_DUPLICATE_SIMILARITY"], settings.NEAR_DUPLICATE_HASH_BITS)
-    grid = [(s, h) for s in (0.0, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97) for h in (6, 8, 10, 12, 14, 16, 20)] if args.grid else [chosen]
+    chosen_check = profile["NEAR_DUPLICATE_CHECK_SIMILARITY"]
     print(f"{args.split}: {args.scenes} originals, {len(pictures)} pictures")
-    for similarity, bits in grid:
-        f = pair_figures(vectors, hashes, origin, kind, similarity=similarity, hash_bits=bits)
-        print(f"{args.split} similarity>={similarity:.2f} hash<={bits:2d}: precision {f['precision']:.1%} recall {f['recall']:.1%} "
-              f"(re-encode {f['recall re-encode']:.0%}, rescale {f['recall rescale']:.0%}, crop {f['recall crop']:.0%}); "
-              f"siblings called duplicates {f['siblings called']}/{f['siblings']}"
-              + ("  <- chosen" if (similarity, bits) == chosen else ""))
+    if args.grid:  # the hash rule alone, over both of its thresholds
+        rules = [(s, h, None) for s in (0.0, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97) for h in (6, 8, 10, 12, 14, 16, 20)]
+    elif args.no_pixels:
+        rules = [(*chosen, None)]
+    else:
+        rules = [(*chosen, check) for check in ((0.5, 0.6, 0.7, 0.8, 0.9) if args.check_grid else (chosen_check,))]
+    verdicts = {}
+    for *_, check in rules:
+        if check is not None:
+            import time
 
+            started = time.perf_counter()
+            verdicts[check] = compared_pairs(pictures, vectors, hashes, check, settings.NEAR_DUPLICATE_CHECKED)
+            print(f"pixel check on the pairs where one is among the other's {settings.NEAR_DUPLICATE_CHECKED} "
+                  f"nearest and CLIP >= {check:.2f}: "
+                  f"{time.perf_counter() - started:.1f} s")
+    for similarity, bits, check in rules:
+        f = pair_figures(vectors, hashes, origin, kind, similarity=similarity, hash_bits=bits, compared=verdicts.get(check))
+        print(f"{args.split} similarity>={similarity:.2f} hash<={bits:2d}"
+              + ("" if check is None else f", pixel check >= {check:.2f}")
+              + f": precision {f['precision']:.1%} "
+              f"recall {f['recall']:.1%} (re-encode {f['recall re-encode']:.0%}, rescale {f['recall rescale']:.0%}, "
+              f"crop {f['recall crop']:.0%}); siblings called duplicates {f['siblings called']}/{f['siblings']}"
+              + ("  <- chosen" if (similarity, bits) == chosen and check in (None, chosen_check) else ""))
 
 if __name__ == "__main__":
     main()

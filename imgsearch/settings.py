@@ -269,6 +269,7 @@ MODEL_PROFILES = {
         "WHOLE_IMAGE_HANDICAP": 0.1,
         "SIMILAR_BY_OBJECTS": True,
         "NEAR_DUPLICATE_SIMILARITY": 0.95,
+        "NEAR_DUPLICATE_CHECK_SIMILARITY": 0.6,
         "TAG_VOCABULARY": str(BASE_DIR / "search" / "vocabularies" / "demo.txt"),
         "TAG_PROMPT": "a {}",
         "TAG_MIN_PROBABILITY": 0.5,
@@ -377,6 +378,13 @@ SIMILAR_BY_OBJECTS = env_bool("SIMILAR_BY_OBJECTS", _profile.get("SIMILAR_BY_OBJ
 # hashes at most this many bits (of 64) apart. Calibrated with bench/near_duplicates.py.
 NEAR_DUPLICATE_SIMILARITY = env_float("NEAR_DUPLICATE_SIMILARITY", _profile.get("NEAR_DUPLICATE_SIMILARITY", 0.9))
 NEAR_DUPLICATE_HASH_BITS = env_int("NEAR_DUPLICATE_HASH_BITS", 12, minimum=0)
+# What the hash misses (a crop): the owner's NEAR_DUPLICATE_CHECKED nearest photos by whole-image
+# vector, at least this similar, get the pixel check (search.duplicates.same_picture) in the
+# background; a crop moves CLIP's whole-image vector more than a re-encode does, hence the lower floor.
+NEAR_DUPLICATE_CHECK_SIMILARITY = env_float("NEAR_DUPLICATE_CHECK_SIMILARITY",
+                                            _profile.get("NEAR_DUPLICATE_CHECK_SIMILARITY", 0.8))
+NEAR_DUPLICATE_CHECKED = env_int("NEAR_DUPLICATE_CHECKED", 8, minimum=0)
+NEAR_DUPLICATE_CHECK_HASH_BITS = env_int("NEAR_DUPLICATE_CHECK_HASH_BITS", 22, minimum=0)
 # Automatic tags (search/tagging.py): the vocabulary file, the prompt each label goes into, and the
 # zero-shot probability a region needs for a label.
 TAG_VOCABULARY = env_str("TAG_VOCABULARY", _profile.get("TAG_VOCABULARY", str(BASE_DIR / "search" / "vocabularies" / "photos.txt")))

@@ -8,9 +8,16 @@ similar scene, but cannot tell a burst apart from a re-encode reliably; together
 re-encodes from similar scenes (bench/near_duplicates.py measures both sides). Photos CLIP finds
 similar whose hashes differ are "similar, not identical".
 
+A crop moves the low frequencies the hash keeps, so the hash misses most crops. For those, a pixel
+check (same_picture: register the two pictures, then compare them block by block) runs in the
+background (run_worker's sweep, pixel_checks_backfill) between each photo and its likely copies
+among the owner's photos; its verdicts (search.models.PixelVerdict) win over the rule above both
+ways: a crop it confirms is a near-duplicate, another shot it refuses is not.
+
 Byte-identical uploads never get this far: the upload refuses them (gallery.services).
 """
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +70,108 @@ def is_near_duplicate(similarity: float | np.ndarray, bits: int | np.ndarray):
     return (similarity >= settings.NEAR_DUPLICATE_SIMILARITY) & (bits <= settings.NEAR_DUPLICATE_HASH_BITS)
 
 
+# The pixel check for what the hash misses: a crop (of a rescale, of a re-encode) of another photo.
+REGISTRATION_SIDE = 512  # both pictures are compared at most this wide or high
+MIN_INLIERS = 25  # ORB matches that must agree on one scale + shift
+MIN_COVERED = 0.9  # of the smaller picture, inside the other once registered
+BLOCKS = 16  # per side of the overlap: the grid the pixels are compared on
+# A block differs when its mean absolute grey difference (0-255, both lightly blurred) is over
+# BLOCK_DIFFERENCE + BLOCK_TEXTURE x the block's own standard deviation: a busy texture survives a
+# JPEG re-encode or a rescale less exactly than a flat sky, an object that came or went far less.
+BLOCK_DIFFERENCE = 10.0
+BLOCK_TEXTURE = 0.5
+MAX_DIFFERENT_BLOCKS = 0.01  # share of the blocks that may differ (2 of 256): none did in bench/near_duplicates.py
+
+
+@dataclass(frozen=True)
+class Keypoints:
+    """A picture ready for registration: grey, at most REGISTRATION_SIDE on its long side, with its
+    ORB keypoints (x, y) and their binary descriptors. Made once per picture, compared with many."""
+
+    grey: np.ndarray
+    points: np.ndarray
+    codes: np.ndarray | None
+
+
+def keypoints(picture: PILImage.Image) -> Keypoints:
+    import cv2
+
+    factor = min(1.0, REGISTRATION_SIDE / max(picture.size))
+    if factor < 1.0:
+        picture = picture.resize((max(1, round(picture.width * factor)), max(1, round(picture.height * factor))),
+                                 PILImage.Resampling.BILINEAR)
+    grey = np.asarray(picture.convert("L"))
+    if min(grey.shape) < 32:
+        return Keypoints(grey=grey, points=np.zeros((0, 2), np.float32), codes=None)
+    orb = cv2.ORB_create(nfeatures=1500, fastThreshold=5)  # 5, not 20: smooth pictures have few corners
+    found, codes = orb.detectAndCompute(grey, None)
+    return Keypoints(grey=grey, points=np.float32([point.pt for point in found]).reshape(-1, 2), codes=codes)
+
+
+def same_picture(first: PILImage.Image | Keypoints, second: PILImage.Image | Keypoints) -> bool | None:
+    """Whether one picture is the other cropped, rescaled or re-encoded (or all three): True, False,
+    or None when the two cannot be registered (too small, too few corners, or simply unrelated).
+
+    Registration, then comparison: ORB keypoints of both, matched and fitted by RANSAC to one
+    scale + shift (OpenCV's estimateAffinePartial2D; a crop or rescale neither turns nor shears);
+    the fit must put nearly all of the smaller picture inside the larger. Then the two are compared
+    block by block where they overlap: another shot of the same place registers too, but somewhere
+    an object moved, came or went, and those blocks differ (False).
+    """
+    import cv2
+
+    a = first if isinstance(first, Keypoints) else keypoints(first)
+    b = second if isinstance(second, Keypoints) else keypoints(second)
+    if a.codes is None or b.codes is None or min(len(a.points), len(b.points)) < MIN_INLIERS:
+        return None
+    if a.grey.size > b.grey.size:  # one direction for either order of the arguments: the same verdict
+        a, b = b, a
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(a.codes, b.codes)
+    if len(matches) < MIN_INLIERS:
+        return None
+    source = a.points[[m.queryIdx for m in matches]]
+    target = b.points[[m.trainIdx for m in matches]]
+    cv2.setRNGSeed(0)  # RANSAC draws at random: the same pair gets the same verdict every time
+    transform, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+    if transform is None or int(inliers.sum()) < MIN_INLIERS:
+        return None
+    scale = float(np.hypot(transform[0, 0], transform[1, 0]))
+    if abs(transform[1, 0]) > 0.02 * scale or not 0.1 < scale < 10:  # turned: not a crop
+        return None
+    if scale < 1:  # compare at the coarser picture's resolution: shrink the finer one, never enlarge
+        a, b = b, a
+        transform = cv2.invertAffineTransform(transform)
+        scale = 1 / scale
+    b_grey = cv2.resize(b.grey, (max(1, round(b.grey.shape[1] / scale)), max(1, round(b.grey.shape[0] / scale))),
+                        interpolation=cv2.INTER_AREA)
+    transform = transform / scale
+    # b seen in a's frame (a's pixel p shows b at transform @ p), and where b has pixels at all.
+    size = (a.grey.shape[1], a.grey.shape[0])
+    seen = cv2.warpAffine(b_grey, transform, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    inside = cv2.warpAffine(np.full(b_grey.shape, 255, np.uint8), transform, size,
+                            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
+    if inside.sum() < MIN_COVERED * min(a.grey.size, b_grey.size):
+        return None
+    rows, columns = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    box = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
+    reference = cv2.GaussianBlur(a.grey, (5, 5), 0)[box].astype(np.float32)
+    difference = np.abs(reference - cv2.GaussianBlur(seen, (5, 5), 0)[box].astype(np.float32))
+    valid = inside[box]
+    edges_y = np.linspace(0, difference.shape[0], BLOCKS + 1).astype(int)
+    edges_x = np.linspace(0, difference.shape[1], BLOCKS + 1).astype(int)
+    different = compared = 0
+    for top, bottom in zip(edges_y[:-1], edges_y[1:]):
+        for left, right in zip(edges_x[:-1], edges_x[1:]):
+            mask = valid[top:bottom, left:right]
+            if mask.sum() < 0.5 * mask.size:
+                continue
+            compared += 1
+            own = reference[top:bottom, left:right][mask]
+            allowed = BLOCK_DIFFERENCE + BLOCK_TEXTURE * float(own.std())
+            different += float(difference[top:bottom, left:right][mask].mean()) > allowed
+    if compared == 0:
+        return None
+    return different <= MAX_DIFFERENT_BLOCKS * compared
 
 
 @dataclass(frozen=True)
@@ -88,18 +197,34 @@ def duplicate_groups(owner) -> list[Group]:
     hashes = np.array([h for _, h in rows], dtype=np.int64)
     # The hash narrows n^2 pairs to a few; CLIP vectors are read only for those.
     first, second = hash_neighbours(hashes, settings.NEAR_DUPLICATE_HASH_BITS)
-    if len(first) == 0:
-        return []
-    vectors = _global_vectors(ids[np.union1d(first, second)])
-    linked = [(int(ids[a]), int(ids[b])) for a, b in zip(first, second)
+    vectors = _global_vectors(ids[np.union1d(first, second)]) if len(first) else {}
+    linked = {(int(min(ids[a], ids[b])), int(max(ids[a], ids[b]))) for a, b in zip(first, second)
               if ids[a] in vectors and ids[b] in vectors
-              and float(vectors[ids[a]] @ vectors[ids[b]]) >= settings.NEAR_DUPLICATE_SIMILARITY]
-    groups = _connected(linked)
+              and float(vectors[ids[a]] @ vectors[ids[b]]) >= settings.NEAR_DUPLICATE_SIMILARITY}
+    # The pixel check's verdicts win: it finds the crops the hash misses, and refuses the other
+    # shots of one place that hash and CLIP both take for copies.
+    ready = set(ids.tolist())
+    for pair, same in _verdicts(owner).items():
+        if same and ready.issuperset(pair):
+            linked.add(pair)
+        elif not same:
+            linked.discard(pair)
+    if not linked:
+        return []
+    groups = _connected(sorted(linked))
     images = images_owned_by(owner).in_bulk([pk for group in groups for pk in group])
     made = [Group(images=sorted((images[pk] for pk in group if pk in images), key=_keep_first)) for group in groups]
     made = [group for group in made if len(group.images) > 1]
     made.sort(key=lambda group: (-len(group.images), -group.keep.pk))
     return made
+
+
+def _verdicts(owner) -> dict[tuple[int, int], bool]:
+    """The pixel check's verdicts on pairs of `owner`'s photos: (smaller id, larger id) -> same picture."""
+    from search.models import PixelVerdict
+
+    rows = PixelVerdict.objects.filter(first__owner=owner, second__owner=owner).values_list("first_id", "second_id", "same")
+    return {(first, second): same for first, second, same in rows}
 
 
 def _keep_first(image: Image):
@@ -159,15 +284,124 @@ def neighbours(image: Image, user, *, limit: int = 8) -> Neighbours:
         visibility=Visibility(user_id=user.pk, scope="mine", kind="global", exclude_image_id=image.pk))
     found = {rid: float(s) for rid, s in zip(region_ids[0], scores[0]) if s >= settings.NEAR_DUPLICATE_SIMILARITY}
     by_region = dict(Region.objects.filter(pk__in=list(found), image__owner=user).values_list("pk", "image_id"))
-    others = images_owned_by(user).filter(pk__in=by_region.values(), perceptual_hash__isnull=False).in_bulk()
+    scored = {by_region[rid]: score for rid, score in found.items() if rid in by_region}
+    verdicts = {(a if b == image.pk else b): same for (a, b), same in _verdicts_of(image).items()}
+    # A crop the pixel check found may be far from this photo by CLIP: it is listed all the same.
+    missing = [pk for pk, same in verdicts.items() if same and pk not in scored]
+    scored.update({pk: float(vector @ vectors[image.pk]) for pk, vector in _global_vectors(missing).items()})
+    others = images_owned_by(user).filter(pk__in=list(scored), status=Image.Status.READY,
+                                          perceptual_hash__isnull=False).in_bulk()
     duplicates, similar = [], []
-    for region_id, score in sorted(found.items(), key=lambda item: -item[1]):
-        other = others.get(by_region.get(region_id))
+    for pk, score in sorted(scored.items(), key=lambda item: -item[1]):
+        other = others.get(pk)
         if other is None:
             continue
         bits = int(hash_distances([image.perceptual_hash], [other.perceptual_hash])[0, 0])
-        (duplicates if is_near_duplicate(score, bits) else similar).append((other, score))
+        same = verdicts.get(pk, bool(is_near_duplicate(score, bits)))
+        (duplicates if same else similar).append((other, score))
     return Neighbours(duplicates=duplicates[:limit], similar=similar[:limit])
+
+
+def _verdicts_of(image: Image) -> dict[tuple[int, int], bool]:
+    from search.models import PixelVerdict
+
+    rows = (PixelVerdict.objects.filter(first=image) | PixelVerdict.objects.filter(second=image)).values_list(
+        "first_id", "second_id", "same")
+    return {(first, second): same for first, second, same in rows}
+
+
+def _likely_copies(image: Image, generation, owner_hashes: tuple[np.ndarray, np.ndarray]) -> list[int]:
+    """The owner's photos worth the pixel check against `image`: its NEAR_DUPLICATE_CHECKED nearest by
+    whole-image vector (at least NEAR_DUPLICATE_CHECK_SIMILARITY) and as many nearest by hash (within
+    NEAR_DUPLICATE_CHECK_HASH_BITS), those already judged left out. Only the owner's own photos."""
+    from search.index import Visibility
+
+    nearest = settings.NEAR_DUPLICATE_CHECKED
+    candidates: set[int] = set()
+    vector = _global_vectors([image.pk]).get(image.pk)
+    if vector is not None and nearest:
+        scores, region_ids, _ = generation.search(
+            vector, nearest, visibility=Visibility(user_id=image.owner_id, scope="mine", kind="global",
+                                                    exclude_image_id=image.pk))
+        close = [int(rid) for rid, score in zip(region_ids[0], scores[0]) if score >= settings.NEAR_DUPLICATE_CHECK_SIMILARITY]
+        candidates.update(Region.objects.filter(pk__in=close, image__owner_id=image.owner_id).values_list("image_id", flat=True))
+    ids, hashes = owner_hashes
+    if nearest and len(ids):
+        bits = hash_distances([image.perceptual_hash], hashes)[0]
+        bits[ids == image.pk] = 65
+        order = np.argsort(bits, kind="stable")[:nearest]
+        candidates.update(int(ids[i]) for i in order if bits[i] <= settings.NEAR_DUPLICATE_CHECK_HASH_BITS)
+    judged = {a if b == image.pk else b for a, b in _verdicts_of(image)}
+    return sorted(candidates - judged - {image.pk})
+
+
+def compare_with_neighbours(image: Image, generation, owner_hashes: tuple[np.ndarray, np.ndarray] | None = None) -> int:
+    """Run the pixel check between `image` and its likely copies (see _likely_copies), keep every
+    verdict it gives, and mark the photo checked. Returns how many pairs it judged. `owner_hashes`
+    (ids, hashes of the owner's ready photos) may be passed by a caller checking many of one owner's."""
+    from search.models import PixelCheck, PixelVerdict
+
+    if owner_hashes is None:
+        owner_hashes = _owner_hashes(image.owner_id)
+    others = Image.objects.filter(pk__in=_likely_copies(image, generation, owner_hashes), owner_id=image.owner_id,
+                                  status=Image.Status.READY)
+    judged = 0
+    if others:
+        mine = keypoints(storage.read_rgb(image.file))
+        for other in others:
+            try:
+                verdict = same_picture(mine, keypoints(storage.read_rgb(other.file)))
+            except (OSError, ValueError) as error:  # its file is gone or unreadable: judge it another time
+                logger.warning("Pixel check skipped image %s against %s: %s", image.pk, other.pk, error)
+                continue
+            if verdict is None:
+                continue
+            PixelVerdict.objects.update_or_create(first_id=min(image.pk, other.pk), second_id=max(image.pk, other.pk),
+                                                  defaults={"same": verdict})
+            judged += 1
+    PixelCheck.objects.update_or_create(image=image)
+    return judged
+
+
+def _owner_hashes(owner_id: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = list(Image.objects.filter(owner_id=owner_id, status=Image.Status.READY, perceptual_hash__isnull=False)
+                .values_list("pk", "perceptual_hash"))
+    return (np.array([pk for pk, _ in rows], dtype=np.int64), np.array([h for _, h in rows], dtype=np.int64))
+
+
+def pixel_checks_backfill(*, limit: int = 10, seconds: float | None = None) -> int:
+    """Run the pixel check for up to `limit` photos that have not had it (run_worker's sweep, which
+    also stops it after `seconds`: a 12-megapixel photo with 16 likely copies takes about 2 s).
+
+    Only photos the published index already holds: two photos processed at the same moment are
+    then judged by whichever of them the index took in last, which finds the other there.
+    """
+    from search.index import IndexUnavailable, get_index
+    from search.models import PixelCheck
+
+    try:
+        generation = get_index().current()
+    except IndexUnavailable:
+        return 0
+    waiting = (Image.objects.filter(status=Image.Status.READY, perceptual_hash__isnull=False, pixel_check__isnull=True)
+               .order_by("pk")[:20 * limit])
+    indexed = [image for image in waiting
+               if image.pk < len(generation.ready) and generation.ready[image.pk]
+               and generation.owner[image.pk] == image.owner_id][:limit]
+    hashes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    started, done = time.monotonic(), 0
+    for image in indexed:
+        if seconds is not None and time.monotonic() - started > seconds:
+            break
+        done += 1
+        if image.owner_id not in hashes:
+            hashes[image.owner_id] = _owner_hashes(image.owner_id)
+        try:
+            compare_with_neighbours(image, generation, hashes[image.owner_id])
+        except (OSError, ValueError) as error:  # its own file is gone or unreadable: the image page says so
+            logger.warning("No pixel check for image %s: %s", image.pk, error)
+            PixelCheck.objects.get_or_create(image=image)
+    return done
 
 
 def hashes_backfill(*, limit: int = 50) -> int:

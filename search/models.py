@@ -1,7 +1,9 @@
 """What a person keeps of their searches: saved searches (to see new matches later) and recent
 searches (suggestions in the header search box). Both hold a search's parameters as the search
 page's query string takes them, so running one again is opening its URL; nothing here holds a photo:
-a search by an uploaded photo keeps its CLIP vector instead (the photo itself is never stored)."""
+a search by an uploaded photo keeps its CLIP vector instead (the photo itself is never stored).
+
+And what the near-duplicate pixel check found (search.duplicates.compare_with_neighbours)."""
 import numpy as np
 from django.conf import settings
 from django.db import models
@@ -63,3 +65,26 @@ class RecentSearch(SearchRecord):
 
     def get_absolute_url(self) -> str:
         return reverse("search:search") + "?" + urlencode({**self.params, "recent": self.pk} if self.by_photo else self.params)
+
+
+class PixelCheck(models.Model):
+    """A photo the background pixel check has compared with its owner's likely copies (its CLIP
+    nearest and hash nearest); what it found are PixelVerdict rows."""
+
+    image = models.OneToOneField("gallery.Image", primary_key=True, on_delete=models.CASCADE, related_name="pixel_check")
+    checked_at = models.DateTimeField(auto_now=True)
+
+
+class PixelVerdict(models.Model):
+    """Two photos of one owner the pixel check could register: the same picture (one a crop,
+    rescale or re-encode of the other), or not (another shot of the same place). first < second."""
+
+    first = models.ForeignKey("gallery.Image", on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey("gallery.Image", on_delete=models.CASCADE, related_name="+")
+    same = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["first", "second"], name="pixel_verdict_unique_pair"),
+            models.CheckConstraint(condition=models.Q(first__lt=models.F("second")), name="pixel_verdict_ordered"),
+        ]

@@ -12,7 +12,9 @@ from rest_framework.test import APIClient
 from gallery import storage
 from gallery.models import Image
 from search import demo
-from search.duplicates import duplicate_groups, hash_distances, hashes_backfill, perceptual_hash, signed_hash
+from search.duplicates import (duplicate_groups, hash_distances, hashes_backfill, is_near_duplicate, perceptual_hash,
+                               pixel_checks_backfill, same_picture, signed_hash)
+from search.models import PixelVerdict
 
 
 def encode(picture: PILImage.Image, fmt: str = "PNG", **params) -> bytes:
@@ -139,3 +141,76 @@ def test_hash_neighbours_finds_exactly_the_pairs_within_the_bits():
     distances = hash_distances(hashes, hashes)
     expected = {(i, j) for i, j in zip(*np.nonzero(distances <= 12)) if i < j}
     assert set(zip(first.tolist(), second.tolist())) == expected and (10, 20) in expected
+
+
+def deep_crop(picture: PILImage.Image) -> PILImage.Image:
+    """70% of each side, then halved: the low frequencies the hash keeps move too far."""
+    width, height = picture.size
+    box = (int(0.1 * width), int(0.2 * height), int(0.8 * width), int(0.9 * height))
+    return picture.crop(box).resize(((box[2] - box[0]) // 2, (box[3] - box[1]) // 2), PILImage.Resampling.LANCZOS)
+
+
+def another_shot(picture: PILImage.Image) -> PILImage.Image:
+    """The same place a moment later: the same background, with three small things come into view."""
+    from PIL import ImageDraw
+
+    shot = picture.copy()
+    draw = ImageDraw.Draw(shot)
+    for left, top, colour in ((60, 60, (250, 250, 250)), (300, 380, (10, 10, 10)), (560, 200, (250, 250, 250))):
+        draw.rectangle((left, top, left + 30, top + 30), fill=colour)
+    return shot
+
+
+def test_the_pixel_check_registers_crops_and_refuses_other_shots():
+    original = scene(5)
+    crop = deep_crop(original)
+    assert hash_distances([perceptual_hash(original)], [perceptual_hash(crop)])[0, 0] > 12  # the hash misses it
+    assert same_picture(original, crop) is True and same_picture(crop, original) is True
+    assert same_picture(original, _jpeg(original.resize((200, 150)), 40)) is True
+    assert same_picture(original, another_shot(original)) is False
+    assert same_picture(original, scene(6)) is not True
+    assert same_picture(original, original.rotate(90, expand=True)) is None  # turned: not a crop, no verdict
+    assert same_picture(original, original.resize((20, 15))) is None  # too small to register
+
+
+def _jpeg(picture: PILImage.Image, quality: int) -> PILImage.Image:
+    return PILImage.open(io.BytesIO(encode(picture, "JPEG", quality=quality))).convert("RGB")
+
+
+def test_the_sweep_finds_the_crops_the_hash_misses_for_their_owner_only(owner, stranger, copies, upload, client,
+                                                                         settings):
+    cropped = upload(owner, encode(deep_crop(scene(5))), "deep-crop.png").image
+    theirs = upload(stranger, encode(deep_crop(scene(5)), "JPEG", quality=90), "their-crop.jpg").image
+    cropped.refresh_from_db()
+    assert cropped.status == "ready"
+    assert hash_distances([copies["original"].perceptual_hash], [cropped.perceptual_hash])[0, 0] > settings.NEAR_DUPLICATE_HASH_BITS
+    assert all("deep-crop.png" not in names(group) for group in duplicate_groups(owner))
+
+    assert pixel_checks_backfill(limit=50) == 8
+    assert pixel_checks_backfill(limit=50) == 0  # each photo once
+    groups = duplicate_groups(owner)
+    assert len(groups) == 1 and "deep-crop.png" in names(groups[0]) and groups[0].keep == copies["original"]
+    client.force_login(owner)
+    page = client.get(reverse("gallery:image_detail", args=[copies["original"].pk])).content.decode()
+    assert "deep-crop.png" in page.split("Near-duplicates of this photo")[1].split("Similar, not identical")[0]
+    # Only an owner's own photos are ever compared: the stranger's crop of the same picture is theirs alone.
+    mixed = PixelVerdict.objects.filter(first__owner=owner, second__owner=stranger) | PixelVerdict.objects.filter(
+        first__owner=stranger, second__owner=owner)
+    assert not mixed.exists() and PixelVerdict.objects.filter(same=True, first__owner=owner).exists()
+    assert duplicate_groups(stranger) == [] and theirs.pk not in {i.pk for g in groups for i in g.images}
+
+
+def test_the_pixel_check_parts_another_shot_that_hash_and_clip_take_for_a_copy(owner, upload, demo_profile):
+    from search.duplicates import _global_vectors
+
+    first = upload(owner, encode(scene(5)), "first.png").image
+    second = upload(owner, encode(another_shot(scene(5))), "second.png").image
+    first.refresh_from_db()
+    second.refresh_from_db()
+    vectors = _global_vectors([first.pk, second.pk])
+    bits = hash_distances([first.perceptual_hash], [second.perceptual_hash])[0, 0]
+    assert is_near_duplicate(float(vectors[first.pk] @ vectors[second.pk]), bits)  # both take it for a copy
+    assert [names(group) for group in duplicate_groups(owner)] == [["first.png", "second.png"]]
+    assert pixel_checks_backfill() == 2
+    assert PixelVerdict.objects.get().same is False
+    assert duplicate_groups(owner) == []

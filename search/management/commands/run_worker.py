@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
 from gallery.processing import images_recover, worker_beat
-from search.duplicates import hashes_backfill
+from search.duplicates import hashes_backfill, pixel_checks_backfill
 from search.loading import weights_missing
 from search.pipeline import images_requeue_waiting_for_models
 from gallery.services import partial_files_delete
@@ -92,6 +92,8 @@ class Command(BaseCommand):
             result = images_recover(starting=starting)
             waited = images_requeue_waiting_for_models()
             hashed = hashes_backfill()
+            # Not before the cluster forks its workers: OpenCV's threads must start in this process only.
+            checked = 0 if starting else pixel_checks_backfill(seconds=2.0)
         except DatabaseError as error:  # the database is away; the next sweep tries again
             logger.warning("Recovery sweep skipped: %s", error)
             connections.close_all()
@@ -100,5 +102,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Recovery: queued {len(result.requeued)} image(s) again, failed {len(result.failed)}.")
         if hashed:
             self.stdout.write(f"Near-duplicates: hashed {hashed} photo(s) processed before hashes were kept.")
+        if checked:
+            self.stdout.write(f"Near-duplicates: pixel-checked {checked} photo(s) against their likely copies.")
         if waited:
             self.stdout.write(f"Model weights found: queued {len(waited)} image(s) that waited for them.")
