@@ -120,8 +120,8 @@ class Tally:
                 + calibrated)
 
 
-def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: float, tie_eps: float,
-             handicap: float, thresholds: tuple[float, ...] = ()) -> list[str]:
+def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: float, similar_threshold: float,
+             tie_eps: float, handicap: float, thresholds: tuple[float, ...] = ()) -> list[str]:
     import numpy as np
 
     from search import demo
@@ -163,7 +163,7 @@ def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: 
             else:
                 region.add([], others, boxes)
     # "More like this": each scene's whole-image vector, or (by_objects) it and its objects' vectors.
-    similar = {False: Tally("more like", image_threshold), True: Tally("more like+o", image_threshold)}
+    similar = {False: Tally("more like", similar_threshold), True: Tally("more like+o", similar_threshold)}
     p5 = {False: [], True: []}
     for number, scene in enumerate(scenes):
         mine = {(s.colour, s.shape) for s in scene.shapes}
@@ -295,7 +295,8 @@ def main() -> None:
             print(f"{args.split} {line}")
         return
     for line in evaluate(library, clip, text_threshold=profile["MIN_SIMILARITY"],
-                         image_threshold=profile["MIN_IMAGE_SIMILARITY"], tie_eps=tie_eps,
+                         image_threshold=profile["MIN_IMAGE_SIMILARITY"],
+                         similar_threshold=profile["MIN_SIMILAR_SIMILARITY"], tie_eps=tie_eps,
                          handicap=handicap,
                          thresholds=tuple(args.thresholds)):
         print(f"{args.split} {line}")

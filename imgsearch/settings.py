@@ -266,6 +266,7 @@ MODEL_PROFILES = {
         # the lowest thresholds at which about 80% of what is shown is right.
         "MIN_SIMILARITY": 0.85,
         "MIN_IMAGE_SIMILARITY": 0.88,
+        "MIN_SIMILAR_SIMILARITY": 0.97,
         "WHOLE_IMAGE_HANDICAP": 0.1,
         "SIMILAR_BY_OBJECTS": True,
         "NEAR_DUPLICATE_SIMILARITY": 0.95,
@@ -361,6 +362,9 @@ MIN_SIMILARITY = env_float("MIN_SIMILARITY", _profile.get("MIN_SIMILARITY", 0.2)
 # Image-to-image similarities (query image, more like this, region, box) run on a higher scale
 # than text-to-image ones, so they get their own floor.
 MIN_IMAGE_SIMILARITY = env_float("MIN_IMAGE_SIMILARITY", _profile.get("MIN_IMAGE_SIMILARITY", 0.5))
+# "More like this" asks whether two photos are alike, a looser question than whether a photo holds a
+# given thing: where a model rates unrelated photos of one kind of background close, it needs a higher floor.
+MIN_SIMILAR_SIMILARITY = env_float("MIN_SIMILAR_SIMILARITY", _profile.get("MIN_SIMILAR_SIMILARITY", MIN_IMAGE_SIMILARITY))
 # Regions fetched from FAISS per query before grouping by image; grown when filters leave too few.
 FETCH_K = env_int("FETCH_K", 100, minimum=1)
 # A whole-image match this close to the best object match wins: the whole photo is the better answer.

@@ -203,6 +203,25 @@ def test_more_like_this_is_not_handicapped_and_other_queries_are(owner, library,
     assert global_scores(ImageQuery(images.png(seed=0))) == pytest.approx({n: s - 0.25 for n, s in by_image.items()})
 
 
+def test_more_like_this_has_its_own_default_threshold(owner, library, settings):
+    """The same photo as "more like this" and as an uploaded query scores the same, but each kind
+    shows what clears its own floor (MIN_SIMILAR_SIMILARITY, MIN_IMAGE_SIMILARITY)."""
+    source = library["owner-0"]
+
+    def shown(query) -> set[str]:
+        return {r.image.original_name for r in search(user=owner, query=query, kind="global").results}
+
+    settings.WHOLE_IMAGE_HANDICAP = 0.0
+    scores = {r.image.original_name: r.score
+              for r in search(user=owner, query=SimilarQuery(image_id=source.pk), kind="global", min_score=-1).results}
+    floor = sorted(scores.values())[len(scores) // 2]  # half of them clear it
+    settings.MIN_IMAGE_SIMILARITY, settings.MIN_SIMILAR_SIMILARITY = -1.0, floor
+    assert shown(SimilarQuery(image_id=source.pk)) == {name for name, score in scores.items() if score >= floor}
+    assert len(shown(SimilarQuery(image_id=source.pk))) < len(scores)
+    settings.MIN_IMAGE_SIMILARITY, settings.MIN_SIMILAR_SIMILARITY = floor, -1.0
+    assert shown(SimilarQuery(image_id=source.pk)) == set(scores)
+
+
 def test_more_like_this_by_objects_finds_a_photo_that_shares_an_object(owner, upload, colour_proposer, settings):
     """With SIMILAR_BY_OBJECTS the photo's objects search too: another photo holding the same object
     (pixel for pixel) matches it at 1.0, however different the rest; without, only the whole photos
