@@ -120,6 +120,22 @@ class Tally:
                 + calibrated)
 
 
+def source_first(ranked: list[tuple[int, float, tuple]], part, pictures) -> list[tuple[int, float, tuple]]:
+    """search.query._source_first on this library: the best SOURCE_CHECKED scenes holding `part`
+    pixel for pixel come first, boxed where it lies."""
+    from django.conf import settings
+
+    from search.duplicates import locate
+
+    found = []
+    for number, score, box in ranked[:settings.SOURCE_CHECKED]:
+        where = locate(part, pictures[number])
+        if where is not None:
+            found.append((number, score, tuple(where)))
+    pinned = {number for number, _, _ in found}
+    return found + [item for item in ranked if item[0] not in pinned]
+
+
 def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: float, similar_threshold: float,
              tie_eps: float, handicap: float, thresholds: tuple[float, ...] = ()) -> list[str]:
     import numpy as np
@@ -144,11 +160,13 @@ def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: 
         # The API test uploads each crop as a PNG: lossless, so the crop itself is the same query.
         crops = [picture.crop(placed.box) for placed in scene.shapes]
         crop_vectors = clip.embed_images(crops)
+        start = len(own_first)
         rows = np.flatnonzero((library.owner == number) & ~library.is_global)
         for placed, vector in zip(scene.shapes, crop_vectors):
             klass = (placed.colour, placed.shape)
             relevant, boxes = set(where[klass]), where[klass]
-            ranked = library.rank(vector, tie_eps=tie_eps, handicap=handicap)
+            ranked = source_first(library.rank(vector, tie_eps=tie_eps, handicap=handicap), crops[len(own_first) - start],
+                                  library.pictures)
             crop.add(ranked, relevant, boxes)
             own_first.append(bool(ranked) and ranked[0][0] == number)
             ious = [box_iou(library.boxes[r], placed.box) for r in rows]

@@ -365,6 +365,9 @@ MIN_IMAGE_SIMILARITY = env_float("MIN_IMAGE_SIMILARITY", _profile.get("MIN_IMAGE
 # "More like this" asks whether two photos are alike, a looser question than whether a photo holds a
 # given thing: where a model rates unrelated photos of one kind of background close, it needs a higher floor.
 MIN_SIMILAR_SIMILARITY = env_float("MIN_SIMILAR_SIMILARITY", _profile.get("MIN_SIMILAR_SIMILARITY", MIN_IMAGE_SIMILARITY))
+# A search by an uploaded photo looks for it, pixel for pixel, inside this many of its best results
+# (a crop finds the photo it was cut from first); each costs reading that photo's file. 0: never.
+SOURCE_CHECKED = env_int("SOURCE_CHECKED", 10, minimum=0)
 # Regions fetched from FAISS per query before grouping by image; grown when filters leave too few.
 FETCH_K = env_int("FETCH_K", 100, minimum=1)
 # A whole-image match this close to the best object match wins: the whole photo is the better answer.

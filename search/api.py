@@ -27,7 +27,8 @@ class SearchResultSerializer(serializers.Serializer):
     original_name = serializers.CharField(source="image.original_name")
     owner = serializers.CharField(source="image.owner.username")
     score = serializers.FloatField()
-    kind = serializers.CharField(help_text="global (the whole image), object, or tag (its owner tagged it with the query's words)")
+    kind = serializers.CharField(help_text="global (the whole image), object, tag (its owner tagged it with the query's "
+                                           "words), or source (the uploaded picture is a piece of it: box says where)")
     box = serializers.ListField(child=serializers.IntegerField(), help_text="[x1, y1, x2, y2] of the match.")
     region_id = serializers.IntegerField()
     image_width = serializers.IntegerField(source="image.width")

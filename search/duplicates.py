@@ -174,6 +174,47 @@ def same_picture(first: PILImage.Image | Keypoints, second: PILImage.Image | Key
     return different <= MAX_DIFFERENT_BLOCKS * compared
 
 
+LOCATE_MATCH = 0.9  # normalised cross-correlation the best place for a picture inside another must reach
+LOCATE_SIDE = 1280  # the photo searched is shrunk to at most this (and the picture with it)
+
+
+def locate(part: PILImage.Image, photo: PILImage.Image) -> list[int] | None:
+    """Where `part` (a crop of some photo, saved at the size it was cut, perhaps re-encoded) lies in
+    `photo`, pixel for pixel: its box in `photo`'s pixels, or None. The best place by normalised
+    cross-correlation (OpenCV's matchTemplate) must reach LOCATE_MATCH, then pass the same
+    block-by-block comparison as same_picture, on a 4 x 4 grid.
+
+    Only at the part's own size: a resized crop of a plain shape on a smooth background fits any
+    such shape of that colour resized alike (our generator's scenes showed it), so it is left to CLIP.
+    """
+    import cv2
+
+    factor = min(1.0, LOCATE_SIDE / max(photo.size))
+    pixels = np.asarray(photo.convert("RGB"))  # in colour: a green shape on grass can be one grey
+    template = np.asarray(part.convert("RGB"))
+    if factor < 1.0:
+        pixels = cv2.resize(pixels, (round(pixels.shape[1] * factor), round(pixels.shape[0] * factor)),
+                            interpolation=cv2.INTER_AREA)
+        template = cv2.resize(template, (max(1, round(part.width * factor)), max(1, round(part.height * factor))),
+                              interpolation=cv2.INTER_AREA)
+    height, width = template.shape[:2]
+    if (min(width, height) < 12 or width > pixels.shape[1] or height > pixels.shape[0]
+            or template.reshape(-1, 3).std(axis=0).max() < 5):
+        return None  # too small to tell, larger than the photo, or flat (a flat patch matches every flat patch)
+    _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(pixels, template, cv2.TM_CCOEFF_NORMED))
+    if score < LOCATE_MATCH:
+        return None
+    found = cv2.GaussianBlur(pixels[y:y + height, x:x + width], (3, 3), 0).astype(np.float32)
+    wanted = cv2.GaussianBlur(template, (3, 3), 0).astype(np.float32)
+    edges_y, edges_x = np.linspace(0, height, 5).astype(int), np.linspace(0, width, 5).astype(int)
+    for top, bottom in zip(edges_y[:-1], edges_y[1:]):
+        for left, right in zip(edges_x[:-1], edges_x[1:]):
+            block = wanted[top:bottom, left:right]
+            if np.abs(found[top:bottom, left:right] - block).mean() > BLOCK_DIFFERENCE + BLOCK_TEXTURE * block.std():
+                return None
+    return [round(x / factor), round(y / factor), round((x + width) / factor), round((y + height) / factor)]
+
+
 @dataclass(frozen=True)
 class Group:
     """Near-identical photos of one owner, the one to keep first (most pixels, then the largest

@@ -208,9 +208,11 @@ def search(
         masks = generation.allowed(Visibility(user_id=user_id, scope=scope, kind=kind, exclude_image_id=source_image_id,
                                               only_image_ids=only_image_ids))
     ranked = _rank(vector, generation, masks, regions, threshold=threshold, handicap=plan.handicap,
-                   wanted=page * page_size + 1, negatives=plan.negatives)
+                   wanted=max(page * page_size + 1, settings.SOURCE_CHECKED), negatives=plan.negatives)
     if isinstance(query, TextQuery) and kind != "object":
         ranked = _tagged_first(ranked, query.text, images, generation, vector)
+    if isinstance(query, ImageQuery) and kind != "global":
+        ranked = _source_first(ranked, query.data)
     start = (page - 1) * page_size
     shown = ranked[start : start + page_size]
     # Model objects only for the page shown, read through the visibility rule once more.
@@ -403,7 +405,44 @@ def _penalised(matches: list[Match], generation: Generation, negatives: tuple[Ne
     return kept
 
 
+def _source_first(ranked: list[Match], data: bytes) -> list[Match]:
+    """An uploaded photo that is a piece of one of the best SOURCE_CHECKED results — cropped from it
+    and saved as cut, perhaps re-encoded — finds that photo first (kind "source", boxed where the piece
+    lies): CLIP ranks every photo of the same kind of thing alike; the pixels tell which one it came
+    from (search.duplicates.locate). The rest keep their order."""
+    from search.duplicates import locate
+
+    checked = ranked[:settings.SOURCE_CHECKED]
+    if not checked:
+        return ranked
+    part = _query_picture(data)
+    files = dict(Image.objects.filter(pk__in=[m.image_id for m in checked]).values_list("pk", "file"))
+    found = []
+    for match in checked:
+        try:
+            photo = storage.read_rgb(files[match.image_id])
+        except (KeyError, OSError, ValueError):  # gone since, or its file is: it simply is not checked
+            continue
+        box = locate(part, photo)
+        if box is None:
+            continue
+        whole = (box[2] - box[0]) * (box[3] - box[1]) >= 0.9 * photo.width * photo.height
+        found.append(match if whole else replace(match, kind="source", box=box))  # a copy of it all stays as matched
+    pinned = {match.image_id for match in found}
+    return found + [match for match in ranked if match.image_id not in pinned]
+
+
 # --- Query vectors ----------------------------------------------------------------------------
+
+
+def _query_picture(data: bytes):
+    """An uploaded query image's pixels (validated already), as uploads are read: oriented, RGB."""
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    with PILImage.open(io.BytesIO(data)) as image:
+        image.seek(0)
+        return to_rgb(ImageOps.exif_transpose(image))
 
 
 def _clip():
@@ -437,13 +476,7 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
             validate_image_bytes(query.data)
         except UploadRejected as error:
             raise SearchError(str(error)) from None
-        from PIL import Image as PILImage
-        from PIL import ImageOps
-
-        with PILImage.open(io.BytesIO(query.data)) as image:
-            image.seek(0)
-            rgb = to_rgb(ImageOps.exif_transpose(image))
-        return _clip().embed_images([rgb])[0], None
+        return _clip().embed_images([_query_picture(query.data)])[0], None
     if isinstance(query, SimilarQuery):
         image = _visible_image(user, query.image_id)
         region = image.regions.filter(kind=Region.Kind.GLOBAL).first()

@@ -190,6 +190,7 @@ def test_heldout_scenes_search_quality(heldout_library):
     assert figures["box"]["R@1"] >= FLOORS["box R@1"]
     assert np.mean(similar_p5) >= FLOORS["more like this P@5"]
     assert np.mean(similar_shown) >= FLOORS["more like this precision shown"]
+    assert own >= FLOORS["own scene first"]
     assert composed["both"]["R@1"] >= FLOORS["composed R@1"]
 
 
@@ -198,4 +199,5 @@ def test_heldout_scenes_search_quality(heldout_library):
 # in 100% and 90% of what the default threshold shows right, crop 0.95, region 0.77, box 0.92, more
 # like this P@5 0.89 and 81% right of what its own default threshold shows (bench/README.md).
 FLOORS = {"text R@1": 0.9, "text IoU>=0.5": 0.9, "text precision shown": 0.8, "crop R@1": 0.88, "region R@1": 0.7,
-          "box R@1": 0.85, "more like this P@5": 0.8, "more like this precision shown": 0.75, "composed R@1": 0.8}
+          "box R@1": 0.85, "more like this P@5": 0.8, "more like this precision shown": 0.75, "composed R@1": 0.8,
+          "own scene first": 0.8}
