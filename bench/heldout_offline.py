@@ -154,6 +154,7 @@ def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: 
     for klass, vector in zip(classes, clip.embed_texts([demo.caption(*k) for k in classes])):
         text.add(library.rank(vector, tie_eps=tie_eps, handicap=handicap), set(where[klass]), where[klass])
     crop, region, box = Tally("object crop", image_threshold), Tally("region", image_threshold), Tally("drawn box", image_threshold)
+    region_found = Tally("region+", image_threshold)  # only the objects with a region (others cannot start one)
     own_first, found = [], []
     for number, scene in enumerate(scenes):
         picture = library.pictures[number]
@@ -177,7 +178,9 @@ def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: 
             box.add(library.rank(vector, exclude=number, tie_eps=tie_eps, handicap=handicap), others, boxes)
             if found[-1]:
                 best_row = rows[int(np.argmax(ious))]
-                region.add(library.rank(library.vectors[best_row], exclude=number, tie_eps=tie_eps, handicap=handicap), others, boxes)
+                ranked = library.rank(library.vectors[best_row], exclude=number, tie_eps=tie_eps, handicap=handicap)
+                region.add(ranked, others, boxes)
+                region_found.add(ranked, others, boxes)
             else:
                 region.add([], others, boxes)
     # "More like this": each scene's whole-image vector, or (by_objects) it and its objects' vectors.
@@ -192,7 +195,7 @@ def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: 
             ranked = library.rank(library.vectors[rows], exclude=number, tie_eps=tie_eps)
             similar[by_objects].add(ranked, relevant, boxes)
             p5[by_objects].append(np.mean([n in relevant for n, _, _ in ranked[:5]]))
-    tallies = (text, crop, region, box, similar[False], similar[True])
+    tallies = (text, crop, region, region_found, box, similar[False], similar[True])
     lines += [t.line() for t in tallies]
     for t in tallies:
         lines.append(f"[{t.label:11s}] " + "; ".join(t.at(threshold) for threshold in thresholds))
