@@ -410,6 +410,11 @@ def _owner_hashes(owner_id: int) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([pk for pk, _ in rows], dtype=np.int64), np.array([h for _, h in rows], dtype=np.int64))
 
 
+def pixel_checks_waiting(owner) -> int:
+    """How many of `owner`'s processed photos the pixel check has yet to compare (the review page says so)."""
+    return images_owned_by(owner).filter(status=Image.Status.READY, pixel_check__isnull=True).count()
+
+
 def pixel_checks_backfill(*, limit: int = 10, seconds: float | None = None) -> int:
     """Run the pixel check for up to `limit` photos that have not had it (run_worker's sweep, which
     also stops it after `seconds`: a 12-megapixel photo with 16 likely copies takes about 2 s).

@@ -179,7 +179,8 @@ def recent_clear(request: HttpRequest) -> HttpResponse:
 @login_required
 def duplicates_page(request: HttpRequest) -> HttpResponse:
     """The person's near-duplicate groups, side by side, all but the best of each selected to delete."""
-    from search.duplicates import duplicate_groups
+    from search.duplicates import duplicate_groups, pixel_checks_waiting
 
     return render(request, "search/duplicates.html", {"groups": duplicate_groups(request.user),
+                                                      "waiting": pixel_checks_waiting(request.user),
                                                       "my_albums": albums_owned_by(request.user).order_by("name")})

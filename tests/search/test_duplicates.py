@@ -186,11 +186,13 @@ def test_the_sweep_finds_the_crops_the_hash_misses_for_their_owner_only(owner, s
     assert hash_distances([copies["original"].perceptual_hash], [cropped.perceptual_hash])[0, 0] > settings.NEAR_DUPLICATE_HASH_BITS
     assert all("deep-crop.png" not in names(group) for group in duplicate_groups(owner))
 
+    client.force_login(owner)
+    assert 'data-pixel-checks-waiting="7"' in client.get(reverse("search:duplicates")).content.decode()
     assert pixel_checks_backfill(limit=50) == 8
     assert pixel_checks_backfill(limit=50) == 0  # each photo once
+    assert "data-pixel-checks-waiting" not in client.get(reverse("search:duplicates")).content.decode()
     groups = duplicate_groups(owner)
     assert len(groups) == 1 and "deep-crop.png" in names(groups[0]) and groups[0].keep == copies["original"]
-    client.force_login(owner)
     page = client.get(reverse("gallery:image_detail", args=[copies["original"].pk])).content.decode()
     assert "deep-crop.png" in page.split("Near-duplicates of this photo")[1].split("Similar, not identical")[0]
     # Only an owner's own photos are ever compared: the stranger's crop of the same picture is theirs alone.
