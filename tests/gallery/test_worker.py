@@ -259,3 +259,21 @@ def run_with_a_terminal(args: list[str], *, env: dict, timeout: float) -> tuple[
     os.close(controller)
     out = process.stdout.read()
     return process.wait(timeout=30), out, shown.decode("utf-8", "replace")
+
+
+def test_the_workers_sweep_finds_a_crop_pixel_for_pixel(owner, worker, settings):
+    """A real run_worker: once both photos are processed and indexed, its sweep compares them and
+    keeps the verdict that one is a crop of the other (search.duplicates.pixel_checks_backfill)."""
+    from search.duplicates import duplicate_groups
+    from search.models import PixelCheck, PixelVerdict
+    from tests.search.test_duplicates import deep_crop, encode, scene
+
+    worker.env["NEAR_DUPLICATE_CHECK_SIMILARITY"] = "-1"  # tiny random CLIP: ask about every neighbour
+    original = image_create(owner=owner, upload=upload_file(encode(scene(5)), "original.png")).image
+    cropped = image_create(owner=owner, upload=upload_file(encode(deep_crop(scene(5))), "crop.png")).image
+    worker.start()
+    assert wait_for(lambda: PixelCheck.objects.count() == 2, timeout=120), worker.log()
+    verdict = PixelVerdict.objects.get()
+    assert (verdict.first_id, verdict.second_id, verdict.same) == (original.pk, cropped.pk, True)
+    assert [{image.pk for image in group.images} for group in duplicate_groups(owner)] == [{original.pk, cropped.pk}]
+    assert "pixel-checked" in worker.log(whole=True) and worker.process.poll() is None
