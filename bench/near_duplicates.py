@@ -158,11 +158,19 @@ def time_hash_pass(count: int) -> None:
 
 
 def time_pixel_check() -> None:
-    """What one photo's background pixel check costs: decoding, keypoints, one comparison."""
+    """What the pixel checks cost per photo: decoding (whole, or shrunk by libjpeg for what follows),
+    keypoints and one comparison (near-duplicates), one locate (a search by a crop)."""
     import time
 
     from bench import heldout
-    from search.duplicates import keypoints, same_picture
+    from gallery.imaging import open_rgb
+    from search.duplicates import LOCATE_SIDE, REGISTRATION_SIDE, keypoints, locate, same_picture
+
+    def timed(work, repeat: int = 5) -> tuple[float, object]:
+        started = time.perf_counter()
+        for _ in range(repeat):
+            result = work()
+        return (time.perf_counter() - started) / repeat * 1000, result
 
     rng = np.random.default_rng(0)
     photos = heldout.photographs(heldout.EVALUATION_PHOTOGRAPHS)
@@ -170,21 +178,18 @@ def time_pixel_check() -> None:
         picture = PILImage.open(io.BytesIO(heldout.scene(0, rng, photos).jpeg)).convert("RGB").resize((width, height))
         buffer = io.BytesIO()
         picture.save(buffer, "JPEG", quality=90)
-        started = time.perf_counter()
-        for _ in range(5):
-            decoded = PILImage.open(io.BytesIO(buffer.getvalue())).convert("RGB")
-        decode = (time.perf_counter() - started) / 5
-        started = time.perf_counter()
-        for _ in range(5):
-            points = keypoints(decoded)
-        find = (time.perf_counter() - started) / 5
+        data = buffer.getvalue()
+        whole, decoded = timed(lambda: open_rgb(io.BytesIO(data)))
+        for_keypoints, small = timed(lambda: open_rgb(io.BytesIO(data), at_least=REGISTRATION_SIDE))
+        find, points = timed(lambda: keypoints(small))
         other = keypoints(variants(decoded, rng)[2][1])
-        started = time.perf_counter()
-        for _ in range(5):
-            same_picture(points, other)
-        compare = (time.perf_counter() - started) / 5
-        print(f"{width}x{height} JPEG: decode {decode * 1000:.0f} ms, keypoints {find * 1000:.0f} ms, "
-              f"one comparison {compare * 1000:.0f} ms")
+        compare, _ = timed(lambda: same_picture(points, other))
+        for_locate, medium = timed(lambda: open_rgb(io.BytesIO(data), at_least=LOCATE_SIDE))
+        part = decoded.crop((width // 3, height // 3, width // 3 + width // 8, height // 3 + height // 8))
+        place, box = timed(lambda: locate(part, medium, (width, height)))
+        print(f"{width}x{height} JPEG: decode {whole:.0f} ms (for keypoints {for_keypoints:.0f} ms, for locate "
+              f"{for_locate:.0f} ms); keypoints {find:.0f} ms; one comparison {compare:.0f} ms; one locate "
+              f"{place:.0f} ms ({'found' if box else 'NOT found'})")
 
 
 def main() -> None:

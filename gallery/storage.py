@@ -43,10 +43,10 @@ def opened(name: str) -> Iterator[IO[bytes]]:
         yield handle
 
 
-def read_rgb(name: str) -> PILImage.Image:
+def read_rgb(name: str, *, at_least: int | None = None) -> PILImage.Image:
     """A stored image as RGB pixels, EXIF orientation applied (see gallery.imaging.open_rgb)."""
     with opened(name) as handle:
-        return open_rgb(handle)
+        return open_rgb(handle, at_least=at_least)
 
 
 class StagedWrite:

@@ -410,23 +410,25 @@ def _source_first(ranked: list[Match], data: bytes) -> list[Match]:
     and saved as cut, perhaps re-encoded — finds that photo first (kind "source", boxed where the piece
     lies): CLIP ranks every photo of the same kind of thing alike; the pixels tell which one it came
     from (search.duplicates.locate). The rest keep their order."""
-    from search.duplicates import locate
+    from search.duplicates import LOCATE_SIDE, locate
 
     checked = ranked[:settings.SOURCE_CHECKED]
     if not checked:
         return ranked
     part = _query_picture(data)
-    files = dict(Image.objects.filter(pk__in=[m.image_id for m in checked]).values_list("pk", "file"))
+    stored = {pk: (name, (width, height)) for pk, name, width, height in Image.objects.filter(
+        pk__in=[m.image_id for m in checked]).values_list("pk", "file", "width", "height")}
     found = []
     for match in checked:
         try:
-            photo = storage.read_rgb(files[match.image_id])
+            name, size = stored[match.image_id]
+            photo = storage.read_rgb(name, at_least=LOCATE_SIDE)
         except (KeyError, OSError, ValueError):  # gone since, or its file is: it simply is not checked
             continue
-        box = locate(part, photo)
+        box = locate(part, photo, size)
         if box is None:
             continue
-        whole = (box[2] - box[0]) * (box[3] - box[1]) >= 0.9 * photo.width * photo.height
+        whole = (box[2] - box[0]) * (box[3] - box[1]) >= 0.9 * size[0] * size[1]
         found.append(match if whole else replace(match, kind="source", box=box))  # a copy of it all stays as matched
     pinned = {match.image_id for match in found}
     return found + [match for match in ranked if match.image_id not in pinned]

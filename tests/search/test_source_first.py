@@ -80,3 +80,21 @@ def test_without_the_check_the_order_is_clips(owner, scenes, settings):
                      min_score=-1).results
     assert "source" not in {r.kind for r in results}
     assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
+
+
+def test_a_crop_of_a_large_photo_is_found_on_a_smaller_decode_and_boxed_in_its_pixels(owner, upload, demo_profile):
+    """A large JPEG is read at half size or less (libjpeg's DCT scaling) and searched shrunk; the box
+    still comes back in the photo's own pixels."""
+    from gallery import storage
+
+    picture, shapes = scene(4)
+    large = picture.resize((2560, 1920), PILImage.Resampling.BICUBIC)
+    image = upload(owner, jpeg(large), "large.jpg").image
+    upload(owner, png(scene(5)[0]), "other.png")
+    stored = storage.read_rgb(image.file)
+    assert storage.read_rgb(image.file, at_least=1280).size == (1280, 960)
+    assert storage.read_rgb(image.file, at_least=1281).size == (2560, 1920)  # the long side stays at least that
+    x1, y1, x2, y2 = (4 * v for v in with_margin(shapes[0].box, picture))
+    results = search(user=owner, query=ImageQuery(png(stored.crop((x1, y1, x2, y2)))), min_score=-1).results
+    assert (results[0].image.pk, results[0].kind) == (image.pk, "source")
+    assert box_iou(tuple(results[0].box), (x1, y1, x2, y2)) > 0.95
