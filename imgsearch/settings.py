@@ -364,7 +364,8 @@ MIN_SIMILARITY = env_float("MIN_SIMILARITY", _profile.get("MIN_SIMILARITY", 0.2)
 MIN_IMAGE_SIMILARITY = env_float("MIN_IMAGE_SIMILARITY", _profile.get("MIN_IMAGE_SIMILARITY", 0.5))
 # "More like this" asks whether two photos are alike, a looser question than whether a photo holds a
 # given thing: where a model rates unrelated photos of one kind of background close, it needs a higher floor.
-MIN_SIMILAR_SIMILARITY = env_float("MIN_SIMILAR_SIMILARITY", _profile.get("MIN_SIMILAR_SIMILARITY", MIN_IMAGE_SIMILARITY))
+# Unset (None): MIN_IMAGE_SIMILARITY's.
+MIN_SIMILAR_SIMILARITY = env_float("MIN_SIMILAR_SIMILARITY", _profile.get("MIN_SIMILAR_SIMILARITY"))
 # A search by an uploaded photo looks for it, pixel for pixel, inside this many of its best results
 # (a crop finds the photo it was cut from first); each costs reading that photo's file. 0: never.
 SOURCE_CHECKED = env_int("SOURCE_CHECKED", 10, minimum=0)

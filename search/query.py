@@ -261,7 +261,9 @@ def _terms(query) -> tuple[Term, ...]:
 def _threshold(query: Query) -> float:
     if isinstance(query, TextQuery):
         return settings.MIN_SIMILARITY
-    return settings.MIN_SIMILAR_SIMILARITY if isinstance(query, SimilarQuery) else settings.MIN_IMAGE_SIMILARITY
+    if isinstance(query, SimilarQuery) and settings.MIN_SIMILAR_SIMILARITY is not None:
+        return settings.MIN_SIMILAR_SIMILARITY
+    return settings.MIN_IMAGE_SIMILARITY
 
 
 def _handicap(queries) -> float:

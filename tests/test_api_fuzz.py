@@ -28,7 +28,12 @@ def test_the_api_never_errs_and_answers_as_its_schema_says(live_server, colour_p
     # and once it revokes the fuzzer's own token every later request would only meet a 401.
     for only in (["--exclude-path", REVOKE], ["--include-path", REVOKE]):
         result = subprocess.run(
+            # "Connection: close", one connection a request: on a kept-alive connection Django's test
+            # server now and then answered a fuzzed request with http.server's bare HTML error page and
+            # no status line (bytes of an earlier request read as a new one; "Connection aborted.
+            # <!DOCTYPE HTML>"), failing 2 runs of 3 here. Production is served by gunicorn, not it.
             [str(SCHEMATHESIS), "run", f"{live_server.url}/api/schema/", *only, "--header", f"Authorization: Token {token}",
+             "--header", "Connection: close",
              "--checks", CHECKS, "--phases", "examples,coverage,fuzzing", "--max-examples", "20", "--seed", "1",
              "--generation-with-security-parameters", "false",
              "--workers", "1", "--no-color", "--request-timeout", "30", "--suppress-health-check", "all"],

@@ -220,6 +220,8 @@ def test_more_like_this_has_its_own_default_threshold(owner, library, settings):
     assert len(shown(SimilarQuery(image_id=source.pk))) < len(scores)
     settings.MIN_IMAGE_SIMILARITY, settings.MIN_SIMILAR_SIMILARITY = floor, -1.0
     assert shown(SimilarQuery(image_id=source.pk)) == set(scores)
+    settings.MIN_SIMILAR_SIMILARITY = None  # unset: the image floor holds for it too
+    assert shown(SimilarQuery(image_id=source.pk)) == {name for name, score in scores.items() if score >= floor}
 
 
 def test_more_like_this_by_objects_finds_a_photo_that_shares_an_object(owner, upload, colour_proposer, settings):
