@@ -216,3 +216,34 @@ def test_the_pixel_check_parts_another_shot_that_hash_and_clip_take_for_a_copy(o
     assert pixel_checks_backfill() == 2
     assert PixelVerdict.objects.get().same is False
     assert duplicate_groups(owner) == []
+
+
+def test_check_duplicates_works_through_the_backlog_and_can_start_again(owner, copies, upload):
+    from django.core.management import call_command
+
+    upload(owner, encode(deep_crop(scene(5))), "deep-crop.png")
+    out = io.StringIO()
+    call_command("check_duplicates", stdout=out)
+    assert "Pixel-checked 7 photo(s); " in out.getvalue() and "wait for the index" not in out.getvalue()
+    assert PixelVerdict.objects.filter(same=True).exists()
+    assert any("deep-crop.png" in names(group) for group in duplicate_groups(owner))
+    out = io.StringIO()
+    call_command("check_duplicates", stdout=out)
+    assert "Pixel-checked 0 photo(s)" in out.getvalue()  # nothing left to do
+    same, before = PixelVerdict.objects.filter(same=True).count(), PixelVerdict.objects.count()
+    out = io.StringIO()
+    call_command("check_duplicates", "--again", stdout=out)
+    assert f"Forgot {before} verdict(s)." in out.getvalue()
+    assert "Pixel-checked 7 photo(s)" in out.getvalue() and PixelVerdict.objects.filter(same=True).count() == same
+
+
+def test_check_duplicates_says_so_when_there_is_no_index_yet(db, settings, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    from search.index import reset_index
+
+    settings.INDEX_DIR = tmp_path / "no-index-here"  # nothing ever published there,
+    settings.INDEX_INLINE_WRITER = False  # and no indexer running
+    reset_index()
+    with pytest.raises(CommandError, match="has not been built yet"):
+        call_command("check_duplicates")
