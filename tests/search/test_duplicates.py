@@ -184,7 +184,7 @@ def test_the_sweep_finds_the_crops_the_hash_misses_for_their_owner_only(owner, s
     cropped.refresh_from_db()
     assert cropped.status == "ready"
     assert hash_distances([copies["original"].perceptual_hash], [cropped.perceptual_hash])[0, 0] > settings.NEAR_DUPLICATE_HASH_BITS
-    assert all("deep-crop.png" not in names(group) for group in duplicate_groups(owner))
+    assert all("deep-crop.png" not in names(group) for group in duplicate_groups(owner))  # it leaves the group
 
     client.force_login(owner)
     assert 'data-pixel-checks-waiting="7"' in client.get(reverse("search:duplicates")).content.decode()
@@ -247,3 +247,16 @@ def test_check_duplicates_says_so_when_there_is_no_index_yet(db, settings, tmp_p
     reset_index()
     with pytest.raises(CommandError, match="has not been built yet"):
         call_command("check_duplicates")
+
+
+def test_a_curator_sees_the_verdicts_in_the_admin_and_one_turned_over_holds(owner, copies, upload, admin_client):
+    upload(owner, encode(deep_crop(scene(5))), "deep-crop.png")
+    pixel_checks_backfill(limit=50)
+    page = admin_client.get(reverse("admin:search_pixelverdict_changelist"), {"same__exact": "1"}).content.decode()
+    assert "deep-crop.png" in page
+    # It is judged the same picture as each copy: turned over (the changelist's checkbox) for all of them,
+    mine = PixelVerdict.objects.filter(same=True, second__original_name="deep-crop.png")
+    assert mine.count() >= 2
+    mine.update(same=False)
+    assert pixel_checks_backfill(limit=50) == 0  # never judged again,
+    assert all("deep-crop.png" not in names(group) for group in duplicate_groups(owner))  # it leaves the group
