@@ -156,9 +156,19 @@ def same_picture(first: PILImage.Image | Keypoints, second: PILImage.Image | Key
     box = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))
     reference = cv2.GaussianBlur(a.grey, (5, 5), 0)[box].astype(np.float32)
     difference = np.abs(reference - cv2.GaussianBlur(seen, (5, 5), 0)[box].astype(np.float32))
-    valid = inside[box]
-    edges_y = np.linspace(0, difference.shape[0], BLOCKS + 1).astype(int)
-    edges_x = np.linspace(0, difference.shape[1], BLOCKS + 1).astype(int)
+    different, compared = _differing_blocks(reference, difference, inside[box], BLOCKS)
+    if compared == 0:
+        return None
+    return different <= MAX_DIFFERENT_BLOCKS * compared
+
+
+def _differing_blocks(reference: np.ndarray, difference: np.ndarray, valid: np.ndarray, blocks: int) -> tuple[int, int]:
+    """On a blocks x blocks grid over two aligned pictures (`reference`, and the absolute `difference`
+    of the other from it; grey or colour, lightly blurred): how many blocks differ, of how many
+    compared (those at least half `valid`). A block differs when its mean difference is over
+    BLOCK_DIFFERENCE + BLOCK_TEXTURE x the reference block's standard deviation."""
+    edges_y = np.linspace(0, difference.shape[0], blocks + 1).astype(int)
+    edges_x = np.linspace(0, difference.shape[1], blocks + 1).astype(int)
     different = compared = 0
     for top, bottom in zip(edges_y[:-1], edges_y[1:]):
         for left, right in zip(edges_x[:-1], edges_x[1:]):
@@ -166,12 +176,9 @@ def same_picture(first: PILImage.Image | Keypoints, second: PILImage.Image | Key
             if mask.sum() < 0.5 * mask.size:
                 continue
             compared += 1
-            own = reference[top:bottom, left:right][mask]
-            allowed = BLOCK_DIFFERENCE + BLOCK_TEXTURE * float(own.std())
+            allowed = BLOCK_DIFFERENCE + BLOCK_TEXTURE * float(reference[top:bottom, left:right][mask].std())
             different += float(difference[top:bottom, left:right][mask].mean()) > allowed
-    if compared == 0:
-        return None
-    return different <= MAX_DIFFERENT_BLOCKS * compared
+    return different, compared
 
 
 LOCATE_MATCH = 0.9  # normalised cross-correlation the best place for a picture inside another must reach
@@ -211,12 +218,9 @@ def locate(part: PILImage.Image, photo: PILImage.Image, photo_size: tuple[int, i
         return None
     found = cv2.GaussianBlur(pixels[y:y + height, x:x + width], (3, 3), 0).astype(np.float32)
     wanted = cv2.GaussianBlur(template, (3, 3), 0).astype(np.float32)
-    edges_y, edges_x = np.linspace(0, height, 5).astype(int), np.linspace(0, width, 5).astype(int)
-    for top, bottom in zip(edges_y[:-1], edges_y[1:]):
-        for left, right in zip(edges_x[:-1], edges_x[1:]):
-            block = wanted[top:bottom, left:right]
-            if np.abs(found[top:bottom, left:right] - block).mean() > BLOCK_DIFFERENCE + BLOCK_TEXTURE * block.std():
-                return None
+    different, _ = _differing_blocks(wanted, np.abs(found - wanted), np.ones((height, width), dtype=bool), 4)
+    if different:
+        return None
     return [round(x / factor), round(y / factor), round((x + width) / factor), round((y + height) / factor)]
 
 
