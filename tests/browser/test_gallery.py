@@ -184,6 +184,7 @@ def test_a_photo_opened_from_the_timeline_steps_through_the_timeline(page, libra
     expect(page.locator("[data-position]")).to_have_text("2 of 6")  # back on beach.jpg, its script ready
     page.keyboard.press("ArrowLeft")
     expect(page.locator("h1")).to_have_text("snow.jpg")
+    page.wait_for_load_state("domcontentloaded")
     assert page.locator("[data-newer]").is_hidden()  # the newest has nothing newer
     page.click("#full-screen")
     assert page.evaluate("document.fullscreenElement && document.fullscreenElement.className") == "photo boxes-on"
