@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from PIL import Image as PILImage
 
 from gallery import storage
@@ -396,21 +397,33 @@ def compare_with_neighbours(image: Image, generation, owner_hashes: tuple[np.nda
     others = Image.objects.filter(pk__in=_likely_copies(image, generation, owner_hashes), owner_id=image.owner_id,
                                   status=Image.Status.READY)
     judged = 0
-    if others:
-        mine = keypoints(storage.read_rgb(image.file, at_least=REGISTRATION_SIDE))
-        for other in others:
-            try:
-                verdict = same_picture(mine, keypoints(storage.read_rgb(other.file, at_least=REGISTRATION_SIDE)))
-            except (OSError, ValueError) as error:  # its file is gone or unreadable: judge it another time
-                logger.warning("Pixel check skipped image %s against %s: %s", image.pk, other.pk, error)
-                continue
-            if verdict is None:
-                continue
-            PixelVerdict.objects.update_or_create(first_id=min(image.pk, other.pk), second_id=max(image.pk, other.pk),
-                                                  defaults={"same": verdict})
+    try:
+        mine = keypoints(storage.read_rgb(image.file, at_least=REGISTRATION_SIDE)) if others else None
+    except (OSError, ValueError) as error:  # its own file is gone or unreadable: the image page says so
+        logger.warning("No pixel check for image %s: %s", image.pk, error)
+        others = []
+    for other in others:
+        try:
+            verdict = same_picture(mine, keypoints(storage.read_rgb(other.file, at_least=REGISTRATION_SIDE)))
+        except (OSError, ValueError) as error:  # its file is gone or unreadable: judge it another time
+            logger.warning("Pixel check skipped image %s against %s: %s", image.pk, other.pk, error)
+            continue
+        if verdict is not None and _saved(lambda: PixelVerdict.objects.update_or_create(
+                first_id=min(image.pk, other.pk), second_id=max(image.pk, other.pk), defaults={"same": verdict})):
             judged += 1
-    PixelCheck.objects.update_or_create(image=image)
+    _saved(lambda: PixelCheck.objects.update_or_create(image=image))
     return judged
+
+
+def _saved(write) -> bool:
+    """Run one write of the pixel check in its own transaction; False when a photo it names was
+    deleted while the check ran (the foreign key fails on commit): there is nothing left to record."""
+    try:
+        with transaction.atomic():
+            write()
+    except IntegrityError:
+        return False
+    return True
 
 
 def _owner_hashes(owner_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -432,7 +445,6 @@ def pixel_checks_backfill(*, limit: int = 10, seconds: float | None = None) -> i
     then judged by whichever of them the index took in last, which finds the other there.
     """
     from search.index import IndexUnavailable, get_index
-    from search.models import PixelCheck
 
     try:
         generation = get_index().current()
@@ -451,11 +463,7 @@ def pixel_checks_backfill(*, limit: int = 10, seconds: float | None = None) -> i
         done += 1
         if image.owner_id not in hashes:
             hashes[image.owner_id] = _owner_hashes(image.owner_id)
-        try:
-            compare_with_neighbours(image, generation, hashes[image.owner_id])
-        except (OSError, ValueError) as error:  # its own file is gone or unreadable: the image page says so
-            logger.warning("No pixel check for image %s: %s", image.pk, error)
-            PixelCheck.objects.get_or_create(image=image)
+        compare_with_neighbours(image, generation, hashes[image.owner_id])
     return done
 
 

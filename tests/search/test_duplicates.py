@@ -260,3 +260,45 @@ def test_a_curator_sees_the_verdicts_in_the_admin_and_one_turned_over_holds(owne
     mine.update(same=False)
     assert pixel_checks_backfill(limit=50) == 0  # never judged again,
     assert all("deep-crop.png" not in names(group) for group in duplicate_groups(owner))  # it leaves the group
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_photo_deleted_while_the_sweep_compares_it_costs_nothing_but_its_verdict(owner, copies, monkeypatch):
+    """Someone deletes a photo while the sweep's pixel check holds it: the verdict naming it cannot be
+    stored (its foreign key fails on commit), and the sweep goes on with the rest instead of failing."""
+    import threading
+
+    from django.db import connection
+
+    from gallery.services import image_delete
+    from search import duplicates
+    from search.models import PixelCheck
+
+    real_same_picture, deleted = duplicates.same_picture, []
+
+    def deleted_meanwhile(first, second):
+        if not deleted:  # the owner, in another request (another connection), deletes the rescale
+            def delete() -> None:
+                image_delete(image=Image.objects.get(pk=copies["rescale"].pk))
+                connection.close()
+            thread = threading.Thread(target=delete)
+            thread.start()
+            thread.join()
+            deleted.append(copies["rescale"].pk)
+        return real_same_picture(first, second)
+
+    monkeypatch.setattr(duplicates, "same_picture", deleted_meanwhile)
+    assert pixel_checks_backfill(limit=50) == 6  # the rescale too: it was listed before it went
+    assert deleted and not Image.objects.filter(pk=deleted[0]).exists()
+    assert not PixelVerdict.objects.filter(first_id=deleted[0]).exists() and not PixelVerdict.objects.filter(second_id=deleted[0]).exists()
+    assert set(PixelCheck.objects.values_list("image_id", flat=True)) == {i.pk for k, i in copies.items() if k != "rescale"}
+    assert PixelVerdict.objects.filter(same=True).exists()
+
+
+def test_a_photo_whose_file_is_gone_is_marked_checked_and_the_others_still_compared(owner, copies):
+    from search.models import PixelCheck
+
+    storage.delete(copies["original"].file)
+    assert pixel_checks_backfill(limit=50) == 6
+    assert PixelCheck.objects.count() == 6  # not tried again each sweep
+    assert PixelVerdict.objects.filter(same=True).exclude(first=copies["original"]).exclude(second=copies["original"]).exists()
