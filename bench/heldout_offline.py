@@ -29,6 +29,19 @@ def load_demo_clip(weights: Path):
         return load_clip()
 
 
+def demo_proposer(kind: str):
+    """The demo profile's region proposer, or another `kind` (a REGION_PROPOSER value), built by the
+    worker's own loader with the demo profile's smallest area."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    from search.proposers import load_proposer
+
+    with override_settings(REGION_PROPOSER=kind,
+                           REGION_MIN_AREA_FRACTION=settings.MODEL_PROFILES["demo"]["REGION_MIN_AREA_FRACTION"]):
+        return load_proposer()
+
+
 import numpy as np  # noqa: E402
 
 
@@ -271,6 +284,8 @@ def main() -> None:
     parser.add_argument("--split", choices=("tuning", "evaluation", "generator"), default="tuning")
     parser.add_argument("--weights", type=Path, default=None, help="A demo CLIP checkpoint (default: the committed one).")
     parser.add_argument("--scenes", type=int, default=28)
+    parser.add_argument("--proposer", choices=("colour", "colour+objectness"), default=None,
+                        help="REGION_PROPOSER (default: the demo profile's).")
     parser.add_argument("--tie-eps", type=float, default=None)
     parser.add_argument("--handicap", type=float, default=None, help="WHOLE_IMAGE_HANDICAP (default: the demo profile's).")
     parser.add_argument("--thresholds", type=float, nargs="*", default=(), help="Also print precision and recall at these.")
@@ -287,8 +302,6 @@ def main() -> None:
 
     from bench import heldout
     from search import demo
-    from search.proposers import ColourProposer
-
     profile = settings.MODEL_PROFILES["demo"]
     clip = load_demo_clip(args.weights or demo.DEMO_WEIGHTS)
     rng = np.random.default_rng(7013)
@@ -302,7 +315,7 @@ def main() -> None:
     else:
         photos = heldout.photographs(heldout.TUNING_PHOTOGRAPHS if args.split == "tuning" else heldout.EVALUATION_PHOTOGRAPHS)
         scenes = [heldout.scene(number, rng, photos) for number in range(args.scenes)]
-    library = Library(scenes, clip, ColourProposer(min_area_fraction=profile["REGION_MIN_AREA_FRACTION"]),
+    library = Library(scenes, clip, demo_proposer(args.proposer or profile["REGION_PROPOSER"]),
                       min_area_fraction=profile["REGION_MIN_AREA_FRACTION"], nms_iou=settings.REGION_NMS_IOU,
                       max_count=settings.REGION_MAX_PER_IMAGE)
     tie_eps = settings.SCORE_TIE_EPS if args.tie_eps is None else args.tie_eps

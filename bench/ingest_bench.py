@@ -115,7 +115,6 @@ def main() -> None:
     from django.core.files.base import ContentFile
     from django.core.management import call_command
 
-    from bench.baseline_original import ingest_original
     from bench.stages import StageTimer
     from search.pipeline import image_process
     from gallery.services import image_create

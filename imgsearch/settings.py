@@ -259,13 +259,14 @@ MODEL_PROFILES = {
         "CLIP_MODEL": "imgsearch-demo",
         "CLIP_PRETRAINED": "",
         "CLIP_CHECKPOINT": str(BASE_DIR / "search" / "model_weights" / "imgsearch-demo.pt"),
-        "REGION_PROPOSER": "colour",
+        # The colour proposer, with the learned objectness map filling its gaps (search/objectness.py).
+        "REGION_PROPOSER": "colour+objectness",
         # Its shapes can be small (7% of the short side: 0.06% of a 640x480 picture).
         "REGION_MIN_AREA_FRACTION": 0.0005,
         # Chosen on bench/heldout.py's tuning photographs (bench/heldout_offline.py --thresholds):
         # the lowest thresholds at which about 80% of what is shown is right.
-        "MIN_SIMILARITY": 0.85,
-        "MIN_IMAGE_SIMILARITY": 0.88,
+        "MIN_SIMILARITY": 0.89,
+        "MIN_IMAGE_SIMILARITY": 0.9,
         "MIN_SIMILAR_SIMILARITY": 0.97,
         "WHOLE_IMAGE_HANDICAP": 0.1,
         "SIMILAR_BY_OBJECTS": True,
@@ -309,8 +310,10 @@ CLIP_PRETRAINED = env_str("CLIP_PRETRAINED", _profile["CLIP_PRETRAINED"])
 CLIP_CHECKPOINT = env_str("CLIP_CHECKPOINT", _profile.get("CLIP_CHECKPOINT", ""))
 CLIP_BATCH_SIZE = env_int("CLIP_BATCH_SIZE", 32, minimum=1)
 
-# "sam": Segment Anything; "colour": weight-free colour segmentation (generated scenes, tests).
+# "sam": Segment Anything; "colour": weight-free colour segmentation (generated scenes, tests);
+# "colour+objectness": that joined with the demo's small learned objectness map (search/objectness.py).
 REGION_PROPOSER = env_str("REGION_PROPOSER", _profile.get("REGION_PROPOSER", "sam"))
+OBJECTNESS_WEIGHTS = env_str("OBJECTNESS_WEIGHTS", str(BASE_DIR / "search" / "model_weights" / "imgsearch-objectness.pt"))
 SAM_MODEL_TYPE = env_str("SAM_MODEL_TYPE", _profile["SAM_MODEL_TYPE"])
 SAM_CHECKPOINT = env_str(
     "SAM_CHECKPOINT",

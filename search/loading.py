@@ -5,6 +5,7 @@ and the test collector never pay for them.
 """
 import logging
 import threading
+from pathlib import Path
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
@@ -97,6 +98,9 @@ def weights_missing() -> dict[str, str]:
         problem = sam_checkpoint_problem(model_type=settings.SAM_MODEL_TYPE, checkpoint=settings.SAM_CHECKPOINT)
         if problem:
             missing["sam"] = f"SAM: {problem}"
+    if settings.REGION_PROPOSER == "colour+objectness" and not Path(settings.OBJECTNESS_WEIGHTS).is_file():
+        missing["objectness"] = (f"Objectness: the weights are missing (looked for {settings.OBJECTNESS_WEIGHTS}); "
+                                 f"run `python manage.py train_demo_proposer`.")
     return missing
 
 

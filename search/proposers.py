@@ -288,8 +288,14 @@ class ColourProposer:
 def load_proposer() -> RegionProposer:
     if settings.REGION_PROPOSER == "colour":
         return ColourProposer(min_area_fraction=settings.REGION_MIN_AREA_FRACTION)
+    if settings.REGION_PROPOSER == "colour+objectness":
+        from search.objectness import JoinedProposer, ObjectnessProposer, load_objectness
+
+        return JoinedProposer(ColourProposer(min_area_fraction=settings.REGION_MIN_AREA_FRACTION),
+                              ObjectnessProposer(load_objectness(settings.OBJECTNESS_WEIGHTS),
+                                                 min_area_fraction=settings.REGION_MIN_AREA_FRACTION))
     if settings.REGION_PROPOSER != "sam":
-        raise ModelUnavailable(f"REGION_PROPOSER={settings.REGION_PROPOSER!r}; choose sam or colour.")
+        raise ModelUnavailable(f"REGION_PROPOSER={settings.REGION_PROPOSER!r}; choose sam, colour or colour+objectness.")
     model = load_sam_model(model_type=settings.SAM_MODEL_TYPE, checkpoint=settings.SAM_CHECKPOINT)
     logger.info("Loaded SAM %s on %s", settings.SAM_MODEL_TYPE, torch_device())
     return SamProposer(

@@ -100,6 +100,13 @@ def test_fetch_models_if_missing_offline_prints_a_banner_and_lets_the_app_start(
     assert "CLIP" not in err  # present (the tiny profile's random weights): not fetched
 
 
+def test_fetch_models_if_missing_says_how_to_train_missing_objectness_weights(db, run, settings, tmp_path):
+    settings.REGION_PROPOSER = "colour+objectness"
+    settings.OBJECTNESS_WEIGHTS = str(tmp_path / "imgsearch-objectness.pt")
+    out, err = run("fetch_models", "--if-missing")  # nothing to download: it is trained here
+    assert "fetching them now" in out and "train_demo_proposer" in err and "imgsearch-objectness.pt" in err
+
+
 @pytest.fixture
 def fresh_models():
     reset_models()
@@ -122,7 +129,8 @@ def test_the_worker_sweep_queues_images_that_waited_for_weights(owner, upload, r
 
 
 @pytest.mark.parametrize("name", ["ingest_folder", "reprocess", "rebuild_index", "fetch_models", "run_worker",
-                                  "run_indexer", "load_demo", "train_demo_model"])
+                                  "run_indexer", "load_demo", "train_demo_model", "train_demo_proposer",
+                                  "check_duplicates"])
 def test_every_argument_of_our_commands_says_what_it_does(name):
     from django.core.management import load_command_class
     from django.core.management.base import BaseCommand

@@ -86,6 +86,8 @@ class Command(BaseCommand):
             skip_clip, skip_sam = skip_clip or "clip" not in missing, skip_sam or "sam" not in missing
             self.stdout.write("Model weights missing: fetching them now (once; they are kept in MODEL_CACHE_DIR).")
         problems = []
+        if if_missing and "objectness" in missing:  # trained here, not downloaded
+            problems.append(missing["objectness"])
         if not skip_clip:
             problems += self.fetch_clip()
         if not skip_sam:

@@ -1,0 +1,246 @@
+"""A learned objectness map for the demo profile: a small fully-convolutional network that marks the
+pixels inside objects, trained on generated scenes (search.demo's shapes on varied backgrounds).
+
+The colour proposer needs an edge all round an object: where a shape meets a background of a
+similar colour for a few pixels (a red triangle on a red flag, a blue star whose tip blurs into grey)
+its flat area leaks into the background and it is lost. The network sees the shape, not one pixel
+step, so it finds many of those (a black star on a night sky); it also marks some flat patches of a
+photograph (a cheek, a helmet's glare), which its stricter per-area rules drop. The demo profile
+joins both proposers' areas (REGION_PROPOSER=colour+objectness); what it finds is measured on
+held-out photographs (bench/proposer_bench.py, tests/search/test_heldout_quality.py).
+
+`manage.py train_demo_proposer` retrains it in minutes on two cores; the weights (~120 KB) are
+committed beside the demo CLIP's.
+"""
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image as PILImage
+
+from search.loading import ModelUnavailable
+from search.proposers import Proposal
+
+OBJECTNESS_WEIGHTS = Path(__file__).resolve().parent / "model_weights" / "imgsearch-objectness.pt"
+TRAIN_SEED = 4321  # the held-out scenes and the tests use other seeds
+WORK_SIDE = 320  # the map is computed on a copy at most this large
+TRAIN_SIZE = (320, 240)  # generated training scenes
+# Training targets are objects shrunk by this many pixels, so two objects that touch stay two areas;
+# a proposal's box grows back by it.
+CORE_SHRINK = 2
+
+
+def _network():
+    """Built on first use: torch is imported by the worker, never by the web processes."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class ObjectnessNet(nn.Module):
+        """Full-resolution features, a half-resolution context path with dilated convolutions
+        (a receptive field of ~70 pixels: a whole object and its surroundings), joined again."""
+
+        def __init__(self, width: int = 24):
+            super().__init__()
+            self.fine = nn.Conv2d(3, 16, 3, padding=1)
+            self.down = nn.Conv2d(16, width, 3, stride=2, padding=1)
+            self.context = nn.ModuleList([nn.Conv2d(width, width, 3, padding=r, dilation=r) for r in (1, 2, 4, 8)])
+            self.join = nn.Conv2d(width + 16, 16, 3, padding=1)
+            self.out = nn.Conv2d(16, 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            fine = F.relu(self.fine(x))
+            coarse = F.relu(self.down(fine))
+            for conv in self.context:
+                coarse = F.relu(conv(coarse)) + coarse
+            coarse = F.interpolate(coarse, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+            return self.out(F.relu(self.join(torch.cat([fine, coarse], 1))))[:, 0]  # logits
+
+    return ObjectnessNet()
+
+
+def _tensor(rgb: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255 - 0.5).permute(2, 0, 1)  # a new array: writable
+
+
+def training_scene(rng: np.random.Generator, photos: list[PILImage.Image]) -> tuple[np.ndarray, np.ndarray]:
+    """A JPEG'd scene of 1-6 shapes (any of the 32 classes, colours a little off, turned, 5-30% of the
+    short side, some cut by the picture's edge, later ones covering earlier ones) on a varied
+    background, and its target: 1 inside each shape's visible part shrunk by CORE_SHRINK, else 0."""
+    import cv2
+
+    from search import demo
+
+    width, height = TRAIN_SIZE
+    image = demo.varied_background(width, height, rng, photos).convert("RGB")
+    masks: list[np.ndarray] = []
+    for _ in range(int(rng.integers(1, 7))):
+        colour, shape = demo.CLASSES[int(rng.integers(len(demo.CLASSES)))]
+        fill = tuple(int(v) for v in np.clip(np.array(demo.COLOURS[colour]) + rng.normal(0, 10, 3), 0, 255))
+        layer = demo.rotated_shape(shape, fill, max(6, int(rng.uniform(0.05, 0.3) * height)), float(rng.uniform(0, 360)))
+        x = int(rng.integers(-layer.width // 4, width - layer.width * 3 // 4))
+        y = int(rng.integers(-layer.height // 4, height - layer.height * 3 // 4))
+        image.paste(layer, (x, y), layer)
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + layer.width), min(height, y + layer.height)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        mask = np.zeros((height, width), bool)
+        mask[y0:y1, x0:x1] = np.asarray(layer.getchannel("A"))[y0 - y:y1 - y, x0 - x:x1 - x] > 127
+        for earlier in masks:
+            earlier &= ~mask
+        masks.append(mask)
+    target = np.zeros((height, width), np.float32)
+    kernel = np.ones((2 * CORE_SHRINK + 1,) * 2, np.uint8)
+    for mask in masks:
+        target = np.maximum(target, cv2.erode(mask.astype(np.uint8), kernel).astype(np.float32))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=int(rng.integers(50, 96)))
+    return np.asarray(PILImage.open(buffer).convert("RGB")), target
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    steps: int
+    seconds: float
+    final_loss: float
+
+
+def train_objectness(*, steps: int, output: Path, scenes: int = 3000, batch_size: int = 16, crop: int = 128,
+                     seed: int = TRAIN_SEED, log: Callable[[str], None] = print) -> TrainingReport:
+    """Train the objectness network from scratch on `scenes` generated scenes (random `crop` x `crop`
+    parts of them, `batch_size` a step) and save float16 weights to `output`."""
+    import torch
+    from torch.nn import functional as F
+
+    from search import demo
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    photos = demo.training_photographs()
+    data = [training_scene(rng, photos) for _ in range(scenes)]
+    net = _network()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=max(1, steps))
+    width, height = TRAIN_SIZE
+    crop = min(crop, width, height)
+    started, loss_value = time.perf_counter(), float("nan")
+    net.train()
+    for step in range(steps):
+        pictures, targets = [], []
+        for _ in range(batch_size):
+            rgb, target = data[int(rng.integers(len(data)))]
+            x, y = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
+            pictures.append(_tensor(rgb[y:y + crop, x:x + crop]))
+            targets.append(torch.from_numpy(target[y:y + crop, x:x + crop].copy()))
+        # Object pixels are ~4% of a scene: weighted up so that the network does not settle for "none".
+        loss = F.binary_cross_entropy_with_logits(net(torch.stack(pictures)), torch.stack(targets),
+                                                  pos_weight=torch.tensor(2.0))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        loss_value = loss.item()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"step {step:4d}/{steps}  loss {loss_value:.3f}  {time.perf_counter() - started:.0f} s")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({key: value.half() for key, value in net.state_dict().items()}, output)
+    return TrainingReport(steps=steps, seconds=time.perf_counter() - started, final_loss=loss_value)
+
+
+def load_objectness(weights: Path):
+    """The trained network, or ModelUnavailable saying how to get its weights."""
+    import torch
+
+    weights = Path(weights)
+    if not weights.is_file():
+        raise ModelUnavailable(f"The objectness weights are missing (looked for {weights}). "
+                               f"Run `python manage.py train_demo_proposer` to train them (minutes on a CPU).")
+    net = _network()
+    try:
+        net.load_state_dict({key: value.float() for key, value in torch.load(weights, map_location="cpu").items()})
+    except Exception as error:
+        raise ModelUnavailable(f"The objectness weights {weights} could not be loaded: {error}") from error
+    return net.eval()
+
+
+class ObjectnessProposer:
+    """Proposals from the objectness map: each connected area of pixels the network marks, kept when
+    the network is sure of it on the whole (its mean probability) and it is not a long strip."""
+
+    name = "objectness"
+    MARKED = 0.5  # a pixel belongs to an object above this probability
+    MIN_MEAN = 0.85  # an area's mean probability: the flat patches of photographs stay under it
+    MAX_ASPECT = 2.5
+
+    def __init__(self, net, *, min_area_fraction: float = 0.0):
+        self.net = net
+        self.min_area_fraction = min_area_fraction
+
+    def propose_batch(self, images: list[PILImage.Image]) -> list[list[Proposal]]:
+        return [self.propose(image) for image in images]
+
+    def probabilities(self, image: PILImage.Image) -> tuple[float, np.ndarray]:
+        """(scale, the map on a copy at most WORK_SIDE large)."""
+        import torch
+
+        width, height = image.size
+        scale = min(1.0, WORK_SIDE / max(width, height))
+        small = image.convert("RGB").resize((max(1, round(width * scale)), max(1, round(height * scale))),
+                                            PILImage.Resampling.BILINEAR)
+        with torch.inference_mode():
+            return scale, torch.sigmoid(self.net(_tensor(np.asarray(small))[None]))[0].numpy()
+
+    def propose(self, image: PILImage.Image) -> list[Proposal]:
+        import cv2
+
+        width, height = image.size
+        scale, probability = self.probabilities(image)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats((probability > self.MARKED).astype(np.uint8), connectivity=4)
+        means = np.bincount(labels.ravel(), weights=probability.ravel(), minlength=count) / np.maximum(stats[:, 4], 1)
+        grow = CORE_SHRINK
+        proposals = []
+        for label in range(1, count):  # a handful: the network marks few areas
+            x, y, w, h, size = (int(v) for v in stats[label])
+            area_fraction = size / probability.size
+            if area_fraction < self.min_area_fraction or means[label] < self.MIN_MEAN:
+                continue
+            if max(w, h) / max(1, min(w, h)) > self.MAX_ASPECT:
+                continue
+            box = (max(0, math.floor((x - grow) / scale)), max(0, math.floor((y - grow) / scale)),
+                   min(width, math.ceil((x + w + grow) / scale)), min(height, math.ceil((y + h + grow) / scale)))
+            proposals.append(Proposal(box=box, area_fraction=area_fraction, score=float(means[label])))
+        return proposals
+
+
+class JoinedProposer:
+    """The first proposer's proposals, and the second's where the first has none like them (box IoU
+    under SAME_OBJECT_IOU): the second fills the first's gaps without boxing its finds again. Their
+    scores are not comparable, so the first's are put above the second's (each halved, the first's
+    plus one half)."""
+
+    SAME_OBJECT_IOU = 0.5
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+        self.name = f"{first.name}+{second.name}"
+
+    def propose_batch(self, images: list[PILImage.Image]) -> list[list[Proposal]]:
+        return [self.propose(image) for image in images]
+
+    def propose(self, image: PILImage.Image) -> list[Proposal]:
+        from search.proposers import box_iou
+
+        def scaled(proposals: list[Proposal], offset: float) -> list[Proposal]:
+            return [Proposal(box=p.box, area_fraction=p.area_fraction, score=offset + 0.5 * min(1.0, p.score)) for p in proposals]
+
+        first = self.first.propose(image)
+        second = [p for p in self.second.propose(image) if all(box_iou(p.box, q.box) < self.SAME_OBJECT_IOU for q in first)]
+        return scaled(first, 0.5) + scaled(second, 0.0)
