@@ -221,12 +221,16 @@ class ObjectnessProposer:
 
 
 class JoinedProposer:
-    """The first proposer's proposals, and the second's where the first has none like them (box IoU
-    under SAME_OBJECT_IOU): the second fills the first's gaps without boxing its finds again. Their
-    scores are not comparable, so the first's are put above the second's (each halved, the first's
-    plus one half)."""
+    """The first proposer's proposals, and the second's where the first has none like them: the second
+    fills the first's gaps without boxing its finds again. Like: a box IoU of SAME_OBJECT_IOU or more,
+    or a part of one (PART_INSIDE of its box inside one at most PART_OF times larger: the network
+    splits a shape much larger than those it trained on, which the colour proposer found whole).
+    Their scores are not comparable, so the first's are put above the second's (each halved, the
+    first's plus one half)."""
 
     SAME_OBJECT_IOU = 0.5
+    PART_INSIDE = 0.9
+    PART_OF = 4.0
 
     def __init__(self, first, second):
         self.first, self.second = first, second
@@ -241,6 +245,17 @@ class JoinedProposer:
         def scaled(proposals: list[Proposal], offset: float) -> list[Proposal]:
             return [Proposal(box=p.box, area_fraction=p.area_fraction, score=offset + 0.5 * min(1.0, p.score)) for p in proposals]
 
+        def like(p: Proposal, q: Proposal) -> bool:
+            if box_iou(p.box, q.box) >= self.SAME_OBJECT_IOU:
+                return True
+            inside = max(0, min(p.box[2], q.box[2]) - max(p.box[0], q.box[0])) * max(0, min(p.box[3], q.box[3]) - max(p.box[1], q.box[1]))
+            area_p, area_q = _area(p.box), _area(q.box)
+            return inside >= self.PART_INSIDE * area_p and area_q <= self.PART_OF * area_p
+
         first = self.first.propose(image)
-        second = [p for p in self.second.propose(image) if all(box_iou(p.box, q.box) < self.SAME_OBJECT_IOU for q in first)]
+        second = [p for p in self.second.propose(image) if not any(like(p, q) for q in first)]
         return scaled(first, 0.5) + scaled(second, 0.0)
+
+
+def _area(box: tuple[int, int, int, int]) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])

@@ -106,3 +106,26 @@ def test_train_demo_proposer_writes_the_weights_it_names(tmp_path):
     call_command("train_demo_proposer", "--steps", "2", "--scenes", "3", "--output", str(output), stdout=out)
     assert "Trained 2 steps" in out.getvalue() and f"Saved {output}." in out.getvalue()
     assert load_objectness(output) is not None
+
+
+class Boxes:
+    """A proposer that proposes the boxes it is given: the input of the joining rule under test."""
+
+    def __init__(self, name: str, *boxes):
+        self.name, self.boxes = name, boxes
+
+    def propose(self, image):
+        from search.proposers import Proposal
+
+        return [Proposal(box=box, area_fraction=0.01, score=0.9) for box in self.boxes]
+
+
+def test_the_second_proposer_adds_only_what_the_first_has_nothing_like():
+    square = (8, 78, 183, 253)  # found whole by the first
+    joined = JoinedProposer(Boxes("first", square),
+                            Boxes("second", (10, 80, 180, 250),  # the same square: IoU 0.9
+                                  (6, 76, 90, 252),  # its left half (the network split a large shape)
+                                  (300, 300, 340, 340),  # something the first missed
+                                  (20, 90, 40, 110)))  # small, inside the square, 1/75 of it: its own object
+    assert [p.box for p in joined.propose(None)] == [square, (300, 300, 340, 340), (20, 90, 40, 110)]
+    assert joined.name == "first+second"
