@@ -13,7 +13,6 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from django.conf import settings as django_settings
 from django.urls import reverse
 from rest_framework.test import APIClient
 
