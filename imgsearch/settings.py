@@ -265,8 +265,8 @@ MODEL_PROFILES = {
         "REGION_MIN_AREA_FRACTION": 0.0005,
         # Chosen on bench/heldout.py's tuning photographs (bench/heldout_offline.py --thresholds):
         # the lowest thresholds at which about 80% of what is shown is right.
-        "MIN_SIMILARITY": 0.89,
-        "MIN_IMAGE_SIMILARITY": 0.9,
+        "MIN_SIMILARITY": 0.92,
+        "MIN_IMAGE_SIMILARITY": 0.91,
         "MIN_SIMILAR_SIMILARITY": 0.97,
         "WHOLE_IMAGE_HANDICAP": 0.1,
         "SIMILAR_BY_OBJECTS": True,

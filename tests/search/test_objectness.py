@@ -6,8 +6,8 @@ from PIL import Image as PILImage
 
 from search import demo
 from search.loading import ModelUnavailable
-from search.objectness import (OBJECTNESS_WEIGHTS, JoinedProposer, ObjectnessProposer, load_objectness,
-                               train_objectness, training_scene)
+from search.objectness import (CONTACT_GAP, OBJECTNESS_WEIGHTS, JoinedProposer, ObjectnessProposer, load_objectness,
+                               train_objectness, training_scene, training_target)
 from search.proposers import ColourProposer, box_iou, filter_proposals
 
 
@@ -21,6 +21,25 @@ def test_a_training_scene_marks_the_inside_of_its_shapes_only():
     marked = rgb[target == 1].astype(np.float32)
     nearest = np.linalg.norm(marked[:, None, :] - palette[None], axis=2).min(axis=1)
     assert np.mean(nearest < 60) > 0.9
+
+
+def test_a_target_keeps_thin_parts_whole_and_touching_shapes_apart():
+    """A star's arms are 1-3 px wide on a small star: a target shrunk all round lost them, and the
+    network learned to mark a small star's middle only (a box a tenth of the star's)."""
+    import cv2
+
+    star = np.asarray(demo.rotated_shape("star", (255, 0, 0), 24, 0.0).getchannel("A")) > 127
+    lone = np.zeros((60, 80), bool)
+    lone[10:10 + star.shape[0], 10:10 + star.shape[1]] = star
+    assert np.array_equal(training_target([lone], lone.shape) == 1, lone)
+
+    left, right = np.zeros((60, 80), bool), np.zeros((60, 80), bool)
+    left[10:40, 10:40], right[10:40, 40:70] = True, True  # two squares side by side
+    target = training_target([left, right], left.shape)
+    count, _ = cv2.connectedComponents(target.astype(np.uint8), connectivity=4)
+    assert count - 1 == 2  # two areas
+    assert np.all(target[10:40, 40 - CONTACT_GAP:40 + CONTACT_GAP] == 0) and np.all(target[10:40, 10:40 - CONTACT_GAP] == 1)
+    assert np.all(target[10:40, 40 + CONTACT_GAP:70] == 1)  # only the contact is given up
 
 
 def test_training_writes_weights_the_loader_reads_and_the_proposer_uses(tmp_path):

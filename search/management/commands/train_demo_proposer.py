@@ -10,8 +10,8 @@ class Command(BaseCommand):
             "writes float16 weights.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--steps", type=int, default=4000, help="Training steps: more train a better network, and take longer.")
-        parser.add_argument("--scenes", type=int, default=4000, help="Generated scenes to draw the training crops from.")
+        parser.add_argument("--steps", type=int, default=8000, help="Training steps: more train a better network, and take longer.")
+        parser.add_argument("--scenes", type=int, default=6000, help="Generated scenes to draw the training crops from.")
         parser.add_argument("--output", type=Path, default=OBJECTNESS_WEIGHTS, help="Where to write the weights.")
 
     def handle(self, *args, steps: int, scenes: int, output: Path, **options):
