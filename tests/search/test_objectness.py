@@ -145,6 +145,37 @@ def test_the_second_proposer_adds_only_what_the_first_has_nothing_like():
                             Boxes("second", (10, 80, 180, 250),  # the same square: IoU 0.9
                                   (6, 76, 90, 252),  # its left half (the network split a large shape)
                                   (300, 300, 340, 340),  # something the first missed
-                                  (20, 90, 40, 110)))  # small, inside the square, 1/75 of it: its own object
-    assert [p.box for p in joined.propose(None)] == [square, (300, 300, 340, 340), (20, 90, 40, 110)]
+                                  (20, 90, 40, 110),  # small, inside the square, 1/75 of it: its own object
+                                  (30, 100, 205, 275)))  # IoU 0.62: close, but another box (one of them leaked)
+    assert [p.box for p in joined.propose(None)] == [square, (300, 300, 340, 340), (20, 90, 40, 110), (30, 100, 205, 275)]
     assert joined.name == "first+second"
+
+
+def blob(probability: np.ndarray, box: tuple[int, int, int, int], value: float) -> None:
+    x0, y0, x1, y1 = box
+    probability[y0:y1, x0:x1] = value
+
+
+def test_an_area_that_falls_apart_at_the_next_level_gives_its_parts():
+    """A black shape on a dark part of a photograph: the map's halo (0.5-0.7) joins it to its
+    neighbour at 0.5; above 0.7 they are two areas, and each is boxed alone."""
+    probability = np.zeros((100, 200), np.float32)
+    blob(probability, (10, 10, 190, 60), 0.6)  # the halo joining them
+    blob(probability, (20, 20, 60, 55), 0.97)
+    blob(probability, (120, 15, 170, 55), 0.97)
+    proposer = ObjectnessProposer(None, min_area_fraction=0.01)
+    found = sorted((x, y, x + w, y + h) for x, y, w, h, _, _ in proposer.areas(probability))
+    assert found == [(20, 20, 60, 55), (120, 15, 170, 55)]
+    proposer.LEVELS = (0.5,)  # one level: the joined area (a strip of mean < MIN_MEAN) is all there is, and dropped
+    assert proposer.areas(probability) == []
+
+
+def test_a_sure_area_stays_whole_and_an_unsure_one_gives_only_a_sure_core():
+    probability = np.zeros((100, 200), np.float32)
+    blob(probability, (10, 10, 60, 60), 0.95)  # sure, one piece at every level
+    blob(probability, (100, 10, 190, 90), 0.6)  # a flat patch the network is unsure of ...
+    blob(probability, (120, 30, 150, 60), 0.95)  # ... with a sure core: a shape on it
+    blob(probability, (160, 70, 180, 85), 0.75)  # ... and a lukewarm one: above 0.7, under MIN_PART_MEAN
+    proposer = ObjectnessProposer(None, min_area_fraction=0.005)
+    found = sorted((x, y, x + w, y + h) for x, y, w, h, _, _ in proposer.areas(probability))
+    assert found == [(10, 10, 60, 60), (120, 30, 150, 60)]
