@@ -266,6 +266,15 @@ def _threshold(query: Query) -> float:
     return settings.MIN_IMAGE_SIMILARITY
 
 
+def _exclude_threshold(query: Query) -> float:
+    """Over what a left-out term lowers an image: a phrase may have its own floor, lower than the one
+    that shows results (MIN_EXCLUDE_SIMILARITY), so that a strict show floor still leaves out what
+    the phrase names."""
+    if isinstance(query, TextQuery) and settings.MIN_EXCLUDE_SIMILARITY is not None:
+        return settings.MIN_EXCLUDE_SIMILARITY
+    return _threshold(query)
+
+
 def _handicap(queries) -> float:
     # "More like this" asks about a whole photo; every other kind of query about what is in one.
     return 0.0 if any(isinstance(q, SimilarQuery) for q in queries) else settings.WHOLE_IMAGE_HANDICAP
@@ -296,7 +305,7 @@ def _plan(user, query) -> Plan:
     vector = sum(weight * rows for weight, rows in zip(weights, terms)) / weights.sum()
     threshold = float(np.dot(weights, [_threshold(term.query) for term in query.positive]) / weights.sum())
     negatives = tuple(Negative(vector=np.atleast_2d(query_vector(user=user, query=term.query)[0])[0],
-                               weight=term.weight, threshold=_threshold(term.query)) for term in query.negative)
+                               weight=term.weight, threshold=_exclude_threshold(term.query)) for term in query.negative)
     return Plan(vector=vector.astype(np.float32), source_image_id=sources[0] if sources else None,
                 threshold=threshold, handicap=_handicap([term.query for term in query.positive]),
                 negatives=negatives)

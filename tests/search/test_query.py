@@ -377,6 +377,20 @@ def test_a_negative_term_lowers_exactly_the_images_that_match_it(owner, library,
     assert list(lowered) == sorted(lowered, key=lambda name: -lowered[name])
 
 
+def test_a_left_out_phrase_has_its_own_floor_when_one_is_set(owner, library, settings):
+    """MIN_EXCLUDE_SIMILARITY: a strict show floor must not stop a left-out phrase from matching."""
+    settings.WHOLE_IMAGE_HANDICAP, settings.SCORE_TIE_EPS = 0.0, 0.0
+    wanted, unwanted = ImageQuery(images.png(seed=1)), TextQuery("a red circle")
+    plain, match = scores_of(owner, wanted), scores_of(owner, unwanted)
+    floor = sorted(match.values())[len(match) // 2]  # half the images match the phrase over it
+    settings.MIN_SIMILARITY, settings.MIN_EXCLUDE_SIMILARITY = 1.0, floor
+    lowered = scores_of(owner, ComposedQuery(positive=(Term(wanted),), negative=(Term(unwanted, 2.0),)))
+    expected = {name: score - 2.0 * max(0.0, match.get(name, -1) - floor) for name, score in plain.items()}
+    assert lowered == pytest.approx(expected, abs=1e-4) and lowered != pytest.approx(plain, abs=1e-4)
+    settings.MIN_EXCLUDE_SIMILARITY = None  # unset: the show floor, which nothing reaches here
+    assert scores_of(owner, ComposedQuery(positive=(Term(wanted),), negative=(Term(unwanted, 2.0),))) == pytest.approx(plain, abs=1e-4)
+
+
 def test_pages_of_a_query_with_a_negative_term_neither_repeat_nor_skip(owner, library, upload, settings):
     """The positive terms' best matches are the ones the negative terms sink: FAISS returns them first,
     and they must not take a page before the images they now rank under have been fetched."""
