@@ -11,8 +11,9 @@ held-out photographs (bench/proposer_bench.py, tests/search/test_heldout_quality
 
 It runs on the picture at up to WORK_SIDE (640) px: ~0.2 s for a 640x480 picture on two cores,
 against 0.06 s at 320 px. Joined with the colour proposer it finds 94% of the objects in 120 tuning
-scenes (the colour proposer alone 84%; a single 0.5 level 92%; bench/README.md). `manage.py train_demo_proposer` retrains it in about an hour on two cores; the weights
-(~75 KB) are committed beside the demo CLIP's.
+scenes (the colour proposer alone 84%; a single 0.5 level 92%; bench/README.md).
+`manage.py train_demo_proposer` retrains it in about an hour on two cores; the weights (~75 KB) are
+committed beside the demo CLIP's.
 """
 from __future__ import annotations
 
@@ -240,7 +241,8 @@ class ObjectnessProposer:
         def visit(depth: int, label: int) -> list:
             x, y, w, h, size, mean = area = found[depth][label]
             split = parts[depth].get(label, []) if depth < len(parts) else []
-            sure = mean >= (self.MIN_MEAN if depth == 0 else self.MIN_PART_MEAN) and max(w, h) / max(1, min(w, h)) <= self.MAX_ASPECT
+            floor = self.MIN_MEAN if depth == 0 else self.MIN_PART_MEAN
+            sure = mean >= floor and max(w, h) / max(1, min(w, h)) <= self.MAX_ASPECT
             if sure and len(split) < 2:
                 return [area]
             return [kept for part in split for kept in visit(depth + 1, part)]
