@@ -281,7 +281,7 @@ def evaluate_tags(library: Library, clip, probabilities=(0.3, 0.4, 0.5, 0.6, 0.7
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", choices=("tuning", "evaluation", "generator"), default="tuning")
+    parser.add_argument("--split", choices=("tuning", "evaluation", "fresh", "generator"), default="tuning")
     parser.add_argument("--weights", type=Path, default=None, help="A demo CLIP checkpoint (default: the committed one).")
     parser.add_argument("--scenes", type=int, default=28)
     parser.add_argument("--proposer", choices=("colour", "colour+objectness"), default=None,
@@ -313,7 +313,7 @@ def main() -> None:
             picture.save(buffer, "PNG")
             scenes.append(heldout.HeldOutScene(name=f"{number}", jpeg=buffer.getvalue(), shapes=shapes, photograph=""))
     else:
-        photos = heldout.photographs(heldout.TUNING_PHOTOGRAPHS if args.split == "tuning" else heldout.EVALUATION_PHOTOGRAPHS)
+        photos = heldout.photographs(heldout.SPLITS[args.split])
         scenes = [heldout.scene(number, rng, photos) for number in range(args.scenes)]
     library = Library(scenes, clip, demo_proposer(args.proposer or profile["REGION_PROPOSER"]),
                       min_area_fraction=profile["REGION_MIN_AREA_FRACTION"], nms_iou=settings.REGION_NMS_IOU,

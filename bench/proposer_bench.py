@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10, help="Pictures of each kind.")
     parser.add_argument("--reference", action="store_true", help="Also time the area-by-area reference loop.")
     parser.add_argument("--proposer", default="colour", choices=("colour", "colour+objectness"))
-    parser.add_argument("--split", default="tuning", choices=("tuning", "evaluation"),
+    parser.add_argument("--split", default="tuning", choices=("tuning", "evaluation", "fresh"),
                         help="Photographs of the held-out scenes.")
     args = parser.parse_args()
 
@@ -42,7 +42,7 @@ def main() -> None:
     from bench.heldout_offline import demo_proposer
     from search.proposers import ColourProposer, box_iou, filter_proposals
 
-    photos = heldout.photographs(heldout.TUNING_PHOTOGRAPHS if args.split == "tuning" else heldout.EVALUATION_PHOTOGRAPHS)
+    photos = heldout.photographs(heldout.SPLITS[args.split])
     truth = {}  # held-out picture id -> its true boxes
 
     rng = np.random.default_rng(0)
