@@ -4,8 +4,10 @@ pixels inside objects, trained on generated scenes (search.demo's shapes on vari
 The colour proposer needs an edge all round an object: where a shape meets a background of a
 similar colour for a few pixels (a red triangle on a red flag, a blue star whose tip blurs into grey)
 its flat area leaks into the background and it is lost. The network sees the shape, not one pixel
-step, so it finds many of those (a black star on a night sky); it also marks some flat patches of a
-photograph (a cheek, a helmet's glare), which its stricter per-area rules drop. The demo profile
+step, so it finds many of those; trained also on speckled backgrounds with shapes of their plain
+colour, it finds some shapes that differ from their surroundings by texture alone (a black square
+on a starry sky). It also marks some flat patches of a photograph (a cheek, a helmet's glare),
+which its stricter per-area rules drop. The demo profile
 joins both proposers' areas (REGION_PROPOSER=colour+objectness); what it finds is measured on
 held-out photographs (bench/proposer_bench.py, tests/search/test_heldout_quality.py).
 
@@ -27,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 from PIL import Image as PILImage
+from PIL import ImageFilter
 
 from search.loading import ModelUnavailable
 from search.proposers import Proposal
@@ -38,6 +41,7 @@ TRAIN_SIZE = (320, 240)  # generated training scenes
 # Where two objects touch, training targets leave a gap of this many pixels on each side, so that they
 # stay two areas; elsewhere a target is the whole visible shape (a thin star arm included).
 CONTACT_GAP = 2
+SPECKLED_SHARE = 0.15  # of training scenes
 
 
 def _network():
@@ -75,18 +79,41 @@ def _tensor(rgb: np.ndarray):
     return torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255 - 0.5).permute(2, 0, 1)  # a new array: writable
 
 
-def training_scene(rng: np.random.Generator, photos: list[PILImage.Image]) -> tuple[np.ndarray, np.ndarray]:
+def speckled_background(width: int, height: int, rng: np.random.Generator) -> tuple[PILImage.Image, np.ndarray]:
+    """A plain colour strewn with specks of any colour (a night sky's stars, gravel, confetti, dust),
+    and that plain colour. A shape of the plain colour shows only as a patch without specks."""
+    base = rng.integers(0, 256, 3).astype(np.float32) * (0.2 if rng.random() < 0.5 else 1.0)
+    scale = int(rng.integers(1, 4))  # specks of 1-3 px
+    small = (max(1, height // scale), max(1, width // scale))
+    specks = rng.random(small) < 10 ** rng.uniform(-2.5, -0.7)
+    pixels = np.broadcast_to(base, small + (3,)).copy()
+    pixels[specks] = rng.integers(0, 256, (int(specks.sum()), 3))
+    image = PILImage.fromarray(pixels.astype(np.uint8)).resize((width, height), PILImage.Resampling.NEAREST)
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2)))
+    noise = rng.normal(0, rng.uniform(0, 4), (height, width, 1))
+    return PILImage.fromarray(np.clip(np.asarray(image, np.float32) + noise, 0, 255).astype(np.uint8)), base
+
+
+def training_scene(rng: np.random.Generator, photos: list[PILImage.Image], *,
+                   speckled_share: float = SPECKLED_SHARE) -> tuple[np.ndarray, np.ndarray]:
     """A JPEG'd scene of 1-6 shapes (any of the 32 classes, colours a little off, turned, 5-40% of the
-    short side, some cut by the picture's edge, later ones covering earlier ones) on a varied
-    background, and its training_target."""
+    short side, some cut by the picture's edge, later ones covering earlier ones) on a varied or (one
+    time in `speckled_share`) a speckled background, and its training_target. On a speckled one, half of
+    the shapes take the background's plain colour: an object can differ from its surroundings by
+    texture alone."""
     from search import demo
 
     width, height = TRAIN_SIZE
-    image = demo.varied_background(width, height, rng, photos).convert("RGB")
+    plain = None
+    if rng.random() < speckled_share:
+        image, plain = speckled_background(width, height, rng)
+    else:
+        image = demo.varied_background(width, height, rng, photos).convert("RGB")
     masks: list[np.ndarray] = []
     for _ in range(int(rng.integers(1, 7))):
         colour, shape = demo.CLASSES[int(rng.integers(len(demo.CLASSES)))]
-        fill = tuple(int(v) for v in np.clip(np.array(demo.COLOURS[colour]) + rng.normal(0, 10, 3), 0, 255))
+        like = plain if plain is not None and rng.random() < 0.5 else np.array(demo.COLOURS[colour])
+        fill = tuple(int(v) for v in np.clip(like + rng.normal(0, 10 if like is not plain else 3, 3), 0, 255))
         layer = demo.rotated_shape(shape, fill, max(6, int(rng.uniform(0.05, 0.4) * height)), float(rng.uniform(0, 360)))
         x = int(rng.integers(-layer.width // 4, width - layer.width * 3 // 4))
         y = int(rng.integers(-layer.height // 4, height - layer.height * 3 // 4))

@@ -7,20 +7,52 @@ from PIL import Image as PILImage
 from search import demo
 from search.loading import ModelUnavailable
 from search.objectness import (CONTACT_GAP, OBJECTNESS_WEIGHTS, JoinedProposer, ObjectnessProposer, load_objectness,
-                               train_objectness, training_scene, training_target)
+                               speckled_background, train_objectness, training_scene, training_target)
 from search.proposers import ColourProposer, box_iou, filter_proposals
 
 
 def test_a_training_scene_marks_the_inside_of_its_shapes_only():
-    rng = np.random.default_rng(3)
-    rgb, target = training_scene(rng, [])
-    assert rgb.shape == (240, 320, 3) and rgb.dtype == np.uint8 and target.shape == (240, 320)
-    assert set(np.unique(target)) <= {0.0, 1.0} and 0 < target.mean() < 0.5
-    # What it marks are the shapes' colours (give or take the jitter and JPEG), not the background's.
     palette = np.array(list(demo.COLOURS.values()), dtype=np.float32)
-    marked = rgb[target == 1].astype(np.float32)
+    marked = []
+    for seed in range(8):
+        rgb, target = training_scene(np.random.default_rng(seed), [], speckled_share=0.0)
+        assert rgb.shape == (240, 320, 3) and rgb.dtype == np.uint8 and target.shape == (240, 320)
+        assert set(np.unique(target)) <= {0.0, 1.0} and 0 < target.mean() < 0.5
+        marked.append(rgb[target == 1].astype(np.float32))
+    # What they mark are the shapes' colours (give or take the jitter and JPEG at the edges), not the
+    # backgrounds'.
+    marked = np.concatenate(marked)
     nearest = np.linalg.norm(marked[:, None, :] - palette[None], axis=2).min(axis=1)
     assert np.mean(nearest < 60) > 0.9
+
+
+def test_a_speckled_background_is_a_plain_colour_strewn_with_specks():
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        image, plain = speckled_background(320, 240, rng)
+        pixels = np.asarray(image, np.float32).reshape(-1, 3)
+        far = np.linalg.norm(pixels - plain, axis=1)
+        assert image.size == (320, 240) and plain.shape == (3,)
+        assert np.median(far) < 16  # mostly the plain colour, give or take the blur and noise
+        assert 0.001 < np.mean(far > 40) < 0.6  # and some specks that stand out from it
+
+
+def test_on_a_speckled_background_a_shape_of_its_plain_colour_is_still_an_object():
+    """It shows only as a patch without specks (a black shape on a night sky): the target marks it."""
+    import cv2
+
+    rng, seen = np.random.default_rng(5), 0
+    for _ in range(30):
+        rgb, target = training_scene(rng, [], speckled_share=1.0)
+        background = rgb[target == 0].astype(np.float32)
+        count, labels = cv2.connectedComponents(target.astype(np.uint8), connectivity=4)
+        for label in range(1, count):
+            inside = rgb[labels == label].astype(np.float32)
+            if len(inside) > 50 and np.linalg.norm(np.median(inside, 0) - np.median(background, 0)) < 12:
+                seen += 1
+                # The plain colour without specks: less spread than the background around it.
+                assert inside.std(0).mean() < background.std(0).mean()
+    assert seen >= 5
 
 
 def test_a_target_keeps_thin_parts_whole_and_touching_shapes_apart():
