@@ -5,15 +5,16 @@ The colour proposer needs an edge all round an object: where a shape meets a bac
 similar colour for a few pixels (a red triangle on a red flag, a blue star whose tip blurs into grey)
 its flat area leaks into the background and it is lost. The network sees the shape, not one pixel
 step, so it finds many of those; trained also on speckled backgrounds with shapes of their plain
-colour, it finds some shapes that differ from their surroundings by texture alone (a black square
-on a starry sky). It also marks some flat patches of a photograph (a cheek, a helmet's glare),
-which its stricter per-area rules drop. The demo profile
-joins both proposers' areas (REGION_PROPOSER=colour+objectness); what it finds is measured on
-held-out photographs (bench/proposer_bench.py, tests/search/test_heldout_quality.py).
+colour, it finds some shapes that differ from their surroundings by texture alone (a black square on
+a starry sky). It also marks some flat patches of a photograph (a cheek, a helmet's glare), which its
+stricter per-area rules drop. The demo profile joins both proposers' areas
+(REGION_PROPOSER=colour+objectness); what it finds is measured on held-out photographs
+(bench/proposer_bench.py, tests/search/test_heldout_quality.py).
 
-It runs on the picture at up to WORK_SIDE (640) px: ~0.1 s for a 640x480 picture on two cores,
-channels-last (0.17 s in PyTorch's default layout). Joined with the colour proposer it finds 94% of the objects in 120 tuning
-scenes (the colour proposer alone 84%; a single 0.5 level 92%; bench/README.md).
+It runs on the picture at up to WORK_SIDE (640) px: ~0.1 s for a 640x480 picture on two cores in
+the channels-last layout (0.17 s in PyTorch's default one). Joined with the colour proposer it finds
+94% of the objects in 120 tuning scenes (the colour proposer alone 84%; a single 0.5 level 92%;
+bench/README.md).
 `manage.py train_demo_proposer` retrains it in about an hour on two cores; the weights (~75 KB) are
 committed beside the demo CLIP's.
 """
@@ -112,8 +113,11 @@ def training_scene(rng: np.random.Generator, photos: list[PILImage.Image], *,
     masks: list[np.ndarray] = []
     for _ in range(int(rng.integers(1, 7))):
         colour, shape = demo.CLASSES[int(rng.integers(len(demo.CLASSES)))]
-        like = plain if plain is not None and rng.random() < 0.5 else np.array(demo.COLOURS[colour])
-        fill = tuple(int(v) for v in np.clip(like + rng.normal(0, 10 if like is not plain else 3, 3), 0, 255))
+        if plain is not None and rng.random() < 0.5:
+            like, jitter = plain, 3.0  # the background's own colour: only the specks it covers show it
+        else:
+            like, jitter = np.array(demo.COLOURS[colour]), 10.0
+        fill = tuple(int(v) for v in np.clip(like + rng.normal(0, jitter, 3), 0, 255))
         layer = demo.rotated_shape(shape, fill, max(6, int(rng.uniform(0.05, 0.4) * height)), float(rng.uniform(0, 360)))
         x = int(rng.integers(-layer.width // 4, width - layer.width * 3 // 4))
         y = int(rng.integers(-layer.height // 4, height - layer.height * 3 // 4))
