@@ -19,7 +19,7 @@ import torch
 from PIL import Image as PILImage
 
 from bench.stages import StageTimer
-from search.loading import seeded_random_init
+from search.vision.runtime import seeded_random_init
 
 ORIGINAL_SETTINGS = dict(points_per_side=32, pred_iou_thresh=0.86, stability_score_thresh=0.92,
                          box_nms_thresh=0.7, min_mask_region_area=1000)

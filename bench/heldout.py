@@ -1,7 +1,7 @@
 """Held-out scenes: the 32 colour x shape classes of the demo, but in pictures unlike the ones the
 demo CLIP trains on, to measure whether search quality generalises (issue 13).
 
-How they differ from search.demo's generator: photographs as backgrounds (scikit-image's sample
+How they differ from search.vision.training.demo's generator: photographs as backgrounds (scikit-image's sample
 photographs, which no training code may use), 3-5 objects per picture, each rotated, 7-20% of the
 short side, lightly overlapping, saved as JPEG. The true box of an object is the box of the pixels
 its shape covers (before anything overlaps it).
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image as PILImage
 
-from search import demo
+from search.vision.training import demo
 
 # scikit-image's colour photographs that ship inside its wheel (no download), never used in training.
 # Parameters (the proposer's thresholds, say) are chosen on the tuning ones; figures are reported on

@@ -22,8 +22,8 @@ def load_demo_clip(weights: Path):
     """The demo CLIP with `weights`, loaded by the pipeline's own loader."""
     from django.test.utils import override_settings
 
-    from search.clip import load_clip
-    from search.demo import DEMO_MODEL
+    from search.vision.clip import load_clip
+    from search.vision.training.demo_clip import DEMO_MODEL
 
     with override_settings(CLIP_MODEL=DEMO_MODEL, CLIP_PRETRAINED="", CLIP_CHECKPOINT=str(weights)):
         return load_clip()
@@ -35,7 +35,7 @@ def demo_proposer(kind: str):
     from django.conf import settings
     from django.test.utils import override_settings
 
-    from search.proposers import load_proposer
+    from search.vision.registry import load_proposer
 
     with override_settings(REGION_PROPOSER=kind,
                            REGION_MIN_AREA_FRACTION=settings.MODEL_PROFILES["demo"]["REGION_MIN_AREA_FRACTION"]):
@@ -51,7 +51,7 @@ class Library:
     def __init__(self, scenes, clip, proposer, *, min_area_fraction: float, nms_iou: float, max_count: int):
         from PIL import Image as PILImage
 
-        from search.proposers import filter_proposals
+        from search.vision.proposers import filter_proposals
 
         self.scenes = scenes
         self.pictures, self.boxes, self.kinds, self.owner, vectors = [], [], [], [], []
@@ -100,7 +100,7 @@ class Tally:
 
     def add(self, ranked, relevant: set[int], true_boxes: dict[int, list], page: int = 50):
         from bench.heldout import average_precision
-        from search.proposers import box_iou
+        from search.vision.proposers import box_iou
 
         names = [scene for scene, _, _ in ranked[:page]]
         self.top1.append(bool(names) and names[0] in relevant)
@@ -138,7 +138,7 @@ def source_first(ranked: list[tuple[int, float, tuple]], part, pictures) -> list
     pixel for pixel come first, boxed where it lies."""
     from django.conf import settings
 
-    from search.duplicates import locate
+    from search.vision.pixels import locate
 
     found = []
     for number, score, box in ranked[:settings.SOURCE_CHECKED]:
@@ -153,8 +153,8 @@ def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: 
              tie_eps: float, handicap: float, thresholds: tuple[float, ...] = ()) -> list[str]:
     import numpy as np
 
-    from search import demo
-    from search.proposers import box_iou
+    from search.vision.training import demo
+    from search.vision.proposers import box_iou
 
     scenes = library.scenes
     where: dict[tuple, dict[int, list]] = defaultdict(lambda: defaultdict(list))
@@ -301,9 +301,9 @@ def main() -> None:
     from django.conf import settings
 
     from bench import heldout
-    from search import demo
+    from search.vision.training import demo, demo_clip
     profile = settings.MODEL_PROFILES["demo"]
-    clip = load_demo_clip(args.weights or demo.DEMO_WEIGHTS)
+    clip = load_demo_clip(args.weights or demo_clip.DEMO_WEIGHTS)
     rng = np.random.default_rng(7013)
     if args.split == "generator":
         scenes = []

@@ -55,7 +55,7 @@ def bench_images() -> list[tuple[str, "PILImage.Image"]]:
     from PIL import Image as PILImage
     from skimage import data
 
-    from search import demo
+    from search.vision.training import demo
 
     pictures = [(name, PILImage.fromarray(getattr(data, name)()).convert("RGB").resize((1024, 768), PILImage.Resampling.BICUBIC))
                 for name in ("astronaut", "coffee", "rocket", "chelsea")]
@@ -68,8 +68,8 @@ def choose_thresholds(image, grid: int, candidates: int) -> tuple[float, float]:
     """IoU / stability thresholds: about `candidates` mask candidates pass the IoU filter on this image."""
     from segment_anything import sam_model_registry
 
-    from search.fast_sam import FastMaskGenerator
-    from search.loading import seeded_random_init
+    from search.vision.fast_sam import FastMaskGenerator
+    from search.vision.runtime import seeded_random_init
 
     with seeded_random_init():
         sam = sam_model_registry["vit_b"](checkpoint=None).eval()
@@ -122,8 +122,8 @@ def main() -> None:
     from bench.stages import StageTimer
     from search.pipeline import image_process
     from gallery.services import image_create
-    from search.fast_sam_model import PromptDecoder
-    from search.loading import get_clip, get_proposer, reset_models
+    from search.vision.fast_sam_model import PromptDecoder
+    from search.vision.registry import get_clip, get_proposer, reset_models
 
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench")

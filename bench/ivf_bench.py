@@ -3,7 +3,7 @@
     .venv/bin/python bench/ivf_bench.py                       # 1M vectors, both kinds of data
     .venv/bin/python bench/ivf_bench.py --sizes 5000000 --data topics --nprobe 8 16 32 64
 
-Past INDEX_IVF_MIN_SLOTS vectors a segment is written as an inverted file (search.indexer.write_segment):
+Past INDEX_IVF_MIN_SLOTS vectors a segment is written as an inverted file (search.index.files.write_segment):
 sqrt(n) k-means lists of float16 codes, of which a query scans INDEX_IVF_NPROBE. Random unit vectors
 have no clusters, so an IVF must scan most lists to find their neighbours; real CLIP embeddings do
 cluster. This bench makes clustered 512-d unit vectors of one of two kinds:
@@ -83,8 +83,7 @@ def search_all(segments, masks, queries: np.ndarray, k: int = 10) -> tuple[list[
 def run(n: int, data: str, nprobes: list[int], work: Path) -> None:
     from django.conf import settings
 
-    from search.index import IVF_DEFAULT_NPROBE_DIVISOR
-    from search.indexer import ivf_list_count, write_segment
+    from search.index.files import IVF_DEFAULT_NPROBE_DIVISOR, ivf_list_count, write_segment
 
     rng = np.random.default_rng(n)
     centres, noise = centres_for(data, rng)

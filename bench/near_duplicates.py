@@ -49,7 +49,7 @@ def variants(picture: PILImage.Image, rng: np.random.Generator) -> list[tuple[st
 def collection(split: str, scenes: int, seed: int = 4242):
     """(pictures, origin of each, kind of each): originals, their variants and their siblings."""
     from bench import heldout
-    from search import demo
+    from search.vision.training import demo
 
     rng = np.random.default_rng(seed)
     pictures, origin, kind = [], [], []
@@ -88,7 +88,7 @@ def compared_pairs(pictures: list, vectors: np.ndarray, hashes: np.ndarray, simi
     `nearest` closest by hash within NEAR_DUPLICATE_CHECK_HASH_BITS. Two
     symmetric boolean matrices: pairs the pixel check found different, and pairs it found the same
     picture (neither: not asked, or the two would not register)."""
-    from search.duplicates import keypoints, same_picture
+    from search.vision.pixels import keypoints, same_picture
 
     cos = vectors @ vectors.T
     np.fill_diagonal(cos, -np.inf)
@@ -98,7 +98,7 @@ def compared_pairs(pictures: list, vectors: np.ndarray, hashes: np.ndarray, simi
     asked &= cos >= similarity
     from django.conf import settings
 
-    from search.duplicates import hash_distances
+    from search.vision.pixels import hash_distances
 
     bits = hash_distances(hashes, hashes).astype(float)
     np.fill_diagonal(bits, np.inf)
@@ -121,7 +121,7 @@ def compared_pairs(pictures: list, vectors: np.ndarray, hashes: np.ndarray, simi
 
 def pair_figures(vectors: np.ndarray, hashes: np.ndarray, origin: np.ndarray, kind: list[str], *,
                  similarity: float, hash_bits: int, compared: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
-    from search.duplicates import hash_distances
+    from search.vision.pixels import hash_distances
 
     cos = vectors @ vectors.T
     bits = hash_distances(hashes, hashes)
@@ -148,7 +148,7 @@ def time_hash_pass(count: int) -> None:
 
     from django.conf import settings
 
-    from search.duplicates import hash_neighbours
+    from search.vision.pixels import hash_neighbours
 
     hashes = np.random.default_rng(0).integers(-2**63, 2**63 - 1, count, dtype=np.int64)
     started = time.perf_counter()
@@ -164,7 +164,7 @@ def time_pixel_check() -> None:
 
     from bench import heldout
     from gallery.imaging import open_rgb
-    from search.duplicates import LOCATE_SIDE, REGISTRATION_SIDE, keypoints, locate, same_picture
+    from search.vision.pixels import keypoints, locate, LOCATE_SIDE, REGISTRATION_SIDE, same_picture
 
     def timed(work, repeat: int = 5) -> tuple[float, object]:
         started = time.perf_counter()
@@ -217,11 +217,11 @@ def main() -> None:
     from django.conf import settings
 
     from bench.heldout_offline import load_demo_clip
-    from search import demo
-    from search.duplicates import perceptual_hash
+    from search.vision.training import demo_clip
+    from search.vision.pixels import perceptual_hash
 
     pictures, origin, kind = collection(args.split, args.scenes)
-    clip = load_demo_clip(demo.DEMO_WEIGHTS)
+    clip = load_demo_clip(demo_clip.DEMO_WEIGHTS)
     vectors = np.concatenate([clip.embed_images(pictures[i:i + 32]) for i in range(0, len(pictures), 32)])
     hashes = np.array([perceptual_hash(p) for p in pictures], dtype=np.uint64)
     profile = settings.MODEL_PROFILES["demo"]

@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4, help="images timed (after one warm-up batch)")
     parser.add_argument("--size", default="1024x768")
     parser.add_argument("--stock-attention", action="store_true",
-                        help="SAM's own encoder attention instead of ChunkedAttention (search/fast_sam_model.py)")
+                        help="SAM's own encoder attention instead of ChunkedAttention (search/vision/fast_sam_model.py)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
@@ -79,7 +79,8 @@ def main() -> None:
     from gallery.models import Image, Region
     from search.pipeline import image_process
     from gallery.services import image_create
-    from search.loading import get_clip, get_proposer, torch_device
+    from search.vision.registry import get_clip, get_proposer
+    from search.vision.runtime import torch_device
 
     call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model

@@ -38,9 +38,9 @@ def main() -> None:
     from PIL import Image as PILImage
 
     from bench import heldout
-    from search import demo
+    from search.vision.training import demo
     from bench.heldout_offline import demo_proposer
-    from search.proposers import ColourProposer, box_iou, filter_proposals
+    from search.vision.proposers import box_iou, ColourProposer, filter_proposals
 
     photos = heldout.photographs(heldout.SPLITS[args.split])
     truth = {}  # held-out picture id -> its true boxes

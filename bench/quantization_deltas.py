@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/quantization_deltas.py
 
-Both models are built by our loaders (search.proposers.load_sam_model, search.clip.load_clip) with
+Both models are built by our loaders (search.vision.sam.load_sam_model, search.vision.clip.load_clip) with
 seeded random weights, as float32, with MODEL_INT8=true and with MODEL_BF16=true, in a process set
-up like a worker (search.loading.configure_torch). Reported: SAM encoder time on a 1024x768 image,
+up like a worker (search.vision.runtime.configure_torch). Reported: SAM encoder time on a 1024x768 image,
 mask decoding of 64 prompts (PromptDecoder, every prompt upscaled) and the IoU of those
 low-resolution masks against float32; CLIP time for 16 crops and the cosine of their embeddings
 against float32. Random weights make the deltas indicative only; rerun with real weights
@@ -31,10 +31,10 @@ def main() -> None:
     from PIL import Image as PILImage
     from segment_anything import SamPredictor
 
-    from search.clip import load_clip
-    from search.fast_sam_model import PromptDecoder
-    from search.loading import configure_torch, keep_freed_memory, reduced_precision
-    from search.proposers import load_sam_model
+    from search.vision.clip import load_clip
+    from search.vision.fast_sam_model import PromptDecoder
+    from search.vision.runtime import configure_torch, keep_freed_memory, reduced_precision
+    from search.vision.sam import load_sam_model
 
     configure_torch()
     if settings.MALLOC_KEEP_FREED:

@@ -4,7 +4,7 @@
     .venv/bin/python bench/sam_decoder_batch.py --default-malloc # the C library's defaults
 
 Random weights (speed does not depend on them) and a 1024x768 image. The encoder runs with
-segment_anything's attention and with search.fast_sam_model.ChunkedAttention; 256 point prompts
+segment_anything's attention and with search.vision.fast_sam_model.ChunkedAttention; 256 point prompts
 go through the stock MaskDecoder and through PromptDecoder, which upscales masks only for prompts
 with an output over the IoU threshold: "all" upscales every prompt, "10%" sets the threshold so
 that about a tenth of the prompts pass.
@@ -28,8 +28,8 @@ def main() -> None:
     from segment_anything import SamPredictor, sam_model_registry
     from segment_anything.modeling.image_encoder import Attention
 
-    from search.fast_sam_model import PromptDecoder, use_chunked_attention
-    from search.loading import keep_freed_memory, seeded_random_init
+    from search.vision.fast_sam_model import PromptDecoder, use_chunked_attention
+    from search.vision.runtime import keep_freed_memory, seeded_random_init
 
     if not args.default_malloc:
         keep_freed_memory()

@@ -121,8 +121,8 @@ def latency(n: int, user, texts: list[str]) -> dict:
     from django.db.models import Q
 
     from gallery.models import Region
-    from search.index import Visibility, get_index
-    from search.loading import get_clip
+    from search.index import get_index, Visibility
+    from search.vision.registry import get_clip
     from gallery.selectors import images_searchable_by
     from search.query import TextQuery, _best_per_image, search
 
@@ -190,7 +190,7 @@ def memory():
             fields[parts[0].rstrip(":")] = int(parts[1]) / 1024
     return {"rss": fields["Rss"], "pss": fields["Pss"], "private": fields["Private_Clean"] + fields["Private_Dirty"],
             "anonymous": fields["Anonymous"]}
-from search.loading import get_clip
+from search.vision.registry import get_clip
 get_clip().embed_texts(["warm up"])
 before = memory()  # Django, torch and CLIP loaded; the index not opened yet
 search(user=user, query=TextQuery("warm up"), min_score=-1)
@@ -247,7 +247,8 @@ def memory_and_throughput(n: int, processes: int, clients: int, texts: list[str]
 def freshness(user_model, env: dict) -> dict:
     """run_indexer beside a reader: seconds from a committed visibility change to searches seeing it."""
     from gallery.models import Image, Region
-    from search.index import IndexReader, Visibility, current_model
+    from search.index import IndexReader, Visibility
+    from search.vision.identity import current_model
 
     model_name, dim = current_model()
     indexer = subprocess.Popen([sys.executable, "manage.py", "run_indexer"], cwd=ROOT, env=env,
@@ -286,8 +287,8 @@ def run(n: int, args, env: dict) -> dict:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from search.index import current_model, reset_index
-    from search.indexer import get_writer
+    from search.vision.identity import current_model
+    from search.index import get_writer, reset_index
 
     model_name, _ = current_model()
     rng = np.random.default_rng(n)

@@ -25,7 +25,8 @@ forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
 def post_worker_init(worker):
     """Load CLIP before the first request. Otherwise the first searches a fresh worker process
     serves all wait for the model to load (under 50 clients: 7.5 s each; bench/README.md)."""
-    from search.loading import ModelUnavailable, get_clip
+    from search.vision.runtime import ModelUnavailable
+    from search.vision.registry import get_clip
 
     try:
         get_clip()

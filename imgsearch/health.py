@@ -55,7 +55,7 @@ def _worker() -> dict:
 
 
 def _models() -> dict:
-    from search.loading import weights_missing
+    from search.vision.registry import weights_missing
 
     missing = sorted(weights_missing())
     if not missing:
@@ -67,7 +67,7 @@ def _models() -> dict:
 
 def _index() -> dict:
     from gallery.models import ImageChange
-    from search.index import CorruptIndex, IndexUnavailable, get_index
+    from search.index import CorruptIndex, get_index, IndexUnavailable
 
     try:
         generation = get_index().current()

@@ -258,8 +258,8 @@ MODEL_PROFILES = {
     "demo": {
         "CLIP_MODEL": "imgsearch-demo",
         "CLIP_PRETRAINED": "",
-        "CLIP_CHECKPOINT": str(BASE_DIR / "search" / "model_weights" / "imgsearch-demo.pt"),
-        # The colour proposer, with the learned objectness map filling its gaps (search/objectness.py).
+        "CLIP_CHECKPOINT": str(BASE_DIR / "search" / "vision" / "model_weights" / "imgsearch-demo.pt"),
+        # The colour proposer, with the learned objectness map filling its gaps (search/vision/objectness.py).
         "REGION_PROPOSER": "colour+objectness",
         # Its shapes can be small (7% of the short side: 0.06% of a 640x480 picture).
         "REGION_MIN_AREA_FRACTION": 0.0005,
@@ -316,9 +316,9 @@ CLIP_CHECKPOINT = env_str("CLIP_CHECKPOINT", _profile.get("CLIP_CHECKPOINT", "")
 CLIP_BATCH_SIZE = env_int("CLIP_BATCH_SIZE", 32, minimum=1)
 
 # "sam": Segment Anything; "colour": weight-free colour segmentation (generated scenes, tests);
-# "colour+objectness": that joined with the demo's small learned objectness map (search/objectness.py).
+# "colour+objectness": that joined with the demo's small learned objectness map (search/vision/objectness.py).
 REGION_PROPOSER = env_str("REGION_PROPOSER", _profile.get("REGION_PROPOSER", "sam"))
-OBJECTNESS_WEIGHTS = env_str("OBJECTNESS_WEIGHTS", str(BASE_DIR / "search" / "model_weights" / "imgsearch-objectness.pt"))
+OBJECTNESS_WEIGHTS = env_str("OBJECTNESS_WEIGHTS", str(BASE_DIR / "search" / "vision" / "model_weights" / "imgsearch-objectness.pt"))
 SAM_MODEL_TYPE = env_str("SAM_MODEL_TYPE", _profile["SAM_MODEL_TYPE"])
 SAM_CHECKPOINT = env_str(
     "SAM_CHECKPOINT",
@@ -346,7 +346,7 @@ REGION_NMS_IOU = env_float("REGION_NMS_IOU", 0.8)
 REGION_MAX_PER_IMAGE = env_int("REGION_MAX_PER_IMAGE", 24, minimum=0)
 
 # --- Vector index ---------------------------------------------------------------------------
-# Segments, generations and the writer lock of each model's index (see search/index.py).
+# Segments, generations and the writer lock of each model's index (see search/index/).
 INDEX_DIR = Path(env_str("INDEX_DIR", str(VAR_DIR / "index")))
 # Threads that scan segments at once per query; one per core is right for a web process. A
 # rebuild writes this many equal segments.

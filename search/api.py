@@ -223,7 +223,7 @@ class SavedSearchesApi(APIView):
                    responses={201: SavedSearchSerializer})
     def post(self, request: Request) -> Response:
         from search import history
-        from search.index import current_model
+        from search.vision.identity import current_model
         from search.query import ImageQuery, query_vector
 
         serializer = self.SaveSearchInputSerializer(data=request.data)

@@ -1,6 +1,6 @@
 from django.core.cache import cache
 
-from search.loading import weights_missing
+from search.vision.registry import weights_missing
 
 # How long pages may show a stale answer to "are the weights in place?" (a file check, cached).
 WEIGHTS_CHECK_SECONDS = 60

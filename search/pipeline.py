@@ -34,9 +34,10 @@ from gallery.processing import (
 )
 from gallery import storage
 from gallery.services import regions_delete
-from search.duplicates import signed_hash
-from search.loading import ModelUnavailable, get_clip, get_proposer, weights_missing
-from search.proposers import filter_proposals
+from search.vision.pixels import signed_hash
+from search.vision.runtime import ModelUnavailable
+from search.vision.registry import get_clip, get_proposer, weights_missing
+from search.vision.proposers import filter_proposals
 from search.tagging import model_tags, zero_shot
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from gallery.models import Image, Region
 from gallery.selectors import album_images, albums_visible_to, images_searchable_by, images_visible_to
 from gallery.tags import images_tagged, images_tagged_by_person
 from gallery.validation import UploadRejected, validate_image_bytes
-from search.index import Generation, IndexUnavailable, Visibility, get_index, scan_pool
+from search.index import Generation, get_index, IndexUnavailable, scan_pool, Visibility
 
 logger = logging.getLogger(__name__)
 
@@ -421,7 +421,7 @@ def _source_first(ranked: list[Match], data: bytes) -> list[Match]:
     and saved as cut, perhaps re-encoded — finds that photo first (kind "source", boxed where the piece
     lies): CLIP ranks every photo of the same kind of thing alike; the pixels tell which one it came
     from (search.duplicates.locate). The rest keep their order."""
-    from search.duplicates import LOCATE_SIDE, locate
+    from search.vision.pixels import locate, LOCATE_SIDE
 
     checked = ranked[:settings.SOURCE_CHECKED]
     if not checked:
@@ -459,7 +459,8 @@ def _query_picture(data: bytes):
 
 
 def _clip():
-    from search.loading import ModelUnavailable, get_clip
+    from search.vision.runtime import ModelUnavailable
+    from search.vision.registry import get_clip
 
     try:
         return get_clip()
@@ -505,7 +506,7 @@ def query_vector(*, user, query: Query) -> tuple[np.ndarray, int | None]:
             raise SearchError("No such region.")
         return _stored_vector(region), region.image_id
     if isinstance(query, VectorQuery):
-        from search.index import current_model
+        from search.vision.identity import current_model
 
         if query.model != current_model()[0]:
             raise SearchError("This search was made with another model; search with the photo again.")
@@ -636,7 +637,7 @@ def _stored_vector(region: Region) -> np.ndarray:
 
 def _stored_vectors(regions: list[Region]) -> np.ndarray:
     """The regions' vectors as rows, if the configured model made them all."""
-    from search.index import current_model
+    from search.vision.identity import current_model
 
     model, _ = current_model()
     if any(region.embedding_model != model for region in regions):

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from gallery.selectors import albums_owned_by
 from search import history
 from search.forms import SearchForm
-from search.index import current_model
+from search.vision.identity import current_model
 from search.models import RecentSearch, SavedSearch, kept
 from search.query import (
     BoxQuery,

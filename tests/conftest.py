@@ -142,7 +142,7 @@ def upload(django_capture_on_commit_callbacks):
 @pytest.fixture
 def colour_proposer(settings):
     """Use the weight-free proposer: exact boxes for tests.images.scene, and milliseconds per image."""
-    from search.loading import reset_models
+    from search.vision.registry import reset_models
 
     settings.REGION_PROPOSER = "colour"
     reset_models()
@@ -154,7 +154,7 @@ def colour_proposer(settings):
 def demo_profile(settings):
     """The demo model profile (our trained CLIP, the colour proposer, its thresholds), as
     IMGSEARCH_MODEL_PROFILE=demo sets it."""
-    from search.loading import reset_models
+    from search.vision.registry import reset_models
 
     for name, value in settings.MODEL_PROFILES["demo"].items():
         setattr(settings, name, value)

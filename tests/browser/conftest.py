@@ -80,7 +80,7 @@ def demo_scenes(demo_profile, django_capture_on_commit_callbacks):
 
     from gallery.models import Image
     from gallery.services import image_create
-    from search import demo
+    from search.vision.training import demo
 
     owner = member("owner")
     rng = np.random.default_rng(99)

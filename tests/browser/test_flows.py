@@ -9,7 +9,7 @@ from django.db import transaction
 
 from gallery.models import Image
 from gallery.services import image_create
-from search.proposers import box_iou
+from search.vision.proposers import box_iou
 from tests import images
 from tests.browser.conftest import PASSWORD, log_in, member, screenshot
 

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from gallery.models import Image
 from gallery.services import image_create
-from search import demo
+from search.vision.training import demo
 from tests.browser.conftest import PASSWORD, log_in, member, screenshot
 
 pytestmark = [pytest.mark.slow]

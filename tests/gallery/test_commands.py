@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 
 from gallery.models import Image, Region
 from search.index import get_index
-from search.loading import reset_models
+from search.vision.registry import reset_models
 from search.management.commands.fetch_models import download
 from tests import images
 

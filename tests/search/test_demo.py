@@ -1,16 +1,16 @@
 """Training the demo CLIP: the command's code path makes weights the pipeline's loader takes."""
 import numpy as np
 
-from search import demo
-from search.loading import get_clip, reset_models
+from search.vision.training import demo, demo_clip
+from search.vision.registry import get_clip, reset_models
 
 
 def test_training_writes_weights_the_pipeline_loads(tmp_path, settings):
     output = tmp_path / "demo.pt"
-    report = demo.train_demo_model(steps=2, batch_size=4, output=output, log=lambda line: None)
+    report = demo_clip.train_demo_model(steps=2, batch_size=4, output=output, log=lambda line: None)
     assert output.stat().st_size > 0 and report.steps == 2
     assert 0.0 <= report.zero_shot_accuracy <= 1.0 and 0.0 <= report.varied_accuracy <= 1.0
-    settings.CLIP_MODEL, settings.CLIP_PRETRAINED, settings.CLIP_CHECKPOINT = demo.DEMO_MODEL, "", str(output)
+    settings.CLIP_MODEL, settings.CLIP_PRETRAINED, settings.CLIP_CHECKPOINT = demo_clip.DEMO_MODEL, "", str(output)
     reset_models()
     try:
         vectors = get_clip().embed_texts(["a red circle", "background"])

@@ -11,9 +11,9 @@ from rest_framework.test import APIClient
 
 from gallery import storage
 from gallery.models import Image
-from search import demo
-from search.duplicates import (duplicate_groups, hash_distances, hashes_backfill, is_near_duplicate, perceptual_hash,
-                               pixel_checks_backfill, same_picture, signed_hash)
+from search.vision.training import demo
+from search.duplicates import duplicate_groups, hashes_backfill, is_near_duplicate, pixel_checks_backfill
+from search.vision.pixels import hash_distances, perceptual_hash, same_picture, signed_hash
 from search.models import PixelVerdict
 
 
@@ -131,7 +131,7 @@ def test_photos_processed_before_hashes_get_theirs_from_the_sweep(copies):
 
 
 def test_hash_neighbours_finds_exactly_the_pairs_within_the_bits():
-    from search.duplicates import hash_neighbours
+    from search.vision.pixels import hash_neighbours
 
     rng = np.random.default_rng(3)
     hashes = rng.integers(-2**63, 2**63 - 1, 300, dtype=np.int64)

@@ -4,10 +4,10 @@ import pytest
 import torch
 from segment_anything import SamAutomaticMaskGenerator
 
-from search.fast_sam import FastMaskGenerator
-from search.fast_sam_model import ChunkedAttention
-from search.loading import seeded_random_init
-from search.proposers import load_sam_model, sam_builders
+from search.vision.fast_sam import FastMaskGenerator
+from search.vision.fast_sam_model import ChunkedAttention
+from search.vision.runtime import seeded_random_init
+from search.vision.sam import load_sam_model, sam_builders
 from tests import images
 
 

@@ -1,12 +1,12 @@
-"""The reorganised SAM pieces compute what the stock modules compute (search/fast_sam_model.py)."""
+"""The reorganised SAM pieces compute what the stock modules compute (search/vision/fast_sam_model.py)."""
 import copy
 
 import pytest
 import torch
 from segment_anything.modeling.image_encoder import Attention as EncoderAttention
 
-from search.fast_sam_model import ChunkedAttention, PromptDecoder, use_chunked_attention
-from search.proposers import load_sam_model
+from search.vision.fast_sam_model import ChunkedAttention, PromptDecoder, use_chunked_attention
+from search.vision.sam import load_sam_model
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from search import demo
-from search.proposers import box_iou
+from search.vision.training import demo
+from search.vision.proposers import box_iou
 from tests.conftest import MEASURED, upload_file
 
 pytestmark = [pytest.mark.slow]
@@ -26,7 +26,7 @@ SCENES = 28  # seven per photograph
 # chosen (HELDOUT_SPLIT=fresh: on the photographs kept back, bench/heldout.py); the floors below hold
 # for the evaluation photographs, which no choice looked at.
 SPLIT = os.environ.get("HELDOUT_SPLIT", "evaluation")
-SEED = 7013  # not demo.TRAIN_SEED, and nothing trains on these photographs anyway
+SEED = 7013  # not demo_clip.TRAIN_SEED, and nothing trains on these photographs anyway
 PAGE = 50  # ranks looked at for average precision
 
 

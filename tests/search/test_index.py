@@ -11,9 +11,11 @@ from django.db import connection
 
 from gallery.models import Image, ImageChange, Region
 from gallery.services import image_set_visibility, regions_delete
-from search import indexer as indexer_module
-from search.index import CorruptIndex, IndexReader, IndexUnavailable, Segment, Visibility, get_index
-from search.indexer import IndexWriter, feed_prune
+from search.index import writer as indexer_module
+from search.index import CorruptIndex, IndexReader, IndexUnavailable, Visibility, get_index
+from search.index import files
+from search.index.files import Segment
+from search.index.writer import IndexWriter, feed_prune
 from tests import images
 
 MODEL = "imgsearch-tiny/random"
@@ -307,7 +309,7 @@ def test_a_generation_not_yet_published_is_not_read(image, writer, reader):
     writer.rebuild()
     published = reader.current().number
     # A writer died after writing the next generation's manifest but before switching CURRENT.
-    manifest, _ = indexer_module.generation_paths(writer.directory, published + 1)
+    manifest, _ = files.generation_paths(writer.directory, published + 1)
     manifest.write_text('{"version": 3, "segments": [')
     add_region(image, 2)
     assert reader.current().number == published
@@ -319,7 +321,7 @@ def test_a_corrupt_segment_is_refused_and_the_writer_rebuilds(image, writer, rea
     region = add_region(image, 1)
     writer.rebuild()
     segment = reader.current().segments[0]
-    codes_path, _ = indexer_module.segment_paths(writer.directory, segment.name)
+    codes_path, _ = files.segment_paths(writer.directory, segment.name)
     codes_path.write_bytes(b"not a faiss index")
     with pytest.raises(CorruptIndex):
         Segment(writer.directory, segment.name, dim=DIM)

@@ -12,9 +12,10 @@ import pytest
 from django.db import connection
 
 from gallery.models import Image, Region
-from search import indexer as indexer_module
-from search.index import IndexReader, IndexUnavailable, Visibility, current_model
-from search.indexer import IndexWriter
+from search.index import writer as indexer_module
+from search.index import IndexReader, IndexUnavailable, Visibility
+from search.vision.identity import current_model
+from search.index import IndexWriter
 from tests.conftest import MEASURED, child_env, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +101,7 @@ def test_a_region_committed_while_a_rebuild_scans_is_indexed(transactional_db, o
 WRITER_LOOP = """
 import django, sys, time
 django.setup()
-from search.indexer import get_writer
+from search.index import get_writer
 writer = get_writer()
 for round in range(int(sys.argv[1])):
     writer.rebuild() if round % 2 == 0 else writer.update()

@@ -7,10 +7,13 @@ import time
 import numpy as np
 import pytest
 
-from search.clip import clip_model_id, load_clip
-from search.fast_sam_model import ChunkedAttention
-from search.loading import ModelUnavailable, get_clip, get_proposer, keep_freed_memory, reset_models
-from search.proposers import ColourProposer, Proposal, SamProposer, box_iou, filter_proposals, load_sam_model
+from search.vision.identity import clip_model_id, current_model, embedding_dim
+from search.vision.clip import load_clip
+from search.vision.fast_sam_model import ChunkedAttention
+from search.vision.runtime import keep_freed_memory, ModelUnavailable
+from search.vision.registry import get_clip, get_proposer, reset_models
+from search.vision.proposers import box_iou, ColourProposer, filter_proposals, Proposal
+from search.vision.sam import load_sam_model, SamProposer
 from tests import images
 
 
@@ -22,6 +25,26 @@ def test_the_tiny_clip_is_built_by_open_clip_and_gives_unit_vectors():
     assert vectors.shape == (3, 64) and texts.shape == (2, 64)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["imgsearch-tiny", "imgsearch-demo", "ViT-B-32", "ViT-L-14", "RN50", "ViT-H-14-quickgelu"])
+def test_the_model_dimension_read_without_torch_is_open_clips(name):
+    import open_clip
+
+    from search.vision.clip import register_model_configs
+
+    register_model_configs()
+    assert embedding_dim(name) == open_clip.get_model_config(name)["embed_dim"]
+
+
+def test_every_profile_names_a_model_whose_dimension_is_known(settings):
+    assert current_model() == (clip_model_id(), 64)  # the tiny test model
+    for profile in settings.MODEL_PROFILES.values():
+        assert embedding_dim(profile["CLIP_MODEL"]) in (64, 128, 512)
+    assert embedding_dim("no-such-model") is None
+    settings.CLIP_MODEL = "no-such-model"
+    with pytest.raises(ValueError, match="not a model open_clip knows"):
+        current_model()
 
 
 def test_models_load_once_per_process():
@@ -174,7 +197,7 @@ def reference_colour_proposals(proposer: ColourProposer, image) -> list[tuple]:
 def test_the_vectorised_colour_proposer_finds_what_the_component_loop_found(kind):
     from PIL import Image as PILImage
 
-    from search import demo
+    from search.vision.training import demo
 
     rng = np.random.default_rng(3)
     if kind == "noise":  # texture alone: edges nearly everywhere, specks between them, none an object
@@ -268,7 +291,7 @@ def test_the_text_tower_cut_at_the_end_token_gives_open_clips_vectors(settings, 
     import open_clip
     import torch
 
-    from search.clip import encode_text_prefix
+    from search.vision.clip import encode_text_prefix
 
     for name, value in settings.MODEL_PROFILES[profile].items():
         setattr(settings, name, value)
@@ -299,7 +322,7 @@ import os, sys, django
 os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
 django.setup()
 import numpy as np
-from search.loading import get_clip, get_proposer
+from search.vision.registry import get_clip, get_proposer
 get_clip() if sys.argv[1] == "web" else get_proposer()
 
 def rss_mb():

@@ -1,14 +1,15 @@
-"""The demo profile's learned objectness map (search/objectness.py): its training code, its loader's
+"""The demo profile's learned objectness map (search/vision/objectness.py): its training code, its loader's
 errors, and that the committed network finds what the colour proposer loses."""
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from search import demo
-from search.loading import ModelUnavailable
-from search.objectness import (CONTACT_GAP, OBJECTNESS_WEIGHTS, JoinedProposer, ObjectnessProposer, load_objectness,
-                               speckled_background, train_objectness, training_scene, training_target)
-from search.proposers import ColourProposer, box_iou, filter_proposals
+from search.vision.training import demo
+from search.vision.runtime import ModelUnavailable
+from search.vision.training.objectness import CONTACT_GAP, speckled_background, train_objectness, training_scene, training_target
+from search.vision.objectness import load_objectness, OBJECTNESS_WEIGHTS, ObjectnessProposer
+from search.vision.proposers import JoinedProposer
+from search.vision.proposers import box_iou, ColourProposer, filter_proposals
 
 
 def test_a_training_scene_marks_the_inside_of_its_shapes_only():
@@ -94,8 +95,8 @@ def test_missing_or_broken_weights_say_how_to_get_them(tmp_path):
 
 
 def test_the_worker_reports_missing_objectness_weights_and_loads_the_joined_proposer(settings, tmp_path):
-    from search.loading import weights_missing
-    from search.proposers import load_proposer
+    from search.vision.registry import weights_missing
+    from search.vision.registry import load_proposer
 
     settings.REGION_PROPOSER = "colour+objectness"
     settings.OBJECTNESS_WEIGHTS = str(OBJECTNESS_WEIGHTS)
@@ -166,7 +167,7 @@ class Boxes:
         self.name, self.boxes = name, boxes
 
     def propose(self, image):
-        from search.proposers import Proposal
+        from search.vision.proposers import Proposal
 
         return [Proposal(box=box, area_fraction=0.01, score=0.9) for box in self.boxes]
 

@@ -6,7 +6,7 @@ from gallery.models import Image, Region
 from gallery.services import image_reprocess
 from search.pipeline import image_process, images_requeue_waiting_for_models
 from search.index import get_index
-from search.loading import reset_models, weights_missing
+from search.vision.registry import reset_models, weights_missing
 from tests import images
 
 

@@ -270,7 +270,7 @@ def test_search_never_returns_a_deleted_image(owner, upload, django_capture_on_c
 
 
 def test_the_database_recheck_hides_an_image_made_private_before_the_index_learnt_it(friend, library, settings):
-    from search.index import Visibility, get_index
+    from search.index import get_index, Visibility
 
     public = library["owner-public"]
     vector = Region.objects.get(image=public, kind="global").vector
@@ -322,7 +322,7 @@ def test_filters_leave_only_the_photos_they_name(owner, dated):
 
 
 def test_a_filter_narrows_the_faiss_scan_itself(owner, dated, settings):
-    from search.index import Visibility, get_index
+    from search.index import get_index, Visibility
 
     made, album = dated
     generation = get_index().current()

@@ -13,12 +13,12 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from search import demo
-from search.proposers import box_iou
+from search.vision.training import demo
+from search.vision.proposers import box_iou
 from tests.conftest import MEASURED, upload_file
 
 SCENES = 16
-SCENE_SEED = 2026  # not demo.TRAIN_SEED: these pictures are new to the model
+SCENE_SEED = 2026  # not demo_clip.TRAIN_SEED: these pictures are new to the model
 RECALL_AT_1 = 0.8
 IOU_SHARE = 0.8
 

@@ -1,8 +1,8 @@
-"""A guard on the segment_anything code that search/fast_sam.py and search/fast_sam_model.py mirror.
+"""A guard on the segment_anything code that search/vision/fast_sam.py and search/vision/fast_sam_model.py mirror.
 
 Our generator and decoder re-implement these functions for speed, on segment_anything's public
 pieces. If an upgrade changes one of them, this test fails and names what to re-check: read the
-upstream diff, carry any fix over (as `search.fast_sam.nms` carries the device fix for NMS
+upstream diff, carry any fix over (as `search.vision.fast_sam.nms` carries the device fix for NMS
 categories), run tests/search/test_fast_sam.py and test_fast_sam_model.py (equivalence with the
 stock modules), then update the hash here.
 """
@@ -56,7 +56,7 @@ def test_the_upstream_code_we_mirror_is_unchanged(function):
 def test_nms_categories_follow_the_boxes_device():
     import torch
 
-    from search.fast_sam import nms
+    from search.vision.fast_sam import nms
 
     boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], dtype=torch.float64)
     assert nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist() == [0, 2]

@@ -200,7 +200,7 @@ def test_api_docs_are_served_without_a_cdn(client, owner):
 def test_search_without_clip_weights_tells_users_plainly_and_only_staff_the_fix(client, owner, photos, settings, tmp_path):
     from django.contrib.auth import get_user_model
 
-    from search.loading import reset_models
+    from search.vision.registry import reset_models
 
     settings.CLIP_PRETRAINED = "laion2b_s34b_b79k"
     settings.CLIP_MODEL = "ViT-B-32"

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image as PILImage
 
 from gallery.models import Image
-from search import demo
-from search.duplicates import locate
-from search.proposers import box_iou
+from search.vision.training import demo
+from search.vision.pixels import locate
+from search.vision.proposers import box_iou
 from search.query import ImageQuery, search
 
 

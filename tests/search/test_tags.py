@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from gallery.models import Image, Tag
 from gallery.tags import image_chips, images_tagged
-from search import demo
+from search.vision.training import demo
 from search.query import Filters, TextQuery, search
 
 

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from gallery.models import Image
 from search.duplicates import pixel_checks_backfill
-from search.index import IndexUnavailable, get_index
+from search.index import get_index, IndexUnavailable
 from search.models import PixelCheck, PixelVerdict
 
 

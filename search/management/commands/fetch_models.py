@@ -9,8 +9,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from search.clip import clip_weights, register_model_configs
-from search.loading import ModelUnavailable, weights_missing
+from search.vision.clip import clip_weights, register_model_configs
+from search.vision.runtime import ModelUnavailable
+from search.vision.registry import weights_missing
 
 SAM_RELEASE = "https://dl.fbaipublicfiles.com/segment_anything/"
 # Published checkpoints and their MD5 sums (the file name carries the first six hex digits).

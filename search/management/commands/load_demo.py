@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from gallery.services import image_create, image_set_visibility
-from search import demo
+from search.vision.training import demo
 
 
 class Command(BaseCommand):

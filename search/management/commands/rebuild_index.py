@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from gallery.models import Region
-from search.indexer import get_writer
+from search.index import get_writer
 
 
 class Command(BaseCommand):

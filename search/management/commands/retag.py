@@ -4,7 +4,7 @@ A new CLIP model needs `manage.py reprocess` instead: its vectors, and so its ta
 from django.core.management.base import BaseCommand
 
 from gallery.models import Image
-from search.loading import get_clip
+from search.vision.registry import get_clip
 
 
 class Command(BaseCommand):

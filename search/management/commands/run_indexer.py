@@ -12,9 +12,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from search.indexer import get_writer
+from search.index import get_writer
 
-logger = logging.getLogger("search.indexer")
+logger = logging.getLogger("search.index.writer")
 
 
 class Command(BaseCommand):

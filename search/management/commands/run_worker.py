@@ -11,7 +11,7 @@ from django.db import DatabaseError, connections
 
 from gallery.processing import images_recover, worker_beat
 from search.duplicates import hashes_backfill, pixel_checks_backfill
-from search.loading import weights_missing
+from search.vision.registry import weights_missing
 from search.pipeline import images_requeue_waiting_for_models
 from gallery.services import partial_files_delete
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from search.demo import DEMO_WEIGHTS, train_demo_model
+from search.vision.training.demo_clip import DEMO_WEIGHTS, train_demo_model
 
 
 class Command(BaseCommand):

@@ -2,11 +2,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
-from search.objectness import OBJECTNESS_WEIGHTS, train_objectness
+from search.vision.objectness import OBJECTNESS_WEIGHTS
+from search.vision.training.objectness import train_objectness
 
 
 class Command(BaseCommand):
-    help = ("Train the demo profile's objectness network (search/objectness.py) on generated scenes; "
+    help = ("Train the demo profile's objectness network (search/vision/objectness.py) on generated scenes; "
             "writes float16 weights.")
 
     def add_arguments(self, parser):

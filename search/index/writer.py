@@ -20,18 +20,18 @@ not lost. If rows the index still needed were pruned from the feed (an index lef
 than INDEX_FEED_RETENTION_HOURS), or the database is not the one the index was built from, the
 writer rebuilds.
 """
+
 import fcntl
 import json
 import logging
-import os
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 from django.conf import settings
@@ -39,20 +39,20 @@ from django.db.models import Max
 from django.utils import timezone
 
 from gallery.models import VECTOR_DTYPE, Image, ImageChange, Region
-from search.index import (
+from search.index.files import (
     CURRENT_NAME,
     FORMAT_VERSION,
     LOCK_NAME,
     CorruptIndex,
-    Generation,
     Segment,
-    current_model,
+    fsync_directory,
+    fsync_write,
     generation_paths,
-    load_generation,
     model_directory,
     read_current,
-    segment_paths,
+    write_segment,
 )
+from search.index.reader import Generation, load_generation
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,6 @@ MAX_SMALL_SEGMENTS = 4
 REWRITE_DEAD_FRACTION = 0.25
 # Generations kept after a newer one is published, for readers still opening an older one.
 KEEP_GENERATIONS = 4
-# k-means training sample per inverted list of an IVF segment (FAISS wants at least 39).
-IVF_TRAIN_PER_LIST = 64
 # Seconds between prunes of applied feed rows older than INDEX_FEED_RETENTION_HOURS.
 PRUNE_EVERY_SECONDS = 600
 
@@ -81,73 +79,6 @@ class UpdateResult:
     removed: int = 0
     images: int = 0  # changed images applied
     rebuilt: bool = False
-
-
-def _fsync_write(path: Path, write: Callable[[object], None]) -> None:
-    """Write `path` through a temporary file, flushed to disk, then renamed into place."""
-    _fsync_save(path, lambda temporary: _write_with(temporary, write))
-
-
-def _write_with(path: Path, write: Callable[[object], None]) -> None:
-    with open(path, "wb") as handle:
-        write(handle)
-
-
-def _fsync_save(path: Path, save: Callable[[Path], None]) -> None:
-    """`save(temporary)`, flush that file to disk, rename it to `path`."""
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        save(temporary)
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def write_segment(directory: Path, region_ids, image_ids, is_global, vectors: np.ndarray, *, dim: int) -> Segment:
-    """Write a new immutable segment and open it read-only.
-
-    Up to INDEX_IVF_MIN_SLOTS slots it is an exhaustive float16 scan (exact). From there on it is an
-    inverted file: sqrt(n) k-means lists, of which a search scans INDEX_IVF_NPROBE, so a query reads
-    a fraction of the segment and the index can outgrow the page cache (recall measured in
-    bench/README.md). Both keep float16 codes that decode to the stored vectors exactly.
-    """
-    import faiss
-
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
-    name = f"{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
-    codes_path, slots_path = segment_paths(directory, name)
-    if len(vectors) >= settings.INDEX_IVF_MIN_SLOTS:
-        kind, lists = "ivf", ivf_list_count(len(vectors))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, dim, lists, faiss.ScalarQuantizer.QT_fp16,
-                                              faiss.METRIC_INNER_PRODUCT, False)  # codes of the vectors themselves
-        sample = np.random.default_rng(len(vectors)).choice(len(vectors), min(len(vectors), IVF_TRAIN_PER_LIST * lists),
-                                                            replace=False)
-        index.train(vectors[np.sort(sample)])
-        index.set_direct_map_type(faiss.DirectMap.Array)  # slot -> code, to read vectors back for merges
-    else:
-        kind = "flat"
-        index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-    index.add(vectors)
-    slots = np.stack([np.asarray(region_ids, dtype=np.int64), np.asarray(image_ids, dtype=np.int64),
-                      np.asarray(is_global, dtype=np.int64)])
-    _fsync_save(codes_path, lambda temporary: faiss.write_index(index, str(temporary)))
-    _fsync_write(slots_path, lambda handle: np.save(handle, slots))
-    return Segment(directory, name, dim=dim, kind=kind)
-
-
-def ivf_list_count(slots: int) -> int:
-    return int(min(65_536, max(16, round(np.sqrt(slots)))))
 
 
 def _unpack(blobs, dim: int) -> np.ndarray:
@@ -254,7 +185,7 @@ class IndexWriter:
         manifest_path, state_path = generation_paths(self.directory, number)
         state = {f"alive_{i}": np.packbits(alive, bitorder="little") for i, alive in enumerate(draft.alive)}
         state.update(owner=draft.owner, public=draft.public, ready=draft.ready)
-        _fsync_write(state_path, lambda handle: np.savez(handle, **state))
+        fsync_write(state_path, lambda handle: np.savez(handle, **state))
         manifest = {
             "version": FORMAT_VERSION,
             "model": self.model_name,
@@ -266,10 +197,10 @@ class IndexWriter:
             "segments": [{"name": s.name, "slots": len(s), "kind": s.kind} for s in draft.segments],
             "written_at": time.time(),
         }
-        _fsync_write(manifest_path, lambda handle: handle.write(json.dumps(manifest, indent=1).encode()))
-        _fsync_directory(self.directory)
-        _fsync_write(self.directory / CURRENT_NAME, lambda handle: handle.write(json.dumps({"generation": number, "id": generation_id}).encode()))
-        _fsync_directory(self.directory)
+        fsync_write(manifest_path, lambda handle: handle.write(json.dumps(manifest, indent=1).encode()))
+        fsync_directory(self.directory)
+        fsync_write(self.directory / CURRENT_NAME, lambda handle: handle.write(json.dumps({"generation": number, "id": generation_id}).encode()))
+        fsync_directory(self.directory)
         self.generation = load_generation(self.directory, number, model_name=self.model_name, dim=self.dim,
                                           cache={s.name: s for s in draft.segments})
         self._remove_unused_files(number)
@@ -456,24 +387,3 @@ def feed_prune(*, before_position: int) -> int:
     limit = min(before_position, latest - 1)
     count, _ = ImageChange.objects.filter(position__lte=limit, created_at__lt=cutoff).delete()
     return count
-
-
-_writer: IndexWriter | None = None
-_writer_lock = threading.Lock()
-
-
-def get_writer() -> IndexWriter:
-    """This process's writer for the configured model (run_indexer, rebuild_index, inline tests)."""
-    global _writer
-    if _writer is None:
-        with _writer_lock:
-            if _writer is None:
-                model_name, dim = current_model()
-                _writer = IndexWriter(model_name=model_name, dim=dim, directory=settings.INDEX_DIR)
-    return _writer
-
-
-def reset_writer() -> None:
-    global _writer
-    with _writer_lock:
-        _writer = None

@@ -7,7 +7,7 @@ its loop, built only from segment_anything's public pieces (`SamPredictor`, the 
 code it mirrors is pinned by tests/search/test_sam_upstream_guard.py. The savings are all in work
 the stock generator repeats or throws away:
 
-* the mask decoder runs through `search.fast_sam_model.PromptDecoder`: image-only work once per
+* the mask decoder runs through `search.vision.fast_sam_model.PromptDecoder`: image-only work once per
   image, attention re-associated so nothing 4096 x 256 is projected per prompt, and the upscaling
   network only for prompts with a mask over the predicted-IoU threshold;
 * the predicted-IoU filter runs before upsampling, so only surviving masks are upsampled to full
@@ -19,7 +19,7 @@ the stock generator repeats or throws away:
 * everything runs under `torch.inference_mode`.
 
 The image encoder's own speed-up (`use_chunked_attention`) is applied to the model by
-`search.proposers.load_sam_model`; bench/README.md has the figures.
+`search.vision.sam.load_sam_model`; bench/README.md has the figures.
 """
 from typing import Any
 
@@ -42,7 +42,7 @@ from segment_anything.utils.amg import (
 )
 from torchvision.ops.boxes import batched_nms, box_area
 
-from search.fast_sam_model import PromptDecoder
+from search.vision.fast_sam_model import PromptDecoder
 
 
 class FastMaskGenerator:

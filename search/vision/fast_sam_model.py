@@ -1,6 +1,6 @@
 """SAM's image encoder and mask decoder, reorganised for many prompts on a CPU: same maths, less work.
 
-Two pieces, both used by `search.fast_sam.FastMaskGenerator` and both checked against the stock
+Two pieces, both used by `search.vision.fast_sam.FastMaskGenerator` and both checked against the stock
 modules in tests/search/test_fast_sam_model.py:
 
 * `ChunkedAttention` replaces the encoder's attention forward. The stock one materialises the whole

@@ -9,13 +9,11 @@ import numpy as np
 from django.conf import settings
 from PIL import Image as PILImage
 
-from search.loading import ModelUnavailable, quantize_int8, reduced_precision, seeded_random_init, torch_device
+from search.vision.identity import MODEL_CONFIG_DIR, clip_model_id
+from search.vision.runtime import ModelUnavailable, quantize_int8, reduced_precision, seeded_random_init, torch_device
 
 logger = logging.getLogger(__name__)
 
-# Our own model configs (the tiny test model, later the demo model) live next to this file and
-# are registered with open_clip so they load through the same create_model_and_transforms call.
-MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 # open_clip's hub file names, newest format first (it prefers safetensors when both exist).
 _HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
@@ -27,13 +25,8 @@ class ClipWeights:
     quick_gelu: bool
 
 
-def clip_model_id() -> str:
-    """The name stored with every vector: model plus weights, so vectors of different weights never mix."""
-    tag = settings.CLIP_CHECKPOINT or settings.CLIP_PRETRAINED or "random"
-    return f"{settings.CLIP_MODEL}/{os.path.basename(tag)}"
-
-
 def register_model_configs() -> None:
+    """Let open_clip build our own model configs (search/vision/model_configs/) by name."""
     import open_clip
 
     open_clip.add_model_config(MODEL_CONFIG_DIR)

@@ -1,14 +1,5 @@
 """The search index as every process reads it: immutable FAISS segments, memory-mapped read-only.
-
-One directory per embedding model under INDEX_DIR holds:
-
-    seg-<name>.faiss       float16 codes of some regions (FAISS IndexScalarQuantizer), never changed
-    seg-<name>.slots.npy   per slot of that segment: region id, image id, whole-image flag
-    gen-<N>.json           generation N: its segments, the feed position it has applied, model, dim
-    gen-<N>.npz            generation N's alive bits per segment slot and its image mirror
-                           (owner, public, ready per image id)
-    CURRENT                the generation readers should use; replaced atomically, last
-    writer.lock            held by the one process that writes (search.indexer)
+(Files and their layout: search/index/files.py.)
 
 Readers (web processes) map the segment files read-only with FAISS's IO_FLAG_MMAP_IFC, so the
 vectors live once in the page cache however many processes serve searches, and switch to a newer
@@ -22,9 +13,9 @@ runs one segment per thread, with no process-wide lock held. The mirror only nar
 search service re-checks every hit against the database, so a change not applied yet can cost a
 result slot but never show an image to someone who may not see it.
 """
+
 import json
 import logging
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,23 +26,13 @@ import numpy as np
 from django.conf import settings
 
 from gallery.selectors import searchable_image_mask
+from search.index.files import CURRENT_NAME, FORMAT_VERSION, CorruptIndex, Segment, generation_paths, model_directory, read_current
 
 logger = logging.getLogger(__name__)
-
-FORMAT_VERSION = 3
-# An IVF segment scans an eighth of its lists unless INDEX_IVF_NPROBE says otherwise: recall@10 0.90-0.98
-# on the hardest clustered data measured at 5M vectors, 1.0 on topic-shaped data (bench/README.md).
-IVF_DEFAULT_NPROBE_DIVISOR = 8
-CURRENT_NAME = "CURRENT"
-LOCK_NAME = "writer.lock"
 
 
 class IndexUnavailable(RuntimeError):
     """No complete generation of the index exists yet (the indexer has not built one)."""
-
-
-class CorruptIndex(RuntimeError):
-    """A generation's files are missing, foreign or do not match their manifest."""
 
 
 @dataclass(frozen=True)
@@ -64,84 +45,6 @@ class Visibility:
     exclude_image_id: int | None = None
     # Filters (dates, album, camera, favourites) as the image ids they leave: None for no filter.
     only_image_ids: np.ndarray | None = None
-
-
-def model_directory(root: Path, model_name: str) -> Path:
-    return Path(root) / re.sub(r"[^A-Za-z0-9_.-]+", "_", model_name)
-
-
-def generation_paths(directory: Path, number: int) -> tuple[Path, Path]:
-    """(manifest, state) files of generation `number`."""
-    return directory / f"gen-{number:08d}.json", directory / f"gen-{number:08d}.npz"
-
-
-def segment_paths(directory: Path, name: str) -> tuple[Path, Path]:
-    """(codes, slots) files of segment `name`."""
-    return directory / f"seg-{name}.faiss", directory / f"seg-{name}.slots.npy"
-
-
-def read_current(directory: Path) -> tuple[int, str] | None:
-    """(number, id) of the published generation, or None when nothing was published.
-
-    The id is a random token, so two generations are told apart even if numbering restarts.
-    """
-    try:
-        current = json.loads((directory / CURRENT_NAME).read_text())
-        return int(current["generation"]), str(current["id"])
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError) as error:
-        raise CorruptIndex(f"{directory / CURRENT_NAME} is unreadable ({error}).") from None
-
-
-class Segment:
-    """Some regions' codes and slots, memory-mapped read-only. Segments never change once written."""
-
-    def __init__(self, directory: Path, name: str, *, dim: int, kind: str = "flat"):
-        import faiss
-
-        self.name = name
-        self.kind = kind
-        codes_path, slots_path = segment_paths(directory, name)
-        # Flat codes and an IVF's inverted lists are mapped read-only by different FAISS flags.
-        flags = faiss.IO_FLAG_MMAP_IFC if kind == "flat" else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
-        try:
-            self.index = faiss.read_index(str(codes_path), flags)
-            slots = np.load(slots_path, mmap_mode="r")
-        except FileNotFoundError as error:
-            raise CorruptIndex(f"segment {name} is missing ({error.filename}).") from None
-        except (RuntimeError, ValueError, OSError) as error:
-            raise CorruptIndex(f"segment {name} is unreadable ({error}).") from None
-        if kind not in ("flat", "ivf") or isinstance(self.index, faiss.IndexIVF) != (kind == "ivf"):
-            raise CorruptIndex(f"segment {name} is not the {kind} segment its manifest says.")
-        if self.index.d != dim or slots.ndim != 2 or slots.shape != (3, self.index.ntotal):
-            raise CorruptIndex(f"segment {name} does not match its manifest.")
-        self.region_ids = slots[0]
-        self.image_ids = slots[1]
-        self.is_global = slots[2].astype(bool)
-
-    def __len__(self) -> int:
-        return self.index.ntotal
-
-    def scan(self, queries: np.ndarray, k: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, region ids, -1 padded) among the slots `mask` allows."""
-        import faiss
-
-        bitmap = np.packbits(mask, bitorder="little")
-        selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
-        if self.kind == "ivf":
-            nprobe = settings.INDEX_IVF_NPROBE or max(1, self.index.nlist // IVF_DEFAULT_NPROBE_DIVISOR)
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=min(nprobe, self.index.nlist))
-        else:
-            params = faiss.SearchParameters(sel=selector)
-        scores, slots = self.index.search(queries, min(k, len(mask)), params=params)
-        return scores, np.where(slots >= 0, self.region_ids[np.maximum(slots, 0)], -1)
-
-    def vectors(self, slots: np.ndarray) -> np.ndarray:
-        """The stored vectors of these slots (float16 codes decoded exactly)."""
-        if len(slots) == 0:
-            return np.zeros((0, self.index.d), dtype=np.float32)
-        return self.index.reconstruct_batch(np.ascontiguousarray(slots, dtype=np.int64))
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -360,49 +263,3 @@ class IndexReader:
 
     def search(self, queries: np.ndarray, k: int, **kwargs) -> tuple[np.ndarray, np.ndarray, int]:
         return self.current().search(queries, k, **kwargs)
-
-
-_reader: IndexReader | None = None
-_reader_lock = threading.Lock()
-
-
-def current_model() -> tuple[str, int]:
-    """(model name, dimension) of the configured CLIP model, without loading its weights."""
-    import open_clip
-
-    from search.clip import clip_model_id, register_model_configs
-
-    register_model_configs()
-    config = open_clip.get_model_config(settings.CLIP_MODEL)
-    if config is None:
-        raise ValueError(f"CLIP_MODEL={settings.CLIP_MODEL!r} is not a model open_clip knows.")
-    return clip_model_id(), int(config["embed_dim"])
-
-
-def get_index() -> IndexReader:
-    """This process's reader of the index for the configured model.
-
-    With INDEX_INLINE_WRITER (tests, debugging) the process first applies the change feed itself,
-    as `manage.py run_indexer` would; otherwise it only reads what the indexer published.
-    """
-    global _reader
-    if settings.INDEX_INLINE_WRITER:
-        from search.indexer import get_writer
-
-        get_writer().update()
-    if _reader is None:
-        with _reader_lock:
-            if _reader is None:
-                model_name, dim = current_model()
-                _reader = IndexReader(model_name=model_name, dim=dim, directory=settings.INDEX_DIR)
-    return _reader
-
-
-def reset_index() -> None:
-    """Forget this process's reader and writer (tests change INDEX_DIR and the model)."""
-    global _reader
-    from search.indexer import reset_writer
-
-    with _reader_lock:
-        _reader = None
-    reset_writer()
