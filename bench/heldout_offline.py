@@ -1,5 +1,5 @@
 """Held-out quality in one process, in seconds: the scenes of bench/heldout.py through the colour
-proposer and a demo CLIP checkpoint, ranked in memory the way search.query ranks (best region per
+proposer and a demo CLIP checkpoint, ranked in memory the way search.ranking ranks (best region per
 image, the whole image winning near-ties, the demo profile's thresholds).
 
 tests/search/test_heldout_quality.py measures the same through upload -> worker -> index -> API and
@@ -134,7 +134,7 @@ class Tally:
 
 
 def source_first(ranked: list[tuple[int, float, tuple]], part, pictures) -> list[tuple[int, float, tuple]]:
-    """search.query._source_first on this library: the best SOURCE_CHECKED scenes holding `part`
+    """search.ranking.source_first on this library: the best SOURCE_CHECKED scenes holding `part`
     pixel for pixel come first, boxed where it lies."""
     from django.conf import settings
 

@@ -5,7 +5,7 @@
 
 Six ~1024x768 images (four photographs from scikit-image's data module, two generated scenes) go
 through (a) bench/baseline_original.py, in a process of its own per image (stock modules, default
-allocator, as the original ran), and (b) our pipeline in this process (search.pipeline.image_process
+allocator, as the original ran), and (b) our pipeline in this process (search.ingest.image_process
 with SAM ViT-B + OpenCLIP ViT-B-32, models loaded once, our settings), alternating image by image.
 The SAM masks of both sides are compared box by box at the original's 32x32 grid. Random weights:
 speed does not depend on their values, but they let almost no mask through SAM's default
@@ -120,7 +120,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from bench.stages import StageTimer
-    from search.pipeline import image_process
+    from search.ingest import image_process
     from gallery.services import image_create
     from search.vision.fast_sam_model import PromptDecoder
     from search.vision.registry import get_clip, get_proposer, reset_models

@@ -1,4 +1,4 @@
-"""Seconds per image through the real ingestion pipeline (search.pipeline.image_process).
+"""Seconds per image through the real ingestion pipeline (search.ingest.image_process).
 
     .venv/bin/python bench/pipeline_seconds.py --models tiny
     .venv/bin/python bench/pipeline_seconds.py --models full-random     # SAM ViT-B + CLIP ViT-B-32
@@ -77,7 +77,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from gallery.models import Image, Region
-    from search.pipeline import image_process
+    from search.ingest import image_process
     from gallery.services import image_create
     from search.vision.registry import get_clip, get_proposer
     from search.vision.runtime import torch_device

@@ -124,7 +124,9 @@ def latency(n: int, user, texts: list[str]) -> dict:
     from search.index import get_index, Visibility
     from search.vision.registry import get_clip
     from gallery.selectors import images_searchable_by
-    from search.query import TextQuery, _best_per_image, search
+    from search.queries import TextQuery
+    from search.query import search
+    from search.ranking import best_per_image
 
     generation = get_index().current()
     clip = get_clip()
@@ -157,7 +159,7 @@ def latency(n: int, user, texts: list[str]) -> dict:
         t2 = time.perf_counter()
         scores, ids, _ = generation.search(vector, 100, visibility=visibility)
         t3 = time.perf_counter()
-        matches = _best_per_image(dict(zip(ids[0].tolist(), scores[0].tolist())), regions, -1.0)
+        matches = best_per_image(dict(zip(ids[0].tolist(), scores[0].tolist())), regions, -1.0)
         images.select_related("owner").in_bulk([m.image_id for m in matches[:24]])
         t4 = time.perf_counter()
         stages["text tower"].append(t1 - t0)
@@ -178,7 +180,8 @@ django.setup()
 import numpy as np
 from django.contrib.auth import get_user_model
 from search.index import get_index
-from search.query import TextQuery, search
+from search.queries import TextQuery
+from search.query import search
 user = get_user_model().objects.get(username="user0")
 clients, queries = int(sys.argv[1]), int(sys.argv[2])
 texts = [line for line in sys.argv[3].split("|")]

@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from gallery.processing import workers_alive
+from gallery.work_queue import workers_alive
 
 
 def site(request) -> dict:

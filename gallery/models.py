@@ -63,10 +63,10 @@ class Image(models.Model):
     error = models.TextField(blank=True, help_text="Why processing failed, in words a person can act on.")
     attempts = models.PositiveIntegerField(default=0)
     # Failed only because the model weights were missing: `run_worker` queues it again by itself
-    # once they are in place (search.pipeline.images_requeue_waiting_for_models).
+    # once they are in place (search.ingest.images_requeue_waiting_for_models).
     waiting_for_models = models.BooleanField(default=False)
     processing_started_at = models.DateTimeField(null=True, blank=True)
-    # The work-queue state (gallery/processing.py): when the image was last queued, which claim may
+    # The work-queue state (gallery/work_queue.py): when the image was last queued, which claim may
     # write its result, and the last sign of life from the worker holding that claim.
     queued_at = models.DateTimeField(null=True, blank=True)
     claim = models.UUIDField(null=True, blank=True, editable=False)

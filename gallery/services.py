@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 
 from gallery import storage
 from gallery.models import Image, Region
-from gallery.processing import image_enqueue, image_queue_again
+from gallery.work_queue import image_enqueue, image_queue_again
 from gallery.validation import UploadRejected, display_name, too_large_message, validate_image_bytes
 
 logger = logging.getLogger(__name__)

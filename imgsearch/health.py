@@ -8,6 +8,11 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from gallery.models import ImageChange
+from gallery.work_queue import workers_alive
+from search.index import CorruptIndex, IndexUnavailable, get_index
+from search.vision.registry import weights_missing
+
 
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -46,8 +51,6 @@ def _broker() -> dict:
 
 
 def _worker() -> dict:
-    from gallery.processing import workers_alive
-
     alive = workers_alive()
     if alive:
         return {"ok": True, "alive": alive}
@@ -55,8 +58,6 @@ def _worker() -> dict:
 
 
 def _models() -> dict:
-    from search.vision.registry import weights_missing
-
     missing = sorted(weights_missing())
     if not missing:
         return {"ok": True}
@@ -66,9 +67,6 @@ def _models() -> dict:
 
 
 def _index() -> dict:
-    from gallery.models import ImageChange
-    from search.index import CorruptIndex, get_index, IndexUnavailable
-
     try:
         generation = get_index().current()
     except (IndexUnavailable, CorruptIndex) as error:

@@ -9,17 +9,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imgsearch.parsers import JSONParser, MultiPartParser
-from search.query import (
-    MATCH_KINDS,
-    MAX_WEIGHT,
-    SCOPES,
-    Filters,
-    SearchError,
-    SearchUnavailable,
-    as_dict,
-    query_from,
-    search,
-)
+from search import history
+from search.duplicates import duplicate_groups
+from search.errors import SearchError, SearchUnavailable
+from search.models import RecentSearch, SavedSearch
+from search.queries import MAX_WEIGHT, ImageQuery
+from search.query import MATCH_KINDS, SCOPES, Filters
+from search.request import SearchRequest, query_from
 
 
 class SearchResultSerializer(serializers.Serializer):
@@ -100,6 +96,20 @@ class SearchApi(APIView):
         favourites = serializers.BooleanField(default=False, help_text="Only your favourites.")
         tag = serializers.CharField(required=False, allow_blank=True, max_length=64, help_text="Only photos with this tag.")
 
+        def search_request(self) -> SearchRequest:
+            """The request the (valid) payload describes. Raises SearchError."""
+            data = self.validated_data
+            box = data.get("box")
+            upload = data.get("image")
+            query = query_from(text=data.get("text"), image=ImageQuery(data=upload.read(), name=upload.name) if upload else None,
+                               image_id=None if box else data.get("image_id"),
+                               box_image_id=data.get("image_id") if box else None, box=box,
+                               region_id=data.get("region_id"), image_weight=data["image_weight"],
+                               exclude_weight=data["exclude_weight"])
+            filters = Filters(taken_from=data.get("taken_from"), taken_to=data.get("taken_to"), album_id=data.get("album_id"),
+                              camera=data.get("camera", ""), favourites=data["favourites"], tag=data.get("tag", ""))
+            return SearchRequest(query=query, scope=data["scope"], kind=data["kind"], filters=filters)
+
     @extend_schema(request={"application/json": InputSerializer, "multipart/form-data": InputSerializer},
                    responses=SearchPageSerializer)
     def post(self, request: Request) -> Response:
@@ -107,23 +117,27 @@ class SearchApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            query = query_from(text=data.get("text"), image=data["image"].read() if data.get("image") else None,
-                               image_id=data.get("image_id"), region_id=data.get("region_id"), box=data.get("box"),
-                               image_weight=data["image_weight"], exclude_weight=data["exclude_weight"])
-            page = search(user=request.user, query=query, scope=data["scope"], kind=data["kind"],
-                          min_score=data.get("min_score"), page=data["page"], page_size=data.get("page_size"),
-                          filters=Filters(taken_from=data.get("taken_from"), taken_to=data.get("taken_to"),
-                                          album_id=data.get("album_id"), camera=data.get("camera", ""),
-                                          favourites=data["favourites"], tag=data.get("tag", "")))
+            search_request = serializer.search_request()
+            page = search_request.run(user=request.user, min_score=data.get("min_score"), page=data["page"],
+                                      page_size=data.get("page_size"))
         except SearchUnavailable as error:
-            body = {"detail": str(error)}
-            if request.user.is_staff and error.fix:
-                body["fix"] = error.fix  # server paths and commands: staff only
-            return Response(body, status=503)
+            return unavailable(request, error)
         except SearchError as error:
             raise ValidationError(str(error)) from None
-        results = SearchResultSerializer(page.results, many=True, context={"request": request}).data
-        return Response({"query": as_dict(query), "page": page.page, "page_size": page.page_size, "has_next": page.has_next, "results": results})
+        return Response(page_body(request, search_request, page))
+
+
+def unavailable(request: Request, error: SearchUnavailable) -> Response:
+    body = {"detail": str(error)}
+    if request.user.is_staff and error.fix:
+        body["fix"] = error.fix  # server paths and commands: staff only
+    return Response(body, status=503)
+
+
+def page_body(request: Request, search_request: SearchRequest, page) -> dict:
+    results = SearchResultSerializer(page.results, many=True, context={"request": request}).data
+    return {"query": search_request.query.as_dict(), "page": page.page, "page_size": page.page_size,
+            "has_next": page.has_next, "results": results}
 
 
 class DuplicateImageSerializer(serializers.Serializer):
@@ -152,8 +166,6 @@ class DuplicatesApi(APIView):
 
     @extend_schema(responses=DuplicateGroupSerializer(many=True))
     def get(self, request: Request) -> Response:
-        from search.duplicates import duplicate_groups
-
         groups = duplicate_groups(request.user)
         return Response(DuplicateGroupSerializer(groups, many=True, context={"request": request}).data)
 
@@ -185,15 +197,11 @@ class RecentSearchesApi(APIView):
 
     @extend_schema(responses=RecordSerializer(many=True))
     def get(self, request: Request) -> Response:
-        from search.models import RecentSearch
-
         records = RecentSearch.objects.filter(owner=request.user)
         return Response(RecordSerializer(records, many=True, context={"request": request}).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request) -> Response:
-        from search import history
-
         history.recent_clear(user=request.user)
         return Response(status=204)
 
@@ -211,8 +219,6 @@ class SavedSearchesApi(APIView):
 
     @extend_schema(responses=SavedSearchListItemSerializer(many=True))
     def get(self, request: Request) -> Response:
-        from search import history
-
         listed = []
         for saved, new, problem in history.saved_with_new_counts(request.user):
             saved.new_matches, saved.problem = new, problem
@@ -222,37 +228,16 @@ class SavedSearchesApi(APIView):
     @extend_schema(request={"application/json": SaveSearchInputSerializer, "multipart/form-data": SaveSearchInputSerializer},
                    responses={201: SavedSearchSerializer})
     def post(self, request: Request) -> Response:
-        from search import history
-        from search.vision.identity import current_model
-        from search.query import ImageQuery, query_vector
-
         serializer = self.SaveSearchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
         try:
-            vector = query_vector(user=request.user, query=ImageQuery(data["image"].read()))[0] if data.get("image") else None
-            saved = history.saved_from_api(user=request.user, name=data["name"], params=page_params(data),
-                                           photo_vector=vector, model=current_model()[0])
+            saved = history.saved_from_api(user=request.user, name=serializer.validated_data["name"],
+                                           request=serializer.search_request())
         except SearchUnavailable as error:
-            return Response({"detail": str(error)}, status=503)
+            return unavailable(request, error)
         except SearchError as error:
             raise ValidationError(str(error)) from None
         return Response(SavedSearchSerializer(saved, context={"request": request}).data, status=201)
-
-
-def page_params(data: dict) -> dict[str, str]:
-    """POST /api/search/'s fields as the search page's parameters (what a saved search keeps)."""
-    from search.models import kept
-
-    box = data.get("box")
-    params = {"q": data.get("text"), "region": data.get("region_id"), "scope": data.get("scope"), "kind": data.get("kind"),
-              "similar" if box is None else "box_image": data.get("image_id"),
-              "box": ",".join(f"{v:g}" for v in box) if box else None,
-              "image_weight": data.get("image_weight") if data.get("image_weight") != 1.0 else None,
-              "exclude_weight": data.get("exclude_weight") if data.get("exclude_weight") != 1.0 else None,
-              "taken_from": data.get("taken_from"), "taken_to": data.get("taken_to"), "album": data.get("album_id"),
-              "camera": data.get("camera"), "favourites": "on" if data.get("favourites") else None, "tag": data.get("tag")}
-    return kept(params)
 
 
 class SavedSearchApi(APIView):
@@ -265,25 +250,22 @@ class SavedSearchApi(APIView):
                        "query": QuerySerializer(), "page": serializers.IntegerField(), "page_size": serializers.IntegerField(),
                        "has_next": serializers.BooleanField(), "results": SearchResultSerializer(many=True)}))
     def get(self, request: Request, pk: int) -> Response:
-        from search import history
-
         saved = self._saved(request, pk)
         try:
             page_number = max(1, int(request.query_params.get("page", "1")))
         except ValueError:
             raise ValidationError("page must be a number.") from None
         try:
-            query, page = history.run_record(user=request.user, record=saved, page=page_number)
+            search_request, page = history.run_record(user=request.user, record=saved, page=page_number)
         except SearchUnavailable as error:
-            return Response({"detail": str(error)}, status=503)
+            return unavailable(request, error)
         except SearchError as error:
             raise ValidationError(str(error)) from None
         new = sorted(history.new_image_ids(page, saved.last_viewed_at))
         if page.page == 1:
             history.saved_viewed(saved)
         return Response({"saved": SavedSearchSerializer(saved, context={"request": request}).data, "new": new,
-                         "query": as_dict(query), "page": page.page, "page_size": page.page_size, "has_next": page.has_next,
-                         "results": SearchResultSerializer(page.results, many=True, context={"request": request}).data})
+                         **page_body(request, search_request, page)})
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
@@ -291,9 +273,7 @@ class SavedSearchApi(APIView):
         return Response(status=204)
 
     @staticmethod
-    def _saved(request: Request, pk: int):
-        from search.models import SavedSearch
-
+    def _saved(request: Request, pk: int) -> SavedSearch:
         saved = SavedSearch.objects.filter(owner=request.user, pk=pk).first()
         if saved is None:
             raise NotFound("No such saved search.")

@@ -1,5 +1,6 @@
 from django.core.cache import cache
 
+from search.history import recent_suggestions
 from search.vision.registry import weights_missing
 
 # How long pages may show a stale answer to "are the weights in place?" (a file check, cached).
@@ -16,8 +17,6 @@ def models(request) -> dict:
 
 def suggestions(request) -> dict:
     """The words of the person's recent searches, offered by the header search box."""
-    from search.history import recent_suggestions
-
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}

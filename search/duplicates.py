@@ -27,6 +27,9 @@ from django.db import IntegrityError, transaction
 from gallery import storage
 from gallery.models import Image, Region
 from gallery.selectors import images_owned_by
+from search.index import IndexUnavailable, Visibility, get_index
+from search.models import PixelCheck, PixelVerdict
+from search.vision.identity import current_model
 from search.vision.pixels import REGISTRATION_SIDE, hash_distances, hash_neighbours, keypoints, same_picture, signed_hash
 
 logger = logging.getLogger(__name__)
@@ -84,8 +87,6 @@ def duplicate_groups(owner) -> list[Group]:
 
 def _verdicts(owner) -> dict[tuple[int, int], bool]:
     """The pixel check's verdicts on pairs of `owner`'s photos: (smaller id, larger id) -> same picture."""
-    from search.models import PixelVerdict
-
     rows = PixelVerdict.objects.filter(first__owner=owner, second__owner=owner).values_list("first_id", "second_id", "same")
     return {(first, second): same for first, second, same in rows}
 
@@ -113,8 +114,6 @@ def _connected(pairs: list[tuple[int, int]]) -> list[list[int]]:
 
 def _global_vectors(image_ids) -> dict[int, np.ndarray]:
     """The whole-image vectors of these images that the configured model made."""
-    from search.vision.identity import current_model
-
     model, _ = current_model()
     regions = Region.objects.filter(image_id__in=[int(i) for i in image_ids], kind=Region.Kind.GLOBAL,
                                     embedding_model=model)
@@ -130,8 +129,6 @@ class Neighbours:
 def neighbours(image: Image, user, *, limit: int = 8) -> Neighbours:
     """For the owner of `image`: their other photos that are near-duplicates of it, and those CLIP
     finds as similar whose pixels differ. Nothing for anyone else, or while the index is away."""
-    from search.index import get_index, IndexUnavailable, Visibility
-
     none = Neighbours(duplicates=[], similar=[])
     if not user.is_authenticated or image.owner_id != user.pk or image.perceptual_hash is None:
         return none
@@ -166,8 +163,6 @@ def neighbours(image: Image, user, *, limit: int = 8) -> Neighbours:
 
 
 def _verdicts_of(image: Image) -> dict[tuple[int, int], bool]:
-    from search.models import PixelVerdict
-
     rows = (PixelVerdict.objects.filter(first=image) | PixelVerdict.objects.filter(second=image)).values_list(
         "first_id", "second_id", "same")
     return {(first, second): same for first, second, same in rows}
@@ -177,8 +172,6 @@ def _likely_copies(image: Image, generation, owner_hashes: tuple[np.ndarray, np.
     """The owner's photos worth the pixel check against `image`: its NEAR_DUPLICATE_CHECKED nearest by
     whole-image vector (at least NEAR_DUPLICATE_CHECK_SIMILARITY) and as many nearest by hash (within
     NEAR_DUPLICATE_CHECK_HASH_BITS), those already judged left out. Only the owner's own photos."""
-    from search.index import Visibility
-
     nearest = settings.NEAR_DUPLICATE_CHECKED
     candidates: set[int] = set()
     vector = _global_vectors([image.pk]).get(image.pk)
@@ -202,8 +195,6 @@ def compare_with_neighbours(image: Image, generation, owner_hashes: tuple[np.nda
     """Run the pixel check between `image` and its likely copies (see _likely_copies), keep every
     verdict it gives, and mark the photo checked. Returns how many pairs it judged. `owner_hashes`
     (ids, hashes of the owner's ready photos) may be passed by a caller checking many of one owner's."""
-    from search.models import PixelCheck, PixelVerdict
-
     if owner_hashes is None:
         owner_hashes = _owner_hashes(image.owner_id)
     others = Image.objects.filter(pk__in=_likely_copies(image, generation, owner_hashes), owner_id=image.owner_id,
@@ -256,8 +247,6 @@ def pixel_checks_backfill(*, limit: int = 10, seconds: float | None = None) -> i
     Only photos the published index already holds: two photos processed at the same moment are
     then judged by whichever of them the index took in last, which finds the other there.
     """
-    from search.index import get_index, IndexUnavailable
-
     try:
         generation = get_index().current()
     except IndexUnavailable:

@@ -5,8 +5,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from search.errors import SearchError
 from search.models import RecentSearch, SavedSearch
-from search.query import SearchError, SearchPage, VectorQuery
+from search.queries import VectorQuery
+from search.query import SearchPage
+from search.request import SearchRequest
+from search.vision.identity import current_model
 
 # Suggestions offered in the header search box.
 SUGGESTIONS = 8
@@ -64,7 +68,7 @@ def saved_create(*, user, recent: RecentSearch, name: str) -> SavedSearch:
 
 def stored_query(record) -> VectorQuery | None:
     """The photo a saved or recent search by an uploaded photo searched with, if it was one."""
-    return VectorQuery(vector=bytes(record.vector), model=record.embedding_model) if record.by_photo else None
+    return VectorQuery(vector_bytes=bytes(record.vector), model=record.embedding_model) if record.by_photo else None
 
 
 def new_image_ids(page: SearchPage, since) -> set[int]:
@@ -80,16 +84,10 @@ def saved_viewed(saved: SavedSearch) -> None:
 NEW_COUNT_DEPTH = 50
 
 
-def run_record(*, user, record, page: int = 1, page_size: int | None = None):
-    """Run a saved or recent search again for `user`: (query, SearchPage). Raises SearchError."""
-    from search.forms import SearchForm
-    from search.query import search
-
-    form = SearchForm(record.params, user=user)
-    if not form.is_valid():
-        raise SearchError("Its filters no longer apply (an album or camera is gone).")
-    query = form.query(stored=stored_query(record))
-    return query, search(user=user, query=query, page=page, page_size=page_size, **form.search_options())
+def run_record(*, user, record, page: int = 1, page_size: int | None = None) -> tuple[SearchRequest, SearchPage]:
+    """Run a saved or recent search again for `user`: (its request, a SearchPage). Raises SearchError."""
+    request = SearchRequest.from_params(record.params, stored=stored_query(record))
+    return request, request.run(user=user, page=page, page_size=page_size)
 
 
 def saved_with_new_counts(user) -> list[tuple[SavedSearch, int | None, str]]:
@@ -105,13 +103,11 @@ def saved_with_new_counts(user) -> list[tuple[SavedSearch, int | None, str]]:
     return listed
 
 
-def saved_from_api(*, user, name: str, params: dict[str, str], photo_vector: np.ndarray | None, model: str) -> SavedSearch:
-    """Save a search an API client describes (its parameters as the search page takes them), after
-    checking that it runs. Raises SearchError."""
-    recent = RecentSearch(owner=user, params=params, description="", embedding_model=model if photo_vector is not None else "",
-                          vector=_vector_bytes(photo_vector))
-    query, _ = run_record(user=user, record=recent, page_size=1)
-    from search.query import describe
-
-    recent.description = describe(query)
+def saved_from_api(*, user, name: str, request: SearchRequest) -> SavedSearch:
+    """Save a search an API client describes, after checking that it runs (an uploaded picture is kept
+    as its vector). Raises SearchError."""
+    page = request.run(user=user, page_size=1)
+    vector = page.photo_vector
+    recent = RecentSearch(owner=user, params=request.to_params(), description=request.query.describe(),
+                          vector=_vector_bytes(vector), embedding_model=current_model()[0] if vector is not None else "")
     return saved_create(user=user, recent=recent, name=name)

@@ -1,6 +1,7 @@
 """What a person keeps of their searches: saved searches (to see new matches later) and recent
 searches (suggestions in the header search box). Both hold a search's parameters as the search
-page's query string takes them, so running one again is opening its URL; nothing here holds a photo:
+page's query string takes them (search.request.SearchRequest.to_params), so running one again is
+opening its URL; nothing here holds a photo:
 a search by an uploaded photo keeps its CLIP vector instead (the photo itself is never stored).
 
 And what the near-duplicate pixel check found (search.duplicates.compare_with_neighbours)."""
@@ -10,19 +11,10 @@ from django.db import models
 from django.urls import reverse
 from django.utils.http import urlencode
 
-# The search page's parameters a saved or recent search keeps (not the page number).
-KEPT_PARAMETERS = ("q", "similar", "region", "box_image", "box", "image_weight", "exclude_weight", "scope", "kind",
-                   "taken_from", "taken_to", "album", "camera", "favourites", "tag")
-
-
-def kept(params) -> dict[str, str]:
-    """The parameters worth keeping from a request's GET (or any mapping), blanks dropped."""
-    return {name: str(params.get(name)) for name in KEPT_PARAMETERS if params.get(name) not in (None, "")}
-
 
 class SearchRecord(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    params = models.JSONField(default=dict, help_text="The search page's parameters (see KEPT_PARAMETERS).")
+    params = models.JSONField(default=dict, help_text="The search page's parameters (SearchRequest.to_params).")
     description = models.CharField(max_length=600, help_text="What was searched for, in words.")
     # A search by an uploaded photo: its vector, and the model that made it (another model cannot use it).
     vector = models.BinaryField(null=True, blank=True, editable=False)

@@ -2,6 +2,6 @@
 
 
 def process_image(image_id: int) -> str:
-    from search.pipeline import image_process
+    from search.ingest import image_process
 
     return image_process(image_id=image_id)

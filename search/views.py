@@ -1,5 +1,5 @@
-"""The search page: text, an image, "more like this", or a box on a photo."""
-import numpy as np
+"""The search page: text, an image, "more like this", or a box on a photo; saved and recent searches;
+the near-duplicates page."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -8,72 +8,21 @@ from django.views.decorators.http import require_POST
 
 from gallery.selectors import albums_owned_by
 from search import history
+from search.duplicates import duplicate_groups, pixel_checks_waiting
+from search.errors import SearchError, SearchUnavailable
 from search.forms import SearchForm
+from search.models import RecentSearch, SavedSearch
+from search.queries import ImageQuery
 from search.vision.identity import current_model
-from search.models import RecentSearch, SavedSearch, kept
-from search.query import (
-    BoxQuery,
-    ComposedQuery,
-    ImageQuery,
-    Query,
-    RegionQuery,
-    SearchError,
-    SearchUnavailable,
-    SimilarQuery,
-    TextQuery,
-    describe,
-    search,
-)
 
-
-# The photo searched with is shown above the results, this many pixels on its longest side.
-QUERY_PREVIEW_PX = 240
-
-
-def _query_preview(query: Query | ComposedQuery, data: bytes | None, user) -> dict:
-    """What the results page shows of the query: the source photo (with the searched region boxed),
-    or for an uploaded photo, a small copy inline (uploads are never stored)."""
-    from gallery.models import Region
-    from gallery.selectors import images_visible_to
-
-    if isinstance(query, ComposedQuery):
-        photos = [term.query for term in query.positive if not isinstance(term.query, TextQuery)]
-        return _query_preview(photos[0], data, user) if photos else {}
-    if isinstance(query, ImageQuery) and data:
-        return {"data_uri": _thumbnail_data_uri(data)}
-    if isinstance(query, SimilarQuery):
-        return {"image": images_visible_to(user).filter(pk=query.image_id).first()}
-    if isinstance(query, BoxQuery):
-        return {"image": images_visible_to(user).filter(pk=query.image_id).first(),
-                "box": [int(round(float(v))) for v in query.box]}
-    if isinstance(query, RegionQuery):
-        region = Region.objects.filter(pk=query.region_id, image__in=images_visible_to(user)).select_related("image").first()
-        return {"image": region.image, "box": region.box} if region else {}
-    return {}
-
-
-def _thumbnail_data_uri(data: bytes) -> str:
-    import base64
-    import io
-
-    from PIL import Image as PILImage
-    from PIL import ImageOps
-
-    from gallery.imaging import to_rgb
-
-    with PILImage.open(io.BytesIO(data)) as picture:
-        picture.seek(0)
-        rgb = to_rgb(ImageOps.exif_transpose(picture))
-    rgb.thumbnail((QUERY_PREVIEW_PX, QUERY_PREVIEW_PX))
-    buffer = io.BytesIO()
-    rgb.save(buffer, "JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+# Parameters that make the search page run a search (without any, it shows the form and recent searches).
+SEARCH_PARAMETERS = ("q", "similar", "region", "box", "saved", "recent")
 
 
 @login_required
 def search_page(request: HttpRequest) -> HttpResponse:
     params = request.POST if request.method == "POST" else request.GET
-    bound = request.method == "POST" or any(key in request.GET for key in ("q", "similar", "region", "box", "saved", "recent"))
+    bound = request.method == "POST" or any(key in request.GET for key in SEARCH_PARAMETERS)
     form = SearchForm(params, request.FILES or None, user=request.user) if bound else SearchForm(user=request.user)
     context = {"form": form, "results": None, "error": None, "description": ""}
     status = 200
@@ -89,12 +38,13 @@ def search_page(request: HttpRequest) -> HttpResponse:
             saved = _own(SavedSearch, request.user, request.GET.get("saved"), "No such saved search.")
             recent = _own(RecentSearch, request.user, request.GET.get("recent"), "No such recent search.")
             stored = history.stored_query(saved or recent) if (saved or recent) else None
-            uploaded = request.FILES["image"].read() if request.FILES.get("image") else None
-            query = form.query(uploaded=uploaded, stored=stored)
-            context["description"] = describe(query, image_name=request.FILES["image"].name if uploaded else "")
-            results = search(user=request.user, query=query, page=max(1, page), **form.search_options())
+            upload = request.FILES.get("image")
+            uploaded = ImageQuery(data=upload.read(), name=upload.name) if upload else None
+            search_request = form.search_request(uploaded=uploaded, stored=stored)
+            context["description"] = search_request.query.describe()
+            results = search_request.run(user=request.user, page=max(1, page))
             context["results"] = results
-            context["query_preview"] = _query_preview(query, uploaded, request.user)
+            context["query_preview"] = search_request.query.preview(request.user)
             context["my_albums"] = albums_owned_by(request.user).order_by("name")  # for the selection bar
             if saved is not None:
                 context["saved"] = saved
@@ -102,12 +52,9 @@ def search_page(request: HttpRequest) -> HttpResponse:
                 if results.page == 1:
                     history.saved_viewed(saved)
             elif results.page == 1:
-                photo_vector, model = results.photo_vector, current_model()[0]
-                if stored is not None:
-                    photo_vector, model = np.frombuffer(stored.vector, dtype=np.float32), stored.model
                 context["recent"] = history.recent_record(
-                    user=request.user, params=kept(params), description=context["description"],
-                    photo_vector=photo_vector, model=model if photo_vector is not None else "")
+                    user=request.user, params=search_request.to_params(), description=context["description"],
+                    photo_vector=results.photo_vector, model=current_model()[0] if results.photo_vector is not None else "")
         except SearchUnavailable as error:
             context["error"] = str(error)
             context["error_fix"] = error.fix if request.user.is_staff else ""
@@ -179,8 +126,6 @@ def recent_clear(request: HttpRequest) -> HttpResponse:
 @login_required
 def duplicates_page(request: HttpRequest) -> HttpResponse:
     """The person's near-duplicate groups, side by side, all but the best of each selected to delete."""
-    from search.duplicates import duplicate_groups, pixel_checks_waiting
-
     return render(request, "search/duplicates.html", {"groups": duplicate_groups(request.user),
                                                       "waiting": pixel_checks_waiting(request.user),
                                                       "my_albums": albums_owned_by(request.user).order_by("name")})

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from gallery.models import WorkerBeat
-from gallery.processing import this_process, worker_beat
+from gallery.work_queue import this_process, worker_beat
 from tests.conftest import terminate_database_connection
 
 

@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 
 from gallery.models import Image
 from gallery.services import image_delete, thumbnail_name
-from search.query import BoxQuery, search
+from search.queries import BoxQuery
+from search.query import search
 from tests import images
 from tests.conftest import upload_file
 

@@ -17,7 +17,7 @@ from django.db.models import Count, Sum
 from django_q.conf import Conf
 
 from gallery.models import Image, Region
-from gallery.processing import queued_image_ids, workers_alive
+from gallery.work_queue import queued_image_ids, workers_alive
 from gallery.services import image_create
 from search.index import get_index
 from tests import images
@@ -174,7 +174,7 @@ def test_a_web_process_killed_between_commit_and_enqueue_loses_nothing(owner, wo
     worker.start()
     assert wait_for(lambda: all_final(1), timeout=60), worker.log()
     assert_processed_once_and_consistent(settings, interruptions=0)
-    from gallery.processing import workers_alive
+    from gallery.work_queue import workers_alive
 
     assert workers_alive() == 1  # the running worker beats (what /readyz reports)
 

@@ -7,21 +7,11 @@ import numpy as np
 import pytest
 
 from gallery.models import Image, Region
-from search.query import (
-    BoxQuery,
-    ComposedQuery,
-    Filters,
-    ImageQuery,
-    RegionQuery,
-    SearchError,
-    SimilarQuery,
-    Term,
-    TextQuery,
-    _best_per_image,
-    parse_words,
-    query_from,
-    search,
-)
+from search.errors import SearchError
+from search.queries import BoxQuery, ComposedQuery, ImageQuery, RegionQuery, SimilarQuery, Term, TextQuery
+from search.query import Filters, search
+from search.ranking import best_per_image
+from search.request import parse_words, query_from
 from tests import images
 
 
@@ -165,11 +155,11 @@ def test_the_whole_image_wins_a_near_tie_and_a_clearly_better_object_wins(owner,
 
     whole, obj = region("global", (0, 0, 100, 100)), region("object", (10, 10, 50, 50))
     regions = Region.objects.all()
-    near_tie = _best_per_image({whole.pk: 0.50, obj.pk: 0.515}, regions, threshold=0.2)
+    near_tie = best_per_image({whole.pk: 0.50, obj.pk: 0.515}, regions, threshold=0.2)
     assert [(r.kind, r.box) for r in near_tie] == [("global", [0, 0, 100, 100])]
-    clear = _best_per_image({whole.pk: 0.50, obj.pk: 0.60}, regions, threshold=0.2)
+    clear = best_per_image({whole.pk: 0.50, obj.pk: 0.60}, regions, threshold=0.2)
     assert [(r.kind, r.box, r.score) for r in clear] == [("object", [10, 10, 50, 50], 0.60)]
-    assert _best_per_image({whole.pk: 0.1, obj.pk: 0.15}, regions, threshold=0.2) == []
+    assert best_per_image({whole.pk: 0.1, obj.pk: 0.15}, regions, threshold=0.2) == []
 
 
 def test_the_whole_image_handicap_lets_an_object_win_that_the_whole_image_outscored(owner, settings):
@@ -181,11 +171,11 @@ def test_the_whole_image_handicap_lets_an_object_win_that_the_whole_image_outsco
     obj = Region.objects.create(image=image, kind="object", x1=10, y1=10, x2=50, y2=50, area_fraction=0.1,
                                 embedding=b"", embedding_model="m", embedding_dim=0)
     hits = {whole.pk: 0.90, obj.pk: 0.85}
-    assert [r.kind for r in _best_per_image(hits, Region.objects.all(), threshold=0.2)] == ["global"]
-    handicapped = _best_per_image(hits, Region.objects.all(), threshold=0.2, handicap=0.1)
+    assert [r.kind for r in best_per_image(hits, Region.objects.all(), threshold=0.2)] == ["global"]
+    handicapped = best_per_image(hits, Region.objects.all(), threshold=0.2, handicap=0.1)
     assert [(r.kind, r.score) for r in handicapped] == [("object", 0.85)]
     # A whole image with no object to fall back on keeps its place, at the lowered score.
-    alone = _best_per_image({whole.pk: 0.90}, Region.objects.all(), threshold=0.2, handicap=0.1)
+    alone = best_per_image({whole.pk: 0.90}, Region.objects.all(), threshold=0.2, handicap=0.1)
     assert [(r.kind, r.score) for r in alone] == [("global", pytest.approx(0.80))]
 
 
@@ -461,12 +451,10 @@ def test_weights_out_of_range_are_refused(owner, library, weight):
 def test_words_with_more_like_this_by_objects_mix_into_each_of_the_photos_rows(owner, library, settings):
     """With SIMILAR_BY_OBJECTS the photo is several rows (itself, its objects): each is mixed with the
     words, and a region scores its best mix."""
-    from search.query import query_vector
-
     settings.SIMILAR_BY_OBJECTS, settings.SCORE_TIE_EPS, settings.WHOLE_IMAGE_HANDICAP = True, 0.0, 0.0
     source = library["owner-0"]
-    words, _ = query_vector(user=owner, query=TextQuery("a red circle"))
-    rows, _ = query_vector(user=owner, query=SimilarQuery(source.pk))
+    words, _ = TextQuery("a red circle").vector(owner)
+    rows, _ = SimilarQuery(source.pk).vector(owner)
     assert len(rows) > 1
     mixed = (words[None, :] + 2.0 * rows) / 3.0
     expected = {}
@@ -476,3 +464,34 @@ def test_words_with_more_like_this_by_objects_mix_into_each_of_the_photos_rows(o
         expected[name] = max(expected.get(name, -1.0), score)
     composed = ComposedQuery(positive=(Term(TextQuery("a red circle")), Term(SimilarQuery(source.pk), 2.0)))
     assert scores_of(owner, composed) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("params", [
+    {"q": "a red circle"},
+    {"q": "sunset + boat -people -a dog", "exclude_weight": "2.5", "scope": "mine", "kind": "object"},
+    {"q": "at night", "similar": "7", "image_weight": "1.5"},
+    {"box_image": "3", "box": "1,2,30.5,40", "kind": "global"},
+    {"q": "-people", "region": "12"},
+    {"q": "cat", "taken_from": "2024-06-01", "taken_to": "2024-08-31", "album": "4", "camera": "Pixel 7",
+     "favourites": "on", "tag": "holiday"},
+])
+def test_a_request_goes_to_the_page_parameters_and_back_unchanged(params):
+    from search.request import SearchRequest
+
+    request = SearchRequest.from_params(params)
+    assert request.to_params() == params
+    assert SearchRequest.from_params(request.to_params()) == request
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"q": "cat", "similar": "¹"}, "similar: Enter a whole number"),
+    ({"q": "cat", "album": str(10**30)}, "album: Ensure this value is less than or equal to"),
+    ({"q": "cat", "taken_from": "yesterday"}, "taken_from: Enter a valid date"),
+    ({"q": "cat", "scope": "everyone"}, "scope: Select a valid choice"),
+    ({"similar": "1", "region": "2"}, "at most one photo at a time"),
+])
+def test_page_parameters_that_cannot_be_run_say_which_and_why(params, message):
+    from search.request import SearchRequest
+
+    with pytest.raises(SearchError, match=message):
+        SearchRequest.from_params(params)

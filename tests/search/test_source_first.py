@@ -1,4 +1,4 @@
-"""A search by a piece of a photo finds the photo it was cut from first (search.query._source_first,
+"""A search by a piece of a photo finds the photo it was cut from first (search.ranking.source_first,
 search.duplicates.locate), with the demo profile: our CLIP ranks every photo of the same kind of
 thing alike, so which one the piece came from is the pixels' to tell."""
 import io
@@ -11,7 +11,8 @@ from gallery.models import Image
 from search.vision.training import demo
 from search.vision.pixels import locate
 from search.vision.proposers import box_iou
-from search.query import ImageQuery, search
+from search.queries import ImageQuery
+from search.query import search
 
 
 def png(picture: PILImage.Image) -> bytes:

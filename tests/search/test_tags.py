@@ -12,7 +12,8 @@ from rest_framework.test import APIClient
 from gallery.models import Image, Tag
 from gallery.tags import image_chips, images_tagged
 from search.vision.training import demo
-from search.query import Filters, TextQuery, search
+from search.queries import TextQuery
+from search.query import Filters, search
 
 
 def scene_png(seed: int) -> tuple[bytes, set[str]]:

@@ -9,7 +9,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gallery.models import Image
-from gallery.processing import workers_alive
+from gallery.work_queue import workers_alive
 from gallery.services import image_create, image_set_visibility
 
 # How often --wait looks at the database.

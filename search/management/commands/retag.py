@@ -4,6 +4,7 @@ A new CLIP model needs `manage.py reprocess` instead: its vectors, and so its ta
 from django.core.management.base import BaseCommand
 
 from gallery.models import Image
+from search.tagging import retag
 from search.vision.registry import get_clip
 
 
@@ -11,8 +12,6 @@ class Command(BaseCommand):
     help = "Remake the model's tags of every processed photo from its stored vectors."
 
     def handle(self, *args, **options):
-        from search.tagging import retag
-
         images = Image.objects.filter(status=Image.Status.READY).order_by("pk")
         made = retag(images, get_clip())
         self.stdout.write(f"Tagged {images.count()} photo(s): {made} tag(s) from the model.")

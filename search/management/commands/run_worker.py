@@ -9,10 +9,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
-from gallery.processing import images_recover, worker_beat
+from gallery.work_queue import images_recover, worker_beat
 from search.duplicates import hashes_backfill, pixel_checks_backfill
 from search.vision.registry import weights_missing
-from search.pipeline import images_requeue_waiting_for_models
+from search.ingest import images_requeue_waiting_for_models
 from gallery.services import partial_files_delete
 
 logger = logging.getLogger(__name__)

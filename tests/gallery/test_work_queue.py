@@ -13,7 +13,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from gallery.models import Image
-from gallery.processing import (
+from gallery.work_queue import (
     Heartbeat,
     claim_fail,
     claim_progress,

@@ -4,7 +4,7 @@ import pytest
 
 from gallery.models import Image, Region
 from gallery.services import image_reprocess
-from search.pipeline import image_process, images_requeue_waiting_for_models
+from search.ingest import image_process, images_requeue_waiting_for_models
 from search.index import get_index
 from search.vision.registry import reset_models, weights_missing
 from tests import images

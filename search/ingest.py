@@ -4,7 +4,7 @@ claim the image (and, with PROCESSING_BATCH_IMAGES > 1, the next pending ones) -
 EXIF-transpose -> propose regions (SAM, one encoder batch) -> filter -> crop -> one CLIP batch (each
 whole image first, then its crops) -> per image, one transaction replaces its regions and marks it
 ready, if the claim is still ours. A heartbeat thread keeps the claim alive meanwhile; a claim that
-goes silent is recovered by `gallery.processing.images_recover`.
+goes silent is recovered by `gallery.work_queue.images_recover`.
 
 Every failure of the image itself ends in `failed` with a sentence a person can act on; a database
 that stays away longer than DB_RETRY_SECONDS leaves the image to recovery instead (it is not the
@@ -22,7 +22,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from gallery.models import Image, Region, Tag
-from gallery.processing import (
+from gallery.work_queue import (
     Claim,
     Heartbeat,
     claim_fail,

@@ -1,0 +1,166 @@
+"""Ranking: from FAISS hits to the best match per image, in order.
+
+`rank` asks the index for the top FETCH_K regions among those the search may return (FETCH_GROWTH
+times more while a page is short), checks every hit against the database, keeps each image's best
+match (`best_per_image`: the whole image wins near-ties), lowers what a left-out term matches
+(`penalised`) and drops what falls under the threshold. Some kinds of query then reorder the top:
+photos a person tagged with a text query's words (`tagged_first`), and the photo an uploaded crop
+was cut from (`source_first`).
+"""
+from dataclasses import dataclass, replace
+
+import numpy as np
+from django.conf import settings
+from django.db.models import QuerySet
+from PIL import Image as PILImage
+
+from gallery import storage
+from gallery.models import Image, Region
+from gallery.tags import images_tagged_by_person
+from search.index import Generation
+from search.vision.pixels import LOCATE_SIDE, locate
+
+# Each round that leaves a page short fetches this many times more regions.
+FETCH_GROWTH = 4
+# At most this many photos a person tagged with the query's words go first.
+MAX_TAGGED_FIRST = 200
+
+
+@dataclass(frozen=True)
+class Match:
+    """The best region of one image for a query (a SearchResult before its image is read)."""
+
+    image_id: int
+    score: float
+    kind: str  # "global", "object", "tag" (tagged_first) or "source" (source_first)
+    box: list[int]
+    region_id: int
+
+
+@dataclass(frozen=True)
+class Negative:
+    """A left-out term of a composed query."""
+
+    vector: np.ndarray
+    weight: float
+    threshold: float  # matching it starts here: the exclude threshold of its kind of query
+
+
+def rank(vector: np.ndarray, generation: Generation, masks: list[np.ndarray], regions: QuerySet[Region], *,
+         threshold: float, wanted: int, handicap: float = 0.0, negatives: tuple[Negative, ...] = ()) -> list[Match]:
+    """Best match per image above the threshold, best first; at least `wanted` images when there are that many.
+    `vector`: one query vector, or several as rows. `negatives` lower the images that match them.
+
+    `masks` restrict the FAISS scan (the index's mirror of who may see what); `regions` is the same
+    rule in the database, applied again to every hit.
+    """
+    k = settings.FETCH_K
+    while True:
+        scores, ids, eligible = generation.search(vector, k, masks=masks)
+        # Several query vectors ("more like this" by objects): a region scores its best match.
+        hits: dict[int, float] = {}
+        for row_ids, row_scores in zip(ids, scores, strict=True):
+            for i, s in zip(row_ids, row_scores, strict=True):
+                if i >= 0 and s > hits.get(int(i), -np.inf):
+                    hits[int(i)] = float(s)
+        results = best_per_image(hits, regions, -np.inf if negatives else threshold, handicap=handicap)
+        settled = len(results)
+        if negatives:
+            results = penalised(results, generation, negatives, threshold)
+            # An image not fetched yet scores at most the last hit; a lowered one under that may yet be passed.
+            frontier = scores[:, -1].max(initial=-np.inf) if scores.size else -np.inf
+            settled = sum(1 for match in results if match.score >= frontier)
+        exhausted = k >= eligible
+        # Asking for more cannot add a match above the threshold once every row's last hit is below it.
+        below_threshold = bool(hits) and all(row[row_ids >= 0].min(initial=np.inf) < threshold
+                                             for row, row_ids in zip(scores, ids, strict=True))
+        if settled >= wanted or exhausted or below_threshold:
+            return results
+        k *= FETCH_GROWTH
+
+
+def best_per_image(hits: dict[int, float], regions: QuerySet[Region], threshold: float, *,
+                   handicap: float = 0.0) -> list[Match]:
+    """One match per image: its whole image, unless an object scores more than SCORE_TIE_EPS above
+    it. A whole image's score is first lowered by `handicap` (WHOLE_IMAGE_HANDICAP): where a model
+    scores a busy scene as high as the object a query names, the object should still win."""
+    # Visibility is checked again here: `regions` is built from images_searchable_by(user).
+    rows = regions.filter(pk__in=list(hits)).values_list("pk", "image_id", "kind", "x1", "y1", "x2", "y2")
+    by_image: dict[int, dict[str, Match]] = {}
+    for pk, image_id, kind, *box in rows:
+        score = hits[pk] - handicap if kind == Region.Kind.GLOBAL else hits[pk]
+        match = Match(image_id=image_id, score=score, kind=kind, box=box, region_id=pk)
+        best = by_image.setdefault(image_id, {})
+        if kind not in best or match.score > best[kind].score:
+            best[kind] = match
+    results = []
+    for best in by_image.values():
+        chosen = best.get(Region.Kind.GLOBAL)
+        obj = best.get(Region.Kind.OBJECT)
+        if chosen is None or (obj is not None and obj.score > chosen.score + settings.SCORE_TIE_EPS):
+            chosen = obj
+        if chosen.score >= threshold:
+            results.append(chosen)
+    results.sort(key=lambda m: (-m.score, -m.image_id))
+    return results
+
+
+def penalised(matches: list[Match], generation: Generation, negatives: tuple[Negative, ...],
+              threshold: float) -> list[Match]:
+    """`matches` less, for each negative term an image matches (its best region over the term's threshold),
+    the excess times the term's weight; those still at or above `threshold`, best first."""
+    if not matches:
+        return matches
+    scores = generation.image_scores(np.stack([n.vector for n in negatives]), [m.image_id for m in matches])
+    over = np.maximum(scores - np.array([n.threshold for n in negatives]), 0.0)
+    penalty = over @ np.array([n.weight for n in negatives])
+    lowered = [replace(match, score=match.score - float(p)) for match, p in zip(matches, penalty, strict=True)]
+    kept = [match for match in lowered if match.score >= threshold]
+    kept.sort(key=lambda m: (-m.score, -m.image_id))
+    return kept
+
+
+def tagged_first(ranked: list[Match], text: str, images: QuerySet[Image], generation: Generation,
+                 vector: np.ndarray) -> list[Match]:
+    """Photos whose owner tagged them with exactly the query's words come first (kind "tag", the whole
+    photo, their best CLIP score, best first): a person's word that a photo shows "birthday" outranks
+    any model's guess, and finds it even where CLIP cannot."""
+    tagged = list(images_tagged_by_person(images, text).values_list("pk", flat=True)[:MAX_TAGGED_FIRST])
+    if not tagged:
+        return ranked
+    wholes = {image_id: (pk, [0, 0, x2, y2]) for image_id, pk, x2, y2 in Region.objects.filter(
+        image_id__in=tagged, kind=Region.Kind.GLOBAL).values_list("image_id", "pk", "x2", "y2")}
+    tagged = [image_id for image_id in tagged if image_id in wholes]  # processed: they have a whole-image region
+    scores = generation.image_scores(np.atleast_2d(vector)[:1], tagged)[:, 0] if tagged else []
+    first = [Match(image_id=image_id, score=float(score) if np.isfinite(score) else 0.0, kind="tag",
+                   box=wholes[image_id][1], region_id=wholes[image_id][0])
+             for image_id, score in zip(tagged, scores, strict=True)]
+    first.sort(key=lambda m: (-m.score, -m.image_id))
+    pinned = set(tagged)
+    return first + [match for match in ranked if match.image_id not in pinned]
+
+
+def source_first(ranked: list[Match], part: PILImage.Image) -> list[Match]:
+    """An uploaded picture that is a piece of one of the best SOURCE_CHECKED results — cropped from it
+    and saved as cut, perhaps re-encoded — finds that photo first (kind "source", boxed where the piece
+    lies): CLIP ranks every photo of the same kind of thing alike; the pixels tell which one it came
+    from (search.vision.pixels.locate). The rest keep their order."""
+    checked = ranked[:settings.SOURCE_CHECKED]
+    if not checked:
+        return ranked
+    stored = {pk: (name, (width, height)) for pk, name, width, height in Image.objects.filter(
+        pk__in=[m.image_id for m in checked]).values_list("pk", "file", "width", "height")}
+    found = []
+    for match in checked:
+        try:
+            name, size = stored[match.image_id]
+            photo = storage.read_rgb(name, at_least=LOCATE_SIDE)
+        except (KeyError, OSError, ValueError):  # gone since, or its file is: it simply is not checked
+            continue
+        box = locate(part, photo, size)
+        if box is None:
+            continue
+        whole = (box[2] - box[0]) * (box[3] - box[1]) >= 0.9 * size[0] * size[1]
+        found.append(match if whole else replace(match, kind="source", box=box))  # a copy of it all stays as matched
+    pinned = {match.image_id for match in found}
+    return found + [match for match in ranked if match.image_id not in pinned]
