@@ -6,6 +6,7 @@ photographs, which no training code may use), 3-5 objects per picture, each rota
 short side, lightly overlapping, saved as JPEG. The true box of an object is the box of the pixels
 its shape covers (before anything overlaps it).
 """
+
 import io
 from dataclasses import dataclass
 
@@ -23,8 +24,19 @@ EVALUATION_PHOTOGRAPHS = ("chelsea", "hubble_deep_field", "retina", "immunohisto
 # objectness map's speckled training background was designed after the evaluation set's black
 # shapes on the Hubble deep field were seen missing, so its effect is counted here too, where no
 # choice has looked. Every remaining photograph, not a chosen few.
-FRESH_PHOTOGRAPHS = ("brick", "camera", "cell", "clock", "coins", "grass", "gravel", "moon", "page",
-                     "stereo_motorcycle", "text")
+FRESH_PHOTOGRAPHS = (
+    "brick",
+    "camera",
+    "cell",
+    "clock",
+    "coins",
+    "grass",
+    "gravel",
+    "moon",
+    "page",
+    "stereo_motorcycle",
+    "text",
+)
 PHOTOGRAPHS = TUNING_PHOTOGRAPHS + EVALUATION_PHOTOGRAPHS + FRESH_PHOTOGRAPHS
 SPLITS = {"tuning": TUNING_PHOTOGRAPHS, "evaluation": EVALUATION_PHOTOGRAPHS, "fresh": FRESH_PHOTOGRAPHS}
 MAX_OVERLAP = 0.2  # at most this share of either object's box may be covered by another's
@@ -73,8 +85,15 @@ def _overlap(a, b) -> float:
     return ix * iy / smaller if smaller else 0.0
 
 
-def scene(number: int, rng: np.random.Generator, photos: dict[str, PILImage.Image], *,
-          width: int = 640, height: int = 480, objects_rng: np.random.Generator | None = None) -> HeldOutScene:
+def scene(
+    number: int,
+    rng: np.random.Generator,
+    photos: dict[str, PILImage.Image],
+    *,
+    width: int = 640,
+    height: int = 480,
+    objects_rng: np.random.Generator | None = None,
+) -> HeldOutScene:
     """Scene `number` on one of `photos` (taken in turn). `objects_rng`, if given, places the objects
     (and picks the JPEG quality): the same `rng` state with another `objects_rng` gives the same
     background with other objects, a similar photo that is not a duplicate."""
@@ -89,7 +108,12 @@ def scene(number: int, rng: np.random.Generator, photos: dict[str, PILImage.Imag
             break
         colour, shape = demo.CLASSES[class_index]
         for _ in range(50):
-            layer = demo.rotated_shape(shape, demo.COLOURS[colour], int(rng.uniform(0.07, 0.20) * min(width, height)), float(rng.uniform(0, 360)))
+            layer = demo.rotated_shape(
+                shape,
+                demo.COLOURS[colour],
+                int(rng.uniform(0.07, 0.20) * min(width, height)),
+                float(rng.uniform(0, 360)),
+            )
             x, y = int(rng.integers(0, width - layer.width)), int(rng.integers(0, height - layer.height))
             left, top, right, bottom = layer.getchannel("A").point(lambda a: 255 if a > 127 else 0).getbbox()
             box = (x + left, y + top, x + right, y + bottom)

@@ -7,6 +7,7 @@ is the figure of record; this is the loop for trying a training recipe or a thre
 
     .venv/bin/python bench/heldout_offline.py [--split tuning] [--weights path.pt] [--scenes 28]
 """
+
 import argparse
 import io
 import os
@@ -37,8 +38,9 @@ def demo_proposer(kind: str):
 
     from search.vision.registry import load_proposer
 
-    with override_settings(REGION_PROPOSER=kind,
-                           REGION_MIN_AREA_FRACTION=settings.MODEL_PROFILES["demo"]["REGION_MIN_AREA_FRACTION"]):
+    with override_settings(
+        REGION_PROPOSER=kind, REGION_MIN_AREA_FRACTION=settings.MODEL_PROFILES["demo"]["REGION_MIN_AREA_FRACTION"]
+    ):
         return load_proposer()
 
 
@@ -58,8 +60,14 @@ class Library:
         for number, scene in enumerate(scenes):
             rgb = PILImage.open(io.BytesIO(scene.jpeg)).convert("RGB")
             self.pictures.append(rgb)
-            proposals = filter_proposals(proposer.propose(rgb), width=rgb.width, height=rgb.height,
-                                         min_area_fraction=min_area_fraction, nms_iou=nms_iou, max_count=max_count)
+            proposals = filter_proposals(
+                proposer.propose(rgb),
+                width=rgb.width,
+                height=rgb.height,
+                min_area_fraction=min_area_fraction,
+                nms_iou=nms_iou,
+                max_count=max_count,
+            )
             crops = [rgb] + [rgb.crop(p.box) for p in proposals]
             vectors.append(clip.embed_images(crops))
             self.boxes += [(0, 0, rgb.width, rgb.height)] + [p.box for p in proposals]
@@ -71,7 +79,9 @@ class Library:
         self.owner = np.array(self.owner)
         self.is_global = np.array([k == "global" for k in self.kinds])
 
-    def rank(self, vector, *, exclude: int | None = None, tie_eps: float, handicap: float = 0.0) -> list[tuple[int, float, tuple]]:
+    def rank(
+        self, vector, *, exclude: int | None = None, tie_eps: float, handicap: float = 0.0
+    ) -> list[tuple[int, float, tuple]]:
         """(scene number, score, box) best first: one per scene, its whole image (less `handicap`) unless
         an object beats it by tie_eps. `vector` may be several (rows): each region scores its best."""
         scores = (self.vectors @ np.atleast_2d(vector).T).max(axis=1) - handicap * self.is_global
@@ -126,11 +136,14 @@ class Tally:
         scored = sorted(self.scored, reverse=True)
         right = np.cumsum([r for _, r in scored])
         ok = [i for i in range(len(scored)) if right[i] / (i + 1) >= 0.8]
-        calibrated = (f"; 80% right from {scored[ok[-1]][0]:.2f} ({(ok[-1] + 1) / len(self.top1):.1f} shown)"
-                      if ok else "")
-        return (f"[{self.label:11s}] n={len(self.top1):3d} R@1={np.mean(self.top1):.2f} mAP={np.mean(self.precisions):.2f} "
-                f"IoU>=0.5 {iou:.0%}; at {self.threshold:.2f}: {self.shown / len(self.top1):.1f} shown, {precision:.0%} right"
-                + calibrated)
+        calibrated = (
+            f"; 80% right from {scored[ok[-1]][0]:.2f} ({(ok[-1] + 1) / len(self.top1):.1f} shown)" if ok else ""
+        )
+        return (
+            f"[{self.label:11s}] n={len(self.top1):3d} R@1={np.mean(self.top1):.2f} mAP={np.mean(self.precisions):.2f} "
+            f"IoU>=0.5 {iou:.0%}; at {self.threshold:.2f}: {self.shown / len(self.top1):.1f} shown, {precision:.0%} right"
+            + calibrated
+        )
 
 
 def source_first(ranked: list[tuple[int, float, tuple]], part, pictures) -> list[tuple[int, float, tuple]]:
@@ -141,7 +154,7 @@ def source_first(ranked: list[tuple[int, float, tuple]], part, pictures) -> list
     from search.vision.pixels import locate
 
     found = []
-    for number, score, box in ranked[:settings.SOURCE_CHECKED]:
+    for number, score, box in ranked[: settings.SOURCE_CHECKED]:
         where = locate(part, pictures[number])
         if where is not None:
             found.append((number, score, tuple(where)))
@@ -149,12 +162,21 @@ def source_first(ranked: list[tuple[int, float, tuple]], part, pictures) -> list
     return found + [item for item in ranked if item[0] not in pinned]
 
 
-def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: float, similar_threshold: float,
-             tie_eps: float, handicap: float, thresholds: tuple[float, ...] = ()) -> list[str]:
+def evaluate(
+    library: Library,
+    clip,
+    *,
+    text_threshold: float,
+    image_threshold: float,
+    similar_threshold: float,
+    tie_eps: float,
+    handicap: float,
+    thresholds: tuple[float, ...] = (),
+) -> list[str]:
     import numpy as np
 
-    from search.vision.training import demo
     from search.vision.proposers import box_iou
+    from search.vision.training import demo
 
     scenes = library.scenes
     where: dict[tuple, dict[int, list]] = defaultdict(lambda: defaultdict(list))
@@ -166,7 +188,11 @@ def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: 
     classes = sorted(where)
     for klass, vector in zip(classes, clip.embed_texts([demo.caption(*k) for k in classes])):
         text.add(library.rank(vector, tie_eps=tie_eps, handicap=handicap), set(where[klass]), where[klass])
-    crop, region, box = Tally("object crop", image_threshold), Tally("region", image_threshold), Tally("drawn box", image_threshold)
+    crop, region, box = (
+        Tally("object crop", image_threshold),
+        Tally("region", image_threshold),
+        Tally("drawn box", image_threshold),
+    )
     region_found = Tally("region+", image_threshold)  # only the objects with a region (others cannot start one)
     own_first, found = [], []
     for number, scene in enumerate(scenes):
@@ -179,8 +205,11 @@ def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: 
         for placed, vector in zip(scene.shapes, crop_vectors):
             klass = (placed.colour, placed.shape)
             relevant, boxes = set(where[klass]), where[klass]
-            ranked = source_first(library.rank(vector, tie_eps=tie_eps, handicap=handicap), crops[len(own_first) - start],
-                                  library.pictures)
+            ranked = source_first(
+                library.rank(vector, tie_eps=tie_eps, handicap=handicap),
+                crops[len(own_first) - start],
+                library.pictures,
+            )
             crop.add(ranked, relevant, boxes)
             own_first.append(bool(ranked) and ranked[0][0] == number)
             ious = [box_iou(library.boxes[r], placed.box) for r in rows]
@@ -201,7 +230,9 @@ def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: 
     p5 = {False: [], True: []}
     for number, scene in enumerate(scenes):
         mine = {(s.colour, s.shape) for s in scene.shapes}
-        relevant = {n for n, other in enumerate(scenes) if n != number and mine & {(s.colour, s.shape) for s in other.shapes}}
+        relevant = {
+            n for n, other in enumerate(scenes) if n != number and mine & {(s.colour, s.shape) for s in other.shapes}
+        }
         boxes = {n: [(0, 0, 10**6, 10**6)] for n in relevant}  # any box: "more like this" is about the photo
         for by_objects in (False, True):
             rows = library.owner == number if by_objects else (library.owner == number) & library.is_global
@@ -212,9 +243,13 @@ def evaluate(library: Library, clip, *, text_threshold: float, image_threshold: 
     lines += [t.line() for t in tallies]
     for t in tallies:
         lines.append(f"[{t.label:11s}] " + "; ".join(t.at(threshold) for threshold in thresholds))
-    lines.append(f"[own scene  ] crop finds its own scene first {np.mean(own_first):.0%}; objects found {np.mean(found):.0%}; "
-                 f"regions/image {(~library.is_global).sum() / len(scenes):.1f} (true {np.mean([len(s.shapes) for s in scenes]):.1f})")
-    lines.append(f"[more like  ] P@5={np.mean(p5[False]):.2f} (whole image); {np.mean(p5[True]):.2f} (whole image and its objects)")
+    lines.append(
+        f"[own scene  ] crop finds its own scene first {np.mean(own_first):.0%}; objects found {np.mean(found):.0%}; "
+        f"regions/image {(~library.is_global).sum() / len(scenes):.1f} (true {np.mean([len(s.shapes) for s in scenes]):.1f})"
+    )
+    lines.append(
+        f"[more like  ] P@5={np.mean(p5[False]):.2f} (whole image); {np.mean(p5[True]):.2f} (whole image and its objects)"
+    )
     return lines
 
 
@@ -227,15 +262,23 @@ def composed_queries(scenes) -> list[tuple[tuple[str, str], str, int, tuple]]:
     found = []
     classes = sorted({(s.colour, s.shape) for scene in scenes for s in scene.shapes})
     for colour, shape in classes:
-        other = next(((number, s.box) for number, scene in enumerate(scenes) for s in scene.shapes
-                      if s.shape == shape and s.colour != colour), None)
+        other = next(
+            (
+                (number, s.box)
+                for number, scene in enumerate(scenes)
+                for s in scene.shapes
+                if s.shape == shape and s.colour != colour
+            ),
+            None,
+        )
         if other is not None:
             found.append(((colour, shape), f"a {colour} shape", *other))
     return found
 
 
-def evaluate_composed(library: Library, clip, *, tie_eps: float, handicap: float,
-                      image_weight: float = 1.0) -> list[str]:
+def evaluate_composed(
+    library: Library, clip, *, tie_eps: float, handicap: float, image_weight: float = 1.0
+) -> list[str]:
     where: dict[tuple, dict[int, list]] = defaultdict(lambda: defaultdict(list))
     for number, scene in enumerate(library.scenes):
         for s in scene.shapes:
@@ -248,8 +291,10 @@ def evaluate_composed(library: Library, clip, *, tie_eps: float, handicap: float
         relevant = set(where[klass])
         for kind, vector in (("words", text_vector), ("photo", photo_vector), ("both", both)):
             tallies[kind].add(library.rank(vector, tie_eps=tie_eps, handicap=handicap), relevant, where[klass])
-    return [f"[composed {kind:5s}] n={len(t.top1)} R@1={np.mean(t.top1):.2f} mAP={np.mean(t.precisions):.2f}"
-            for kind, t in tallies.items()]
+    return [
+        f"[composed {kind:5s}] n={len(t.top1)} R@1={np.mean(t.top1):.2f} mAP={np.mean(t.precisions):.2f}"
+        for kind, t in tallies.items()
+    ]
 
 
 def evaluate_tags(library: Library, clip, probabilities=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8)) -> list[str]:
@@ -265,30 +310,43 @@ def evaluate_tags(library: Library, clip, probabilities=(0.3, 0.4, 0.5, 0.6, 0.7
     truth = [{f"{s.colour} {s.shape}" for s in scene.shapes} for scene in library.scenes]
     lines = []
     for probability in probabilities:
-        with override_settings(TAG_VOCABULARY=profile["TAG_VOCABULARY"], TAG_PROMPT=profile["TAG_PROMPT"],
-                               TAG_MIN_PROBABILITY=probability):
+        with override_settings(
+            TAG_VOCABULARY=profile["TAG_VOCABULARY"], TAG_PROMPT=profile["TAG_PROMPT"], TAG_MIN_PROBABILITY=probability
+        ):
             found = zero_shot(library.vectors, clip)
         predicted = [set() for _ in library.scenes]
         for scene, labels in zip(library.owner, found):
             predicted[scene] |= {label for label, _ in labels}
         right = sum(len(p & t) for p, t in zip(predicted, truth))
         shown = sum(len(p) for p in predicted)
-        lines.append(f"[tags p>={probability:.1f}] {shown / len(truth):.1f} tags per photo, precision {right / max(1, shown):.0%}, "
-                     f"recall {right / sum(len(t) for t in truth):.0%}"
-                     + ("  <- demo profile" if abs(probability - profile["TAG_MIN_PROBABILITY"]) < 1e-9 else ""))
+        lines.append(
+            f"[tags p>={probability:.1f}] {shown / len(truth):.1f} tags per photo, precision {right / max(1, shown):.0%}, "
+            f"recall {right / sum(len(t) for t in truth):.0%}"
+            + ("  <- demo profile" if abs(probability - profile["TAG_MIN_PROBABILITY"]) < 1e-9 else "")
+        )
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("tuning", "evaluation", "fresh", "generator"), default="tuning")
-    parser.add_argument("--weights", type=Path, default=None, help="A demo CLIP checkpoint (default: the committed one).")
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="A demo CLIP checkpoint (default: the committed one)."
+    )
     parser.add_argument("--scenes", type=int, default=28)
-    parser.add_argument("--proposer", choices=("colour", "colour+objectness"), default=None,
-                        help="REGION_PROPOSER (default: the demo profile's).")
+    parser.add_argument(
+        "--proposer",
+        choices=("colour", "colour+objectness"),
+        default=None,
+        help="REGION_PROPOSER (default: the demo profile's).",
+    )
     parser.add_argument("--tie-eps", type=float, default=None)
-    parser.add_argument("--handicap", type=float, default=None, help="WHOLE_IMAGE_HANDICAP (default: the demo profile's).")
-    parser.add_argument("--thresholds", type=float, nargs="*", default=(), help="Also print precision and recall at these.")
+    parser.add_argument(
+        "--handicap", type=float, default=None, help="WHOLE_IMAGE_HANDICAP (default: the demo profile's)."
+    )
+    parser.add_argument(
+        "--thresholds", type=float, nargs="*", default=(), help="Also print precision and recall at these."
+    )
     parser.add_argument("--composed", action="store_true", help="Only the composed-query figures (issue 14).")
     parser.add_argument("--tags", action="store_true", help="Only the automatic-tag figures (issue 14).")
     parser.add_argument("--image-weight", type=float, default=1.0, help="The photo's weight in composed queries.")
@@ -302,6 +360,7 @@ def main() -> None:
 
     from bench import heldout
     from search.vision.training import demo, demo_clip
+
     profile = settings.MODEL_PROFILES["demo"]
     clip = load_demo_clip(args.weights or demo_clip.DEMO_WEIGHTS)
     rng = np.random.default_rng(7013)
@@ -315,9 +374,14 @@ def main() -> None:
     else:
         photos = heldout.photographs(heldout.SPLITS[args.split])
         scenes = [heldout.scene(number, rng, photos) for number in range(args.scenes)]
-    library = Library(scenes, clip, demo_proposer(args.proposer or profile["REGION_PROPOSER"]),
-                      min_area_fraction=profile["REGION_MIN_AREA_FRACTION"], nms_iou=settings.REGION_NMS_IOU,
-                      max_count=settings.REGION_MAX_PER_IMAGE)
+    library = Library(
+        scenes,
+        clip,
+        demo_proposer(args.proposer or profile["REGION_PROPOSER"]),
+        min_area_fraction=profile["REGION_MIN_AREA_FRACTION"],
+        nms_iou=settings.REGION_NMS_IOU,
+        max_count=settings.REGION_MAX_PER_IMAGE,
+    )
     tie_eps = settings.SCORE_TIE_EPS if args.tie_eps is None else args.tie_eps
     handicap = profile.get("WHOLE_IMAGE_HANDICAP", 0.0) if args.handicap is None else args.handicap
     if args.tags:
@@ -325,14 +389,21 @@ def main() -> None:
             print(f"{args.split} {line}")
         return
     if args.composed:
-        for line in evaluate_composed(library, clip, tie_eps=tie_eps, handicap=handicap, image_weight=args.image_weight):
+        for line in evaluate_composed(
+            library, clip, tie_eps=tie_eps, handicap=handicap, image_weight=args.image_weight
+        ):
             print(f"{args.split} {line}")
         return
-    for line in evaluate(library, clip, text_threshold=profile["MIN_SIMILARITY"],
-                         image_threshold=profile["MIN_IMAGE_SIMILARITY"],
-                         similar_threshold=profile["MIN_SIMILAR_SIMILARITY"], tie_eps=tie_eps,
-                         handicap=handicap,
-                         thresholds=tuple(args.thresholds)):
+    for line in evaluate(
+        library,
+        clip,
+        text_threshold=profile["MIN_SIMILARITY"],
+        image_threshold=profile["MIN_IMAGE_SIMILARITY"],
+        similar_threshold=profile["MIN_SIMILAR_SIMILARITY"],
+        tie_eps=tie_eps,
+        handicap=handicap,
+        thresholds=tuple(args.thresholds),
+    ):
         print(f"{args.split} {line}")
 
 

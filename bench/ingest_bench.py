@@ -16,12 +16,13 @@ each side as well (one at a time / one batch) and reported in place of the measu
 masks"). Our side runs with the grids given in --grid (32 is the original's, 16 the recommended
 default) and again with MODEL_BF16 for those in --bf16-grid.
 """
+
 import argparse
 import io
 import json
 import os
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,8 +58,13 @@ def bench_images() -> list[tuple[str, "PILImage.Image"]]:
 
     from search.vision.training import demo
 
-    pictures = [(name, PILImage.fromarray(getattr(data, name)()).convert("RGB").resize((1024, 768), PILImage.Resampling.BICUBIC))
-                for name in ("astronaut", "coffee", "rocket", "chelsea")]
+    pictures = [
+        (
+            name,
+            PILImage.fromarray(getattr(data, name)()).convert("RGB").resize((1024, 768), PILImage.Resampling.BICUBIC),
+        )
+        for name in ("astronaut", "coffee", "rocket", "chelsea")
+    ]
     rng = np.random.default_rng(5)
     pictures += [(f"scene-{i}", demo.scene(1024, 768, rng, count=3)[0]) for i in range(2)]
     return pictures
@@ -73,8 +79,14 @@ def choose_thresholds(image, grid: int, candidates: int) -> tuple[float, float]:
 
     with seeded_random_init():
         sam = sam_model_registry["vit_b"](checkpoint=None).eval()
-    records = FastMaskGenerator(sam, points_per_side=grid, points_per_batch=256, pred_iou_thresh=0.0,
-                                stability_score_thresh=0.0, box_nms_thresh=1.0).generate(np.asarray(image))
+    records = FastMaskGenerator(
+        sam,
+        points_per_side=grid,
+        points_per_batch=256,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        box_nms_thresh=1.0,
+    ).generate(np.asarray(image))
     iou = sorted((r["predicted_iou"] for r in records), reverse=True)
     stability = sorted((r["stability_score"] for r in records), reverse=True)
     # The top `candidates` by predicted IoU and ~2/3 of those by stability; NMS removes the rest.
@@ -83,10 +95,12 @@ def choose_thresholds(image, grid: int, candidates: int) -> tuple[float, float]:
 
 def _recording(generate, boxes: list):
     """generate, also noting the XYWH box of every mask it returns."""
+
     def recorded(*args, **kwargs):
         records = generate(*args, **kwargs)
         boxes.extend(record["bbox"] for record in records)
         return records
+
     return recorded
 
 
@@ -96,20 +110,32 @@ def main() -> None:
     parser.add_argument("--grid", type=int, nargs="+", default=[32, 16], help="our grids; 32 is the original's")
     parser.add_argument("--bf16-grid", type=int, nargs="*", default=[], help="our grids to run again with MODEL_BF16")
     parser.add_argument("--images", type=int, default=6)
-    parser.add_argument("--candidates", type=int, default=3 * TARGET_MASKS,
-                        help="mask candidates (of 3 per prompt) let through the IoU filter; more means more upscaling "
-                             "and post-processing on both sides")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=3 * TARGET_MASKS,
+        help="mask candidates (of 3 per prompt) let through the IoU filter; more means more upscaling "
+        "and post-processing on both sides",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="imgsearch-ingest-bench-"))
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "imgsearch.settings",
-        "DATABASE_URL": f"sqlite:////{work / 'bench.sqlite3'}".replace("sqlite://///", "sqlite:////"),
-        "MEDIA_ROOT": str(work / "media"), "INDEX_DIR": str(work / "index"), "LOG_LEVEL": "WARNING",
-        "IMGSEARCH_MODEL_PROFILE": "full", "CLIP_PRETRAINED": "", "SAM_CHECKPOINT": "random",
-        "SAM_MIN_MASK_REGION_AREA": "1000", "REGION_MIN_AREA_FRACTION": "0", "REGION_MAX_PER_IMAGE": "1000",
-        "REGION_NMS_IOU": "1.0",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "imgsearch.settings",
+            "DATABASE_URL": f"sqlite:////{work / 'bench.sqlite3'}".replace("sqlite://///", "sqlite:////"),
+            "MEDIA_ROOT": str(work / "media"),
+            "INDEX_DIR": str(work / "index"),
+            "LOG_LEVEL": "WARNING",
+            "IMGSEARCH_MODEL_PROFILE": "full",
+            "CLIP_PRETRAINED": "",
+            "SAM_CHECKPOINT": "random",
+            "SAM_MIN_MASK_REGION_AREA": "1000",
+            "REGION_MIN_AREA_FRACTION": "0",
+            "REGION_MAX_PER_IMAGE": "1000",
+            "REGION_NMS_IOU": "1.0",
+        }
+    )
     import django
 
     django.setup()
@@ -120,8 +146,8 @@ def main() -> None:
     from django.core.management import call_command
 
     from bench.stages import StageTimer
-    from search.ingest import image_process
     from gallery.services import image_create
+    from search.ingest import image_process
     from search.vision.fast_sam_model import PromptDecoder
     from search.vision.registry import get_clip, get_proposer, reset_models
 
@@ -130,8 +156,10 @@ def main() -> None:
     pictures = bench_images()[: args.images]
     iou_thresh, stability_thresh = choose_thresholds(pictures[0][1], 32, args.candidates)
     settings.SAM_PRED_IOU_THRESH, settings.SAM_STABILITY_SCORE_THRESH = iou_thresh, stability_thresh
-    print(f"threads={torch.get_num_threads()} images={len(pictures)} runs={args.runs} "
-          f"pred_iou_thresh={iou_thresh:.4f} stability_score_thresh={stability_thresh:.4f} min_mask_region_area=1000")
+    print(
+        f"threads={torch.get_num_threads()} images={len(pictures)} runs={args.runs} "
+        f"pred_iou_thresh={iou_thresh:.4f} stability_score_thresh={stability_thresh:.4f} min_mask_region_area=1000"
+    )
 
     def ours(picture, grid: int, bf16: bool = False) -> dict:
         settings.SAM_POINTS_PER_SIDE, settings.MODEL_BF16 = grid, bf16
@@ -157,14 +185,29 @@ def main() -> None:
         started = time.perf_counter()
         clip.embed_images([picture.crop(box) for box in extra_boxes])  # as the pipeline does: one batch
         with_30 = seconds - stages.get("CLIP (one batch)", 0.0) + time.perf_counter() - started
-        return {"seconds": seconds, "masks": len(boxes), "boxes": sorted([int(v) for v in b] for b in boxes),
-                "stages": stages, "with_30": with_30}
+        return {
+            "seconds": seconds,
+            "masks": len(boxes),
+            "boxes": sorted([int(v) for v in b] for b in boxes),
+            "stages": stages,
+            "with_30": with_30,
+        }
 
     def original(picture) -> dict:
         path = work / "original-input.png"
         picture.save(path)
-        command = [sys.executable, "-m", "bench.baseline_original", str(path), "--pred-iou-thresh", str(iou_thresh),
-                   "--stability-score-thresh", str(stability_thresh), "--extra-crops", json.dumps(extra_boxes)]
+        command = [
+            sys.executable,
+            "-m",
+            "bench.baseline_original",
+            str(path),
+            "--pred-iou-thresh",
+            str(iou_thresh),
+            "--stability-score-thresh",
+            str(stability_thresh),
+            "--extra-crops",
+            json.dumps(extra_boxes),
+        ]
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         crops = result["stages"].get("crops + CLIP (one at a time)", 0.0)
@@ -186,22 +229,28 @@ def main() -> None:
                     same_masks.append(mine["boxes"] == theirs["boxes"])
             for grid in args.bf16_grid:
                 results[f"ours ({grid}x{grid}, bf16)"].append({**ours(picture, grid, bf16=True), "image": name})
-        line = ", ".join(f"{side}: {rows[-1]['seconds']:.1f} s / {rows[-1]['masks']} masks" for side, rows in results.items())
+        line = ", ".join(
+            f"{side}: {rows[-1]['seconds']:.1f} s / {rows[-1]['masks']} masks" for side, rows in results.items()
+        )
         print(f"{name}: {line}", flush=True)
     if same_masks:
         print(f"32x32: same SAM masks (count and boxes) as the original in {sum(same_masks)} of {len(same_masks)} runs")
 
     base = statistics.median(r["seconds"] for r in results["original (32x32)"])
     base_30 = statistics.median(r["with_30"] for r in results["original (32x32)"])
-    print(f"\n| side | s/image (median) | ratio vs original | masks/image (median) | with {REALISTIC_MASKS} masks: s/image, ratio | breakdown (median s) |")
+    print(
+        f"\n| side | s/image (median) | ratio vs original | masks/image (median) | with {REALISTIC_MASKS} masks: s/image, ratio | breakdown (median s) |"
+    )
     print("|---|---|---|---|---|---|")
     for side, rows in results.items():
         seconds = statistics.median(r["seconds"] for r in rows)
         with_30 = statistics.median(r["with_30"] for r in rows)
         stages = {key: statistics.median(r["stages"].get(key, 0.0) for r in rows) for key in rows[0]["stages"]}
         detail = ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
-        print(f"| {side} | {seconds:.1f} | {base / seconds:.2f}x | {statistics.median(r['masks'] for r in rows):.0f} "
-              f"| {with_30:.1f}, {base_30 / with_30:.2f}x | {detail} |")
+        print(
+            f"| {side} | {seconds:.1f} | {base / seconds:.2f}x | {statistics.median(r['masks'] for r in rows):.0f} "
+            f"| {with_30:.1f}, {base_30 / with_30:.2f}x | {detail} |"
+        )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ latency and recall@10 against the exhaustive float16 answer (itself exact over t
 
 Needs no database; writes ~2 KB per vector under a temporary folder (removed at the end).
 """
+
 import argparse
 import os
 import shutil
@@ -53,7 +54,9 @@ def centres_for(data: str, rng: np.random.Generator) -> tuple[np.ndarray, float]
     if data == "blobs":
         return unit_rows(rng.standard_normal((CLUSTERS, DIM), dtype=np.float32)), NOISE
     topics = unit_rows(rng.standard_normal((TOPICS, DIM), dtype=np.float32))
-    kinds = np.repeat(topics, CLUSTERS // TOPICS, axis=0) + 0.033 * rng.standard_normal((CLUSTERS, DIM), dtype=np.float32)
+    kinds = np.repeat(topics, CLUSTERS // TOPICS, axis=0) + 0.033 * rng.standard_normal(
+        (CLUSTERS, DIM), dtype=np.float32
+    )
     return unit_rows(kinds), 0.027
 
 
@@ -112,8 +115,10 @@ def run(n: int, data: str, nprobes: list[int], work: Path) -> None:
     ivf_segments, ivf_seconds = built["ivf"]
     lists = ivf_list_count(half)
     print(f"\nN={n:,} clustered vectors ({data}), 2 segments, {VISIBLE:.0%} of slots visible", flush=True)
-    print(f"  build: exhaustive {flat_seconds:.0f} s, IVF {ivf_seconds:.0f} s ({lists} lists per segment, k-means on "
-          f"{min(half, 64 * lists):,} vectors)")
+    print(
+        f"  build: exhaustive {flat_seconds:.0f} s, IVF {ivf_seconds:.0f} s ({lists} lists per segment, k-means on "
+        f"{min(half, 64 * lists):,} vectors)"
+    )
     print(f"  exhaustive scan: p50 {statistics.median(exhaustive) * 1000:.1f} ms (one thread, both segments)")
     print("| nprobe | lists read | p50 | p95 | recall@10 |")
     print("|---|---|---|---|---|")
@@ -123,8 +128,11 @@ def run(n: int, data: str, nprobes: list[int], work: Path) -> None:
         recall = np.mean([len(set(a) & set(t)) / 10 for a, t in zip(answers, truth)])
         used = nprobe or max(1, lists // IVF_DEFAULT_NPROBE_DIVISOR)
         label = f"{used} (default)" if nprobe == 0 else str(used)
-        print(f"| {label} | {used / lists:.1%} | {statistics.median(seconds) * 1000:.1f} ms | "
-              f"{np.percentile(seconds, 95) * 1000:.1f} ms | {recall:.3f} |", flush=True)
+        print(
+            f"| {label} | {used / lists:.1%} | {statistics.median(seconds) * 1000:.1f} ms | "
+            f"{np.percentile(seconds, 95) * 1000:.1f} ms | {recall:.3f} |",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -133,8 +141,13 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", choices=["blobs", "topics"], default=["blobs", "topics"])
     parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     args = parser.parse_args()
-    os.environ.update({"DJANGO_SETTINGS_MODULE": "imgsearch.settings", "LOG_LEVEL": "WARNING",
-                       "DATABASE_URL": "sqlite:////tmp/imgsearch-ivf-bench-unused.sqlite3"})
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "imgsearch.settings",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": "sqlite:////tmp/imgsearch-ivf-bench-unused.sqlite3",
+        }
+    )
     import django
 
     django.setup()

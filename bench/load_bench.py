@@ -15,6 +15,7 @@ and how long the worker took to finish the uploaded photos. LOAD_TIMELINE=1 also
 slowest requests with their start times. Runs on a throwaway database
 (imgsearch_load, dropped first), Redis database 13 (flushed) and media folder.
 """
+
 import argparse
 import io
 import os
@@ -67,9 +68,22 @@ class Connections(threading.Thread):
         self.stopping = threading.Event()
 
     def count(self) -> Counter:
-        out = subprocess.run(["psql", "-Atq", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c",
-                              f"SELECT application_name FROM pg_stat_activity WHERE datname = '{DATABASE}'"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                "psql",
+                "-Atq",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                f"SELECT application_name FROM pg_stat_activity WHERE datname = '{DATABASE}'",
+            ],
+            capture_output=True,
+            text=True,
+        )
         return Counter(line or "other" for line in out.stdout.splitlines())
 
     def run(self):
@@ -94,7 +108,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="imgsearch-load-"))
     port = free_port()
     env = {
-        **os.environ, **MODELS[args.models],
+        **os.environ,
+        **MODELS[args.models],
         "DJANGO_SETTINGS_MODULE": "imgsearch.settings",
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
         "REDIS_URL": REDIS_URL,
@@ -104,8 +119,21 @@ def main() -> None:
         "SIGNUP_RATE_PER_HOUR": "1000",
     }
     os.environ.update(env)
-    subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", f"DROP DATABASE IF EXISTS {DATABASE}",
-                    "-c", f"CREATE DATABASE {DATABASE}"], check=True)
+    subprocess.run(
+        [
+            "psql",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-c",
+            f"DROP DATABASE IF EXISTS {DATABASE}",
+            "-c",
+            f"CREATE DATABASE {DATABASE}",
+        ],
+        check=True,
+    )
     subprocess.run(["redis-cli", "-n", REDIS_URL.rsplit("/", 1)[1], "FLUSHDB"], check=True, capture_output=True)
     import django
 
@@ -131,11 +159,22 @@ def main() -> None:
     for name, command in [
         ("indexer", [sys.executable, "manage.py", "run_indexer"]),
         ("worker", [sys.executable, "manage.py", "run_worker"]),
-        ("web", ["make", "--no-print-directory", "-s", "web", "HOST=127.0.0.1", f"PORT={port}", f"PY={sys.executable}"]),
+        (
+            "web",
+            ["make", "--no-print-directory", "-s", "web", "HOST=127.0.0.1", f"PORT={port}", f"PY={sys.executable}"],
+        ),
     ]:
         with open(logs / f"{name}.log", "w") as log:  # PGAPPNAME: whose connections pg_stat_activity shows
-            processes.append(subprocess.Popen(command, cwd=ROOT, env={**env, "PGAPPNAME": name}, stdout=log, stderr=subprocess.STDOUT,
-                                              start_new_session=True))
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=ROOT,
+                    env={**env, "PGAPPNAME": name},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -153,12 +192,20 @@ def main() -> None:
             try:
                 if number % 2 == 0:
                     endpoint = "search (text)"
-                    response = session.post(f"{base}/api/search/", json={"text": QUERIES[number % len(QUERIES)]},
-                                            headers=headers, timeout=120)
+                    response = session.post(
+                        f"{base}/api/search/",
+                        json={"text": QUERIES[number % len(QUERIES)]},
+                        headers=headers,
+                        timeout=120,
+                    )
                 else:
                     endpoint = "search (image)"
-                    response = session.post(f"{base}/api/search/", files={"image": ("query.jpg", query_photo, "image/jpeg")},
-                                            headers=headers, timeout=120)
+                    response = session.post(
+                        f"{base}/api/search/",
+                        files={"image": ("query.jpg", query_photo, "image/jpeg")},
+                        headers=headers,
+                        timeout=120,
+                    )
                 outcome = response.status_code
             except requests.RequestException as error:
                 outcome = type(error).__name__
@@ -185,8 +232,12 @@ def main() -> None:
                 for k, data in enumerate(photos[index]):
                     started = time.perf_counter()
                     try:
-                        response = session.post(f"{base}/api/images/", files={"files": (f"{index}-{k}.jpg", data, "image/jpeg")},
-                                                headers=headers, timeout=120)
+                        response = session.post(
+                            f"{base}/api/images/",
+                            files={"files": (f"{index}-{k}.jpg", data, "image/jpeg")},
+                            headers=headers,
+                            timeout=120,
+                        )
                         outcome = response.status_code
                     except requests.RequestException as error:
                         outcome = type(error).__name__
@@ -234,18 +285,24 @@ def main() -> None:
         by_endpoint[endpoint].append(seconds)
         if not (isinstance(outcome, int) and outcome < 400):
             errors[(endpoint, outcome)] += 1
-    print(f"models={args.models} clients={args.clients} uploads/client={args.uploads} searches/client={args.searches} "
-          f"cores={os.cpu_count()} WEB_WORKERS={web_workers} WEB_THREADS={os.environ.get('WEB_THREADS', 4)} "
-          f"DB_POOL_SIZE={settings.DB_POOL_SIZE}")
+    print(
+        f"models={args.models} clients={args.clients} uploads/client={args.uploads} searches/client={args.searches} "
+        f"cores={os.cpu_count()} WEB_WORKERS={web_workers} WEB_THREADS={os.environ.get('WEB_THREADS', 4)} "
+        f"DB_POOL_SIZE={settings.DB_POOL_SIZE}"
+    )
     for endpoint, seconds in alone.items():
         print(f"alone: {endpoint} median {statistics.median(seconds) * 1000:.0f} ms")
     print(f"{len(results)} requests in {wall:.1f} s: {len(results) / wall:.1f} requests/s")
     for endpoint, seconds in sorted(by_endpoint.items()):
-        print(f"  {endpoint:15} n={len(seconds):4}  p50 {percentile(seconds, 0.5) * 1000:6.0f} ms  "
-              f"p95 {percentile(seconds, 0.95) * 1000:6.0f} ms  max {max(seconds) * 1000:6.0f} ms")
+        print(
+            f"  {endpoint:15} n={len(seconds):4}  p50 {percentile(seconds, 0.5) * 1000:6.0f} ms  "
+            f"p95 {percentile(seconds, 0.95) * 1000:6.0f} ms  max {max(seconds) * 1000:6.0f} ms"
+        )
     print(f"errors: {dict(errors) if errors else 0}")
-    print(f"PostgreSQL connections at peak: {sampler.peak['all']} in all; web {sampler.peak['web']} (its pools allow "
-          f"{pool}), worker {sampler.peak['worker']}, indexer {sampler.peak['indexer']}; before the load: {dict(baseline)}")
+    print(
+        f"PostgreSQL connections at peak: {sampler.peak['all']} in all; web {sampler.peak['web']} (its pools allow "
+        f"{pool}), worker {sampler.peak['worker']}, indexer {sampler.peak['indexer']}; before the load: {dict(baseline)}"
+    )
     print(f"images {drained:.0f} s after the first request: {dict(counts)} (of {uploaded} uploaded)")
     print(f"logs: {logs}")
     if os.environ.get("LOAD_TIMELINE"):

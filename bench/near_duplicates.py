@@ -9,6 +9,7 @@ NEAR_DUPLICATE_SIMILARITY and perceptual-hash distance at most NEAR_DUPLICATE_HA
 
     .venv/bin/python bench/near_duplicates.py [--split tuning|evaluation|generator] [--scenes 40] [--grid]
 """
+
 import argparse
 import io
 import os
@@ -53,8 +54,11 @@ def collection(split: str, scenes: int, seed: int = 4242):
 
     rng = np.random.default_rng(seed)
     pictures, origin, kind = [], [], []
-    photos = None if split == "generator" else heldout.photographs(
-        heldout.TUNING_PHOTOGRAPHS if split == "tuning" else heldout.EVALUATION_PHOTOGRAPHS)
+    photos = (
+        None
+        if split == "generator"
+        else heldout.photographs(heldout.TUNING_PHOTOGRAPHS if split == "tuning" else heldout.EVALUATION_PHOTOGRAPHS)
+    )
     for number in range(scenes):
         state = rng.bit_generator.state
         if photos is None:
@@ -67,7 +71,9 @@ def collection(split: str, scenes: int, seed: int = 4242):
             again = np.random.default_rng()
             again.bit_generator.state = state
             other = np.random.default_rng(rng.integers(1 << 30))
-            sibling = PILImage.open(io.BytesIO(heldout.scene(number, again, photos, objects_rng=other).jpeg)).convert("RGB")
+            sibling = PILImage.open(io.BytesIO(heldout.scene(number, again, photos, objects_rng=other).jpeg)).convert(
+                "RGB"
+            )
         pictures.append(original)
         origin.append(number)
         kind.append("original")
@@ -81,8 +87,9 @@ def collection(split: str, scenes: int, seed: int = 4242):
     return pictures, np.array(origin), kind
 
 
-def compared_pairs(pictures: list, vectors: np.ndarray, hashes: np.ndarray, similarity: float,
-                   nearest: int) -> tuple[np.ndarray, np.ndarray]:
+def compared_pairs(
+    pictures: list, vectors: np.ndarray, hashes: np.ndarray, similarity: float, nearest: int
+) -> tuple[np.ndarray, np.ndarray]:
     """What the background check (search.duplicates.compare_with_neighbours) would compare and find:
     each picture against its `nearest` most CLIP-similar others at least `similarity` alike, and its
     `nearest` closest by hash within NEAR_DUPLICATE_CHECK_HASH_BITS. Two
@@ -119,8 +126,16 @@ def compared_pairs(pictures: list, vectors: np.ndarray, hashes: np.ndarray, simi
     return different, same
 
 
-def pair_figures(vectors: np.ndarray, hashes: np.ndarray, origin: np.ndarray, kind: list[str], *,
-                 similarity: float, hash_bits: int, compared: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+def pair_figures(
+    vectors: np.ndarray,
+    hashes: np.ndarray,
+    origin: np.ndarray,
+    kind: list[str],
+    *,
+    similarity: float,
+    hash_bits: int,
+    compared: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict:
     from search.vision.pixels import hash_distances
 
     cos = vectors @ vectors.T
@@ -132,12 +147,22 @@ def pair_figures(vectors: np.ndarray, hashes: np.ndarray, origin: np.ndarray, ki
         different, same = compared
         called = (called & ~different) | (same & upper)
     sibling = np.array([k == "sibling" for k in kind])
-    next_to_sibling = (sibling[:, None] | sibling[None, :]) & upper & (np.abs(origin[:, None] + 1 + origin[None, :]) == 0)
-    figures = {"precision": (called & truth).sum() / max(1, called.sum()), "recall": (called & truth).sum() / truth.sum(),
-               "siblings called": int((called & next_to_sibling).sum()), "siblings": int(next_to_sibling.sum())}
+    next_to_sibling = (
+        (sibling[:, None] | sibling[None, :]) & upper & (np.abs(origin[:, None] + 1 + origin[None, :]) == 0)
+    )
+    figures = {
+        "precision": (called & truth).sum() / max(1, called.sum()),
+        "recall": (called & truth).sum() / truth.sum(),
+        "siblings called": int((called & next_to_sibling).sum()),
+        "siblings": int(next_to_sibling.sum()),
+    }
     for name in ("re-encode", "rescale", "crop"):
         rows = np.array([k.startswith(name) for k in kind])
-        pairs = truth & (rows[:, None] | rows[None, :]) & (np.array([k == "original" for k in kind])[:, None] | np.array([k == "original" for k in kind])[None, :])
+        pairs = (
+            truth
+            & (rows[:, None] | rows[None, :])
+            & (np.array([k == "original" for k in kind])[:, None] | np.array([k == "original" for k in kind])[None, :])
+        )
         figures[f"recall {name}"] = (called & pairs).sum() / max(1, pairs.sum())
     return figures
 
@@ -150,11 +175,13 @@ def time_hash_pass(count: int) -> None:
 
     from search.vision.pixels import hash_neighbours
 
-    hashes = np.random.default_rng(0).integers(-2**63, 2**63 - 1, count, dtype=np.int64)
+    hashes = np.random.default_rng(0).integers(-(2**63), 2**63 - 1, count, dtype=np.int64)
     started = time.perf_counter()
     first, _ = hash_neighbours(hashes, settings.NEAR_DUPLICATE_HASH_BITS)
-    print(f"{count} photos: every pair within {settings.NEAR_DUPLICATE_HASH_BITS} bits in "
-          f"{time.perf_counter() - started:.2f} s ({len(first)} pairs)")
+    print(
+        f"{count} photos: every pair within {settings.NEAR_DUPLICATE_HASH_BITS} bits in "
+        f"{time.perf_counter() - started:.2f} s ({len(first)} pairs)"
+    )
 
 
 def time_pixel_check() -> None:
@@ -164,7 +191,7 @@ def time_pixel_check() -> None:
 
     from bench import heldout
     from gallery.imaging import open_rgb
-    from search.vision.pixels import keypoints, locate, LOCATE_SIDE, REGISTRATION_SIDE, same_picture
+    from search.vision.pixels import LOCATE_SIDE, REGISTRATION_SIDE, keypoints, locate, same_picture
 
     def timed(work, repeat: int = 5) -> tuple[float, object]:
         started = time.perf_counter()
@@ -187,9 +214,11 @@ def time_pixel_check() -> None:
         for_locate, medium = timed(lambda: open_rgb(io.BytesIO(data), at_least=LOCATE_SIDE))
         part = decoded.crop((width // 3, height // 3, width // 3 + width // 8, height // 3 + height // 8))
         place, box = timed(lambda: locate(part, medium, (width, height)))
-        print(f"{width}x{height} JPEG: decode {whole:.0f} ms (for keypoints {for_keypoints:.0f} ms, for locate "
-              f"{for_locate:.0f} ms); keypoints {find:.0f} ms; one comparison {compare:.0f} ms; one locate "
-              f"{place:.0f} ms ({'found' if box else 'NOT found'})")
+        print(
+            f"{width}x{height} JPEG: decode {whole:.0f} ms (for keypoints {for_keypoints:.0f} ms, for locate "
+            f"{for_locate:.0f} ms); keypoints {find:.0f} ms; one comparison {compare:.0f} ms; one locate "
+            f"{place:.0f} ms ({'found' if box else 'NOT found'})"
+        )
 
 
 def main() -> None:
@@ -198,11 +227,17 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=40)
     parser.add_argument("--grid", action="store_true", help="Print the figures over a grid of both thresholds.")
     parser.add_argument("--no-pixels", action="store_true", help="Leave out the pixel check (hash and CLIP only).")
-    parser.add_argument("--check-grid", action="store_true",
-                        help="Print the figures over CLIP floors for asking the pixel check.")
+    parser.add_argument(
+        "--check-grid", action="store_true", help="Print the figures over CLIP floors for asking the pixel check."
+    )
     parser.add_argument("--check-timing", action="store_true", help="Only time the pixel check's steps.")
-    parser.add_argument("--pairs-timing", type=int, default=0, metavar="N",
-                        help="Only time the hash pass of duplicate_groups over N random hashes.")
+    parser.add_argument(
+        "--pairs-timing",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Only time the hash pass of duplicate_groups over N random hashes.",
+    )
     args = parser.parse_args()
 
     import django
@@ -217,12 +252,12 @@ def main() -> None:
     from django.conf import settings
 
     from bench.heldout_offline import load_demo_clip
-    from search.vision.training import demo_clip
     from search.vision.pixels import perceptual_hash
+    from search.vision.training import demo_clip
 
     pictures, origin, kind = collection(args.split, args.scenes)
     clip = load_demo_clip(demo_clip.DEMO_WEIGHTS)
-    vectors = np.concatenate([clip.embed_images(pictures[i:i + 32]) for i in range(0, len(pictures), 32)])
+    vectors = np.concatenate([clip.embed_images(pictures[i : i + 32]) for i in range(0, len(pictures), 32)])
     hashes = np.array([perceptual_hash(p) for p in pictures], dtype=np.uint64)
     profile = settings.MODEL_PROFILES["demo"]
     chosen = (profile["NEAR_DUPLICATE_SIMILARITY"], settings.NEAR_DUPLICATE_HASH_BITS)
@@ -241,17 +276,24 @@ def main() -> None:
 
             started = time.perf_counter()
             verdicts[check] = compared_pairs(pictures, vectors, hashes, check, settings.NEAR_DUPLICATE_CHECKED)
-            print(f"pixel check on the pairs where one is among the other's {settings.NEAR_DUPLICATE_CHECKED} "
-                  f"nearest and CLIP >= {check:.2f}: "
-                  f"{time.perf_counter() - started:.1f} s")
+            print(
+                f"pixel check on the pairs where one is among the other's {settings.NEAR_DUPLICATE_CHECKED} "
+                f"nearest and CLIP >= {check:.2f}: "
+                f"{time.perf_counter() - started:.1f} s"
+            )
     for similarity, bits, check in rules:
-        f = pair_figures(vectors, hashes, origin, kind, similarity=similarity, hash_bits=bits, compared=verdicts.get(check))
-        print(f"{args.split} similarity>={similarity:.2f} hash<={bits:2d}"
-              + ("" if check is None else f", pixel check >= {check:.2f}")
-              + f": precision {f['precision']:.1%} "
-              f"recall {f['recall']:.1%} (re-encode {f['recall re-encode']:.0%}, rescale {f['recall rescale']:.0%}, "
-              f"crop {f['recall crop']:.0%}); siblings called duplicates {f['siblings called']}/{f['siblings']}"
-              + ("  <- chosen" if (similarity, bits) == chosen and check in (None, chosen_check) else ""))
+        f = pair_figures(
+            vectors, hashes, origin, kind, similarity=similarity, hash_bits=bits, compared=verdicts.get(check)
+        )
+        print(
+            f"{args.split} similarity>={similarity:.2f} hash<={bits:2d}"
+            + ("" if check is None else f", pixel check >= {check:.2f}")
+            + f": precision {f['precision']:.1%} "
+            f"recall {f['recall']:.1%} (re-encode {f['recall re-encode']:.0%}, rescale {f['recall rescale']:.0%}, "
+            f"crop {f['recall crop']:.0%}); siblings called duplicates {f['siblings called']}/{f['siblings']}"
+            + ("  <- chosen" if (similarity, bits) == chosen and check in (None, chosen_check) else "")
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@ full-random builds the full-size models with random weights (speed does not depe
 values; the masks do, so the region counts are not those of real photos). It runs against a
 throwaway SQLite database and media folder, so it touches nothing of yours.
 """
+
 import argparse
 import os
 import resource
@@ -54,20 +55,25 @@ def main() -> None:
     parser.add_argument("--models", choices=sorted(PROFILES), default="tiny")
     parser.add_argument("--images", type=int, default=4, help="images timed (after one warm-up batch)")
     parser.add_argument("--size", default="1024x768")
-    parser.add_argument("--stock-attention", action="store_true",
-                        help="SAM's own encoder attention instead of ChunkedAttention (search/vision/fast_sam_model.py)")
+    parser.add_argument(
+        "--stock-attention",
+        action="store_true",
+        help="SAM's own encoder attention instead of ChunkedAttention (search/vision/fast_sam_model.py)",
+    )
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
     work = Path(tempfile.mkdtemp(prefix="imgsearch-bench-"))
     os.environ.update(PROFILES[args.models])
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "imgsearch.settings",
-        "DATABASE_URL": f"sqlite:///{work / 'bench.sqlite3'}".replace("sqlite:///", "sqlite:////", 1),
-        "MEDIA_ROOT": str(work / "media"),
-        "INDEX_DIR": str(work / "index"),
-        "LOG_LEVEL": "WARNING",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "imgsearch.settings",
+            "DATABASE_URL": f"sqlite:///{work / 'bench.sqlite3'}".replace("sqlite:///", "sqlite:////", 1),
+            "MEDIA_ROOT": str(work / "media"),
+            "INDEX_DIR": str(work / "index"),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     import django
 
     django.setup()
@@ -77,8 +83,8 @@ def main() -> None:
     from django.core.management import call_command
 
     from gallery.models import Image, Region
-    from search.ingest import image_process
     from gallery.services import image_create
+    from search.ingest import image_process
     from search.vision.registry import get_clip, get_proposer
     from search.vision.runtime import torch_device
 
@@ -118,17 +124,23 @@ def main() -> None:
     total = time.perf_counter() - timed_started
     assert not Image.objects.exclude(status="ready").exists()
     objects = Region.objects.filter(kind="object").count() / len(ids)
-    print(f"models={args.models} images={args.images} size={width}x{height} device={torch_device()} "
-          f"threads={torch.get_num_threads()} batch={batch} grid={settings.SAM_POINTS_PER_SIDE} "
-          f"points_per_batch={settings.SAM_POINTS_PER_BATCH} bf16={settings.MODEL_BF16} "
-          f"attention={'stock' if args.stock_attention else 'chunked'}")
+    print(
+        f"models={args.models} images={args.images} size={width}x{height} device={torch_device()} "
+        f"threads={torch.get_num_threads()} batch={batch} grid={settings.SAM_POINTS_PER_SIDE} "
+        f"points_per_batch={settings.SAM_POINTS_PER_BATCH} bf16={settings.MODEL_BF16} "
+        f"attention={'stock' if args.stock_attention else 'chunked'}"
+    )
     print(f"model load: {load_seconds:.1f} s (once per worker process)")
-    print(f"seconds per call ({batch} image(s) each): median {statistics.median(seconds):.3f}, "
-          f"min {min(seconds):.3f}, max {max(seconds):.3f}")
+    print(
+        f"seconds per call ({batch} image(s) each): median {statistics.median(seconds):.3f}, "
+        f"min {min(seconds):.3f}, max {max(seconds):.3f}"
+    )
     print(f"throughput: {args.images / total:.2f} images/s ({total / args.images:.3f} s per image)")
     print(f"object regions per image: {objects:.1f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory of the process: {peak:.0f} MB (MALLOC_KEEP_FREED={os.environ.get('MALLOC_KEEP_FREED', 'true')})")
+    print(
+        f"peak memory of the process: {peak:.0f} MB (MALLOC_KEEP_FREED={os.environ.get('MALLOC_KEEP_FREED', 'true')})"
+    )
     if torch.cuda.is_available():
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MB ({torch.cuda.get_device_name()})")
 

@@ -10,6 +10,7 @@ low-resolution masks against float32; CLIP time for 16 crops and the cosine of t
 against float32. Random weights make the deltas indicative only; rerun with real weights
 (CLIP_CHECKPOINT / SAM_CHECKPOINT) where you have them.
 """
+
 import os
 import sys
 import time
@@ -21,8 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
-    os.environ.update({"DJANGO_SETTINGS_MODULE": "imgsearch.settings", "IMGSEARCH_MODEL_PROFILE": "full",
-                       "CLIP_PRETRAINED": "", "LOG_LEVEL": "WARNING"})
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "imgsearch.settings",
+            "IMGSEARCH_MODEL_PROFILE": "full",
+            "CLIP_PRETRAINED": "",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     import django
 
     django.setup()
@@ -54,7 +61,9 @@ def main() -> None:
             predictor.set_image(picture)
             encoder = time.perf_counter() - started
             coords = torch.as_tensor(predictor.transform.apply_coords(points, (768, 1024)), dtype=torch.float32)
-            sparse, _ = sam.prompt_encoder(points=(coords[:, None, :], torch.ones((64, 1), dtype=torch.int)), boxes=None, masks=None)
+            sparse, _ = sam.prompt_encoder(
+                points=(coords[:, None, :], torch.ones((64, 1), dtype=torch.int)), boxes=None, masks=None
+            )
             decoder = PromptDecoder(sam, predictor.features)
             decoder(sparse[:16], 0.0)  # warm-up
             started = time.perf_counter()
@@ -71,8 +80,10 @@ def main() -> None:
             a, b = outputs["float32"]["masks"], outputs[mode]["masks"]
             iou = ((a & b).flatten(1).sum(1).float() / (a | b).flatten(1).sum(1).float().clamp(min=1)).numpy()
             cosine = (outputs["float32"]["vectors"] * vectors).sum(axis=1)
-            line += (f"; mask IoU vs float32 median {np.median(iou):.3f}, min {iou.min():.3f}; "
-                     f"CLIP cosine vs float32 median {np.median(cosine):.4f}, min {cosine.min():.4f}")
+            line += (
+                f"; mask IoU vs float32 median {np.median(iou):.3f}, min {iou.min():.3f}; "
+                f"CLIP cosine vs float32 median {np.median(cosine):.4f}, min {cosine.min():.4f}"
+            )
         print(line, flush=True)
 
 

@@ -16,6 +16,7 @@ PROCESSING_STALE_SECONDS, behind what was queued before it), and whether any ima
 
 Runs against a throwaway PostgreSQL database (imgsearch_bench, dropped first) and media folder.
 """
+
 import argparse
 import io
 import os
@@ -66,8 +67,14 @@ class Run:
 
     def start(self) -> None:
         with open(self.log, "a") as log:
-            self.process = subprocess.Popen([sys.executable, "manage.py", "run_worker"], cwd=ROOT, env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "run_worker"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def sample(self) -> None:
         for pid in group_pids(self.process.pid):
@@ -93,16 +100,32 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="imgsearch-queue-bench-"))
     env = {
-        **os.environ, **PROFILES[args.models],
+        **os.environ,
+        **PROFILES[args.models],
         "DJANGO_SETTINGS_MODULE": "imgsearch.settings",
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
-        "MEDIA_ROOT": str(work / "media"), "INDEX_DIR": str(work / "index"), "LOG_LEVEL": "WARNING",
+        "MEDIA_ROOT": str(work / "media"),
+        "INDEX_DIR": str(work / "index"),
+        "LOG_LEVEL": "WARNING",
     }
     if args.broker == "redis":
         env["REDIS_URL"] = "redis://127.0.0.1:6379/14"
     os.environ.update(env)
-    subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", f"DROP DATABASE IF EXISTS {DATABASE}",
-                    "-c", f"CREATE DATABASE {DATABASE}"], check=True)
+    subprocess.run(
+        [
+            "psql",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-c",
+            f"DROP DATABASE IF EXISTS {DATABASE}",
+            "-c",
+            f"CREATE DATABASE {DATABASE}",
+        ],
+        check=True,
+    )
     import django
 
     django.setup()
@@ -156,10 +179,12 @@ def main() -> None:
             steady = (len(ids) - first_ready[1]) / (finished - first_ready[0]) * 60 if finished > first_ready[0] else 0
             heavy = sorted(run.peak.values(), reverse=True)[:workers]
             claims = Image.objects.filter(pk__in=ids).aggregate(total=Sum("attempts"))["total"]
-            print(f"workers={workers} TORCH_THREADS={run.env['TORCH_THREADS']}: all {len(ids)} done in "
-                  f"{finished - started:.1f} s (failed {failed}); steady state {steady:.1f} images/min; "
-                  f"peak memory per worker {', '.join(f'{mb:.0f} MB' for mb in heavy)}; "
-                  f"claims {claims} for {len(ids)} images (more = double work)")
+            print(
+                f"workers={workers} TORCH_THREADS={run.env['TORCH_THREADS']}: all {len(ids)} done in "
+                f"{finished - started:.1f} s (failed {failed}); steady state {steady:.1f} images/min; "
+                f"peak memory per worker {', '.join(f'{mb:.0f} MB' for mb in heavy)}; "
+                f"claims {claims} for {len(ids)} images (more = double work)"
+            )
         return
 
     ids = upload_batch("recovery")
@@ -194,9 +219,11 @@ def main() -> None:
     run.stop()
     attempts = Image.objects.filter(pk__in=ids).aggregate(total=Sum("attempts"))["total"]
     print(f"killed while image {processing} was processing ({ready} ready before); restarted at once")
-    print(f"queue resumed (an image claimed) after {resumed:.1f} s, next image ready after {next_ready:.1f} s; "
-          f"interrupted image ready after {interrupted_ready:.1f} s; "
-          f"all {len(ids)} done after {done:.1f} s")
+    print(
+        f"queue resumed (an image claimed) after {resumed:.1f} s, next image ready after {next_ready:.1f} s; "
+        f"interrupted image ready after {interrupted_ready:.1f} s; "
+        f"all {len(ids)} done after {done:.1f} s"
+    )
     print(f"claims: {attempts} for {len(ids)} images (one extra = the interrupted image; more = double work)")
 
 

@@ -9,6 +9,7 @@ go through the stock MaskDecoder and through PromptDecoder, which upscales masks
 with an output over the IoU threshold: "all" upscales every prompt, "10%" sets the threshold so
 that about a tenth of the prompts pass.
 """
+
 import argparse
 import sys
 import time
@@ -50,19 +51,28 @@ def main() -> None:
             block.attn.__class__ = Attention
         points = np.random.default_rng(1).random((256, 2)) * [1024, 768]
         coords = torch.as_tensor(predictor.transform.apply_coords(points, (768, 1024)), dtype=torch.float32)
-        sparse, dense = sam.prompt_encoder(points=(coords[:, None, :], torch.ones(256, 1, dtype=torch.int)), boxes=None, masks=None)
+        sparse, dense = sam.prompt_encoder(
+            points=(coords[:, None, :], torch.ones(256, 1, dtype=torch.int)), boxes=None, masks=None
+        )
         pe = sam.prompt_encoder.get_dense_pe()
         decoder = PromptDecoder(sam, predictor.features)
         iou = torch.cat([decoder(sparse[s : s + 64], 0.0)[0] for s in range(0, 256, 64)])
         ten_percent = float(iou.max(dim=1).values.quantile(0.9))
 
         def stock(s, e):
-            sam.mask_decoder(image_embeddings=predictor.features, image_pe=pe, sparse_prompt_embeddings=sparse[s:e],
-                             dense_prompt_embeddings=dense[s:e], multimask_output=True)
+            sam.mask_decoder(
+                image_embeddings=predictor.features,
+                image_pe=pe,
+                sparse_prompt_embeddings=sparse[s:e],
+                dense_prompt_embeddings=dense[s:e],
+                multimask_output=True,
+            )
 
-        sides = {"stock MaskDecoder": stock,
-                 "PromptDecoder, all upscaled": lambda s, e: decoder(sparse[s:e], 0.0),
-                 "PromptDecoder, 10% upscaled": lambda s, e: decoder(sparse[s:e], ten_percent)}
+        sides = {
+            "stock MaskDecoder": stock,
+            "PromptDecoder, all upscaled": lambda s, e: decoder(sparse[s:e], 0.0),
+            "PromptDecoder, 10% upscaled": lambda s, e: decoder(sparse[s:e], ten_percent),
+        }
         for name, run in sides.items():
             cells = []
             for batch in args.batches:

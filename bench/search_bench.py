@@ -24,6 +24,7 @@ user who may see about a third of the regions:
 
 Needs PostgreSQL on 127.0.0.1:5432 (as for the tests); touches no other database.
 """
+
 import argparse
 import json
 import os
@@ -71,19 +72,35 @@ def fill(n: int, rng: np.random.Generator, model_name: str):
     public = rng.random(images_count) < PUBLIC_SHARE
     now = timezone.now()
     images = Image.objects.bulk_create(
-        [Image(owner=users[o], file=f"originals/{i}.jpg", original_name=f"{i}.jpg", sha256=f"{i:064d}", format="JPEG",
-               width=1024, height=768, size_bytes=1, is_public=bool(p), status="ready", progress=100)
-         for i, (o, p) in enumerate(zip(owners, public))],
+        [
+            Image(
+                owner=users[o],
+                file=f"originals/{i}.jpg",
+                original_name=f"{i}.jpg",
+                sha256=f"{i:064d}",
+                format="JPEG",
+                width=1024,
+                height=768,
+                size_bytes=1,
+                is_public=bool(p),
+                status="ready",
+                progress=100,
+            )
+            for i, (o, p) in enumerate(zip(owners, public))
+        ],
         batch_size=5000,
     )
     image_ids = np.array([image.pk for image in images])
     with connection.cursor() as cursor:
         cursor.execute("SET session_replication_role = replica")  # no triggers for the bulk load
         raw = cursor.connection
-        with raw.cursor() as pg, pg.copy(
-            "COPY gallery_region (image_id, kind, x1, y1, x2, y2, area_fraction, score, embedding, "
-            "embedding_model, embedding_dim, created_at) FROM STDIN"
-        ) as copy:
+        with (
+            raw.cursor() as pg,
+            pg.copy(
+                "COPY gallery_region (image_id, kind, x1, y1, x2, y2, area_fraction, score, embedding, "
+                "embedding_model, embedding_dim, created_at) FROM STDIN"
+            ) as copy,
+        ):
             for start in range(0, n, 50_000):
                 count = min(50_000, n - start)
                 vectors = rng.standard_normal((count, DIM), dtype=np.float32)
@@ -93,8 +110,22 @@ def fill(n: int, rng: np.random.Generator, model_name: str):
                     number = start + offset
                     image_index = number // REGIONS_PER_IMAGE
                     kind = "global" if number % REGIONS_PER_IMAGE == 0 else "object"
-                    copy.write_row((int(image_ids[min(image_index, images_count - 1)]), kind, 0, 0, 10, 10, 0.1, 1.0,
-                                    codes[offset].tobytes(), model_name, DIM, now))
+                    copy.write_row(
+                        (
+                            int(image_ids[min(image_index, images_count - 1)]),
+                            kind,
+                            0,
+                            0,
+                            10,
+                            10,
+                            0.1,
+                            1.0,
+                            codes[offset].tobytes(),
+                            model_name,
+                            DIM,
+                            now,
+                        )
+                    )
         cursor.execute("SET session_replication_role = DEFAULT")
         cursor.execute("ANALYZE")  # what autovacuum does soon after a bulk load
     return users
@@ -121,19 +152,20 @@ def latency(n: int, user, texts: list[str]) -> dict:
     from django.db.models import Q
 
     from gallery.models import Region
-    from search.index import get_index, Visibility
-    from search.vision.registry import get_clip
     from gallery.selectors import images_searchable_by
+    from search.index import Visibility, get_index
     from search.queries import TextQuery
     from search.query import search
     from search.ranking import best_per_image
+    from search.vision.registry import get_clip
 
     generation = get_index().current()
     clip = get_clip()
     vectors = clip.embed_texts(texts)
     visibility = Visibility(user_id=user.pk)
-    allowed_ids = np.array(sorted(Region.objects.filter(Q(image__owner=user) | Q(image__is_public=True))
-                                  .values_list("pk", flat=True)))
+    allowed_ids = np.array(
+        sorted(Region.objects.filter(Q(image__owner=user) | Q(image__is_public=True)).values_list("pk", flat=True))
+    )
     index_seconds, answers = [], []
     for vector in vectors:
         started = time.perf_counter()
@@ -141,10 +173,15 @@ def latency(n: int, user, texts: list[str]) -> dict:
         index_seconds.append(time.perf_counter() - started)
         answers.append(ids[0][:10].tolist())
     assert eligible == len(allowed_ids), (eligible, len(allowed_ids))
-    recalls = [len(set(found) & set(exact_top10(generation, vector, allowed_ids))) / 10
-               for found, vector in zip(answers, vectors)]
+    recalls = [
+        len(set(found) & set(exact_top10(generation, vector, allowed_ids))) / 10
+        for found, vector in zip(answers, vectors)
+    ]
 
-    service_seconds, stages = [], {"text tower": [], "visibility bitmap": [], "FAISS scan": [], "database re-check, grouping, page": []}
+    service_seconds, stages = (
+        [],
+        {"text tower": [], "visibility bitmap": [], "FAISS scan": [], "database re-check, grouping, page": []},
+    )
     images = images_searchable_by(user, "all")
     regions = Region.objects.filter(image__in=images)
     for text in texts:
@@ -168,7 +205,9 @@ def latency(n: int, user, texts: list[str]) -> dict:
         stages["database re-check, grouping, page"].append(t4 - t3)
         del masks
     return {
-        "eligible": len(allowed_ids), "index": percentiles(index_seconds), "service": percentiles(service_seconds),
+        "eligible": len(allowed_ids),
+        "index": percentiles(index_seconds),
+        "service": percentiles(service_seconds),
         "recall": float(np.mean(recalls)),
         "stages": ", ".join(f"{name} {statistics.median(v) * 1000:.1f} ms" for name, v in stages.items()),
     }
@@ -214,10 +253,20 @@ sys.stdin.readline()
 """
 
 
-def start_readers(count: int, clients_each: int, queries_each: int, texts: list[str], env: dict) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", READER, str(clients_each), str(queries_each), "|".join(texts)],
-                             cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            for _ in range(count)]
+def start_readers(
+    count: int, clients_each: int, queries_each: int, texts: list[str], env: dict
+) -> list[subprocess.Popen]:
+    return [
+        subprocess.Popen(
+            [sys.executable, "-c", READER, str(clients_each), str(queries_each), "|".join(texts)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
 
 
 def memory_and_throughput(n: int, processes: int, clients: int, texts: list[str], env: dict) -> dict:
@@ -254,8 +303,14 @@ def freshness(user_model, env: dict) -> dict:
     from search.vision.identity import current_model
 
     model_name, dim = current_model()
-    indexer = subprocess.Popen([sys.executable, "manage.py", "run_indexer"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    indexer = subprocess.Popen(
+        [sys.executable, "manage.py", "run_indexer"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     reader = IndexReader(model_name=model_name, dim=dim, directory=Path(env["INDEX_DIR"]))
     stranger = user_model.objects.get(username="user1")
     image = Image.objects.filter(is_public=False).exclude(owner=stranger).order_by("pk").first()
@@ -267,7 +322,9 @@ def freshness(user_model, env: dict) -> dict:
             Image.objects.filter(pk=image.pk).update(is_public=public)
             started = time.perf_counter()
             while True:
-                found = region.pk in set(reader.search(region.vector, 5, visibility=Visibility(user_id=stranger.pk))[1][0].tolist())
+                found = region.pk in set(
+                    reader.search(region.vector, 5, visibility=Visibility(user_id=stranger.pk))[1][0].tolist()
+                )
                 if found == public:
                     break
                 if time.perf_counter() - started > 120:
@@ -290,8 +347,8 @@ def run(n: int, args, env: dict) -> dict:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from search.vision.identity import current_model
     from search.index import get_writer, reset_index
+    from search.vision.identity import current_model
 
     model_name, _ = current_model()
     rng = np.random.default_rng(n)
@@ -336,22 +393,33 @@ def main() -> None:
     django.setup()
     import torch
 
-    print(f"threads={torch.get_num_threads()} queries={QUERIES} dim={DIM} processes={args.processes} "
-          f"clients={args.clients}", flush=True)
+    print(
+        f"threads={torch.get_num_threads()} queries={QUERIES} dim={DIM} processes={args.processes} "
+        f"clients={args.clients}",
+        flush=True,
+    )
     rows = []
     for n in args.sizes:
         r = run(n, args, env)
         rows.append(r)
         memory = r["memory"]
-        print(f"\nN={n:,}: eligible {r['eligible']:,}, fill {r['fill']:.0f} s, rebuild {r['rebuild']:.1f} s", flush=True)
+        print(
+            f"\nN={n:,}: eligible {r['eligible']:,}, fill {r['fill']:.0f} s, rebuild {r['rebuild']:.1f} s", flush=True
+        )
         print(f"  one at a time: index step {r['index']}; search service {r['service']}; recall@10 {r['recall']:.3f}")
         print(f"  service stages (medians): {r['stages']}")
         print(f"  {args.clients} clients over 2 processes: {r['throughput']:.1f} searches/s, {r['parallel']}")
-        print(f"  {args.processes} readers, vectors {r['vectors_mb']:.0f} MB: " + "; ".join(
-            f"RSS {m['rss']:.0f} / PSS {m['pss']:.0f} / private {m['private']:.0f} MB" for m in memory))
-        print(f"  total PSS {sum(m['pss'] for m in memory):.0f} MB, total private {sum(m['private'] for m in memory):.0f} MB")
-        print("  opening the index and searching added, per reader: " + "; ".join(
-            f"RSS +{m['index_rss']:.0f} MB (private +{m['index_private']:.0f} MB)" for m in memory))
+        print(
+            f"  {args.processes} readers, vectors {r['vectors_mb']:.0f} MB: "
+            + "; ".join(f"RSS {m['rss']:.0f} / PSS {m['pss']:.0f} / private {m['private']:.0f} MB" for m in memory)
+        )
+        print(
+            f"  total PSS {sum(m['pss'] for m in memory):.0f} MB, total private {sum(m['private'] for m in memory):.0f} MB"
+        )
+        print(
+            "  opening the index and searching added, per reader: "
+            + "; ".join(f"RSS +{m['index_rss']:.0f} MB (private +{m['index_private']:.0f} MB)" for m in memory)
+        )
         print(f"  freshness with run_indexer: {r['freshness']}", flush=True)
 
 

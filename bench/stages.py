@@ -1,4 +1,5 @@
 """Per-stage timing for the ingestion benchmark, from module hooks (no code under test is patched)."""
+
 import functools
 import time
 from collections import defaultdict
@@ -22,8 +23,11 @@ class StageTimer:
         """Add the time spent in `module`'s forward, wherever it is called from, to stage `name`."""
         starts = []
         self._handles.append(module.register_forward_pre_hook(lambda *_: starts.append(time.perf_counter())))
-        self._handles.append(module.register_forward_hook(
-            lambda *_: self.seconds.__setitem__(name, self.seconds[name] + time.perf_counter() - starts.pop())))
+        self._handles.append(
+            module.register_forward_hook(
+                lambda *_: self.seconds.__setitem__(name, self.seconds[name] + time.perf_counter() - starts.pop())
+            )
+        )
 
     def time_calls(self, name: str, owner, attribute: str) -> None:
         """Add the time spent in calls of `owner.attribute` (a class or an object) to stage `name`.
@@ -54,7 +58,9 @@ class StageTimer:
         stages = dict(self.seconds)
         if "segmentation (total)" in stages:
             segmentation = stages.pop("segmentation (total)")
-            stages["SAM post-processing"] = segmentation - stages.get("SAM encoder", 0) - stages.get("SAM mask decoding", 0)
+            stages["SAM post-processing"] = (
+                segmentation - stages.get("SAM encoder", 0) - stages.get("SAM mask decoding", 0)
+            )
         if total is not None:
             stages[rest] = total - sum(stages.values())
         return stages

@@ -1,5 +1,6 @@
 """Curating images. Changes go through the services; the index learns of them from the change feed
 (database triggers), so even Django's own bulk delete could not leave vectors behind."""
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -21,8 +22,11 @@ class RegionInline(admin.TabularInline):
 
     @admin.display(description="Crop")
     def preview(self, region: Region) -> str:
-        return format_html('<img src="{}" alt="region {}" style="max-height:64px">',
-                           reverse("admin:gallery_region_crop", args=[region.pk]), region.pk)
+        return format_html(
+            '<img src="{}" alt="region {}" style="max-height:64px">',
+            reverse("admin:gallery_region_crop", args=[region.pk]),
+            region.pk,
+        )
 
     @admin.display(description="Box [x1, y1, x2, y2]")
     def box_display(self, region: Region) -> str:
@@ -50,9 +54,26 @@ class ImageAdmin(admin.ModelAdmin):
     search_fields = ("original_name", "owner__username", "sha256")
     list_select_related = ("owner",)
     readonly_fields = (
-        "thumbnail_large", "owner", "file", "original_name", "sha256", "format", "width", "height", "size_bytes",
-        "status", "progress", "error", "attempts", "queued_at", "processing_started_at", "claimed_by", "heartbeat_at",
-        "processed_at", "created_at", "updated_at",
+        "thumbnail_large",
+        "owner",
+        "file",
+        "original_name",
+        "sha256",
+        "format",
+        "width",
+        "height",
+        "size_bytes",
+        "status",
+        "progress",
+        "error",
+        "attempts",
+        "queued_at",
+        "processing_started_at",
+        "claimed_by",
+        "heartbeat_at",
+        "processed_at",
+        "created_at",
+        "updated_at",
         "tasks_link",
     )
     fields = ("is_public",) + readonly_fields
@@ -67,7 +88,9 @@ class ImageAdmin(admin.ModelAdmin):
         # Curators see every image, private ones included, so the admin serves its previews itself
         # (behind admin login and the view permission); the gallery's media URLs stay owner-scoped.
         media_urls = [
-            path("<int:pk>/thumbnail/", self.admin_site.admin_view(self.thumbnail_view), name="gallery_image_thumbnail"),
+            path(
+                "<int:pk>/thumbnail/", self.admin_site.admin_view(self.thumbnail_view), name="gallery_image_thumbnail"
+            ),
             path("regions/<int:pk>/crop/", self.admin_site.admin_view(self.crop_view), name="gallery_region_crop"),
         ]
         return media_urls + super().get_urls()
@@ -92,11 +115,15 @@ class ImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="")
     def thumbnail(self, image: Image) -> str:
-        return format_html('<img src="{}" alt="" style="height:48px">', reverse("admin:gallery_image_thumbnail", args=[image.pk]))
+        return format_html(
+            '<img src="{}" alt="" style="height:48px">', reverse("admin:gallery_image_thumbnail", args=[image.pk])
+        )
 
     @admin.display(description="Preview")
     def thumbnail_large(self, image: Image) -> str:
-        return format_html('<img src="{}" alt="" style="max-height:240px">', reverse("admin:gallery_image_thumbnail", args=[image.pk]))
+        return format_html(
+            '<img src="{}" alt="" style="max-height:240px">', reverse("admin:gallery_image_thumbnail", args=[image.pk])
+        )
 
     @admin.display(description="Background tasks")
     def tasks_link(self, image: Image) -> str:

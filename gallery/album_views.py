@@ -5,6 +5,7 @@ with an active link opens /s/<token>/...; each sees selectors.album_images(album
 Photos are served through the album's own URLs (the gallery's media URLs stay scoped to the viewer's
 own and public photos), and others get originals without GPS unless the photo's owner shares it.
 """
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,8 +18,10 @@ from gallery import albums, media, selectors
 from gallery.http import posted_ids, redirect_back
 from gallery.models import Album, Image, ShareLink
 
-LINK_CHOICES = [(str(days or ""), f"{days} day{'s' if days > 1 else ''}" if days else "until I revoke it")
-                for days in albums.LINK_LIFETIME_DAYS]
+LINK_CHOICES = [
+    (str(days or ""), f"{days} day{'s' if days > 1 else ''}" if days else "until I revoke it")
+    for days in albums.LINK_LIFETIME_DAYS
+]
 
 
 # --- Albums ---------------------------------------------------------------------------------------
@@ -34,10 +37,14 @@ def album_list(request: HttpRequest) -> HttpResponse:
             return redirect("gallery:album_list")
         return redirect("gallery:album_detail", pk=album.pk)
     visible = selectors.albums_visible_to(request.user).select_related("owner", "cover")
-    return render(request, "gallery/album_list.html", {
-        "mine": [(album, _cover(album)) for album in visible if album.owner_id == request.user.pk],
-        "shared": [(album, _cover(album)) for album in visible if album.owner_id != request.user.pk],
-    })
+    return render(
+        request,
+        "gallery/album_list.html",
+        {
+            "mine": [(album, _cover(album)) for album in visible if album.owner_id == request.user.pk],
+            "shared": [(album, _cover(album)) for album in visible if album.owner_id != request.user.pk],
+        },
+    )
 
 
 def _cover(album: Album) -> Image | None:
@@ -57,13 +64,26 @@ def _own_album(request: HttpRequest, pk: int) -> Album:
 def album_detail(request: HttpRequest, pk: int) -> HttpResponse:
     album = _album(request, pk)
     is_owner = album.owner_id == request.user.pk
-    context = {"album": album, "is_owner": is_owner, "images": selectors.album_images(album).order_by("-shot_at", "-id"),
-               "photo_url": reverse("gallery:album_photo", args=[album.pk, 0])}
+    context = {
+        "album": album,
+        "is_owner": is_owner,
+        "images": selectors.album_images(album).order_by("-shot_at", "-id"),
+        "photo_url": reverse("gallery:album_photo", args=[album.pk, 0]),
+    }
     if is_owner:
         now = timezone.now()
-        context.update(members=album.shared_with.order_by("username"), link_choices=LINK_CHOICES,
-                       links=[(link, link.is_active(now), request.build_absolute_uri(reverse("gallery:shared_album", args=[link.token])))
-                              for link in album.links.all()])
+        context.update(
+            members=album.shared_with.order_by("username"),
+            link_choices=LINK_CHOICES,
+            links=[
+                (
+                    link,
+                    link.is_active(now),
+                    request.build_absolute_uri(reverse("gallery:shared_album", args=[link.token])),
+                )
+                for link in album.links.all()
+            ],
+        )
     return render(request, "gallery/album_detail.html", context)
 
 
@@ -102,7 +122,9 @@ def album_cover(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def album_remove(request: HttpRequest, pk: int) -> HttpResponse:
     count = albums.album_remove_images(album=_own_album(request, pk), image_ids=posted_ids(request))
-    messages.success(request, f"Removed {count} photo{'s' if count != 1 else ''} from the album (not from your library).")
+    messages.success(
+        request, f"Removed {count} photo{'s' if count != 1 else ''} from the album (not from your library)."
+    )
     return redirect("gallery:album_detail", pk=pk)
 
 
@@ -173,8 +195,12 @@ def images_add_to_album(request: HttpRequest) -> HttpResponse:
 def images_favourite(request: HttpRequest) -> HttpResponse:
     on = request.POST.get("on") == "1"
     count = albums.favourites_set(user=request.user, image_ids=posted_ids(request), on=on)
-    messages.success(request, (f"Added {count} to your favourites." if on else f"Removed {count} from your favourites.")
-                     if len(posted_ids(request)) > 1 else ("Added to your favourites." if on else "Removed from your favourites."))
+    messages.success(
+        request,
+        (f"Added {count} to your favourites." if on else f"Removed {count} from your favourites.")
+        if len(posted_ids(request)) > 1
+        else ("Added to your favourites." if on else "Removed from your favourites."),
+    )
     return redirect_back(request, reverse("gallery:my_images"))
 
 
@@ -190,29 +216,49 @@ def _photo_in(album: Album, image_id: int) -> Image:
 
 def _viewer(request: HttpRequest, album: Album, image: Image, *, base: str, link_token: str | None) -> HttpResponse:
     ordered = selectors.album_images(album).order_by("-shot_at", "-id")
-    newer = ordered.filter(shot_at__gt=image.shot_at).order_by("shot_at", "id").first() or \
-        ordered.filter(shot_at=image.shot_at, id__gt=image.pk).order_by("id").first()
-    older = ordered.filter(shot_at=image.shot_at, id__lt=image.pk).first() or ordered.filter(shot_at__lt=image.shot_at).first()
+    newer = (
+        ordered.filter(shot_at__gt=image.shot_at).order_by("shot_at", "id").first()
+        or ordered.filter(shot_at=image.shot_at, id__gt=image.pk).order_by("id").first()
+    )
+    older = (
+        ordered.filter(shot_at=image.shot_at, id__lt=image.pk).first()
+        or ordered.filter(shot_at__lt=image.shot_at).first()
+    )
     args = [link_token] if link_token else [album.pk]
-    return render(request, "gallery/viewer.html", {
-        "album": album, "image": image, "link_token": link_token, "back_url": base,
-        "file_url": reverse(f"gallery:{'shared' if link_token else 'album'}_photo_file", args=[*args, image.pk]),
-        "newer_url": reverse(f"gallery:{'shared' if link_token else 'album'}_photo", args=[*args, newer.pk]) if newer else "",
-        "older_url": reverse(f"gallery:{'shared' if link_token else 'album'}_photo", args=[*args, older.pk]) if older else "",
-        "location_visible": image.location_visible_to(request.user),
-        "is_album_owner": link_token is None and album.owner_id == request.user.pk,
-    })
+    return render(
+        request,
+        "gallery/viewer.html",
+        {
+            "album": album,
+            "image": image,
+            "link_token": link_token,
+            "back_url": base,
+            "file_url": reverse(f"gallery:{'shared' if link_token else 'album'}_photo_file", args=[*args, image.pk]),
+            "newer_url": reverse(f"gallery:{'shared' if link_token else 'album'}_photo", args=[*args, newer.pk])
+            if newer
+            else "",
+            "older_url": reverse(f"gallery:{'shared' if link_token else 'album'}_photo", args=[*args, older.pk])
+            if older
+            else "",
+            "location_visible": image.location_visible_to(request.user),
+            "is_album_owner": link_token is None and album.owner_id == request.user.pk,
+        },
+    )
 
 
 @login_required
 def album_photo(request: HttpRequest, pk: int, image_id: int) -> HttpResponse:
     album = _album(request, pk)
-    return _viewer(request, album, _photo_in(album, image_id), base=reverse("gallery:album_detail", args=[pk]), link_token=None)
+    return _viewer(
+        request, album, _photo_in(album, image_id), base=reverse("gallery:album_detail", args=[pk]), link_token=None
+    )
 
 
 @login_required
 def album_photo_file(request: HttpRequest, pk: int, image_id: int) -> HttpResponse:
-    return media.original_response(_photo_in(_album(request, pk), image_id), viewer=request.user, download="download" in request.GET)
+    return media.original_response(
+        _photo_in(_album(request, pk), image_id), viewer=request.user, download="download" in request.GET
+    )
 
 
 @login_required
@@ -229,18 +275,28 @@ def _linked(token: str) -> Album:
 
 def shared_album(request: HttpRequest, token: str) -> HttpResponse:
     album = _linked(token)
-    return render(request, "gallery/shared_album.html", {
-        "album": album, "token": token, "images": selectors.album_images(album).order_by("-shot_at", "-id"),
-    })
+    return render(
+        request,
+        "gallery/shared_album.html",
+        {
+            "album": album,
+            "token": token,
+            "images": selectors.album_images(album).order_by("-shot_at", "-id"),
+        },
+    )
 
 
 def shared_photo(request: HttpRequest, token: str, image_id: int) -> HttpResponse:
     album = _linked(token)
-    return _viewer(request, album, _photo_in(album, image_id), base=reverse("gallery:shared_album", args=[token]), link_token=token)
+    return _viewer(
+        request, album, _photo_in(album, image_id), base=reverse("gallery:shared_album", args=[token]), link_token=token
+    )
 
 
 def shared_photo_file(request: HttpRequest, token: str, image_id: int) -> HttpResponse:
-    return media.original_response(_photo_in(_linked(token), image_id), viewer=request.user, download="download" in request.GET)
+    return media.original_response(
+        _photo_in(_linked(token), image_id), viewer=request.user, download="download" in request.GET
+    )
 
 
 def shared_photo_thumbnail(request: HttpRequest, token: str, image_id: int) -> HttpResponse:

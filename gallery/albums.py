@@ -4,6 +4,7 @@ An album holds photos its owner may see. It opens to the people it is shared wit
 to anyone with one of its active links; selectors.album_images is what they see, so a photo that
 leaves the album, or someone else's photo that turns private, leaves every share at once.
 """
+
 import secrets
 from datetime import timedelta
 from typing import Iterable

@@ -1,4 +1,5 @@
 """The images API. Every queryset is scoped to request.user in the view, never by permissions alone."""
+
 from django.core.exceptions import TooManyFilesSent
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
@@ -19,8 +20,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gallery import media, selectors, services, tags
-from imgsearch.parsers import JSONParser, MultiPartParser
 from gallery.models import Image
+from imgsearch.parsers import JSONParser, MultiPartParser
 
 
 class RegionOutputSerializer(serializers.Serializer):
@@ -55,16 +56,22 @@ class ImageOutputSerializer(serializers.Serializer):
     iso = serializers.IntegerField(allow_null=True)
     focal_length_mm = serializers.FloatField(allow_null=True)
     location = serializers.SerializerMethodField(
-        help_text="Where it was taken (EXIF GPS): for its owner, or anyone who may see it when share_location is on; else null.")
-    share_location = serializers.BooleanField(help_text="Others who may see it may see where it was taken (and download it with GPS).")
+        help_text="Where it was taken (EXIF GPS): for its owner, or anyone who may see it when share_location is on; else null."
+    )
+    share_location = serializers.BooleanField(
+        help_text="Others who may see it may see where it was taken (and download it with GPS)."
+    )
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
 
     def get_is_owner(self, image: Image) -> bool:
         return image.owner_id == self.context["request"].user.pk
 
-    @extend_schema_field(inline_serializer("Location", {"latitude": serializers.FloatField(),
-                                                        "longitude": serializers.FloatField()}, allow_null=True))
+    @extend_schema_field(
+        inline_serializer(
+            "Location", {"latitude": serializers.FloatField(), "longitude": serializers.FloatField()}, allow_null=True
+        )
+    )
     def get_location(self, image: Image) -> dict | None:
         if not image.location_visible_to(self.context["request"].user):
             return None
@@ -79,13 +86,17 @@ class ImageOutputSerializer(serializers.Serializer):
 
 class TagSerializer(serializers.Serializer):
     label = serializers.CharField()
-    score = serializers.FloatField(allow_null=True, help_text="The model's zero-shot probability; null for a person's tag.")
+    score = serializers.FloatField(
+        allow_null=True, help_text="The model's zero-shot probability; null for a person's tag."
+    )
     by_person = serializers.BooleanField()
 
 
 class ImageDetailOutputSerializer(ImageOutputSerializer):
     regions = RegionOutputSerializer(many=True, source="regions.all")
-    tags = serializers.SerializerMethodField(help_text="The model's tags (less those the owner removed) and the owner's.")
+    tags = serializers.SerializerMethodField(
+        help_text="The model's tags (less those the owner removed) and the owner's."
+    )
 
     @extend_schema_field(TagSerializer(many=True))
     def get_tags(self, image: Image) -> list[dict]:
@@ -155,17 +166,26 @@ class ImageListCreateApi(ListAPIView):
         return super().get(request, *args, **kwargs)
 
     @extend_schema(
-        request={"multipart/form-data": inline_serializer(
-            "ImageUpload", {"files": serializers.ListField(child=serializers.FileField())}
-        )},
-        responses={201: UploadOutcomeSerializer(many=True),
-                   # Every file rejected (one outcome each), or no usable `files` field at all (an error).
-                   400: OpenApiResponse(response={"oneOf": [
-                       {"type": "array", "items": {"$ref": "#/components/schemas/UploadOutcome"}},
-                       {"$ref": "#/components/schemas/Error"},
-                   ]}, description="Every file was rejected (one outcome each), or no files were sent."),
-                   503: OpenApiResponse(description="The media folder cannot be written (read-only)."),
-                   507: OpenApiResponse(description="The server's storage is full; nothing was stored for this file.")},
+        request={
+            "multipart/form-data": inline_serializer(
+                "ImageUpload", {"files": serializers.ListField(child=serializers.FileField())}
+            )
+        },
+        responses={
+            201: UploadOutcomeSerializer(many=True),
+            # Every file rejected (one outcome each), or no usable `files` field at all (an error).
+            400: OpenApiResponse(
+                response={
+                    "oneOf": [
+                        {"type": "array", "items": {"$ref": "#/components/schemas/UploadOutcome"}},
+                        {"$ref": "#/components/schemas/Error"},
+                    ]
+                },
+                description="Every file was rejected (one outcome each), or no files were sent.",
+            ),
+            503: OpenApiResponse(description="The media folder cannot be written (read-only)."),
+            507: OpenApiResponse(description="The server's storage is full; nothing was stored for this file."),
+        },
         description="Upload one or many files in the `files` field (`file` works for one). Each file gets "
         "its own outcome: accepted (queued), duplicate (of one of your images) or rejected (with the reason). "
         "201 when at least one file was accepted or was a duplicate; 400 when every file was rejected.",
@@ -228,7 +248,9 @@ class ImageRetryApi(APIView):
     def post(self, request: Request, pk: int) -> Response:
         image = get_object_or_404(selectors.images_owned_by(request.user).select_related("owner"), pk=pk)
         image = services.image_reprocess(image=image)
-        return Response(ImageOutputSerializer(image, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            ImageOutputSerializer(image, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+        )
 
 
 class ImageFileApi(APIView):

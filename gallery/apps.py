@@ -11,7 +11,9 @@ class GalleryConfig(AppConfig):
     def ready(self) -> None:
         from gallery import signals  # noqa: F401  (connects the file clean-up receiver)
 
-        post_migrate.connect(restore_sqlite_feed_triggers, sender=self, dispatch_uid="gallery.restore_sqlite_feed_triggers")
+        post_migrate.connect(
+            restore_sqlite_feed_triggers, sender=self, dispatch_uid="gallery.restore_sqlite_feed_triggers"
+        )
 
 
 def restore_sqlite_feed_triggers(using: str = "default", **kwargs) -> None:

@@ -4,9 +4,11 @@ Read once at upload from the already-decoded image (Pillow's own EXIF reader) in
 database keeps. Cameras write EXIF badly often enough that every field is optional: a value that is
 missing, malformed or impossible is left out, never an error, and never rejects the photo.
 """
+
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -74,7 +76,9 @@ def _text(value) -> str:
 def _camera(make, model) -> str:
     make, model = _text(make), _text(model)
     # Most cameras repeat the maker in the model name ("Canon" + "Canon EOS R5").
-    return model if make and model.lower().startswith(make.split()[0].lower()) else " ".join(filter(None, [make, model]))
+    return (
+        model if make and model.lower().startswith(make.split()[0].lower()) else " ".join(filter(None, [make, model]))
+    )
 
 
 def _taken_at(stamp, offset) -> datetime | None:
@@ -166,13 +170,13 @@ def _jpeg_without_location(data: bytes) -> bytes | None:
     while position + 4 <= len(data) and data[position] == 0xFF:
         marker = data[position + 1]
         if marker in _STANDALONE_MARKERS or marker == 0xFF:
-            out.append(data[position:position + 2])
+            out.append(data[position : position + 2])
             position += 2
             continue
         if marker == START_OF_SCAN:
             break
-        end = position + 2 + int.from_bytes(data[position + 2:position + 4], "big")
-        segment, payload = data[position:end], data[position + 4:end]
+        end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        segment, payload = data[position:end], data[position + 4 : end]
         if marker == 0xE1 and payload.startswith(EXIF_HEADER):
             exif = PILImage.Exif()
             try:

@@ -8,12 +8,30 @@ from django.contrib.auth.forms import UserCreationForm
 
 from gallery.tokens import LIFETIME_CHOICES
 
-
 # Names that would pass for the site or its staff in a list of public photos.
-RESERVED_USERNAMES = frozenset({
-    "admin", "administrator", "root", "staff", "support", "help", "security", "system", "moderator",
-    "imgsearch", "api", "static", "media", "login", "logout", "signup", "accounts", "settings", "www",
-})
+RESERVED_USERNAMES = frozenset(
+    {
+        "admin",
+        "administrator",
+        "root",
+        "staff",
+        "support",
+        "help",
+        "security",
+        "system",
+        "moderator",
+        "imgsearch",
+        "api",
+        "static",
+        "media",
+        "login",
+        "logout",
+        "signup",
+        "accounts",
+        "settings",
+        "www",
+    }
+)
 USERNAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,28}[a-z0-9])?$")
 
 
@@ -44,7 +62,13 @@ class SignupForm(UserCreationForm):
 class ImageFilterForm(forms.Form):
     status = forms.ChoiceField(
         required=False,
-        choices=[("", "Any status"), ("pending", "Pending"), ("processing", "Processing"), ("ready", "Ready"), ("failed", "Failed")],
+        choices=[
+            ("", "Any status"),
+            ("pending", "Pending"),
+            ("processing", "Processing"),
+            ("ready", "Ready"),
+            ("failed", "Failed"),
+        ],
     )
     visibility = forms.ChoiceField(
         required=False, choices=[("", "Any visibility"), ("private", "Private"), ("public", "Public")]
@@ -54,8 +78,9 @@ class ImageFilterForm(forms.Form):
 
 class TokenForm(forms.Form):
     name = forms.CharField(required=False, max_length=100, help_text="What it is for, e.g. “backup script”.")
-    days = forms.TypedChoiceField(label="Expires after", coerce=int,
-                                  choices=[(days, f"{days} days") for days in LIFETIME_CHOICES])
+    days = forms.TypedChoiceField(
+        label="Expires after", coerce=int, choices=[(days, f"{days} days") for days in LIFETIME_CHOICES]
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

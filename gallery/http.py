@@ -1,4 +1,5 @@
 """Small helpers the gallery's form views share."""
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme

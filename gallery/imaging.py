@@ -1,4 +1,5 @@
 """Turning any accepted image file into the RGB pixels the models and thumbnails see."""
+
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,7 @@ def to_rgb(image: PILImage.Image) -> PILImage.Image:
             low, high = float(pixels.min()), float(pixels.max())
             pixels = (pixels - low) * (255.0 / (high - low)) if high > low else np.zeros_like(pixels)
         return PILImage.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L").convert("RGB")
-    has_alpha = image.mode in {"RGBA", "LA", "PA", "RGBa", "La"} or (
-        image.mode == "P" and "transparency" in image.info
-    )
+    has_alpha = image.mode in {"RGBA", "LA", "PA", "RGBa", "La"} or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
         rgba = image.convert("RGBA")
         background = PILImage.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -1,4 +1,5 @@
 """Serving image bytes only after a permission check, and thumbnails kept in the media storage."""
+
 import io
 import mimetypes
 from urllib.parse import quote
@@ -37,7 +38,9 @@ def protected_file_response(name: str, *, download_name: str | None = None) -> H
 
 
 def _private(response: HttpResponse, *, download_name: str | None = None) -> HttpResponse:
-    response["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(download_name, safe='')}" if download_name else "inline"
+    response["Content-Disposition"] = (
+        f"attachment; filename*=UTF-8''{quote(download_name, safe='')}" if download_name else "inline"
+    )
     # Private bytes must not sit in shared caches.
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"

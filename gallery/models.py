@@ -5,6 +5,7 @@ A Region is what search ranks: the whole image (kind=global) or one object SAM f
 segments under INDEX_DIR are a cache rebuilt from these rows and kept up to date through the
 change feed (ImageChange).
 """
+
 import uuid
 from datetime import timedelta
 
@@ -50,9 +51,11 @@ class Image(models.Model):
     latitude = models.FloatField(null=True, blank=True)
     longitude = models.FloatField(null=True, blank=True)
     carries_location = models.BooleanField(
-        default=False, help_text="The file holds GPS or XMP: others download a copy without them.")
+        default=False, help_text="The file holds GPS or XMP: others download a copy without them."
+    )
     share_location = models.BooleanField(
-        default=False, help_text="Others who may see the photo may also see where it was taken.")
+        default=False, help_text="Others who may see the photo may also see where it was taken."
+    )
 
     # 64-bit perceptual hash of the pixels (search/duplicates.py), stored as a signed int; set by the
     # pipeline. With the whole-image vector it tells a re-encode or rescale from a similar photo.
@@ -80,7 +83,9 @@ class Image(models.Model):
     # Where the photo sits on the timeline: when it was taken, or when it was uploaded if its EXIF
     # does not say. Computed by the database, so it can never disagree with taken_at.
     shot_at = models.GeneratedField(
-        expression=Coalesce("taken_at", "created_at"), output_field=models.DateTimeField(), db_persist=True,
+        expression=Coalesce("taken_at", "created_at"),
+        output_field=models.DateTimeField(),
+        db_persist=True,
     )
 
     class Meta:
@@ -89,7 +94,8 @@ class Image(models.Model):
             models.UniqueConstraint(fields=["owner", "sha256"], name="image_unique_content_per_owner"),
         ]
         indexes = [
-            models.Index(fields=["owner", "-created_at"]), models.Index(fields=["is_public", "-created_at"]),
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["is_public", "-created_at"]),
             # The timelines ("My images", "Public") page through these, newest first.
             models.Index(fields=["owner", "-shot_at", "-id"], name="image_owner_timeline"),
             models.Index(fields=["is_public", "-shot_at", "-id"], name="image_public_timeline"),
@@ -217,8 +223,9 @@ class Tag(models.Model):
         ordering = ["label", "id"]
         indexes = [models.Index(fields=["label", "image"])]
         constraints = [
-            models.UniqueConstraint(fields=["image", "label"], condition=models.Q(source="person"),
-                                    name="tag_one_person_decision_per_label"),
+            models.UniqueConstraint(
+                fields=["image", "label"], condition=models.Q(source="person"), name="tag_one_person_decision_per_label"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -260,7 +267,6 @@ class WorkerBeat(models.Model):
         return f"{self.name} (seen {self.seen_at:%Y-%m-%d %H:%M:%S})"
 
 
-
 class ApiToken(AbstractAuthToken):
     """A person's API token (django-rest-knox, KNOX_TOKEN_MODEL). Only a hash of the token is stored:
     it is shown once, when made. `token_key` (its first characters) names it in lists; it expires,
@@ -296,8 +302,14 @@ class Album(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="albums")
     name = models.CharField(max_length=100)
     images = models.ManyToManyField(Image, through="AlbumItem", related_name="albums")
-    cover = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                              help_text="Shown on the album list; the newest photo when empty.")
+    cover = models.ForeignKey(
+        Image,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Shown on the album list; the newest photo when empty.",
+    )
     # Read-only: they see the album's photos, they cannot change the album.
     shared_with = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="albums_shared_with_me")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -3,8 +3,10 @@
 The visibility rule lives here alone, in two forms: querysets for the database, and
 `searchable_image_mask` over arrays for the search index's mirror (tests check they agree).
 """
+
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -33,8 +35,9 @@ def images_searchable_by(user: User, scope: str = "all") -> QuerySet[Image]:
     return images
 
 
-def searchable_image_mask(*, owner: np.ndarray, public: np.ndarray, ready: np.ndarray, user_id: int | None,
-                          scope: str = "all") -> np.ndarray:
+def searchable_image_mask(
+    *, owner: np.ndarray, public: np.ndarray, ready: np.ndarray, user_id: int | None, scope: str = "all"
+) -> np.ndarray:
     """`images_searchable_by` over arrays indexed by image id: True where that user may find the image."""
     if user_id is None:
         return np.zeros(len(ready), dtype=bool)
@@ -110,8 +113,13 @@ def timeline_page(queryset: QuerySet[Image], *, before: Cursor | None, size: int
 
 def timeline_months(queryset: QuerySet[Image]) -> list[tuple[datetime, int]]:
     """[(first day of a month, number of photos taken in it)], newest first: the timeline's date jump."""
-    rows = (queryset.order_by().annotate(month=TruncMonth("shot_at")).values("month")
-            .annotate(n=Count("id")).order_by("-month"))
+    rows = (
+        queryset.order_by()
+        .annotate(month=TruncMonth("shot_at"))
+        .values("month")
+        .annotate(n=Count("id"))
+        .order_by("-month")
+    )
     return [(row["month"], row["n"]) for row in rows]
 
 

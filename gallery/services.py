@@ -4,6 +4,7 @@ Views, the API, the admin and management commands call them; none of them writes
 Region on its own. Writes to files happen only after the database agrees, and are undone when it
 does not, so a rejected or failed upload leaves nothing behind.
 """
+
 import errno
 import logging
 from dataclasses import asdict, dataclass
@@ -18,8 +19,8 @@ from django.db.models import QuerySet
 
 from gallery import storage
 from gallery.models import Image, Region
-from gallery.work_queue import image_enqueue, image_queue_again
 from gallery.validation import UploadRejected, display_name, too_large_message, validate_image_bytes
+from gallery.work_queue import image_enqueue, image_queue_again
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +55,16 @@ class StorageUnavailable(Exception):
     def of(error: OSError, *, stored: int = 0) -> "StorageUnavailable":
         before = f" The {stored} file(s) before it were stored." if stored else ""
         if error.errno in {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}:
-            return StorageFull(f"The server's storage is full, so the upload was not stored.{before} "
-                               "Ask the administrator to free space, then upload again.", os_error=error)
-        return StorageUnavailable(f"The server cannot store uploads right now (the media folder is not writable: "
-                                  f"{error.strerror}).{before} Try again later or tell the administrator.",
-                                  os_error=error)
+            return StorageFull(
+                f"The server's storage is full, so the upload was not stored.{before} "
+                "Ask the administrator to free space, then upload again.",
+                os_error=error,
+            )
+        return StorageUnavailable(
+            f"The server cannot store uploads right now (the media folder is not writable: "
+            f"{error.strerror}).{before} Try again later or tell the administrator.",
+            os_error=error,
+        )
 
 
 class StorageFull(StorageUnavailable):

@@ -4,6 +4,7 @@ An Image can disappear through `services.image_delete`, but also through a casca
 account deleted in the admin) that no service sees. Django sends post_delete for each cascaded
 row, so the files follow the row in every case, and only once the deletion has committed.
 """
+
 from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver

@@ -7,6 +7,7 @@ same originals. Every access goes through this module; nothing else builds a med
 Writes are all or nothing: on the filesystem the bytes go to a `.part` file first and are renamed
 into place; an object store receives the whole object in one request.
 """
+
 import logging
 import os
 import time

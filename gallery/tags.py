@@ -1,6 +1,7 @@
 """Tags on photos: what a photo shows (the model's tags less those a person removed, plus those a
 person added), the photos a tag names, and a person's corrections. Who may do what is the caller's
 rule (views pass only images the person may see, or owns)."""
+
 import re
 from dataclasses import dataclass
 
@@ -43,9 +44,16 @@ def _as_stored(text: str) -> str | None:
 def image_chips(image: Image) -> list[Chip]:
     """The photo's tags as shown: a person's first, then the model's, best first."""
     decisions = dict(image.tags.filter(source=Tag.Source.PERSON).values_list("label", "removed"))
-    chips = [Chip(label=label, score=None, by_person=True) for label, removed in sorted(decisions.items()) if not removed]
-    model = (image.tags.filter(source=Tag.Source.MODEL).exclude(label__in=list(decisions))
-             .values("label").annotate(best=Max("score")).order_by("-best", "label"))
+    chips = [
+        Chip(label=label, score=None, by_person=True) for label, removed in sorted(decisions.items()) if not removed
+    ]
+    model = (
+        image.tags.filter(source=Tag.Source.MODEL)
+        .exclude(label__in=list(decisions))
+        .values("label")
+        .annotate(best=Max("score"))
+        .order_by("-best", "label")
+    )
     return chips + [Chip(label=row["label"], score=row["best"], by_person=False) for row in model]
 
 
@@ -65,15 +73,21 @@ def images_tagged_by_person(images: QuerySet[Image], label: str) -> QuerySet[Ima
     label = _as_stored(label)
     if label is None:
         return images.none()
-    return images.filter(pk__in=Tag.objects.filter(source=Tag.Source.PERSON, removed=False, label=label).values("image_id"))
+    return images.filter(
+        pk__in=Tag.objects.filter(source=Tag.Source.PERSON, removed=False, label=label).values("image_id")
+    )
 
 
 def labels_in(images: QuerySet[Image], limit: int = 200) -> list[str]:
     """The labels on these photos (for a filter menu), most used first."""
     from django.db.models import Count
 
-    rows = (Tag.objects.filter(image__in=images, removed=False).values("label")
-            .annotate(n=Count("image", distinct=True)).order_by("-n", "label")[:limit])
+    rows = (
+        Tag.objects.filter(image__in=images, removed=False)
+        .values("label")
+        .annotate(n=Count("image", distinct=True))
+        .order_by("-n", "label")[:limit]
+    )
     return [row["label"] for row in rows]
 
 
@@ -81,8 +95,12 @@ def tag_add(*, image: Image, label: str) -> str:
     """The owner says the photo shows `label` (undoing an earlier removal of it)."""
     label = clean_label(label)
     with transaction.atomic():
-        Tag.objects.update_or_create(image=image, label=label, source=Tag.Source.PERSON,
-                                     defaults={"removed": False, "region": None, "score": None})
+        Tag.objects.update_or_create(
+            image=image,
+            label=label,
+            source=Tag.Source.PERSON,
+            defaults={"removed": False, "region": None, "score": None},
+        )
     return label
 
 
@@ -91,6 +109,10 @@ def tag_remove(*, image: Image, label: str) -> str:
     the photo is tagged again."""
     label = clean_label(label)
     with transaction.atomic():
-        Tag.objects.update_or_create(image=image, label=label, source=Tag.Source.PERSON,
-                                     defaults={"removed": True, "region": None, "score": None})
+        Tag.objects.update_or_create(
+            image=image,
+            label=label,
+            source=Tag.Source.PERSON,
+            defaults={"removed": True, "region": None, "score": None},
+        )
     return label

@@ -1,5 +1,6 @@
 """API tokens: made, listed and revoked by their owner. django-rest-knox stores a hash of each
 token, never the token; a token is shown once, when made, and expires."""
+
 from datetime import timedelta
 
 from django.conf import settings
@@ -27,7 +28,9 @@ def token_create(*, user, name: str = "", days: int | None = None) -> tuple[ApiT
     if not 1 <= days <= LIFETIME_CHOICES[-1]:
         raise TokenRefused(f"A token lives from 1 to {LIFETIME_CHOICES[-1]} days, not {days}.")
     if tokens_of(user).count() >= settings.API_TOKENS_PER_USER:
-        raise TokenRefused(f"You already have {settings.API_TOKENS_PER_USER} API tokens; revoke one you no longer use first.")
+        raise TokenRefused(
+            f"You already have {settings.API_TOKENS_PER_USER} API tokens; revoke one you no longer use first."
+        )
     name = " ".join(name.split())[:100] or f"Token of {timezone.localdate():%Y-%m-%d}"
     return ApiToken.objects.create(user=user, expiry=timedelta(days=days), name=name)
 

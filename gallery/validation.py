@@ -3,6 +3,7 @@
 The decision is made by decoding with Pillow, never from the file name or the content type the
 client claims. Each rejection is an `UploadRejected` whose message is shown to the person as is.
 """
+
 import hashlib
 import io
 import warnings
@@ -83,9 +84,7 @@ def validate_image_bytes(data: bytes) -> ValidatedImage:
 
     with image:
         if image.format not in ACCEPTED_FORMATS:
-            raise UploadRejected(
-                f"{image.format} images are not accepted; upload a {ACCEPTED_HUMAN} image."
-            )
+            raise UploadRejected(f"{image.format} images are not accepted; upload a {ACCEPTED_HUMAN} image.")
         width, height = image.size
         if width * height > settings.MAX_IMAGE_PIXELS:
             raise UploadRejected(_too_many_pixels_message((width, height)))
@@ -97,9 +96,7 @@ def validate_image_bytes(data: bytes) -> ValidatedImage:
         except PILImage.DecompressionBombError:
             raise UploadRejected(_too_many_pixels_message((width, height))) from None
         except Exception as error:
-            raise UploadRejected(
-                f"The image is truncated or corrupt and cannot be decoded ({error})."
-            ) from None
+            raise UploadRejected(f"The image is truncated or corrupt and cannot be decoded ({error}).") from None
         orientation = image.getexif().get(0x0112, 1)
         if orientation in {5, 6, 7, 8}:  # rotated by 90 degrees: the stored box space swaps axes
             width, height = height, width
@@ -132,4 +129,3 @@ def _too_many_pixels_message(size: tuple[int, int] | None) -> str:
         f"The image is {width}x{height} ({width * height / 1_000_000:.1f} megapixels); "
         f"the limit is {cap:.0f} megapixels."
     )
-

@@ -1,4 +1,5 @@
 """Server-rendered gallery pages. Thin: querysets come from selectors, changes from services."""
+
 from datetime import datetime
 from itertools import groupby
 
@@ -16,8 +17,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from gallery import album_views, albums, media, selectors, services, tags, tokens
-from gallery.http import posted_ids, redirect_back
 from gallery.forms import ImageFilterForm, SignupForm, TokenForm
+from gallery.http import posted_ids, redirect_back
 from gallery.models import Image, Region
 
 PAGE_SIZE = 24
@@ -87,9 +88,13 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
         filtered = bool(form.cleaned_data["status"] or form.cleaned_data["visibility"] or form.cleaned_data["tag"])
     before = selectors.Cursor.parse(request.GET.get("before")) or _month_cursor(request.GET.get("month"))
     page = selectors.timeline_page(
-        selectors.images_with_region_counts(queryset.select_related("owner")), before=before, size=PAGE_SIZE,
+        selectors.images_with_region_counts(queryset.select_related("owner")),
+        before=before,
+        size=PAGE_SIZE,
     )
-    days = [(day, list(group)) for day, group in groupby(page.images, key=lambda image: timezone.localdate(image.shot_at))]
+    days = [
+        (day, list(group)) for day, group in groupby(page.images, key=lambda image: timezone.localdate(image.shot_at))
+    ]
     query = request.GET.copy()
     for key in ("before", "month", "partial", "page"):
         query.pop(key, None)
@@ -97,19 +102,23 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
     context = {"days": days, "next_url": next_url, "mine": mine}
     if request.GET.get("partial"):
         return render(request, "gallery/_timeline_page.html", context)
-    return render(request, "gallery/image_list.html", {
-        **context,
-        "title": title,
-        "form": form,
-        "filtered": filtered,
-        "tag_labels": tags.labels_in(queryset_unfiltered),
-        "kept_filters": [(key, request.GET[key]) for key in ("status", "visibility") if request.GET.get(key)],
-        "jumped": before is not None,
-        "top_url": f"?{query.urlencode()}",
-        "months": selectors.timeline_months(queryset),
-        "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
-        "counts": selectors.image_status_counts(request.user) if mine else None,
-    })
+    return render(
+        request,
+        "gallery/image_list.html",
+        {
+            **context,
+            "title": title,
+            "form": form,
+            "filtered": filtered,
+            "tag_labels": tags.labels_in(queryset_unfiltered),
+            "kept_filters": [(key, request.GET[key]) for key in ("status", "visibility") if request.GET.get(key)],
+            "jumped": before is not None,
+            "top_url": f"?{query.urlencode()}",
+            "months": selectors.timeline_months(queryset),
+            "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
+            "counts": selectors.image_status_counts(request.user) if mine else None,
+        },
+    )
 
 
 @login_required
@@ -151,8 +160,12 @@ def upload(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "gallery/upload.html",
-        {"outcomes": outcomes, "error": error, "max_files": settings.MAX_FILES_PER_UPLOAD,
-         "max_mb": settings.MAX_UPLOAD_BYTES // 1_048_576},
+        {
+            "outcomes": outcomes,
+            "error": error,
+            "max_files": settings.MAX_FILES_PER_UPLOAD,
+            "max_mb": settings.MAX_UPLOAD_BYTES // 1_048_576,
+        },
         status=status,
     )
 
@@ -160,18 +173,24 @@ def upload(request: HttpRequest) -> HttpResponse:
 @login_required
 def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     image = get_object_or_404(selectors.images_visible_to(request.user).select_related("owner"), pk=pk)
-    regions = list(image.regions.order_by("kind", "-score").values("id", "kind", "x1", "y1", "x2", "y2", "score", "area_fraction"))
+    regions = list(
+        image.regions.order_by("kind", "-score").values("id", "kind", "x1", "y1", "x2", "y2", "score", "area_fraction")
+    )
     for region in regions:
         region["box"] = [region["x1"], region["y1"], region["x2"], region["y2"]]
     return render(
         request,
         "gallery/image_detail.html",
-        {"image": image, "regions": regions, "is_owner": image.owner_id == request.user.pk,
-         "location_visible": image.location_visible_to(request.user),
-         "is_favourite": selectors.is_favourite(request.user, image),
-         "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
-         "in_albums": selectors.albums_owned_by(request.user).filter(items__image=image).order_by("name"),
-         "chips": tags.image_chips(image)},
+        {
+            "image": image,
+            "regions": regions,
+            "is_owner": image.owner_id == request.user.pk,
+            "location_visible": image.location_visible_to(request.user),
+            "is_favourite": selectors.is_favourite(request.user, image),
+            "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
+            "in_albums": selectors.albums_owned_by(request.user).filter(items__image=image).order_by("name"),
+            "chips": tags.image_chips(image),
+        },
     )
 
 
@@ -185,8 +204,11 @@ def image_tag(request: HttpRequest, pk: int) -> HttpResponse:
         if action == "add":
             messages.success(request, f"Tagged “{tags.tag_add(image=image, label=label)}”.")
         elif action == "remove":
-            messages.success(request, f"Removed the tag “{tags.tag_remove(image=image, label=label)}”; "
-                                      "it stays off when the photo is tagged again.")
+            messages.success(
+                request,
+                f"Removed the tag “{tags.tag_remove(image=image, label=label)}”; "
+                "it stays off when the photo is tagged again.",
+            )
         else:
             messages.error(request, "Choose to add or remove a tag.")
     except tags.TagRejected as error:
@@ -207,11 +229,21 @@ def image_statuses(request: HttpRequest) -> JsonResponse:
     except ValueError:
         return JsonResponse({"detail": "ids is a comma-separated list of image ids."}, status=400)
     images = selectors.images_with_region_counts(selectors.images_visible_to(request.user).filter(pk__in=ids))
-    return JsonResponse({"images": [
-        {"id": image.pk, "status": image.status, "final": image.is_final, "error": image.error,
-         "regions": image.region_count, "label": image.status_label}
-        for image in images
-    ]})
+    return JsonResponse(
+        {
+            "images": [
+                {
+                    "id": image.pk,
+                    "status": image.status,
+                    "final": image.is_final,
+                    "error": image.error,
+                    "regions": image.region_count,
+                    "label": image.status_label,
+                }
+                for image in images
+            ]
+        }
+    )
 
 
 def _owned(request: HttpRequest, pk: int) -> Image:
@@ -229,9 +261,15 @@ def image_visibility(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def image_location(request: HttpRequest, pk: int) -> HttpResponse:
-    image = services.image_set_location_sharing(image=_owned(request, pk), share_location=request.POST.get("share_location") == "1")
-    messages.success(request, "People who may see this photo now see where it was taken, and download it with its GPS."
-                     if image.share_location else "Where this photo was taken is yours alone again: others download it without GPS.")
+    image = services.image_set_location_sharing(
+        image=_owned(request, pk), share_location=request.POST.get("share_location") == "1"
+    )
+    messages.success(
+        request,
+        "People who may see this photo now see where it was taken, and download it with its GPS."
+        if image.share_location
+        else "Where this photo was taken is yours alone again: others download it without GPS.",
+    )
     return redirect("gallery:image_detail", pk=pk)
 
 
@@ -258,8 +296,13 @@ def image_retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 BULK_ACTIONS = {
-    "favourite": "Add to favourites", "unfavourite": "Remove from favourites", "add_to_album": "Add to album",
-    "make_public": "Make public", "make_private": "Make private", "reprocess": "Process again", "delete": "Delete",
+    "favourite": "Add to favourites",
+    "unfavourite": "Remove from favourites",
+    "add_to_album": "Add to album",
+    "make_public": "Make public",
+    "make_private": "Make private",
+    "reprocess": "Process again",
+    "delete": "Delete",
 }
 OWNER_ONLY_ACTIONS = {"make_public", "make_private", "reprocess", "delete"}
 
@@ -280,25 +323,38 @@ def images_bulk(request: HttpRequest) -> HttpResponse:
         return redirect_back(request, back)
     if action in {"favourite", "unfavourite"}:
         count = albums.favourites_set(user=request.user, image_ids=ids, on=action == "favourite")
-        messages.success(request, f"{'Added' if action == 'favourite' else 'Removed'} {count} photo{pluralize(count)} "
-                                  f"{'to' if action == 'favourite' else 'from'} your favourites.")
+        messages.success(
+            request,
+            f"{'Added' if action == 'favourite' else 'Removed'} {count} photo{pluralize(count)} "
+            f"{'to' if action == 'favourite' else 'from'} your favourites.",
+        )
         return redirect_back(request, back)
     if action == "add_to_album":
         return album_views.images_add_to_album(request)
     owned = selectors.images_owned_by(request.user).filter(pk__in=ids)
     skipped = len(ids) - owned.count()
-    note = f" {skipped} of them {'is' if skipped == 1 else 'are'} not yours and stayed as {'it was' if skipped == 1 else 'they were'}." if skipped else ""
+    note = (
+        f" {skipped} of them {'is' if skipped == 1 else 'are'} not yours and stayed as {'it was' if skipped == 1 else 'they were'}."
+        if skipped
+        else ""
+    )
     if action == "delete":
         if request.POST.get("confirm") != "yes":
-            return render(request, "gallery/images_confirm_delete.html",
-                          {"images": owned.order_by("-shot_at", "-id"), "skipped": skipped,
-                           "next": request.POST.get("next", "")})
+            return render(
+                request,
+                "gallery/images_confirm_delete.html",
+                {"images": owned.order_by("-shot_at", "-id"), "skipped": skipped, "next": request.POST.get("next", "")},
+            )
         count = services.images_delete(queryset=owned)
-        messages.success(request, f"Deleted {count} photo{pluralize(count)}, with their files and search entries.{note}")
+        messages.success(
+            request, f"Deleted {count} photo{pluralize(count)}, with their files and search entries.{note}"
+        )
         return redirect_back(request, back)
     if action in {"make_public", "make_private"}:
         count = services.images_set_visibility(queryset=owned, is_public=action == "make_public")
-        messages.success(request, f"{count} photo{pluralize(count)} now {'public' if action == 'make_public' else 'private'}.{note}")
+        messages.success(
+            request, f"{count} photo{pluralize(count)} now {'public' if action == 'make_public' else 'private'}.{note}"
+        )
     else:  # reprocess: those already on their way are left alone
         queued = [image for image in owned if not image.on_its_way]
         for image in queued:
@@ -314,13 +370,21 @@ def account_tokens(request: HttpRequest) -> HttpResponse:
     new_token = None
     if request.method == "POST" and form.is_valid():
         try:
-            new_token = tokens.token_create(user=request.user, name=form.cleaned_data["name"], days=form.cleaned_data["days"])
+            new_token = tokens.token_create(
+                user=request.user, name=form.cleaned_data["name"], days=form.cleaned_data["days"]
+            )
             form = TokenForm()
         except tokens.TokenRefused as error:
             form.add_error(None, str(error))
-    return render(request, "gallery/tokens.html", {
-        "form": form, "tokens": tokens.tokens_of(request.user), "new_token": new_token,
-    })
+    return render(
+        request,
+        "gallery/tokens.html",
+        {
+            "form": form,
+            "tokens": tokens.tokens_of(request.user),
+            "new_token": new_token,
+        },
+    )
 
 
 @login_required
@@ -350,7 +414,9 @@ def _visible_or_404(request: HttpRequest, pk: int) -> Image:
 
 
 def image_file(request: HttpRequest, pk: int) -> HttpResponse:
-    return media.original_response(_visible_or_404(request, pk), viewer=request.user, download="download" in request.GET)
+    return media.original_response(
+        _visible_or_404(request, pk), viewer=request.user, download="download" in request.GET
+    )
 
 
 def image_thumbnail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -358,7 +424,11 @@ def image_thumbnail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def region_crop(request: HttpRequest, pk: int) -> HttpResponse:
-    region = Region.objects.filter(pk=pk, image__in=selectors.images_visible_to(request.user)).select_related("image").first()
+    region = (
+        Region.objects.filter(pk=pk, image__in=selectors.images_visible_to(request.user))
+        .select_related("image")
+        .first()
+    )
     if region is None:
         raise Http404("No such region.")
     return media.region_crop_response(region.image, region.box)

@@ -15,6 +15,7 @@ RECOVERY_SWEEP_SECONDS.
 - A `pending` image whose enqueue never reached the broker, or whose task left the broker with a
   worker that then died, is queued again (see `images_recover`).
 """
+
 import logging
 import os
 import socket
@@ -38,6 +39,7 @@ T = TypeVar("T")
 
 
 # --- Queueing --------------------------------------------------------------------------------
+
 
 def image_enqueue(*, image_id: int) -> None:
     """Queue processing of the image once the current transaction commits (now, outside one).
@@ -66,8 +68,14 @@ def image_queue_again(*, image_id: int, only_if: Q | None = None) -> bool:
     """
     with transaction.atomic():
         updated = Image.objects.filter(Q(pk=image_id) & (only_if or Q())).update(
-            status=Image.Status.PENDING, progress=0, error="", attempts=0, claim=None,
-            queued_at=None, waiting_for_models=False, updated_at=timezone.now(),
+            status=Image.Status.PENDING,
+            progress=0,
+            error="",
+            attempts=0,
+            claim=None,
+            queued_at=None,
+            waiting_for_models=False,
+            updated_at=timezone.now(),
         )
         if updated:
             image_enqueue(image_id=image_id)
@@ -75,6 +83,7 @@ def image_queue_again(*, image_id: int, only_if: Q | None = None) -> bool:
 
 
 # --- Claims (used by the worker) -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -93,10 +102,19 @@ def image_claim(*, image_id: int, progress: int = 0) -> Claim | None:
     """Claim a `pending` image for processing; None if it is gone or someone else has it (or had it)."""
     token = uuid.uuid4()
     now = timezone.now()
-    claimed = db_retrying(lambda: Image.objects.filter(pk=image_id, status=Image.Status.PENDING).update(
-        status=Image.Status.PROCESSING, claim=token, claimed_by=this_process(), attempts=F("attempts") + 1,
-        progress=progress, error="", processing_started_at=now, heartbeat_at=now, updated_at=now,
-    ))
+    claimed = db_retrying(
+        lambda: Image.objects.filter(pk=image_id, status=Image.Status.PENDING).update(
+            status=Image.Status.PROCESSING,
+            claim=token,
+            claimed_by=this_process(),
+            attempts=F("attempts") + 1,
+            progress=progress,
+            error="",
+            processing_started_at=now,
+            heartbeat_at=now,
+            updated_at=now,
+        )
+    )
     if not claimed:
         return None
     attempt = db_retrying(lambda: Image.objects.filter(pk=image_id).values_list("attempts", flat=True).first())
@@ -109,10 +127,13 @@ def images_claim_next(*, count: int, progress: int = 0) -> list[Claim]:
     claims: list[Claim] = []
     if count <= 0:
         return claims
-    candidates = db_retrying(lambda: list(
-        Image.objects.filter(status=Image.Status.PENDING)
-        .order_by(F("queued_at").asc(nulls_last=True), "pk").values_list("pk", flat=True)[: count * 4]
-    ))
+    candidates = db_retrying(
+        lambda: list(
+            Image.objects.filter(status=Image.Status.PENDING)
+            .order_by(F("queued_at").asc(nulls_last=True), "pk")
+            .values_list("pk", flat=True)[: count * 4]
+        )
+    )
     for image_id in candidates:
         claim = image_claim(image_id=image_id, progress=progress)
         if claim is not None:
@@ -130,10 +151,19 @@ def claim_progress(claim: Claim, progress: int) -> bool:
 
 def claim_fail(claim: Claim, message: str, *, waiting_for_models: bool = False) -> bool:
     now = timezone.now()
-    return bool(db_retrying(lambda: claim.rows().update(
-        status=Image.Status.FAILED, progress=0, error=message, claim=None, processed_at=now, updated_at=now,
-        waiting_for_models=waiting_for_models,
-    )))
+    return bool(
+        db_retrying(
+            lambda: claim.rows().update(
+                status=Image.Status.FAILED,
+                progress=0,
+                error=message,
+                claim=None,
+                processed_at=now,
+                updated_at=now,
+                waiting_for_models=waiting_for_models,
+            )
+        )
+    )
 
 
 class Heartbeat:
@@ -181,6 +211,7 @@ class Heartbeat:
 
 # --- Database hiccups ------------------------------------------------------------------------
 
+
 def db_retrying(operation: Callable[[], T], *, seconds: float | None = None) -> T:
     """Run `operation`, retrying with backoff while the database is unreachable (a restart, a
     failover) for up to DB_RETRY_SECONDS. `operation` must be safe to run again: a whole
@@ -203,6 +234,7 @@ def db_retrying(operation: Callable[[], T], *, seconds: float | None = None) -> 
 
 
 # --- Recovery --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Recovered:
@@ -232,25 +264,37 @@ def images_recover(*, starting: bool = False) -> Recovered:
     failed: list[int] = []
 
     processing = Image.objects.filter(status=Image.Status.PROCESSING)
-    abandoned = list(processing.filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True))
-                     .values_list("pk", "claim", "attempts"))
+    abandoned = list(
+        processing.filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)).values_list(
+            "pk", "claim", "attempts"
+        )
+    )
     # A claim held by a process of this machine that no longer exists needs no waiting for silence.
     host = socket.gethostname()
-    for image_id, claim, attempts, claimed_by in processing.filter(claimed_by__startswith=f"{host}:").exclude(
-        pk__in=[row[0] for row in abandoned]
-    ).values_list("pk", "claim", "attempts", "claimed_by"):
+    for image_id, claim, attempts, claimed_by in (
+        processing.filter(claimed_by__startswith=f"{host}:")
+        .exclude(pk__in=[row[0] for row in abandoned])
+        .values_list("pk", "claim", "attempts", "claimed_by")
+    ):
         if not _process_alive(claimed_by):
             abandoned.append((image_id, claim, attempts))
     for image_id, claim, attempts in abandoned:
         same_claim = Image.objects.filter(pk=image_id, status=Image.Status.PROCESSING, claim=claim)
         if attempts >= settings.IMAGE_MAX_ATTEMPTS:
-            if same_claim.update(status=Image.Status.FAILED, progress=0, claim=None, error=gave_up_message(attempts),
-                                 processed_at=now, updated_at=now):
+            if same_claim.update(
+                status=Image.Status.FAILED,
+                progress=0,
+                claim=None,
+                error=gave_up_message(attempts),
+                processed_at=now,
+                updated_at=now,
+            ):
                 failed.append(image_id)
             continue
         with transaction.atomic():
-            if same_claim.update(status=Image.Status.PENDING, progress=0, claim=None, claimed_by="", queued_at=None,
-                                 updated_at=now):
+            if same_claim.update(
+                status=Image.Status.PENDING, progress=0, claim=None, claimed_by="", queued_at=None, updated_at=now
+            ):
                 image_enqueue(image_id=image_id)
                 requeued.append(image_id)
 
@@ -263,12 +307,15 @@ def images_recover(*, starting: bool = False) -> Recovered:
         if image_id in waiting:
             continue
         with transaction.atomic():
-            if Image.objects.filter(pk=image_id, status=Image.Status.PENDING, queued_at=queued_at,
-                                    updated_at=updated_at).update(queued_at=None, updated_at=now):
+            if Image.objects.filter(
+                pk=image_id, status=Image.Status.PENDING, queued_at=queued_at, updated_at=updated_at
+            ).update(queued_at=None, updated_at=now):
                 image_enqueue(image_id=image_id)
                 requeued.append(image_id)
     if requeued or failed:
-        logger.warning("Recovery: queued %d image(s) again %s, failed %d %s", len(requeued), requeued, len(failed), failed)
+        logger.warning(
+            "Recovery: queued %d image(s) again %s, failed %d %s", len(requeued), requeued, len(failed), failed
+        )
     return Recovered(requeued=requeued, failed=failed)
 
 
@@ -330,9 +377,11 @@ def queued_image_ids() -> list[int]:
     elif isinstance(broker, ORM):
         from django_q.models import OrmQ
 
-        payloads = OrmQ.objects.using(Conf.ORM).filter(
-            key=broker.list_key, lock__lte=timezone.now()
-        ).values_list("payload", flat=True)
+        payloads = (
+            OrmQ.objects.using(Conf.ORM)
+            .filter(key=broker.list_key, lock__lte=timezone.now())
+            .values_list("payload", flat=True)
+        )
     else:
         raise NotImplementedError(f"Recovery cannot look into a {type(broker).__name__} broker; use the ORM or Redis.")
     ids = []

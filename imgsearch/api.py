@@ -1,5 +1,6 @@
 """API-wide conventions (every error body carries a readable `detail` sentence) and the account
 endpoints: obtain a token with a password, list and revoke your tokens."""
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.openapi import AutoSchema
@@ -37,8 +38,10 @@ class ApiSchema(AutoSchema):
 
         def error(code: str, description: str) -> None:
             if code not in responses:
-                responses[code] = {**self._get_response_for_code(ErrorSerializer, code, direction=direction),
-                                   "description": description}
+                responses[code] = {
+                    **self._get_response_for_code(ErrorSerializer, code, direction=direction),
+                    "description": description,
+                }
 
         error("400", "Invalid input; `detail` says what to change.")
         if self.view.get_authenticators():
@@ -51,7 +54,9 @@ class ApiSchema(AutoSchema):
             error("415", "The body's content type is not one this operation reads.")
         if self.view.get_throttles():
             error("429", "Too many requests; `Retry-After` says when to try again.")
-        error("503", "The database (or the search index, or the models) is unavailable for a moment; try again shortly.")
+        error(
+            "503", "The database (or the search index, or the models) is unavailable for a moment; try again shortly."
+        )
         return responses
 
 
@@ -63,7 +68,9 @@ def not_found(request: HttpRequest, exception) -> HttpResponse:
 
 
 class TokenOutputSerializer(serializers.Serializer):
-    key = serializers.CharField(source="token_key", help_text="The token's first characters: its name in lists and URLs.")
+    key = serializers.CharField(
+        source="token_key", help_text="The token's first characters: its name in lists and URLs."
+    )
     name = serializers.CharField()
     created = serializers.DateTimeField()
     expiry = serializers.DateTimeField(allow_null=True)
@@ -74,14 +81,21 @@ class TokenOutputSerializer(serializers.Serializer):
 
 
 class NewTokenOutputSerializer(TokenOutputSerializer):
-    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`. Shown this once; only a hash is kept.")
+    token = serializers.CharField(
+        help_text="Send it as `Authorization: Token <token>`. Shown this once; only a hash is kept."
+    )
 
 
 class ObtainTokenInputSerializer(AuthTokenSerializer):
-    name = serializers.CharField(required=False, allow_blank=True, max_length=100,
-                                 help_text="What the token is for, e.g. 'backup script'.")
-    days = serializers.IntegerField(required=False, min_value=1, max_value=LIFETIME_CHOICES[-1],
-                                    help_text="Days until it expires (API_TOKEN_DAYS when left out).")
+    name = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="What the token is for, e.g. 'backup script'."
+    )
+    days = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=LIFETIME_CHOICES[-1],
+        help_text="Days until it expires (API_TOKEN_DAYS when left out).",
+    )
 
 
 class ObtainTokenApi(APIView):
@@ -119,7 +133,12 @@ class TokenListApi(APIView):
 class TokenDetailApi(APIView):
     """Revoke one of your tokens (the one this request uses too, if you like)."""
 
-    @extend_schema(responses={204: OpenApiResponse(description="Revoked."), 404: OpenApiResponse(description="No such token of yours.")})
+    @extend_schema(
+        responses={
+            204: OpenApiResponse(description="Revoked."),
+            404: OpenApiResponse(description="No such token of yours."),
+        }
+    )
     def delete(self, request: Request, key: str) -> Response:
         if not token_revoke(user=request.user, key=key):
             raise NotFound("You have no token with that key.")

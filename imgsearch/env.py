@@ -3,6 +3,7 @@
 A typo in a deployment's environment should stop the process at start-up with a sentence that
 names the variable, not surface later as a mysterious default.
 """
+
 import os
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def env_json_object(name: str) -> dict:
     except ValueError as error:
         raise ConfigError(f"{name} is not valid JSON ({error}).") from None
     if not isinstance(value, dict):
-        raise ConfigError(f"{name} must be a JSON object, like {{\"bucket_name\": \"photos\"}}.")
+        raise ConfigError(f'{name} must be a JSON object, like {{"bucket_name": "photos"}}.')
     return value
 
 
@@ -126,4 +127,3 @@ def secret_key_file(path: Path) -> str:
     if len(key) < 50:
         raise ConfigError(f"{path} holds a secret key shorter than 50 characters; delete it to make a new one.")
     return key
-

@@ -5,6 +5,7 @@ GIL, and every worker process holds its own CLIP model, so a few processes with 
 keep 2 cores busy without a model copy per request in flight. The README's configuration table
 lists these variables.
 """
+
 from imgsearch.env import env_int, env_str
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, minimum=1)}"
@@ -25,8 +26,8 @@ forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
 def post_worker_init(worker):
     """Load CLIP before the first request. Otherwise the first searches a fresh worker process
     serves all wait for the model to load (under 50 clients: 7.5 s each; bench/README.md)."""
-    from search.vision.runtime import ModelUnavailable
     from search.vision.registry import get_clip
+    from search.vision.runtime import ModelUnavailable
 
     try:
         get_clip()

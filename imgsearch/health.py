@@ -4,6 +4,7 @@
 the search index published (and how far it lags behind the change feed), the model weights in
 place. 200 when ready, else 503.
 """
+
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -54,7 +55,11 @@ def _worker() -> dict:
     alive = workers_alive()
     if alive:
         return {"ok": True, "alive": alive}
-    return {"ok": False, "alive": 0, "error": "No background worker is running: uploads wait until `manage.py run_worker` starts."}
+    return {
+        "ok": False,
+        "alive": 0,
+        "error": "No background worker is running: uploads wait until `manage.py run_worker` starts.",
+    }
 
 
 def _models() -> dict:
@@ -62,8 +67,11 @@ def _models() -> dict:
     if not missing:
         return {"ok": True}
     # Which ones, not where the server looked: paths and commands are on the staff banner and in the log.
-    return {"ok": False, "missing": missing,
-            "error": "Model weights are missing; uploads wait until `manage.py fetch_models` puts them in place."}
+    return {
+        "ok": False,
+        "missing": missing,
+        "error": "Model weights are missing; uploads wait until `manage.py fetch_models` puts them in place.",
+    }
 
 
 def _index() -> dict:

@@ -1,4 +1,5 @@
 """API errors are JSON, even the ones no view handled (a database that went away, a bug)."""
+
 import logging
 
 from django.core.exceptions import SuspiciousOperation
@@ -37,7 +38,9 @@ class ApiErrorsAsJson:
                     connection.close()  # the next request opens a fresh one
                 except Exception:  # a dead connection may not close cleanly
                     pass
-            response = JsonResponse({"detail": "The database is unavailable for a moment; try again shortly."}, status=503)
+            response = JsonResponse(
+                {"detail": "The database is unavailable for a moment; try again shortly."}, status=503
+            )
             response["Retry-After"] = "5"
             return response
         logger.exception("API %s %s failed", request.method, request.path, exc_info=exception)

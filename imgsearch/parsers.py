@@ -1,4 +1,5 @@
 """Request parsers for the API (imported by settings: nothing here may import DRF's views)."""
+
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
@@ -26,4 +27,3 @@ class MultiPartParser(parsers.MultiPartParser):
 
                 raise ParseError(LONG_HEADERS) from None
             raise
-

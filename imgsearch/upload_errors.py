@@ -1,4 +1,5 @@
 """Malformed or oversized form posts get the project's own sentence, not Django's bare "Bad Request"."""
+
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError

@@ -29,8 +29,11 @@ api_patterns = (
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
         # The split view serves Swagger UI's start-up script as a file: no inline script (CSP). Swagger
         # UI adds a <style> element of its own, so this one page allows inline styles.
-        path("docs/", csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api:schema")),
-             name="docs"),
+        path(
+            "docs/",
+            csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api:schema")),
+            name="docs",
+        ),
     ],
     "api",
 )

@@ -4,6 +4,7 @@ Web server processes serve many requests at once on threads, so they take their 
 connections from a bounded pool (DB_POOL, see settings). Only this entry point turns it on:
 manage.py's processes (the worker, the indexer, runserver) keep plain connections.
 """
+
 import os
 
 from django.core.wsgi import get_wsgi_application

@@ -1,4 +1,5 @@
 """POST /api/search/: the search service for scripts and apps."""
+
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -23,8 +24,10 @@ class SearchResultSerializer(serializers.Serializer):
     original_name = serializers.CharField(source="image.original_name")
     owner = serializers.CharField(source="image.owner.username")
     score = serializers.FloatField()
-    kind = serializers.CharField(help_text="global (the whole image), object, tag (its owner tagged it with the query's "
-                                           "words), or source (the uploaded picture is a piece of it: box says where)")
+    kind = serializers.CharField(
+        help_text="global (the whole image), object, tag (its owner tagged it with the query's "
+        "words), or source (the uploaded picture is a piece of it: box says where)"
+    )
     box = serializers.ListField(child=serializers.IntegerField(), help_text="[x1, y1, x2, y2] of the match.")
     region_id = serializers.IntegerField()
     image_width = serializers.IntegerField(source="image.width")
@@ -37,6 +40,7 @@ class SearchResultSerializer(serializers.Serializer):
 
     def get_thumbnail_url(self, result) -> str:
         return self.context["request"].build_absolute_uri(reverse("api:image_thumbnail", args=[result.image.pk]))
+
 
 QUERY_TERM_KINDS = ("text", "image", "similar", "region", "box")
 
@@ -72,18 +76,37 @@ class SearchApi(APIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
-        text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True,
-                                     help_text="Words to search for; with a photo, words to combine with it. "
-                                               "“-words” are left out, “+” starts another phrase to match.")
+        text = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            trim_whitespace=True,
+            help_text="Words to search for; with a photo, words to combine with it. "
+            "“-words” are left out, “+” starts another phrase to match.",
+        )
         image = serializers.ImageField(required=False, help_text="A query image (multipart only); never stored.")
-        image_id = serializers.IntegerField(required=False, help_text="Alone: more like this image. With box: that region.")
+        image_id = serializers.IntegerField(
+            required=False, help_text="Alone: more like this image. With box: that region."
+        )
         region_id = serializers.IntegerField(required=False, help_text="A region to search for.")
-        box = serializers.ListField(child=serializers.FloatField(), min_length=4, max_length=4, required=False,
-                                    help_text="[x1, y1, x2, y2] in the image's pixels; needs image_id.")
-        image_weight = serializers.FloatField(default=1.0, min_value=0.0, max_value=MAX_WEIGHT,
-                                              help_text="With text: the photo's weight against each phrase (above 0).")
-        exclude_weight = serializers.FloatField(default=1.0, min_value=0.0, max_value=MAX_WEIGHT,
-                                                help_text="How hard “-words” push down what matches them (above 0).")
+        box = serializers.ListField(
+            child=serializers.FloatField(),
+            min_length=4,
+            max_length=4,
+            required=False,
+            help_text="[x1, y1, x2, y2] in the image's pixels; needs image_id.",
+        )
+        image_weight = serializers.FloatField(
+            default=1.0,
+            min_value=0.0,
+            max_value=MAX_WEIGHT,
+            help_text="With text: the photo's weight against each phrase (above 0).",
+        )
+        exclude_weight = serializers.FloatField(
+            default=1.0,
+            min_value=0.0,
+            max_value=MAX_WEIGHT,
+            help_text="How hard “-words” push down what matches them (above 0).",
+        )
         scope = serializers.ChoiceField(choices=SCOPES, default="all")
         kind = serializers.ChoiceField(choices=MATCH_KINDS, default="both")
         min_score = serializers.FloatField(required=False, min_value=-1.0, max_value=1.0)
@@ -91,35 +114,55 @@ class SearchApi(APIView):
         page_size = serializers.IntegerField(required=False, min_value=1)
         taken_from = serializers.DateField(required=False, help_text="Only photos taken on or after this day.")
         taken_to = serializers.DateField(required=False, help_text="Only photos taken on or before this day.")
-        album_id = serializers.IntegerField(required=False, help_text="Only photos in this album (yours or shared with you).")
-        camera = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="Only photos from this camera model.")
+        album_id = serializers.IntegerField(
+            required=False, help_text="Only photos in this album (yours or shared with you)."
+        )
+        camera = serializers.CharField(
+            required=False, allow_blank=True, max_length=100, help_text="Only photos from this camera model."
+        )
         favourites = serializers.BooleanField(default=False, help_text="Only your favourites.")
-        tag = serializers.CharField(required=False, allow_blank=True, max_length=64, help_text="Only photos with this tag.")
+        tag = serializers.CharField(
+            required=False, allow_blank=True, max_length=64, help_text="Only photos with this tag."
+        )
 
         def search_request(self) -> SearchRequest:
             """The request the (valid) payload describes. Raises SearchError."""
             data = self.validated_data
             box = data.get("box")
             upload = data.get("image")
-            query = query_from(text=data.get("text"), image=ImageQuery(data=upload.read(), name=upload.name) if upload else None,
-                               image_id=None if box else data.get("image_id"),
-                               box_image_id=data.get("image_id") if box else None, box=box,
-                               region_id=data.get("region_id"), image_weight=data["image_weight"],
-                               exclude_weight=data["exclude_weight"])
-            filters = Filters(taken_from=data.get("taken_from"), taken_to=data.get("taken_to"), album_id=data.get("album_id"),
-                              camera=data.get("camera", ""), favourites=data["favourites"], tag=data.get("tag", ""))
+            query = query_from(
+                text=data.get("text"),
+                image=ImageQuery(data=upload.read(), name=upload.name) if upload else None,
+                image_id=None if box else data.get("image_id"),
+                box_image_id=data.get("image_id") if box else None,
+                box=box,
+                region_id=data.get("region_id"),
+                image_weight=data["image_weight"],
+                exclude_weight=data["exclude_weight"],
+            )
+            filters = Filters(
+                taken_from=data.get("taken_from"),
+                taken_to=data.get("taken_to"),
+                album_id=data.get("album_id"),
+                camera=data.get("camera", ""),
+                favourites=data["favourites"],
+                tag=data.get("tag", ""),
+            )
             return SearchRequest(query=query, scope=data["scope"], kind=data["kind"], filters=filters)
 
-    @extend_schema(request={"application/json": InputSerializer, "multipart/form-data": InputSerializer},
-                   responses=SearchPageSerializer)
+    @extend_schema(
+        request={"application/json": InputSerializer, "multipart/form-data": InputSerializer},
+        responses=SearchPageSerializer,
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
             search_request = serializer.search_request()
-            page = search_request.run(user=request.user, min_score=data.get("min_score"), page=data["page"],
-                                      page_size=data.get("page_size"))
+            page = search_request.run(
+                user=request.user, min_score=data.get("min_score"), page=data["page"], page_size=data.get("page_size")
+            )
         except SearchUnavailable as error:
             return unavailable(request, error)
         except SearchError as error:
@@ -136,8 +179,13 @@ def unavailable(request: Request, error: SearchUnavailable) -> Response:
 
 def page_body(request: Request, search_request: SearchRequest, page) -> dict:
     results = SearchResultSerializer(page.results, many=True, context={"request": request}).data
-    return {"query": search_request.query.as_dict(), "page": page.page, "page_size": page.page_size,
-            "has_next": page.has_next, "results": results}
+    return {
+        "query": search_request.query.as_dict(),
+        "page": page.page,
+        "page_size": page.page_size,
+        "has_next": page.has_next,
+        "results": results,
+    }
 
 
 class DuplicateImageSerializer(serializers.Serializer):
@@ -156,7 +204,9 @@ class DuplicateImageSerializer(serializers.Serializer):
 
 
 class DuplicateGroupSerializer(serializers.Serializer):
-    keep = serializers.IntegerField(source="keep.pk", help_text="The photo with the most pixels (then bytes): the one to keep.")
+    keep = serializers.IntegerField(
+        source="keep.pk", help_text="The photo with the most pixels (then bytes): the one to keep."
+    )
     images = DuplicateImageSerializer(many=True, help_text="The group, the one to keep first.")
 
 
@@ -188,7 +238,9 @@ class SavedSearchSerializer(RecordSerializer):
 
 
 class SavedSearchListItemSerializer(SavedSearchSerializer):
-    new_matches = serializers.IntegerField(allow_null=True, help_text="New among its best 50 matches; null when it cannot run.")
+    new_matches = serializers.IntegerField(
+        allow_null=True, help_text="New among its best 50 matches; null when it cannot run."
+    )
     problem = serializers.CharField(help_text="Why it cannot run now, if it cannot.")
 
 
@@ -225,14 +277,17 @@ class SavedSearchesApi(APIView):
             listed.append(saved)
         return Response(SavedSearchListItemSerializer(listed, many=True, context={"request": request}).data)
 
-    @extend_schema(request={"application/json": SaveSearchInputSerializer, "multipart/form-data": SaveSearchInputSerializer},
-                   responses={201: SavedSearchSerializer})
+    @extend_schema(
+        request={"application/json": SaveSearchInputSerializer, "multipart/form-data": SaveSearchInputSerializer},
+        responses={201: SavedSearchSerializer},
+    )
     def post(self, request: Request) -> Response:
         serializer = self.SaveSearchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            saved = history.saved_from_api(user=request.user, name=serializer.validated_data["name"],
-                                           request=serializer.search_request())
+            saved = history.saved_from_api(
+                user=request.user, name=serializer.validated_data["name"], request=serializer.search_request()
+            )
         except SearchUnavailable as error:
             return unavailable(request, error)
         except SearchError as error:
@@ -244,11 +299,21 @@ class SavedSearchApi(APIView):
     """Open a saved search: its results now, which of them are new since it was last opened (opening
     page 1 marks them seen); DELETE removes it."""
 
-    @extend_schema(parameters=[OpenApiParameter("page", int, description="Page of results (default 1).")],
-                   responses=inline_serializer("SavedSearchResults", {
-                       "saved": SavedSearchSerializer(), "new": serializers.ListField(child=serializers.IntegerField()),
-                       "query": QuerySerializer(), "page": serializers.IntegerField(), "page_size": serializers.IntegerField(),
-                       "has_next": serializers.BooleanField(), "results": SearchResultSerializer(many=True)}))
+    @extend_schema(
+        parameters=[OpenApiParameter("page", int, description="Page of results (default 1).")],
+        responses=inline_serializer(
+            "SavedSearchResults",
+            {
+                "saved": SavedSearchSerializer(),
+                "new": serializers.ListField(child=serializers.IntegerField()),
+                "query": QuerySerializer(),
+                "page": serializers.IntegerField(),
+                "page_size": serializers.IntegerField(),
+                "has_next": serializers.BooleanField(),
+                "results": SearchResultSerializer(many=True),
+            },
+        ),
+    )
     def get(self, request: Request, pk: int) -> Response:
         saved = self._saved(request, pk)
         try:
@@ -264,8 +329,13 @@ class SavedSearchApi(APIView):
         new = sorted(history.new_image_ids(page, saved.last_viewed_at))
         if page.page == 1:
             history.saved_viewed(saved)
-        return Response({"saved": SavedSearchSerializer(saved, context={"request": request}).data, "new": new,
-                         **page_body(request, search_request, page)})
+        return Response(
+            {
+                "saved": SavedSearchSerializer(saved, context={"request": request}).data,
+                "new": new,
+                **page_body(request, search_request, page),
+            }
+        )
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:

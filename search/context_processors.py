@@ -12,7 +12,9 @@ def models(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not user.is_staff:
         return {}
-    return {"weights_missing": list(cache.get_or_set("weights_missing", weights_missing, WEIGHTS_CHECK_SECONDS).values())}
+    return {
+        "weights_missing": list(cache.get_or_set("weights_missing", weights_missing, WEIGHTS_CHECK_SECONDS).values())
+    }
 
 
 def suggestions(request) -> dict:

@@ -16,6 +16,7 @@ ways: a crop it confirms is a near-duplicate, another shot it refuses is not.
 
 Byte-identical uploads never get this far: the upload refuses them (gallery.services).
 """
+
 import logging
 import time
 from dataclasses import dataclass
@@ -30,7 +31,14 @@ from gallery.selectors import images_owned_by
 from search.index import IndexUnavailable, Visibility, get_index
 from search.models import PixelCheck, PixelVerdict
 from search.vision.identity import current_model
-from search.vision.pixels import REGISTRATION_SIDE, hash_distances, hash_neighbours, keypoints, same_picture, signed_hash
+from search.vision.pixels import (
+    REGISTRATION_SIDE,
+    hash_distances,
+    hash_neighbours,
+    keypoints,
+    same_picture,
+    signed_hash,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +63,11 @@ class Group:
 def duplicate_groups(owner) -> list[Group]:
     """Every group of `owner`'s ready photos linked by near-duplicate pairs (a re-encode of a crop of
     a photo joins both), largest groups first. Only the owner's own photos are compared."""
-    rows = list(images_owned_by(owner).filter(status=Image.Status.READY, perceptual_hash__isnull=False)
-                .values_list("pk", "perceptual_hash"))
+    rows = list(
+        images_owned_by(owner)
+        .filter(status=Image.Status.READY, perceptual_hash__isnull=False)
+        .values_list("pk", "perceptual_hash")
+    )
     if len(rows) < 2:
         return []
     ids = np.array([pk for pk, _ in rows], dtype=np.int64)
@@ -64,9 +75,13 @@ def duplicate_groups(owner) -> list[Group]:
     # The hash narrows n^2 pairs to a few; CLIP vectors are read only for those.
     first, second = hash_neighbours(hashes, settings.NEAR_DUPLICATE_HASH_BITS)
     vectors = _global_vectors(ids[np.union1d(first, second)]) if len(first) else {}
-    linked = {(int(min(ids[a], ids[b])), int(max(ids[a], ids[b]))) for a, b in zip(first, second)
-              if ids[a] in vectors and ids[b] in vectors
-              and float(vectors[ids[a]] @ vectors[ids[b]]) >= settings.NEAR_DUPLICATE_SIMILARITY}
+    linked = {
+        (int(min(ids[a], ids[b])), int(max(ids[a], ids[b])))
+        for a, b in zip(first, second)
+        if ids[a] in vectors
+        and ids[b] in vectors
+        and float(vectors[ids[a]] @ vectors[ids[b]]) >= settings.NEAR_DUPLICATE_SIMILARITY
+    }
     # The pixel check's verdicts win: it finds the crops the hash misses, and refuses the other
     # shots of one place that hash and CLIP both take for copies.
     ready = set(ids.tolist())
@@ -87,7 +102,9 @@ def duplicate_groups(owner) -> list[Group]:
 
 def _verdicts(owner) -> dict[tuple[int, int], bool]:
     """The pixel check's verdicts on pairs of `owner`'s photos: (smaller id, larger id) -> same picture."""
-    rows = PixelVerdict.objects.filter(first__owner=owner, second__owner=owner).values_list("first_id", "second_id", "same")
+    rows = PixelVerdict.objects.filter(first__owner=owner, second__owner=owner).values_list(
+        "first_id", "second_id", "same"
+    )
     return {(first, second): same for first, second, same in rows}
 
 
@@ -115,8 +132,9 @@ def _connected(pairs: list[tuple[int, int]]) -> list[list[int]]:
 def _global_vectors(image_ids) -> dict[int, np.ndarray]:
     """The whole-image vectors of these images that the configured model made."""
     model, _ = current_model()
-    regions = Region.objects.filter(image_id__in=[int(i) for i in image_ids], kind=Region.Kind.GLOBAL,
-                                    embedding_model=model)
+    regions = Region.objects.filter(
+        image_id__in=[int(i) for i in image_ids], kind=Region.Kind.GLOBAL, embedding_model=model
+    )
     return {region.image_id: region.vector for region in regions}
 
 
@@ -140,8 +158,10 @@ def neighbours(image: Image, user, *, limit: int = 8) -> Neighbours:
     except IndexUnavailable:
         return none
     scores, region_ids, _ = generation.search(
-        vectors[image.pk], 4 * limit,
-        visibility=Visibility(user_id=user.pk, scope="mine", kind="global", exclude_image_id=image.pk))
+        vectors[image.pk],
+        4 * limit,
+        visibility=Visibility(user_id=user.pk, scope="mine", kind="global", exclude_image_id=image.pk),
+    )
     found = {rid: float(s) for rid, s in zip(region_ids[0], scores[0]) if s >= settings.NEAR_DUPLICATE_SIMILARITY}
     by_region = dict(Region.objects.filter(pk__in=list(found), image__owner=user).values_list("pk", "image_id"))
     scored = {by_region[rid]: score for rid, score in found.items() if rid in by_region}
@@ -149,8 +169,11 @@ def neighbours(image: Image, user, *, limit: int = 8) -> Neighbours:
     # A crop the pixel check found may be far from this photo by CLIP: it is listed all the same.
     missing = [pk for pk, same in verdicts.items() if same and pk not in scored]
     scored.update({pk: float(vector @ vectors[image.pk]) for pk, vector in _global_vectors(missing).items()})
-    others = images_owned_by(user).filter(pk__in=list(scored), status=Image.Status.READY,
-                                          perceptual_hash__isnull=False).in_bulk()
+    others = (
+        images_owned_by(user)
+        .filter(pk__in=list(scored), status=Image.Status.READY, perceptual_hash__isnull=False)
+        .in_bulk()
+    )
     duplicates, similar = [], []
     for pk, score in sorted(scored.items(), key=lambda item: -item[1]):
         other = others.get(pk)
@@ -164,7 +187,8 @@ def neighbours(image: Image, user, *, limit: int = 8) -> Neighbours:
 
 def _verdicts_of(image: Image) -> dict[tuple[int, int], bool]:
     rows = (PixelVerdict.objects.filter(first=image) | PixelVerdict.objects.filter(second=image)).values_list(
-        "first_id", "second_id", "same")
+        "first_id", "second_id", "same"
+    )
     return {(first, second): same for first, second, same in rows}
 
 
@@ -177,10 +201,18 @@ def _likely_copies(image: Image, generation, owner_hashes: tuple[np.ndarray, np.
     vector = _global_vectors([image.pk]).get(image.pk)
     if vector is not None and nearest:
         scores, region_ids, _ = generation.search(
-            vector, nearest, visibility=Visibility(user_id=image.owner_id, scope="mine", kind="global",
-                                                    exclude_image_id=image.pk))
-        close = [int(rid) for rid, score in zip(region_ids[0], scores[0]) if score >= settings.NEAR_DUPLICATE_CHECK_SIMILARITY]
-        candidates.update(Region.objects.filter(pk__in=close, image__owner_id=image.owner_id).values_list("image_id", flat=True))
+            vector,
+            nearest,
+            visibility=Visibility(user_id=image.owner_id, scope="mine", kind="global", exclude_image_id=image.pk),
+        )
+        close = [
+            int(rid)
+            for rid, score in zip(region_ids[0], scores[0])
+            if score >= settings.NEAR_DUPLICATE_CHECK_SIMILARITY
+        ]
+        candidates.update(
+            Region.objects.filter(pk__in=close, image__owner_id=image.owner_id).values_list("image_id", flat=True)
+        )
     ids, hashes = owner_hashes
     if nearest and len(ids):
         bits = hash_distances([image.perceptual_hash], hashes)[0]
@@ -197,8 +229,9 @@ def compare_with_neighbours(image: Image, generation, owner_hashes: tuple[np.nda
     (ids, hashes of the owner's ready photos) may be passed by a caller checking many of one owner's."""
     if owner_hashes is None:
         owner_hashes = _owner_hashes(image.owner_id)
-    others = Image.objects.filter(pk__in=_likely_copies(image, generation, owner_hashes), owner_id=image.owner_id,
-                                  status=Image.Status.READY)
+    others = Image.objects.filter(
+        pk__in=_likely_copies(image, generation, owner_hashes), owner_id=image.owner_id, status=Image.Status.READY
+    )
     judged = 0
     try:
         mine = keypoints(storage.read_rgb(image.file, at_least=REGISTRATION_SIDE)) if others else None
@@ -211,8 +244,11 @@ def compare_with_neighbours(image: Image, generation, owner_hashes: tuple[np.nda
         except (OSError, ValueError) as error:  # its file is gone or unreadable: judge it another time
             logger.warning("Pixel check skipped image %s against %s: %s", image.pk, other.pk, error)
             continue
-        if verdict is not None and _saved(lambda: PixelVerdict.objects.update_or_create(
-                first_id=min(image.pk, other.pk), second_id=max(image.pk, other.pk), defaults={"same": verdict})):
+        if verdict is not None and _saved(
+            lambda: PixelVerdict.objects.update_or_create(
+                first_id=min(image.pk, other.pk), second_id=max(image.pk, other.pk), defaults={"same": verdict}
+            )
+        ):
             judged += 1
     _saved(lambda: PixelCheck.objects.update_or_create(image=image))
     return judged
@@ -230,8 +266,11 @@ def _saved(write) -> bool:
 
 
 def _owner_hashes(owner_id: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = list(Image.objects.filter(owner_id=owner_id, status=Image.Status.READY, perceptual_hash__isnull=False)
-                .values_list("pk", "perceptual_hash"))
+    rows = list(
+        Image.objects.filter(owner_id=owner_id, status=Image.Status.READY, perceptual_hash__isnull=False).values_list(
+            "pk", "perceptual_hash"
+        )
+    )
     return (np.array([pk for pk, _ in rows], dtype=np.int64), np.array([h for _, h in rows], dtype=np.int64))
 
 
@@ -251,11 +290,16 @@ def pixel_checks_backfill(*, limit: int = 10, seconds: float | None = None) -> i
         generation = get_index().current()
     except IndexUnavailable:
         return 0
-    waiting = (Image.objects.filter(status=Image.Status.READY, perceptual_hash__isnull=False, pixel_check__isnull=True)
-               .order_by("pk")[:20 * limit])
-    indexed = [image for image in waiting
-               if image.pk < len(generation.ready) and generation.ready[image.pk]
-               and generation.owner[image.pk] == image.owner_id][:limit]
+    waiting = Image.objects.filter(
+        status=Image.Status.READY, perceptual_hash__isnull=False, pixel_check__isnull=True
+    ).order_by("pk")[: 20 * limit]
+    indexed = [
+        image
+        for image in waiting
+        if image.pk < len(generation.ready)
+        and generation.ready[image.pk]
+        and generation.owner[image.pk] == image.owner_id
+    ][:limit]
     hashes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     started, done = time.monotonic(), 0
     for image in indexed:

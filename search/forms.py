@@ -1,19 +1,30 @@
 """The search page's form: the parameters of search.request.SearchParams, labelled and laid out
 for the page, with the photo upload and the album and camera menus of the person searching."""
+
 from django import forms
 
 from gallery.selectors import albums_visible_to, images_visible_to
 from search.errors import SearchError
-from search.query import MATCH_KINDS, SCOPES
 from search.queries import ImageQuery, VectorQuery
+from search.query import MATCH_KINDS, SCOPES
 from search.request import SearchParams, SearchRequest
 
 # The camera filter lists at most this many models (A to Z): a menu, not a catalogue.
 MAX_CAMERA_CHOICES = 50
 
-LABELS = {"q": "Search for", "image_weight": "Photo against words", "exclude_weight": "How hard to leave out “-words”",
-          "scope": "Whose", "kind": "Match", "taken_from": "Taken from", "taken_to": "to", "album": "Album",
-          "camera": "Camera", "favourites": "Favourites only", "tag": "Tagged"}
+LABELS = {
+    "q": "Search for",
+    "image_weight": "Photo against words",
+    "exclude_weight": "How hard to leave out “-words”",
+    "scope": "Whose",
+    "kind": "Match",
+    "taken_from": "Taken from",
+    "taken_to": "to",
+    "album": "Album",
+    "camera": "Camera",
+    "favourites": "Favourites only",
+    "tag": "Tagged",
+}
 HIDDEN = ("similar", "region", "box_image", "box")
 DATES = ("taken_from", "taken_to")
 
@@ -32,12 +43,22 @@ class SearchForm(SearchParams):
             self.fields[name].widget = forms.HiddenInput()
         for name in DATES:
             self.fields[name].widget = forms.DateInput(attrs={"type": "date"})
-        self.fields["scope"].choices = list(zip(SCOPES, ["Everything I may see", "My images", "Public images"], strict=True))
-        self.fields["kind"].choices = list(zip(MATCH_KINDS, ["Whole images and objects", "Whole images", "Objects"], strict=True))
+        self.fields["scope"].choices = list(
+            zip(SCOPES, ["Everything I may see", "My images", "Public images"], strict=True)
+        )
+        self.fields["kind"].choices = list(
+            zip(MATCH_KINDS, ["Whole images and objects", "Whole images", "Objects"], strict=True)
+        )
         self.fields["album"].choices = [("", "Any album")] + [
-            (album.pk, album.name) for album in albums_visible_to(user).order_by("name")]
-        cameras = (images_visible_to(user).exclude(camera="").values_list("camera", flat=True)
-                   .distinct().order_by("camera")[:MAX_CAMERA_CHOICES])
+            (album.pk, album.name) for album in albums_visible_to(user).order_by("name")
+        ]
+        cameras = (
+            images_visible_to(user)
+            .exclude(camera="")
+            .values_list("camera", flat=True)
+            .distinct()
+            .order_by("camera")[:MAX_CAMERA_CHOICES]
+        )
         self.fields["camera"].choices = [("", "Any camera")] + [(camera, camera) for camera in cameras]
 
     @property
@@ -46,6 +67,8 @@ class SearchForm(SearchParams):
 
     def search_request(self, *, uploaded: ImageQuery | None = None, stored: VectorQuery | None = None) -> SearchRequest:
         data = self.cleaned_data
-        if not data.get("q") and not any((uploaded, stored, data.get("similar"), data.get("box_image"), data.get("region"))):
+        if not data.get("q") and not any(
+            (uploaded, stored, data.get("similar"), data.get("box_image"), data.get("region"))
+        ):
             raise SearchError("Type a few words, choose a photo, or use “more like this” on an image.")
         return super().search_request(uploaded=uploaded, stored=stored)

@@ -1,5 +1,6 @@
 """Recent and saved searches: recording them, saving one under a name, and what is new since a saved
 search was last opened. Every function takes the person and touches only their own records."""
+
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -16,20 +17,30 @@ from search.vision.identity import current_model
 SUGGESTIONS = 8
 
 
-def recent_record(*, user, params: dict[str, str], description: str, photo_vector: np.ndarray | None = None,
-                  model: str = "") -> RecentSearch:
+def recent_record(
+    *, user, params: dict[str, str], description: str, photo_vector: np.ndarray | None = None, model: str = ""
+) -> RecentSearch:
     """Remember a search `user` ran (the same search run again moves to the top), keeping the newest
     RECENT_SEARCHES_KEPT."""
     with transaction.atomic():
         vector = _vector_bytes(photo_vector)
         newest = RecentSearch.objects.filter(owner=user).first()
-        if newest is not None and newest.params == params and (bytes(newest.vector) if newest.by_photo else None) == vector:
+        if (
+            newest is not None
+            and newest.params == params
+            and (bytes(newest.vector) if newest.by_photo else None) == vector
+        ):
             newest.created_at = timezone.now()
             newest.save(update_fields=["created_at"])
             return newest
-        record = RecentSearch.objects.create(owner=user, params=params, description=description[:600], vector=vector,
-                                             embedding_model=model if vector is not None else "")
-        stale = RecentSearch.objects.filter(owner=user).values_list("pk", flat=True)[settings.RECENT_SEARCHES_KEPT:]
+        record = RecentSearch.objects.create(
+            owner=user,
+            params=params,
+            description=description[:600],
+            vector=vector,
+            embedding_model=model if vector is not None else "",
+        )
+        stale = RecentSearch.objects.filter(owner=user).values_list("pk", flat=True)[settings.RECENT_SEARCHES_KEPT :]
         RecentSearch.objects.filter(pk__in=list(stale)).delete()
     return record
 
@@ -59,9 +70,15 @@ def saved_create(*, user, recent: RecentSearch, name: str) -> SavedSearch:
     name = " ".join(name.split())[:100] or recent.description[:100]
     try:
         with transaction.atomic():
-            return SavedSearch.objects.create(owner=user, name=name, params=recent.params, description=recent.description,
-                                              vector=recent.vector, embedding_model=recent.embedding_model,
-                                              last_viewed_at=timezone.now())
+            return SavedSearch.objects.create(
+                owner=user,
+                name=name,
+                params=recent.params,
+                description=recent.description,
+                vector=recent.vector,
+                embedding_model=recent.embedding_model,
+                last_viewed_at=timezone.now(),
+            )
     except IntegrityError:
         raise SearchError(f"You already have a saved search named “{name}”; choose another name.") from None
 
@@ -108,6 +125,11 @@ def saved_from_api(*, user, name: str, request: SearchRequest) -> SavedSearch:
     as its vector). Raises SearchError."""
     page = request.run(user=user, page_size=1)
     vector = page.photo_vector
-    recent = RecentSearch(owner=user, params=request.to_params(), description=request.query.describe(),
-                          vector=_vector_bytes(vector), embedding_model=current_model()[0] if vector is not None else "")
+    recent = RecentSearch(
+        owner=user,
+        params=request.to_params(),
+        description=request.query.describe(),
+        vector=_vector_bytes(vector),
+        embedding_model=current_model()[0] if vector is not None else "",
+    )
     return saved_create(user=user, recent=recent, name=name)

@@ -10,6 +10,7 @@ Every failure of the image itself ends in `failed` with a sentence a person can 
 that stays away longer than DB_RETRY_SECONDS leaves the image to recovery instead (it is not the
 image's fault). Nothing escapes to the worker.
 """
+
 import logging
 from contextlib import ExitStack
 
@@ -21,7 +22,9 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
+from gallery import storage
 from gallery.models import Image, Region, Tag
+from gallery.services import regions_delete
 from gallery.work_queue import (
     Claim,
     Heartbeat,
@@ -32,13 +35,11 @@ from gallery.work_queue import (
     image_queue_again,
     images_claim_next,
 )
-from gallery import storage
-from gallery.services import regions_delete
-from search.vision.pixels import signed_hash
-from search.vision.runtime import ModelUnavailable
-from search.vision.registry import get_clip, get_proposer, weights_missing
-from search.vision.proposers import filter_proposals
 from search.tagging import model_tags, zero_shot
+from search.vision.pixels import signed_hash
+from search.vision.proposers import filter_proposals
+from search.vision.registry import get_clip, get_proposer, weights_missing
+from search.vision.runtime import ModelUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -127,15 +128,22 @@ def _store(claim: Claim, size: tuple[int, int], proposals, vectors, clip, *, per
 
     def region(kind: str, box, area_fraction: float, score: float, vector) -> Region:
         return Region(
-            image_id=image_id, kind=kind, x1=box[0], y1=box[1], x2=box[2], y2=box[3],
-            area_fraction=area_fraction, score=score, embedding=Region.pack_vector(vector),
-            embedding_model=clip.name, embedding_dim=clip.dim,
+            image_id=image_id,
+            kind=kind,
+            x1=box[0],
+            y1=box[1],
+            x2=box[2],
+            y2=box[3],
+            area_fraction=area_fraction,
+            score=score,
+            embedding=Region.pack_vector(vector),
+            embedding_model=clip.name,
+            embedding_dim=clip.dim,
         )
 
     regions = [region(Region.Kind.GLOBAL, (0, 0, width, height), 1.0, 1.0, vectors[0])]
     regions += [
-        region(Region.Kind.OBJECT, p.box, p.area_fraction, p.score, vector)
-        for p, vector in zip(proposals, vectors[1:])
+        region(Region.Kind.OBJECT, p.box, p.area_fraction, p.score, vector) for p, vector in zip(proposals, vectors[1:])
     ]
     found = zero_shot(np.stack(vectors), clip)  # tags for each region, made with them
 
@@ -149,8 +157,15 @@ def _store(claim: Claim, size: tuple[int, int], proposals, vectors, clip, *, per
             Tag.objects.bulk_create(model_tags(regions, found))
             now = timezone.now()
             claim.rows().update(
-                width=width, height=height, status=Image.Status.READY, progress=100, error="", claim=None,
-                processed_at=now, updated_at=now, perceptual_hash=perceptual_hash,
+                width=width,
+                height=height,
+                status=Image.Status.READY,
+                progress=100,
+                error="",
+                claim=None,
+                processed_at=now,
+                updated_at=now,
+                perceptual_hash=perceptual_hash,
             )
 
     db_retrying(store)
@@ -181,8 +196,10 @@ def _ended_by(claim: Claim, error: BaseException) -> str:
     return Image.Status.FAILED
 
 
-MODELS_MISSING_MESSAGE = ("The server's recognition models are not installed yet. Nothing to do on your side: "
-                          "this photo is processed by itself once they are.")
+MODELS_MISSING_MESSAGE = (
+    "The server's recognition models are not installed yet. Nothing to do on your side: "
+    "this photo is processed by itself once they are."
+)
 
 
 def failure_message(error: BaseException) -> str:
@@ -211,8 +228,11 @@ def images_requeue_waiting_for_models() -> list[int]:
     waiting = Image.objects.filter(still_waiting)
     if not waiting.exists() or weights_missing():
         return []
-    requeued = [image_id for image_id in waiting.values_list("pk", flat=True)
-                if image_queue_again(image_id=image_id, only_if=still_waiting)]
+    requeued = [
+        image_id
+        for image_id in waiting.values_list("pk", flat=True)
+        if image_queue_again(image_id=image_id, only_if=still_waiting)
+    ]
     if requeued:
         logger.warning("The model weights are in place: queued %d image(s) that waited for them.", len(requeued))
     return requeued

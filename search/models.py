@@ -5,6 +5,7 @@ opening its URL; nothing here holds a photo:
 a search by an uploaded photo keeps its CLIP vector instead (the photo itself is never stored).
 
 And what the near-duplicate pixel check found (search.duplicates.compare_with_neighbours)."""
+
 import numpy as np
 from django.conf import settings
 from django.db import models
@@ -56,14 +57,20 @@ class RecentSearch(SearchRecord):
         indexes = [models.Index(fields=["owner", "-created_at"])]
 
     def get_absolute_url(self) -> str:
-        return reverse("search:search") + "?" + urlencode({**self.params, "recent": self.pk} if self.by_photo else self.params)
+        return (
+            reverse("search:search")
+            + "?"
+            + urlencode({**self.params, "recent": self.pk} if self.by_photo else self.params)
+        )
 
 
 class PixelCheck(models.Model):
     """A photo the background pixel check has compared with its owner's likely copies (its CLIP
     nearest and hash nearest); what it found are PixelVerdict rows."""
 
-    image = models.OneToOneField("gallery.Image", primary_key=True, on_delete=models.CASCADE, related_name="pixel_check")
+    image = models.OneToOneField(
+        "gallery.Image", primary_key=True, on_delete=models.CASCADE, related_name="pixel_check"
+    )
     checked_at = models.DateTimeField(auto_now=True)
 
 

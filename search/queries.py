@@ -20,6 +20,7 @@ weighted mean of the terms' cosine similarities and the threshold the same mean 
 that matches a negative term (any of its regions above that term's exclude_threshold) loses the
 excess, times the term's weight (search.ranking.penalised).
 """
+
 import base64
 import io
 from abc import ABC, abstractmethod
@@ -118,8 +119,12 @@ class Query(ABC):
 
     def plan(self, user) -> Plan:
         vector, source = self.vector(user)
-        return Plan(vector=vector, source_image_id=source, threshold=self.threshold(),
-                    handicap=0.0 if self.about_whole_photo else settings.WHOLE_IMAGE_HANDICAP)
+        return Plan(
+            vector=vector,
+            source_image_id=source,
+            threshold=self.threshold(),
+            handicap=0.0 if self.about_whole_photo else settings.WHOLE_IMAGE_HANDICAP,
+        )
 
     # A single query reads like a composed query of one term.
     def describe(self) -> str:
@@ -141,7 +146,9 @@ class TextQuery(Query):
         if not text:
             raise SearchError("Type something to search for.")
         if len(text) > settings.SEARCH_MAX_QUERY_CHARS:
-            raise SearchError(f"The query is {len(text)} characters long; keep it under {settings.SEARCH_MAX_QUERY_CHARS}.")
+            raise SearchError(
+                f"The query is {len(text)} characters long; keep it under {settings.SEARCH_MAX_QUERY_CHARS}."
+            )
         return Embedded(_clip().embed_texts([text])[0], None)
 
     def threshold(self) -> float:
@@ -232,7 +239,7 @@ class VectorQuery(Query):
 
 @dataclass(frozen=True)
 class SimilarQuery(Query):
-    """"More like this": that image's whole-image vector (with SIMILAR_BY_OBJECTS, its objects' too)."""
+    """ "More like this": that image's whole-image vector (with SIMILAR_BY_OBJECTS, its objects' too)."""
 
     image_id: int
     kind: ClassVar[str] = "similar"
@@ -289,8 +296,9 @@ class RegionQuery(Query):
         return {"region": str(self.region_id)}
 
     def preview(self, user) -> dict:
-        region = (Region.objects.filter(pk=self.region_id, image__in=images_visible_to(user))
-                  .select_related("image").first())
+        region = (
+            Region.objects.filter(pk=self.region_id, image__in=images_visible_to(user)).select_related("image").first()
+        )
         return {"image": region.image, "box": region.box} if region else {}
 
 
@@ -317,8 +325,10 @@ class BoxQuery(Query):
         return {"box_image": str(self.image_id), "box": ",".join(f"{float(v):g}" for v in self.box)}
 
     def preview(self, user) -> dict:
-        return {"image": images_visible_to(user).filter(pk=self.image_id).first(),
-                "box": [int(round(float(v))) for v in self.box]}
+        return {
+            "image": images_visible_to(user).filter(pk=self.image_id).first(),
+            "box": [int(round(float(v))) for v in self.box],
+        }
 
 
 @dataclass(frozen=True)
@@ -367,12 +377,23 @@ class ComposedQuery:
         rows = [np.atleast_2d(plan.vector) for plan in plans]
         vector = sum(weight * row for weight, row in zip(weights, rows, strict=True)) / weights.sum()
         threshold = float(np.dot(weights, [term.query.threshold() for term in self.positive]) / weights.sum())
-        negatives = tuple(Negative(vector=np.atleast_2d(term.query.vector(user).vector)[0], weight=term.weight,
-                                   threshold=term.query.exclude_threshold()) for term in self.negative)
+        negatives = tuple(
+            Negative(
+                vector=np.atleast_2d(term.query.vector(user).vector)[0],
+                weight=term.weight,
+                threshold=term.query.exclude_threshold(),
+            )
+            for term in self.negative
+        )
         about_whole_photo = any(term.query.about_whole_photo for term in self.positive)
-        return Plan(vector=vector.astype(np.float32), source_image_id=next(iter(sources), None), threshold=threshold,
-                    handicap=0.0 if about_whole_photo else settings.WHOLE_IMAGE_HANDICAP, negatives=negatives,
-                    photo_vector=next((plan.photo_vector for plan in plans if plan.photo_vector is not None), None))
+        return Plan(
+            vector=vector.astype(np.float32),
+            source_image_id=next(iter(sources), None),
+            threshold=threshold,
+            handicap=0.0 if about_whole_photo else settings.WHOLE_IMAGE_HANDICAP,
+            negatives=negatives,
+            photo_vector=next((plan.photo_vector for plan in plans if plan.photo_vector is not None), None),
+        )
 
     def refine(self, ranked: list[Match], context: Refinement) -> list[Match]:
         return ranked
@@ -382,8 +403,10 @@ class ComposedQuery:
         return " − ".join([found] + [term.describe() for term in self.negative])
 
     def as_dict(self) -> dict:
-        return {"positive": [term.as_dict() for term in self.positive],
-                "negative": [term.as_dict() for term in self.negative]}
+        return {
+            "positive": [term.as_dict() for term in self.positive],
+            "negative": [term.as_dict() for term in self.negative],
+        }
 
     def as_params(self) -> dict[str, str]:
         """The search page's parameters: the phrases as one `q` ("sunset + boat -people"), the photo's

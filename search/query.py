@@ -5,6 +5,7 @@ the regions this user may see (and the filters leave) -> rows from the database,
 again -> best match per image -> threshold -> the query's own refinements -> a page of results
 (search.ranking does the ranking).
 """
+
 import logging
 from dataclasses import dataclass, replace
 from datetime import date
@@ -105,8 +106,9 @@ def search(
     if filters:
         images = filters.apply(images, user)
         only_image_ids = np.fromiter(images.values_list("pk", flat=True), dtype=np.int64)
-    visibility = Visibility(user_id=user.pk if user.is_authenticated else None, scope=scope, kind=kind,
-                            only_image_ids=only_image_ids)
+    visibility = Visibility(
+        user_id=user.pk if user.is_authenticated else None, scope=scope, kind=kind, only_image_ids=only_image_ids
+    )
     # With no photo of the library to leave out, the bitmap of what this user may see is built
     # while the query is being embedded.
     early_masks = None if query.from_stored_photo else scan_pool().submit(generation.allowed, visibility)
@@ -116,19 +118,38 @@ def search(
     regions = Region.objects.filter(image__in=images)
     if kind != "both":
         regions = regions.filter(kind=kind)
-    masks = (early_masks.result() if early_masks is not None
-             else generation.allowed(replace(visibility, exclude_image_id=plan.source_image_id)))
-    ranked = rank(plan.vector, generation, masks, regions, threshold=plan.threshold if min_score is None else float(min_score),
-                  handicap=plan.handicap, wanted=max(page * page_size + 1, settings.SOURCE_CHECKED), negatives=plan.negatives)
+    masks = (
+        early_masks.result()
+        if early_masks is not None
+        else generation.allowed(replace(visibility, exclude_image_id=plan.source_image_id))
+    )
+    ranked = rank(
+        plan.vector,
+        generation,
+        masks,
+        regions,
+        threshold=plan.threshold if min_score is None else float(min_score),
+        handicap=plan.handicap,
+        wanted=max(page * page_size + 1, settings.SOURCE_CHECKED),
+        negatives=plan.negatives,
+    )
     ranked = query.refine(ranked, Refinement(images=images, generation=generation, vector=plan.vector, kind=kind))
     start = (page - 1) * page_size
     shown = ranked[start : start + page_size]
     # Model objects only for the page shown, read through the visibility rule once more.
     by_id = images.select_related("owner").in_bulk([match.image_id for match in shown])
-    results = [SearchResult(image=by_id[m.image_id], score=m.score, kind=m.kind, box=m.box, region_id=m.region_id)
-               for m in shown if m.image_id in by_id]
-    return SearchPage(results=results, page=page, page_size=page_size, has_next=len(ranked) > start + page_size,
-                      photo_vector=plan.photo_vector)
+    results = [
+        SearchResult(image=by_id[m.image_id], score=m.score, kind=m.kind, box=m.box, region_id=m.region_id)
+        for m in shown
+        if m.image_id in by_id
+    ]
+    return SearchPage(
+        results=results,
+        page=page,
+        page_size=page_size,
+        has_next=len(ranked) > start + page_size,
+        photo_vector=plan.photo_vector,
+    )
 
 
 def _checked_options(*, scope: str, kind: str, page: int, page_size: int | None) -> int:

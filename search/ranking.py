@@ -7,6 +7,7 @@ match (`best_per_image`: the whole image wins near-ties), lowers what a left-out
 photos a person tagged with a text query's words (`tagged_first`), and the photo an uploaded crop
 was cut from (`source_first`).
 """
+
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -46,8 +47,17 @@ class Negative:
     threshold: float  # matching it starts here: the exclude threshold of its kind of query
 
 
-def rank(vector: np.ndarray, generation: Generation, masks: list[np.ndarray], regions: QuerySet[Region], *,
-         threshold: float, wanted: int, handicap: float = 0.0, negatives: tuple[Negative, ...] = ()) -> list[Match]:
+def rank(
+    vector: np.ndarray,
+    generation: Generation,
+    masks: list[np.ndarray],
+    regions: QuerySet[Region],
+    *,
+    threshold: float,
+    wanted: int,
+    handicap: float = 0.0,
+    negatives: tuple[Negative, ...] = (),
+) -> list[Match]:
     """Best match per image above the threshold, best first; at least `wanted` images when there are that many.
     `vector`: one query vector, or several as rows. `negatives` lower the images that match them.
 
@@ -72,15 +82,17 @@ def rank(vector: np.ndarray, generation: Generation, masks: list[np.ndarray], re
             settled = sum(1 for match in results if match.score >= frontier)
         exhausted = k >= eligible
         # Asking for more cannot add a match above the threshold once every row's last hit is below it.
-        below_threshold = bool(hits) and all(row[row_ids >= 0].min(initial=np.inf) < threshold
-                                             for row, row_ids in zip(scores, ids, strict=True))
+        below_threshold = bool(hits) and all(
+            row[row_ids >= 0].min(initial=np.inf) < threshold for row, row_ids in zip(scores, ids, strict=True)
+        )
         if settled >= wanted or exhausted or below_threshold:
             return results
         k *= FETCH_GROWTH
 
 
-def best_per_image(hits: dict[int, float], regions: QuerySet[Region], threshold: float, *,
-                   handicap: float = 0.0) -> list[Match]:
+def best_per_image(
+    hits: dict[int, float], regions: QuerySet[Region], threshold: float, *, handicap: float = 0.0
+) -> list[Match]:
     """One match per image: its whole image, unless an object scores more than SCORE_TIE_EPS above
     it. A whole image's score is first lowered by `handicap` (WHOLE_IMAGE_HANDICAP): where a model
     scores a busy scene as high as the object a query names, the object should still win."""
@@ -105,8 +117,9 @@ def best_per_image(hits: dict[int, float], regions: QuerySet[Region], threshold:
     return results
 
 
-def penalised(matches: list[Match], generation: Generation, negatives: tuple[Negative, ...],
-              threshold: float) -> list[Match]:
+def penalised(
+    matches: list[Match], generation: Generation, negatives: tuple[Negative, ...], threshold: float
+) -> list[Match]:
     """`matches` less, for each negative term an image matches (its best region over the term's threshold),
     the excess times the term's weight; those still at or above `threshold`, best first."""
     if not matches:
@@ -120,21 +133,33 @@ def penalised(matches: list[Match], generation: Generation, negatives: tuple[Neg
     return kept
 
 
-def tagged_first(ranked: list[Match], text: str, images: QuerySet[Image], generation: Generation,
-                 vector: np.ndarray) -> list[Match]:
+def tagged_first(
+    ranked: list[Match], text: str, images: QuerySet[Image], generation: Generation, vector: np.ndarray
+) -> list[Match]:
     """Photos whose owner tagged them with exactly the query's words come first (kind "tag", the whole
     photo, their best CLIP score, best first): a person's word that a photo shows "birthday" outranks
     any model's guess, and finds it even where CLIP cannot."""
     tagged = list(images_tagged_by_person(images, text).values_list("pk", flat=True)[:MAX_TAGGED_FIRST])
     if not tagged:
         return ranked
-    wholes = {image_id: (pk, [0, 0, x2, y2]) for image_id, pk, x2, y2 in Region.objects.filter(
-        image_id__in=tagged, kind=Region.Kind.GLOBAL).values_list("image_id", "pk", "x2", "y2")}
+    wholes = {
+        image_id: (pk, [0, 0, x2, y2])
+        for image_id, pk, x2, y2 in Region.objects.filter(image_id__in=tagged, kind=Region.Kind.GLOBAL).values_list(
+            "image_id", "pk", "x2", "y2"
+        )
+    }
     tagged = [image_id for image_id in tagged if image_id in wholes]  # processed: they have a whole-image region
     scores = generation.image_scores(np.atleast_2d(vector)[:1], tagged)[:, 0] if tagged else []
-    first = [Match(image_id=image_id, score=float(score) if np.isfinite(score) else 0.0, kind="tag",
-                   box=wholes[image_id][1], region_id=wholes[image_id][0])
-             for image_id, score in zip(tagged, scores, strict=True)]
+    first = [
+        Match(
+            image_id=image_id,
+            score=float(score) if np.isfinite(score) else 0.0,
+            kind="tag",
+            box=wholes[image_id][1],
+            region_id=wholes[image_id][0],
+        )
+        for image_id, score in zip(tagged, scores, strict=True)
+    ]
     first.sort(key=lambda m: (-m.score, -m.image_id))
     pinned = set(tagged)
     return first + [match for match in ranked if match.image_id not in pinned]
@@ -145,11 +170,15 @@ def source_first(ranked: list[Match], part: PILImage.Image) -> list[Match]:
     and saved as cut, perhaps re-encoded — finds that photo first (kind "source", boxed where the piece
     lies): CLIP ranks every photo of the same kind of thing alike; the pixels tell which one it came
     from (search.vision.pixels.locate). The rest keep their order."""
-    checked = ranked[:settings.SOURCE_CHECKED]
+    checked = ranked[: settings.SOURCE_CHECKED]
     if not checked:
         return ranked
-    stored = {pk: (name, (width, height)) for pk, name, width, height in Image.objects.filter(
-        pk__in=[m.image_id for m in checked]).values_list("pk", "file", "width", "height")}
+    stored = {
+        pk: (name, (width, height))
+        for pk, name, width, height in Image.objects.filter(pk__in=[m.image_id for m in checked]).values_list(
+            "pk", "file", "width", "height"
+        )
+    }
     found = []
     for match in checked:
         try:

@@ -6,6 +6,7 @@ parameters, so opening one is opening its URL) and run it again with `from_param
 parameters are parsed in one place, SearchParams; `query_from` turns the parts of a request into a
 query (search.queries) for the page and the API alike.
 """
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -56,16 +57,28 @@ class SearchRequest:
         if self.kind != "both":
             params["kind"] = self.kind
         filters = self.filters
-        named = {"taken_from": filters.taken_from and filters.taken_from.isoformat(),
-                 "taken_to": filters.taken_to and filters.taken_to.isoformat(),
-                 "album": None if filters.album_id is None else str(filters.album_id),
-                 "camera": filters.camera, "favourites": "on" if filters.favourites else "", "tag": filters.tag}
+        named = {
+            "taken_from": filters.taken_from and filters.taken_from.isoformat(),
+            "taken_to": filters.taken_to and filters.taken_to.isoformat(),
+            "album": None if filters.album_id is None else str(filters.album_id),
+            "camera": filters.camera,
+            "favourites": "on" if filters.favourites else "",
+            "tag": filters.tag,
+        }
         params.update({name: value for name, value in named.items() if value})
         return params
 
     def run(self, *, user, page: int = 1, page_size: int | None = None, min_score: float | None = None) -> SearchPage:
-        return search(user=user, query=self.query, scope=self.scope, kind=self.kind, filters=self.filters,
-                      page=page, page_size=page_size, min_score=min_score)
+        return search(
+            user=user,
+            query=self.query,
+            scope=self.scope,
+            kind=self.kind,
+            filters=self.filters,
+            page=page,
+            page_size=page_size,
+            min_score=min_score,
+        )
 
 
 class SearchParams(forms.Form):
@@ -89,23 +102,47 @@ class SearchParams(forms.Form):
 
     def filters(self) -> Filters:
         data = self.cleaned_data
-        return Filters(taken_from=data.get("taken_from"), taken_to=data.get("taken_to"), album_id=data.get("album"),
-                       camera=data.get("camera") or "", favourites=bool(data.get("favourites")), tag=data.get("tag") or "")
+        return Filters(
+            taken_from=data.get("taken_from"),
+            taken_to=data.get("taken_to"),
+            album_id=data.get("album"),
+            camera=data.get("camera") or "",
+            favourites=bool(data.get("favourites")),
+            tag=data.get("tag") or "",
+        )
 
     def search_request(self, *, uploaded: ImageQuery | None = None, stored: VectorQuery | None = None) -> SearchRequest:
         """The request the (valid) parameters ask for; `uploaded`: a picture sent with them; `stored`: the
         vector of a saved or recent search by a photo. Raises SearchError naming what to change."""
         data = self.cleaned_data
-        query = query_from(text=data.get("q"), image=uploaded, image_id=data.get("similar"), box_image_id=data.get("box_image"),
-                           region_id=data.get("region"), box=data.get("box"), stored=stored,
-                           image_weight=data.get("image_weight") or 1.0, exclude_weight=data.get("exclude_weight") or 1.0)
-        return SearchRequest(query=query, scope=data.get("scope") or "all", kind=data.get("kind") or "both",
-                             filters=self.filters())
+        query = query_from(
+            text=data.get("q"),
+            image=uploaded,
+            image_id=data.get("similar"),
+            box_image_id=data.get("box_image"),
+            region_id=data.get("region"),
+            box=data.get("box"),
+            stored=stored,
+            image_weight=data.get("image_weight") or 1.0,
+            exclude_weight=data.get("exclude_weight") or 1.0,
+        )
+        return SearchRequest(
+            query=query, scope=data.get("scope") or "all", kind=data.get("kind") or "both", filters=self.filters()
+        )
 
 
-def query_from(*, text: str | None = None, image: ImageQuery | None = None, image_id: int | None = None,
-               box_image_id: int | None = None, region_id: int | None = None, box=None, image_weight: float = 1.0,
-               exclude_weight: float = 1.0, stored: VectorQuery | None = None) -> AnyQuery:
+def query_from(
+    *,
+    text: str | None = None,
+    image: ImageQuery | None = None,
+    image_id: int | None = None,
+    box_image_id: int | None = None,
+    region_id: int | None = None,
+    box=None,
+    image_weight: float = 1.0,
+    exclude_weight: float = 1.0,
+    stored: VectorQuery | None = None,
+) -> AnyQuery:
     """The query a request describes: words (see parse_words), one photo (an uploaded `image`, one of
     the library's — `image_id` for more like this, `box_image_id` with `box` for a region of it, or
     `region_id` — or a `stored` picture), or words and a photo together, `image_weight` being the
@@ -115,22 +152,30 @@ def query_from(*, text: str | None = None, image: ImageQuery | None = None, imag
     if box not in (None, "") and box_image_id is None:
         raise SearchError("A box needs the image_id it is drawn on.")
     if len(photos) > 1:
-        raise SearchError("Search with at most one photo at a time: image (a file), image_id (more like this; "
-                          "with box, a region of it) or region_id.")
+        raise SearchError(
+            "Search with at most one photo at a time: image (a file), image_id (more like this; "
+            "with box, a region of it) or region_id."
+        )
     wanted, unwanted = parse_words(text or "")
     if not photos and not wanted:
         if unwanted:
             raise SearchError("Say what to search for, not only what to leave out (“beach -people”).")
-        raise SearchError("Send text, image (a file), image_id (optionally with box) or region_id; "
-                          "text may go with one photo.")
+        raise SearchError(
+            "Send text, image (a file), image_id (optionally with box) or region_id; text may go with one photo."
+        )
     terms = [Term(TextQuery(text=phrase)) for phrase in wanted]
     if photos:
-        photo = image or stored or _library_photo(image_id=image_id, box_image_id=box_image_id, region_id=region_id, box=box)
+        photo = (
+            image
+            or stored
+            or _library_photo(image_id=image_id, box_image_id=box_image_id, region_id=region_id, box=box)
+        )
         terms.append(Term(photo, image_weight))
     if len(terms) == 1 and not unwanted:
         return terms[0].query
-    return ComposedQuery(positive=tuple(terms),
-                         negative=tuple(Term(TextQuery(text=phrase), exclude_weight) for phrase in unwanted))
+    return ComposedQuery(
+        positive=tuple(terms), negative=tuple(Term(TextQuery(text=phrase), exclude_weight) for phrase in unwanted)
+    )
 
 
 def _library_photo(*, image_id, box_image_id, region_id, box) -> Query:

@@ -9,6 +9,7 @@ in particular. Tags are made in the pipeline with the regions (so a new model, w
 photos, tags them anew) and `manage.py retag` remakes them from stored vectors after a vocabulary
 change. A person's tags (gallery/tags.py) are never touched here.
 """
+
 import functools
 import hashlib
 from pathlib import Path
@@ -60,15 +61,19 @@ def zero_shot(vectors: np.ndarray, clip) -> list[list[tuple[str, float]]]:
     found = []
     for row in probabilities:
         order = np.argsort(-row)
-        found.append([(labels[i], float(row[i])) for i in order
-                      if row[i] >= settings.TAG_MIN_PROBABILITY and not none[i]])
+        found.append(
+            [(labels[i], float(row[i])) for i in order if row[i] >= settings.TAG_MIN_PROBABILITY and not none[i]]
+        )
     return found
 
 
 def model_tags(regions: list[Region], found: list[list[tuple[str, float]]]) -> list[Tag]:
     """Unsaved model tags for saved `regions`, from zero_shot's answer for their vectors."""
-    return [Tag(image_id=region.image_id, region=region, label=label, source=Tag.Source.MODEL, score=probability)
-            for region, labels in zip(regions, found) for label, probability in labels]
+    return [
+        Tag(image_id=region.image_id, region=region, label=label, source=Tag.Source.MODEL, score=probability)
+        for region, labels in zip(regions, found)
+        for label, probability in labels
+    ]
 
 
 def retag(images, clip) -> int:

@@ -1,5 +1,6 @@
 """The search page: text, an image, "more like this", or a box on a photo; saved and recent searches;
 the near-duplicates page."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -53,8 +54,12 @@ def search_page(request: HttpRequest) -> HttpResponse:
                     history.saved_viewed(saved)
             elif results.page == 1:
                 context["recent"] = history.recent_record(
-                    user=request.user, params=search_request.to_params(), description=context["description"],
-                    photo_vector=results.photo_vector, model=current_model()[0] if results.photo_vector is not None else "")
+                    user=request.user,
+                    params=search_request.to_params(),
+                    description=context["description"],
+                    photo_vector=results.photo_vector,
+                    model=current_model()[0] if results.photo_vector is not None else "",
+                )
         except SearchUnavailable as error:
             context["error"] = str(error)
             context["error_fix"] = error.fix if request.user.is_staff else ""
@@ -126,6 +131,12 @@ def recent_clear(request: HttpRequest) -> HttpResponse:
 @login_required
 def duplicates_page(request: HttpRequest) -> HttpResponse:
     """The person's near-duplicate groups, side by side, all but the best of each selected to delete."""
-    return render(request, "search/duplicates.html", {"groups": duplicate_groups(request.user),
-                                                      "waiting": pixel_checks_waiting(request.user),
-                                                      "my_albums": albums_owned_by(request.user).order_by("name")})
+    return render(
+        request,
+        "search/duplicates.html",
+        {
+            "groups": duplicate_groups(request.user),
+            "waiting": pixel_checks_waiting(request.user),
+            "my_albums": albums_owned_by(request.user).order_by("name"),
+        },
+    )

@@ -1,4 +1,5 @@
 """Image files the tests make on the fly: every odd case the upload rules name."""
+
 import io
 import struct
 import zlib
@@ -42,11 +43,17 @@ def truncated_jpeg() -> bytes:
 
 def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     """A valid PNG header promising width x height pixels, with a tiny body: a decompression bomb."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def animated(fmt: str) -> bytes:
@@ -84,9 +91,16 @@ def noise_png(width: int = 200, height: int = 200, *, seed: int = 0) -> bytes:
     return encode(PILImage.fromarray(pixels, "RGB"), "PNG")
 
 
-def camera_jpeg(*, seed: int = 0, taken: str | None = "2024:07:14 18:30:05", offset: str | None = "+02:00",
-                gps: tuple | None = ((52, 31, 12), "N", (13, 24, 0), "E"), orientation: int | None = None,
-                make: str = "Canon", model: str = "Canon EOS R5") -> bytes:
+def camera_jpeg(
+    *,
+    seed: int = 0,
+    taken: str | None = "2024:07:14 18:30:05",
+    offset: str | None = "+02:00",
+    gps: tuple | None = ((52, 31, 12), "N", (13, 24, 0), "E"),
+    orientation: int | None = None,
+    make: str = "Canon",
+    model: str = "Canon EOS R5",
+) -> bytes:
     """A JPEG with the EXIF a camera writes: maker and model, date taken (with its offset), exposure,
     lens and GPS. Any of them can be left out, or given a malformed value."""
     from PIL.TiffImagePlugin import IFDRational
@@ -100,8 +114,15 @@ def camera_jpeg(*, seed: int = 0, taken: str | None = "2024:07:14 18:30:05", off
         details[0x9003] = taken
     if offset is not None:
         details[0x9011] = offset
-    details.update({0x829A: IFDRational(1, 250), 0x829D: IFDRational(28, 10), 0x8827: 400,
-                    0x920A: IFDRational(50, 1), 0xA434: "RF50mm F1.8 STM"})
+    details.update(
+        {
+            0x829A: IFDRational(1, 250),
+            0x829D: IFDRational(28, 10),
+            0x8827: 400,
+            0x920A: IFDRational(50, 1),
+            0xA434: "RF50mm F1.8 STM",
+        }
+    )
     if gps is not None:
         latitude, north, longitude, east = gps
         place = exif.get_ifd(0x8825)

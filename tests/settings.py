@@ -1,4 +1,5 @@
 """Test settings: the real settings module, pointed at PostgreSQL and the tiny model profile."""
+
 import os
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/imgsearch")

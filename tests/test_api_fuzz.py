@@ -1,6 +1,7 @@
 """Schemathesis against our own OpenAPI schema, on the live test server, as a logged-in user: every
 operation gets generated requests, valid and not, and no answer may be a 5xx or stray from what the
 schema declares (status code, content type, body)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,9 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_api_never_errs_and_answers_as_its_schema_says(live_server, colour_proposer, django_capture_on_commit_callbacks,
-                                                           tmp_path):
+def test_the_api_never_errs_and_answers_as_its_schema_says(
+    live_server, colour_proposer, django_capture_on_commit_callbacks, tmp_path
+):
     user = make_user("fuzzer")
     with django_capture_on_commit_callbacks(execute=True):  # a ready image, so id paths can hit something real
         image_create(owner=user, upload=upload_file(images.png(seed=1), "one.png"))
@@ -32,11 +34,36 @@ def test_the_api_never_errs_and_answers_as_its_schema_says(live_server, colour_p
             # server now and then answered a fuzzed request with http.server's bare HTML error page and
             # no status line (bytes of an earlier request read as a new one; "Connection aborted.
             # <!DOCTYPE HTML>"), failing 2 runs of 3 here. Production is served by gunicorn, not it.
-            [str(SCHEMATHESIS), "run", f"{live_server.url}/api/schema/", *only, "--header", f"Authorization: Token {token}",
-             "--header", "Connection: close",
-             "--checks", CHECKS, "--phases", "examples,coverage,fuzzing", "--max-examples", "20", "--seed", "1",
-             "--generation-with-security-parameters", "false",
-             "--workers", "1", "--no-color", "--request-timeout", "30", "--suppress-health-check", "all"],
-            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+            [
+                str(SCHEMATHESIS),
+                "run",
+                f"{live_server.url}/api/schema/",
+                *only,
+                "--header",
+                f"Authorization: Token {token}",
+                "--header",
+                "Connection: close",
+                "--checks",
+                CHECKS,
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--max-examples",
+                "20",
+                "--seed",
+                "1",
+                "--generation-with-security-parameters",
+                "false",
+                "--workers",
+                "1",
+                "--no-color",
+                "--request-timeout",
+                "30",
+                "--suppress-health-check",
+                "all",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
         )
         assert result.returncode == 0, result.stdout[-12000:] + result.stderr[-3000:]

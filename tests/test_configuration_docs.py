@@ -4,13 +4,17 @@ it, everything in it is read, and where the code's default is a plain value the 
 The variables are read from the source (imgsearch/settings/, gunicorn's config, the WSGI entry
 point): each `env_*("NAME", default, ...)` call names one.
 """
+
 import ast
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [*sorted((ROOT / "imgsearch" / "settings").glob("*.py")), ROOT / "imgsearch" / "gunicorn_conf.py",
-           ROOT / "imgsearch" / "wsgi.py"]
+SOURCES = [
+    *sorted((ROOT / "imgsearch" / "settings").glob("*.py")),
+    ROOT / "imgsearch" / "gunicorn_conf.py",
+    ROOT / "imgsearch" / "wsgi.py",
+]
 
 
 def variables_read() -> dict[str, object]:

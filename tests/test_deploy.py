@@ -1,5 +1,6 @@
 """Production settings: `check --deploy` is clean under the README's documented environment, and a
 server never runs on a key everyone can read (one is generated into the var dir instead)."""
+
 import os
 import stat
 import subprocess
@@ -24,8 +25,13 @@ PRODUCTION = {
 def run(args: list[str], var_dir: Path, **extra) -> subprocess.CompletedProcess:
     # A clean environment, as on a server: nothing the test run set (browser tests set
     # DJANGO_ALLOW_ASYNC_UNSAFE, which check --deploy rightly flags) leaks in.
-    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
-           "DJANGO_SETTINGS_MODULE": "imgsearch.settings", "IMGSEARCH_VAR_DIR": str(var_dir), **extra}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_SETTINGS_MODULE": "imgsearch.settings",
+        "IMGSEARCH_VAR_DIR": str(var_dir),
+        **extra,
+    }
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -55,5 +61,10 @@ def test_the_default_sqlite_database_keeps_every_change_feed_trigger_after_migra
     assert result.returncode == 0, result.stdout + result.stderr
     with sqlite3.connect(tmp_path / "db.sqlite3") as database:
         triggers = {name for (name,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-    assert triggers == {"gallery_region_feed_insert", "gallery_region_feed_delete", "gallery_region_feed_update",
-                        "gallery_image_feed_update", "gallery_image_feed_delete"}
+    assert triggers == {
+        "gallery_region_feed_insert",
+        "gallery_region_feed_delete",
+        "gallery_region_feed_update",
+        "gallery_image_feed_update",
+        "gallery_image_feed_delete",
+    }

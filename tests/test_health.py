@@ -1,4 +1,5 @@
 """/healthz and /readyz for orchestrators, and the staff banner when no worker is alive."""
+
 from datetime import timedelta
 
 import pytest
@@ -30,7 +31,9 @@ def test_readyz_is_503_until_a_worker_is_alive_then_200(client, db):
 
 
 def test_a_worker_silent_for_three_sweeps_is_not_alive(client, db, settings):
-    WorkerBeat.objects.create(name="elsewhere:1", seen_at=timezone.now() - timedelta(seconds=3 * settings.RECOVERY_SWEEP_SECONDS + 1))
+    WorkerBeat.objects.create(
+        name="elsewhere:1", seen_at=timezone.now() - timedelta(seconds=3 * settings.RECOVERY_SWEEP_SECONDS + 1)
+    )
     assert client.get(reverse("readyz")).json()["checks"]["worker"]["alive"] == 0
     worker_beat()
     worker_beat(stopping=True)  # a worker that stops says so

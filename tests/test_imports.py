@@ -6,6 +6,7 @@
 - search.index (the vector index) never reaches torch, open_clip or segment_anything, however
   indirectly: a web process that only searches stored vectors does not load them.
 """
+
 import ast
 from functools import cache
 from pathlib import Path
@@ -111,8 +112,11 @@ def test_no_import_circle_anywhere():
 
 
 def test_gallery_never_imports_search():
-    offenders = {name: sorted(i for i in project_imports(name) if in_package(i, "search"))
-                 for name in modules() if in_package(name, "gallery")}
+    offenders = {
+        name: sorted(i for i in project_imports(name) if in_package(i, "search"))
+        for name in modules()
+        if in_package(name, "gallery")
+    }
     assert {name: found for name, found in offenders.items() if found} == {}
 
 
@@ -122,7 +126,9 @@ def test_vision_imports_no_django_models_nor_gallery_nor_the_rest_of_search():
         if not in_package(name, "search.vision"):
             continue
         wrong = sorted(i for i in project_imports(name) if not in_package(i, "search.vision"))
-        wrong += sorted(i for i in imported_names(name) if in_package(i, "django.db") or in_package(i, "django.contrib"))
+        wrong += sorted(
+            i for i in imported_names(name) if in_package(i, "django.db") or in_package(i, "django.contrib")
+        )
         if wrong:
             offenders[name] = wrong
     assert offenders == {}

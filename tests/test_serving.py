@@ -5,6 +5,7 @@ Many clients at once must never hold more PostgreSQL connections than the pool a
 connection may outlive the requests that used it (runserver's thread per request once left one
 open connection per thread behind).
 """
+
 import json
 import socket
 import subprocess
@@ -43,8 +44,9 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         with open(log_path, "w") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log()
@@ -69,8 +71,15 @@ def serve(settings, tmp_path):
     def start(kind: str) -> Server:
         port = free_port()
         command = {
-            "make web": ["make", "--no-print-directory", "-s", "web", "HOST=127.0.0.1", f"PORT={port}",
-                         f"PY={sys.executable}"],
+            "make web": [
+                "make",
+                "--no-print-directory",
+                "-s",
+                "web",
+                "HOST=127.0.0.1",
+                f"PORT={port}",
+                f"PY={sys.executable}",
+            ],
             "runserver": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         }[kind]
         server = Server(command, server_env(settings), port, tmp_path / f"{kind.replace(' ', '-')}.log")
@@ -85,8 +94,11 @@ def serve(settings, tmp_path):
 def server_connections(*, besides: int | None = None) -> int:
     """Connections to the test database other than this thread's own (and `besides`, a backend pid)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                       " AND pid <> pg_backend_pid() AND pid <> %s", [besides or 0])
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND pid <> %s",
+            [besides or 0],
+        )
         return cursor.fetchone()[0]
 
 
@@ -121,12 +133,16 @@ class PeakConnections(threading.Thread):
 
 def hammer(server: Server, token: str, clients: int, requests: int | None = None) -> list[int]:
     """`requests` requests from `clients` at once, half listing images, half searching by text; their statuses."""
+
     def call(number: int) -> int:
         if number % 2:
             request = urllib.request.Request(f"{server.url}/api/images/")
         else:
-            request = urllib.request.Request(f"{server.url}/api/search/", data=json.dumps({"text": f"a red circle {number}"}).encode(),
-                                             headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                f"{server.url}/api/search/",
+                data=json.dumps({"text": f"a red circle {number}"}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
         request.add_header("Authorization", f"Token {token}")
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -173,6 +189,12 @@ def test_runserver_leaves_no_connection_behind(serve):
 
 def test_the_worker_refuses_a_connection_pool(settings):
     env = {**server_env(settings), "DB_POOL": "true"}
-    result = subprocess.run([sys.executable, "manage.py", "run_worker", "--recover-only"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "run_worker", "--recover-only"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "must not pool connections" in result.stderr

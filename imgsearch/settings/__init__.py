@@ -11,6 +11,7 @@ full-size models). `DATABASE_URL` switches to PostgreSQL and `REDIS_URL` to the 
 The README's configuration table lists every variable read here (tests/test_configuration_docs.py
 holds it to that); why a default is what it is, when it took measuring, is in bench/README.md.
 """
+
 from imgsearch.settings.core import *  # noqa: F403
 from imgsearch.settings.queue import *  # noqa: F403
 from imgsearch.settings.search import *  # noqa: F403

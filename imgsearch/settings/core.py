@@ -1,4 +1,5 @@
 """Core: where things live, the apps, the database, static and media files, mail, uploads, logging."""
+
 from pathlib import Path
 
 from imgsearch.env import ConfigError, database_from_url, env_bool, env_float, env_int, env_json_object, env_str

@@ -1,5 +1,6 @@
 """Background work: the django-q2 broker and cluster, and the image work queue's timing (claims,
 heartbeats, recovery; gallery/work_queue.py)."""
+
 from imgsearch.env import ConfigError, env_bool, env_float, env_int, env_str
 
 # --- Background work (django-q2) -----------------------------------------------------------

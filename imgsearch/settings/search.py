@@ -1,5 +1,6 @@
 """Search: the vector index (search/index/), thresholds and ranking, near-duplicates, tags, search
 history and page sizes. Profile-dependent defaults come from the model profile (settings/vision.py)."""
+
 from pathlib import Path
 
 from imgsearch.env import env_bool, env_float, env_int, env_str
@@ -57,18 +58,24 @@ WHOLE_IMAGE_HANDICAP = env_float("WHOLE_IMAGE_HANDICAP", MODEL_PROFILE_DEFAULTS.
 SIMILAR_BY_OBJECTS = env_bool("SIMILAR_BY_OBJECTS", MODEL_PROFILE_DEFAULTS.get("SIMILAR_BY_OBJECTS", False))
 # Near-duplicates (search/duplicates.py): whole-image vectors at least this similar, and perceptual
 # hashes at most this many bits (of 64) apart. Calibrated with bench/near_duplicates.py.
-NEAR_DUPLICATE_SIMILARITY = env_float("NEAR_DUPLICATE_SIMILARITY", MODEL_PROFILE_DEFAULTS.get("NEAR_DUPLICATE_SIMILARITY", 0.9))
+NEAR_DUPLICATE_SIMILARITY = env_float(
+    "NEAR_DUPLICATE_SIMILARITY", MODEL_PROFILE_DEFAULTS.get("NEAR_DUPLICATE_SIMILARITY", 0.9)
+)
 NEAR_DUPLICATE_HASH_BITS = env_int("NEAR_DUPLICATE_HASH_BITS", 12, minimum=0)
 # What the hash misses (a crop): the owner's NEAR_DUPLICATE_CHECKED nearest photos by whole-image
 # vector, at least this similar, get the pixel check (search.duplicates.same_picture) in the
 # background; a crop moves CLIP's whole-image vector more than a re-encode does, hence the lower floor.
-NEAR_DUPLICATE_CHECK_SIMILARITY = env_float("NEAR_DUPLICATE_CHECK_SIMILARITY",
-                                            MODEL_PROFILE_DEFAULTS.get("NEAR_DUPLICATE_CHECK_SIMILARITY", 0.8))
+NEAR_DUPLICATE_CHECK_SIMILARITY = env_float(
+    "NEAR_DUPLICATE_CHECK_SIMILARITY", MODEL_PROFILE_DEFAULTS.get("NEAR_DUPLICATE_CHECK_SIMILARITY", 0.8)
+)
 NEAR_DUPLICATE_CHECKED = env_int("NEAR_DUPLICATE_CHECKED", 8, minimum=0)
 NEAR_DUPLICATE_CHECK_HASH_BITS = env_int("NEAR_DUPLICATE_CHECK_HASH_BITS", 22, minimum=0)
 # Automatic tags (search/tagging.py): the vocabulary file, the prompt each label goes into, and the
 # zero-shot probability a region needs for a label.
-TAG_VOCABULARY = env_str("TAG_VOCABULARY", MODEL_PROFILE_DEFAULTS.get("TAG_VOCABULARY", str(BASE_DIR / "search" / "vocabularies" / "photos.txt")))
+TAG_VOCABULARY = env_str(
+    "TAG_VOCABULARY",
+    MODEL_PROFILE_DEFAULTS.get("TAG_VOCABULARY", str(BASE_DIR / "search" / "vocabularies" / "photos.txt")),
+)
 TAG_PROMPT = env_str("TAG_PROMPT", MODEL_PROFILE_DEFAULTS.get("TAG_PROMPT", "a photo of a {}"))
 TAG_MIN_PROBABILITY = env_float("TAG_MIN_PROBABILITY", MODEL_PROFILE_DEFAULTS.get("TAG_MIN_PROBABILITY", 0.3))
 # Each person's recent searches kept (suggestions in the header search box, the search page's list).

@@ -1,5 +1,6 @@
 """Security: the secret key, hosts, HTTPS, the Content-Security-Policy, passwords and lockout, sign-up,
 API tokens and the API's authentication, throttles and schema."""
+
 from datetime import timedelta
 
 from csp.constants import NONE, SELF, UNSAFE_INLINE
@@ -110,5 +111,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Three fields are called "kind": name their enums apart.
-    "ENUM_NAME_OVERRIDES": {"QueryTermKindEnum": "search.api.QUERY_TERM_KINDS", "MatchKindEnum": "search.query.MATCH_KINDS"},
+    "ENUM_NAME_OVERRIDES": {
+        "QueryTermKindEnum": "search.api.QUERY_TERM_KINDS",
+        "MatchKindEnum": "search.query.MATCH_KINDS",
+    },
 }

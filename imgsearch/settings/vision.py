@@ -1,5 +1,6 @@
 """Models that see (search/vision/): the model profile, where weights live, how models run, CLIP, the
 region proposers and SAM."""
+
 from pathlib import Path
 
 from imgsearch.env import ConfigError, env_bool, env_float, env_int, env_str
@@ -91,11 +92,15 @@ CLIP_BATCH_SIZE = env_int("CLIP_BATCH_SIZE", 32, minimum=1)
 # "sam": Segment Anything; "colour": weight-free colour segmentation (generated scenes, tests);
 # "colour+objectness": that joined with the demo's small learned objectness map (search/vision/objectness.py).
 REGION_PROPOSER = env_str("REGION_PROPOSER", MODEL_PROFILE_DEFAULTS.get("REGION_PROPOSER", "sam"))
-OBJECTNESS_WEIGHTS = env_str("OBJECTNESS_WEIGHTS", str(BASE_DIR / "search" / "vision" / "model_weights" / "imgsearch-objectness.pt"))
+OBJECTNESS_WEIGHTS = env_str(
+    "OBJECTNESS_WEIGHTS", str(BASE_DIR / "search" / "vision" / "model_weights" / "imgsearch-objectness.pt")
+)
 SAM_MODEL_TYPE = env_str("SAM_MODEL_TYPE", MODEL_PROFILE_DEFAULTS["SAM_MODEL_TYPE"])
 SAM_CHECKPOINT = env_str(
     "SAM_CHECKPOINT",
-    str(MODEL_CACHE_DIR / MODEL_PROFILE_DEFAULTS["SAM_CHECKPOINT_NAME"]) if MODEL_PROFILE_DEFAULTS["SAM_CHECKPOINT_NAME"] else "",
+    str(MODEL_CACHE_DIR / MODEL_PROFILE_DEFAULTS["SAM_CHECKPOINT_NAME"])
+    if MODEL_PROFILE_DEFAULTS["SAM_CHECKPOINT_NAME"]
+    else "",
 )
 # 16x16 prompts instead of SAM's 32x32: 4x fewer mask decodes, and the objects worth a search
 # result are large enough to be hit by a 16-point grid.
@@ -104,7 +109,9 @@ SAM_POINTS_PER_SIDE = env_int("SAM_POINTS_PER_SIDE", MODEL_PROFILE_DEFAULTS["SAM
 # thrash memory on a CPU (bench/README.md: 16 and 64 tie, 256 is slower); try 64+ on a GPU.
 SAM_POINTS_PER_BATCH = env_int("SAM_POINTS_PER_BATCH", 16, minimum=1)
 SAM_PRED_IOU_THRESH = env_float("SAM_PRED_IOU_THRESH", MODEL_PROFILE_DEFAULTS["SAM_PRED_IOU_THRESH"])
-SAM_STABILITY_SCORE_THRESH = env_float("SAM_STABILITY_SCORE_THRESH", MODEL_PROFILE_DEFAULTS["SAM_STABILITY_SCORE_THRESH"])
+SAM_STABILITY_SCORE_THRESH = env_float(
+    "SAM_STABILITY_SCORE_THRESH", MODEL_PROFILE_DEFAULTS["SAM_STABILITY_SCORE_THRESH"]
+)
 SAM_BOX_NMS_THRESH = env_float("SAM_BOX_NMS_THRESH", 0.7)
 # >0 runs SAM's hole/island clean-up (needs OpenCV); it is slow and rarely changes a box.
 SAM_MIN_MASK_REGION_AREA = env_int("SAM_MIN_MASK_REGION_AREA", 0, minimum=0)
@@ -113,7 +120,9 @@ SAM_MIN_MASK_REGION_AREA = env_int("SAM_MIN_MASK_REGION_AREA", 0, minimum=0)
 SAM_MAX_SIDE = env_int("SAM_MAX_SIDE", 1024, minimum=32)
 
 # Regions smaller than this fraction of the image are too small to be worth a search result.
-REGION_MIN_AREA_FRACTION = env_float("REGION_MIN_AREA_FRACTION", MODEL_PROFILE_DEFAULTS.get("REGION_MIN_AREA_FRACTION", 0.005))
+REGION_MIN_AREA_FRACTION = env_float(
+    "REGION_MIN_AREA_FRACTION", MODEL_PROFILE_DEFAULTS.get("REGION_MIN_AREA_FRACTION", 0.005)
+)
 # Boxes overlapping a better one by more than this IoU are the same object.
 REGION_NMS_IOU = env_float("REGION_NMS_IOU", 0.8)
 REGION_MAX_PER_IMAGE = env_int("REGION_MAX_PER_IMAGE", 24, minimum=0)

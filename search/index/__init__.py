@@ -12,6 +12,7 @@ facade the rest of the project uses, as paperless-ngx keeps its index behind one
 No torch here, however indirectly (tests/test_imports.py): the model is known by its name and
 dimension (search.vision.identity).
 """
+
 import threading
 
 from django.conf import settings
@@ -21,8 +22,18 @@ from search.index.reader import Generation, IndexReader, IndexUnavailable, Visib
 from search.index.writer import IndexWriter
 from search.vision.identity import current_model
 
-__all__ = ["CorruptIndex", "Generation", "IndexReader", "IndexUnavailable", "IndexWriter", "Visibility", "get_index",
-           "get_writer", "reset_index", "scan_pool"]
+__all__ = [
+    "CorruptIndex",
+    "Generation",
+    "IndexReader",
+    "IndexUnavailable",
+    "IndexWriter",
+    "Visibility",
+    "get_index",
+    "get_writer",
+    "reset_index",
+    "scan_pool",
+]
 
 _lock = threading.Lock()
 _reader: IndexReader | None = None

@@ -11,6 +11,7 @@
 Segments are written once (write_segment) and then only read, memory-mapped (Segment). Every file
 is written to a temporary name, flushed to disk and renamed into place.
 """
+
 import json
 import os
 import re
@@ -163,18 +164,25 @@ def write_segment(directory: Path, region_ids, image_ids, is_global, vectors: np
     if len(vectors) >= settings.INDEX_IVF_MIN_SLOTS:
         kind, lists = "ivf", ivf_list_count(len(vectors))
         quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, dim, lists, faiss.ScalarQuantizer.QT_fp16,
-                                              faiss.METRIC_INNER_PRODUCT, False)  # codes of the vectors themselves
-        sample = np.random.default_rng(len(vectors)).choice(len(vectors), min(len(vectors), IVF_TRAIN_PER_LIST * lists),
-                                                            replace=False)
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT, False
+        )  # codes of the vectors themselves
+        sample = np.random.default_rng(len(vectors)).choice(
+            len(vectors), min(len(vectors), IVF_TRAIN_PER_LIST * lists), replace=False
+        )
         index.train(vectors[np.sort(sample)])
         index.set_direct_map_type(faiss.DirectMap.Array)  # slot -> code, to read vectors back for merges
     else:
         kind = "flat"
         index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
     index.add(vectors)
-    slots = np.stack([np.asarray(region_ids, dtype=np.int64), np.asarray(image_ids, dtype=np.int64),
-                      np.asarray(is_global, dtype=np.int64)])
+    slots = np.stack(
+        [
+            np.asarray(region_ids, dtype=np.int64),
+            np.asarray(image_ids, dtype=np.int64),
+            np.asarray(is_global, dtype=np.int64),
+        ]
+    )
     fsync_save(codes_path, lambda temporary: faiss.write_index(index, str(temporary)))
     fsync_write(slots_path, lambda handle: np.save(handle, slots))
     return Segment(directory, name, dim=dim, kind=kind)

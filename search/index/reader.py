@@ -26,7 +26,15 @@ import numpy as np
 from django.conf import settings
 
 from gallery.selectors import searchable_image_mask
-from search.index.files import CURRENT_NAME, FORMAT_VERSION, CorruptIndex, Segment, generation_paths, model_directory, read_current
+from search.index.files import (
+    CURRENT_NAME,
+    FORMAT_VERSION,
+    CorruptIndex,
+    Segment,
+    generation_paths,
+    model_directory,
+    read_current,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +92,9 @@ class Generation:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def _image_ok(self, visibility: Visibility) -> np.ndarray:
-        image_ok = searchable_image_mask(owner=self.owner, public=self.public, ready=self.ready,
-                                         user_id=visibility.user_id, scope=visibility.scope)
+        image_ok = searchable_image_mask(
+            owner=self.owner, public=self.public, ready=self.ready, user_id=visibility.user_id, scope=visibility.scope
+        )
         if visibility.exclude_image_id is not None and visibility.exclude_image_id < len(image_ok):
             image_ok[visibility.exclude_image_id] = False
         if visibility.only_image_ids is not None:
@@ -133,9 +142,15 @@ class Generation:
             np.maximum.at(best, rows, scores)
         return best
 
-    def search(self, queries: np.ndarray, k: int, *, visibility: Visibility | None = None,
-               allowed_ids: np.ndarray | None = None, masks: list[np.ndarray] | None = None,
-               ) -> tuple[np.ndarray, np.ndarray, int]:
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        visibility: Visibility | None = None,
+        allowed_ids: np.ndarray | None = None,
+        masks: list[np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
         """Top-k by cosine similarity among the slots `visibility` (and `allowed_ids`) allow.
 
         `masks` may be passed instead, as `allowed()` made them (a search computes them once for all
@@ -164,8 +179,9 @@ class Generation:
         return scores, ids, eligible
 
 
-def load_generation(directory: Path, number: int, *, model_name: str, dim: int,
-                    cache: dict[str, Segment] | None = None) -> Generation:
+def load_generation(
+    directory: Path, number: int, *, model_name: str, dim: int, cache: dict[str, Segment] | None = None
+) -> Generation:
     """Open generation `number` read-only, reusing already-open segments from `cache`.
 
     Raises CorruptIndex for anything missing, foreign or inconsistent: such a generation is never used.
@@ -192,8 +208,10 @@ def load_generation(directory: Path, number: int, *, model_name: str, dim: int,
         segments.append(segment)
     try:
         with np.load(state_path) as state:
-            alive = tuple(np.unpackbits(state[f"alive_{i}"], count=len(s), bitorder="little").astype(bool)
-                          for i, s in enumerate(segments))
+            alive = tuple(
+                np.unpackbits(state[f"alive_{i}"], count=len(s), bitorder="little").astype(bool)
+                for i, s in enumerate(segments)
+            )
             owner, public, ready = state["owner"], state["public"], state["ready"]
     except FileNotFoundError:
         raise CorruptIndex(f"generation {number} has no state file.") from None
@@ -201,8 +219,18 @@ def load_generation(directory: Path, number: int, *, model_name: str, dim: int,
         raise CorruptIndex(f"generation {number}'s state is unreadable ({error}).") from None
     if not (len(owner) == len(public) == len(ready)) or sum(int(a.sum()) for a in alive) != manifest["count"]:
         raise CorruptIndex(f"generation {number}'s state does not match its manifest.")
-    return Generation(number=number, id=str(manifest["id"]), model_name=model_name, dim=dim, position=int(manifest["position"]),
-                      segments=tuple(segments), alive=alive, owner=owner, public=public, ready=ready)
+    return Generation(
+        number=number,
+        id=str(manifest["id"]),
+        model_name=model_name,
+        dim=dim,
+        position=int(manifest["position"]),
+        segments=tuple(segments),
+        alive=alive,
+        owner=owner,
+        public=public,
+        ready=ready,
+    )
 
 
 class IndexReader:
@@ -254,8 +282,11 @@ class IndexReader:
                 except CorruptIndex as error:
                     last_error = error
             else:
-                logger.warning("Index %s: cannot load the published generation (%s); keeping the one loaded.",
-                               self.directory, last_error)
+                logger.warning(
+                    "Index %s: cannot load the published generation (%s); keeping the one loaded.",
+                    self.directory,
+                    last_error,
+                )
                 return
             self._seen = seen
         finally:

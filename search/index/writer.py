@@ -167,14 +167,19 @@ class IndexWriter:
         """False for an index built from another database, or one a restored backup left behind."""
         latest = ImageChange.objects.aggregate(top=Max("position"))["top"] or 0
         if generation.position > latest:
-            logger.warning("Index %s has applied feed position %d but the database's feed ends at %d; rebuilding.",
-                           self.directory, generation.position, latest)
+            logger.warning(
+                "Index %s has applied feed position %d but the database's feed ends at %d; rebuilding.",
+                self.directory,
+                generation.position,
+                latest,
+            )
             return False
         stored = Region.objects.filter(embedding_model=self.model_name).count()
         # Changes after the generation's position may explain a difference: they are applied next.
         if stored != generation.ntotal and not ImageChange.objects.filter(position__gt=generation.position).exists():
-            logger.warning("Index %s holds %d vectors, the database %d; rebuilding.", self.directory,
-                           generation.ntotal, stored)
+            logger.warning(
+                "Index %s holds %d vectors, the database %d; rebuilding.", self.directory, generation.ntotal, stored
+            )
             return False
         return True
 
@@ -199,10 +204,14 @@ class IndexWriter:
         }
         fsync_write(manifest_path, lambda handle: handle.write(json.dumps(manifest, indent=1).encode()))
         fsync_directory(self.directory)
-        fsync_write(self.directory / CURRENT_NAME, lambda handle: handle.write(json.dumps({"generation": number, "id": generation_id}).encode()))
+        fsync_write(
+            self.directory / CURRENT_NAME,
+            lambda handle: handle.write(json.dumps({"generation": number, "id": generation_id}).encode()),
+        )
         fsync_directory(self.directory)
-        self.generation = load_generation(self.directory, number, model_name=self.model_name, dim=self.dim,
-                                          cache={s.name: s for s in draft.segments})
+        self.generation = load_generation(
+            self.directory, number, model_name=self.model_name, dim=self.dim, cache={s.name: s for s in draft.segments}
+        )
         self._remove_unused_files(number)
         return self.generation
 
@@ -242,8 +251,11 @@ class IndexWriter:
         """Apply up to FEED_BATCH feed rows and publish the result; a bigger backlog takes several updates
         (each publishes, so searches see progress, and the writer lock is never held for long)."""
         position = self.generation.position
-        rows = list(ImageChange.objects.filter(position__gt=position).order_by("position")
-                    .values_list("position", "image_id")[:FEED_BATCH])
+        rows = list(
+            ImageChange.objects.filter(position__gt=position)
+            .order_by("position")
+            .values_list("position", "image_id")[:FEED_BATCH]
+        )
         if not rows:
             return UpdateResult(generation=self.generation.number)
         if rows[0][0] != position + 1:
@@ -262,10 +274,14 @@ class IndexWriter:
         """Bring these images' slots and mirror entries in line with the database. Returns (added, removed)."""
         image_rows, current = [], {}
         for chunk in _chunks(changed):
-            image_rows += list(Image.objects.filter(pk__in=chunk).order_by()
-                               .values_list("pk", "owner_id", "is_public", "status"))
-            current.update(Region.objects.filter(image_id__in=chunk, embedding_model=self.model_name).order_by()
-                           .values_list("pk", "image_id"))
+            image_rows += list(
+                Image.objects.filter(pk__in=chunk).order_by().values_list("pk", "owner_id", "is_public", "status")
+            )
+            current.update(
+                Region.objects.filter(image_id__in=chunk, embedding_model=self.model_name)
+                .order_by()
+                .values_list("pk", "image_id")
+            )
         existing = {row[0] for row in image_rows}
         draft.learn_images(image_rows, deleted=[pk for pk in changed if pk not in existing])
 
@@ -286,12 +302,17 @@ class IndexWriter:
         new = sorted(set(current) - present)
         rows = []
         for chunk in _chunks(new):
-            rows += list(Region.objects.filter(pk__in=chunk).order_by()
-                         .values_list("pk", "image_id", "kind", "embedding"))
+            rows += list(
+                Region.objects.filter(pk__in=chunk).order_by().values_list("pk", "image_id", "kind", "embedding")
+            )
         if rows:
             segment = write_segment(
-                self.directory, [r[0] for r in rows], [r[1] for r in rows], [r[2] == Region.Kind.GLOBAL for r in rows],
-                _unpack([r[3] for r in rows], self.dim), dim=self.dim,
+                self.directory,
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] == Region.Kind.GLOBAL for r in rows],
+                _unpack([r[3] for r in rows], self.dim),
+                dim=self.dim,
             )
             draft.segments.append(segment)
             draft.alive.append(np.ones(len(segment), dtype=bool))
@@ -332,8 +353,13 @@ class IndexWriter:
         # applied by the catch-up below, even if the scan missed it.
         position = ImageChange.objects.aggregate(top=Max("position"))["top"] or 0
         draft = _Draft(None)
-        draft.learn_images(list(Image.objects.order_by().values_list("pk", "owner_id", "is_public", "status")
-                                .iterator(chunk_size=10_000)))
+        draft.learn_images(
+            list(
+                Image.objects.order_by()
+                .values_list("pk", "owner_id", "is_public", "status")
+                .iterator(chunk_size=10_000)
+            )
+        )
         regions = Region.objects.filter(embedding_model=self.model_name)
         per_segment = max(1, -(-regions.count() // self.shards))
         batch: list[tuple] = []
@@ -342,8 +368,12 @@ class IndexWriter:
         def flush() -> None:
             if pending:
                 segment = write_segment(
-                    self.directory, [r[0] for r in pending], [r[1] for r in pending],
-                    [r[2] == Region.Kind.GLOBAL for r in pending], _unpack([r[3] for r in pending], self.dim), dim=self.dim,
+                    self.directory,
+                    [r[0] for r in pending],
+                    [r[1] for r in pending],
+                    [r[2] == Region.Kind.GLOBAL for r in pending],
+                    _unpack([r[3] for r in pending], self.dim),
+                    dim=self.dim,
                 )
                 draft.segments.append(segment)
                 draft.alive.append(np.ones(len(segment), dtype=bool))

@@ -1,5 +1,6 @@
 """{% photo_neighbours image %}: the image page's "near-duplicates" and "similar, not identical"
 strips. A template tag, so that the gallery's views need not import the search app."""
+
 from django import template
 
 from search.duplicates import neighbours

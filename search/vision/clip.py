@@ -1,4 +1,5 @@
 """OpenCLIP: loading the configured model and turning images and text into unit vectors."""
+
 import logging
 import os
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def _cached_clip_file(cfg: dict, cache_dir: Path) -> str | None:
         from huggingface_hub import hf_hub_download
 
         repo_id, filename = os.path.split(cfg["hf_hub"])
-        for name in ([filename] if filename else list(_HF_WEIGHT_FILES)):
+        for name in [filename] if filename else list(_HF_WEIGHT_FILES):
             try:
                 return hf_hub_download(repo_id=repo_id, filename=name, cache_dir=str(cache_dir), local_files_only=True)
             except Exception:
@@ -107,7 +108,9 @@ class ClipEmbedder:
         chunks = []
         with torch.inference_mode(), reduced_precision():
             for start in range(0, len(images), settings.CLIP_BATCH_SIZE):
-                batch = torch.stack([self.preprocess(image) for image in images[start : start + settings.CLIP_BATCH_SIZE]])
+                batch = torch.stack(
+                    [self.preprocess(image) for image in images[start : start + settings.CLIP_BATCH_SIZE]]
+                )
                 features = self.model.encode_image(batch.to(self.device))
                 chunks.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
         return np.concatenate(chunks).astype(np.float32, copy=False)
@@ -147,7 +150,11 @@ def encode_text_prefix(model, tokens):
     x = model.ln_final(x)
     x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
     if model.text_projection is not None:
-        x = model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
+        x = (
+            model.text_projection(x)
+            if isinstance(model.text_projection, torch.nn.Linear)
+            else x @ model.text_projection
+        )
     return x
 
 

@@ -21,6 +21,7 @@ the stock generator repeats or throws away:
 The image encoder's own speed-up (`use_chunked_attention`) is applied to the model by
 `search.vision.sam.load_sam_model`; bench/README.md has the figures.
 """
+
 from typing import Any
 
 import numpy as np
@@ -107,28 +108,34 @@ class FastMaskGenerator:
         image's (features, original size, input size) from `_encode`, when done in a batch."""
         data = self._generate_masks(image, encoded)
         if self.min_mask_region_area > 0:
-            data = self._remove_small_regions(data, self.min_mask_region_area, max(self.box_nms_thresh, self.crop_nms_thresh))
+            data = self._remove_small_regions(
+                data, self.min_mask_region_area, max(self.box_nms_thresh, self.crop_nms_thresh)
+            )
         records = []
         for index in range(len(data["masks"])):
             mask = data["masks"][index]
-            records.append({
-                "segmentation": mask,
-                "area": int(mask.sum()),
-                "bbox": box_xyxy_to_xywh(data["boxes"][index]).tolist(),
-                "predicted_iou": float(data["iou_preds"][index]),
-                "point_coords": [data["points"][index].tolist()],
-                "stability_score": float(data["stability_score"][index]),
-                "crop_box": box_xyxy_to_xywh(data["crop_boxes"][index]).tolist(),
-            })
+            records.append(
+                {
+                    "segmentation": mask,
+                    "area": int(mask.sum()),
+                    "bbox": box_xyxy_to_xywh(data["boxes"][index]).tolist(),
+                    "predicted_iou": float(data["iou_preds"][index]),
+                    "point_coords": [data["points"][index].tolist()],
+                    "stability_score": float(data["stability_score"][index]),
+                    "crop_box": box_xyxy_to_xywh(data["crop_boxes"][index]).tolist(),
+                }
+            )
         return records
 
     def _generate_masks(self, image: np.ndarray, encoded: tuple | None = None) -> MaskData:
         orig_size = image.shape[:2]
         crop_boxes, layer_idxs = generate_crop_boxes(orig_size, self.crop_n_layers, self.crop_overlap_ratio)
-        data = _concatenate([
-            self._process_crop(image, crop_box, layer_idx, orig_size, encoded)
-            for crop_box, layer_idx in zip(crop_boxes, layer_idxs)
-        ])
+        data = _concatenate(
+            [
+                self._process_crop(image, crop_box, layer_idx, orig_size, encoded)
+                for crop_box, layer_idx in zip(crop_boxes, layer_idxs)
+            ]
+        )
         if len(crop_boxes) > 1 and len(data["boxes"]):
             # The same object found in several crops: prefer the mask from the smaller crop.
             keep = nms(data["boxes"], 1 / box_area(data["crop_boxes"]), self.crop_nms_thresh)
@@ -145,7 +152,11 @@ class FastMaskGenerator:
         else:  # the whole image, encoded in a batch: what set_torch_image would have stored
             features, original_size, input_size = encoded
             self.predictor.reset_image()
-            self.predictor.features, self.predictor.original_size, self.predictor.input_size = features, original_size, input_size
+            self.predictor.features, self.predictor.original_size, self.predictor.input_size = (
+                features,
+                original_size,
+                input_size,
+            )
             self.predictor.is_image_set = True
         decoder = PromptDecoder(self.predictor.model, self.predictor.features)
         points_for_image = self.point_grids[crop_layer_idx] * np.array(cropped_size)[None, ::-1]
@@ -179,7 +190,11 @@ class FastMaskGenerator:
         # generator computes all, then drops those below it); candidates stay in the stock order.
         iou_preds, rows, low_res = decoder(sparse, self.pred_iou_thresh)
         iou_preds = iou_preds[rows]
-        keep = iou_preds > self.pred_iou_thresh if self.pred_iou_thresh > 0.0 else torch.ones_like(iou_preds, dtype=torch.bool)
+        keep = (
+            iou_preds > self.pred_iou_thresh
+            if self.pred_iou_thresh > 0.0
+            else torch.ones_like(iou_preds, dtype=torch.bool)
+        )
         low_res, iou_preds = low_res[keep], iou_preds[keep]
         point_rows = torch.as_tensor(points)[rows.cpu()][:, None].expand(-1, keep.shape[1], -1)[keep.cpu()]
         masks = self._upsample(low_res, predictor.input_size, predictor.original_size)

@@ -23,6 +23,7 @@ modules in tests/search/test_fast_sam_model.py:
   Multimask output only (what the automatic generator asks for); results match the stock decoder
   to float rounding (~1e-6).
 """
+
 import math
 
 import torch
@@ -43,8 +44,12 @@ class ChunkedAttention(EncoderAttention):
         scaled_q, keys_t = q * self.scale, k.transpose(-2, -1)
         if self.use_rel_pos:  # the stock add_decomposed_rel_pos terms, per query row
             r_q = q.reshape(heads, height, width, dim)
-            rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, get_rel_pos(height, height, self.rel_pos_h)).reshape(heads, tokens, height)
-            rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, get_rel_pos(width, width, self.rel_pos_w)).reshape(heads, tokens, width)
+            rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, get_rel_pos(height, height, self.rel_pos_h)).reshape(
+                heads, tokens, height
+            )
+            rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, get_rel_pos(width, width, self.rel_pos_w)).reshape(
+                heads, tokens, width
+            )
         out = torch.empty_like(q)
         for start in range(0, tokens, self.rows):
             end = min(tokens, start + self.rows)
@@ -54,7 +59,9 @@ class ChunkedAttention(EncoderAttention):
                 grid.add_(rel_h[:, start:end, :, None]).add_(rel_w[:, start:end, None, :])
             # CUDA's autocast computes softmax in float32 while v is bfloat16; `out=` is never cast.
             torch.bmm(attn.softmax(dim=-1).to(v.dtype), v, out=out[:, start:end])
-        out = out.view(batch, self.num_heads, height, width, -1).permute(0, 2, 3, 1, 4).reshape(batch, height, width, -1)
+        out = (
+            out.view(batch, self.num_heads, height, width, -1).permute(0, 2, 3, 1, 4).reshape(batch, height, width, -1)
+        )
         return self.proj(out)
 
 
@@ -130,7 +137,9 @@ class PromptDecoder:
             q = queries + tokens
             queries = layer.norm1(queries + layer.self_attn(q=q, k=q, v=queries))
             keys_pe = keys + self.pe
-            queries = layer.norm2(queries + self._token_to_image(layer.cross_attn_token_to_image, queries + tokens, keys, keys_pe))
+            queries = layer.norm2(
+                queries + self._token_to_image(layer.cross_attn_token_to_image, queries + tokens, keys, keys_pe)
+            )
             queries = layer.norm3(queries + layer.mlp(queries))
             attn = layer.cross_attn_image_to_token
             probs = self._image_to_token_probs(attn, keys_pe, queries + tokens)
@@ -151,7 +160,9 @@ class PromptDecoder:
 
         # Upscaling and hypernetworks, stock modules, for the prompts that can yield a mask.
         mask_tokens = queries[rows, 2 : 1 + decoder.num_mask_tokens]  # multimask outputs 1..3
-        hyper = torch.stack([decoder.output_hypernetworks_mlps[i + 1](mask_tokens[:, i]) for i in range(mask_tokens.shape[1])], dim=1)
+        hyper = torch.stack(
+            [decoder.output_hypernetworks_mlps[i + 1](mask_tokens[:, i]) for i in range(mask_tokens.shape[1])], dim=1
+        )
         src = keys[rows].transpose(1, 2).reshape(len(rows), -1, height, width)
         upscaled = decoder.output_upscaling(src)
         b, c, h, w = upscaled.shape

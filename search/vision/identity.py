@@ -7,6 +7,7 @@ vectors are theirs without loading a model. The config files are the ones open_c
 lets a later directory win); tests/search/test_models.py checks that the dimension agrees with
 open_clip.get_model_config for every profile.
 """
+
 import functools
 import importlib.util
 import json

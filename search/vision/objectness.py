@@ -19,6 +19,7 @@ bench/README.md).
 `manage.py train_demo_proposer` (search.vision.training.objectness) retrains it in about an hour on two cores; the weights (~75 KB) are
 committed beside the demo CLIP's.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,8 +77,10 @@ def load_objectness(weights: Path):
 
     weights = Path(weights)
     if not weights.is_file():
-        raise ModelUnavailable(f"The objectness weights are missing (looked for {weights}). "
-                               f"Run `python manage.py train_demo_proposer` to train them (minutes on a CPU).")
+        raise ModelUnavailable(
+            f"The objectness weights are missing (looked for {weights}). "
+            f"Run `python manage.py train_demo_proposer` to train them (minutes on a CPU)."
+        )
     net = network()
     try:
         net.load_state_dict({key: value.float() for key, value in torch.load(weights, map_location="cpu").items()})
@@ -115,8 +118,9 @@ class ObjectnessProposer:
 
         width, height = image.size
         scale = min(1.0, WORK_SIDE / max(width, height))
-        small = image.convert("RGB").resize((max(1, round(width * scale)), max(1, round(height * scale))),
-                                            PILImage.Resampling.BILINEAR)
+        small = image.convert("RGB").resize(
+            (max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.BILINEAR
+        )
         with torch.inference_mode():
             pixels = picture_tensor(np.asarray(small))[None].contiguous(memory_format=torch.channels_last)
             return scale, torch.sigmoid(self.net(pixels))[0].numpy()
@@ -130,10 +134,19 @@ class ObjectnessProposer:
         parts = []  # per level: {label: its areas of a proposal's size one level up}
         below = None
         for level in self.LEVELS:
-            count, labels, stats, _ = cv2.connectedComponentsWithStats((probability > level).astype(np.uint8), connectivity=4)
-            means = np.bincount(labels.ravel(), weights=probability.ravel(), minlength=count) / np.maximum(stats[:, 4], 1)
-            found.append({label: (*(int(v) for v in stats[label]), float(means[label]))
-                          for label in np.flatnonzero(stats[:, 4] >= smallest) if label > 0})
+            count, labels, stats, _ = cv2.connectedComponentsWithStats(
+                (probability > level).astype(np.uint8), connectivity=4
+            )
+            means = np.bincount(labels.ravel(), weights=probability.ravel(), minlength=count) / np.maximum(
+                stats[:, 4], 1
+            )
+            found.append(
+                {
+                    label: (*(int(v) for v in stats[label]), float(means[label]))
+                    for label in np.flatnonzero(stats[:, 4] >= smallest)
+                    if label > 0
+                }
+            )
             if below is not None:  # an area above this level lies inside one area above the level below
                 parent = np.zeros(count, int)
                 parent[labels.ravel()] = below.ravel()
@@ -159,7 +172,11 @@ class ObjectnessProposer:
         grow = 1  # a pixel lost to the map's blur at the edge
         proposals = []
         for x, y, w, h, size, mean in self.areas(probability):
-            box = (max(0, math.floor((x - grow) / scale)), max(0, math.floor((y - grow) / scale)),
-                   min(width, math.ceil((x + w + grow) / scale)), min(height, math.ceil((y + h + grow) / scale)))
+            box = (
+                max(0, math.floor((x - grow) / scale)),
+                max(0, math.floor((y - grow) / scale)),
+                min(width, math.ceil((x + w + grow) / scale)),
+                min(height, math.ceil((y + h + grow) / scale)),
+            )
             proposals.append(Proposal(box=box, area_fraction=size / probability.size, score=mean))
         return proposals

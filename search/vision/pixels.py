@@ -4,6 +4,7 @@ rescaled or re-encoded (same_picture), and where a piece of a photo lies in it (
 The near-duplicate rules that use them (thresholds, verdicts, groups) live in search.duplicates;
 a search by an uploaded crop uses locate to show the photo it was cut from first (search.ranking).
 """
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,8 +73,10 @@ def keypoints(picture: PILImage.Image) -> Keypoints:
 
     factor = min(1.0, REGISTRATION_SIDE / max(picture.size))
     if factor < 1.0:
-        picture = picture.resize((max(1, round(picture.width * factor)), max(1, round(picture.height * factor))),
-                                 PILImage.Resampling.BILINEAR)
+        picture = picture.resize(
+            (max(1, round(picture.width * factor)), max(1, round(picture.height * factor))),
+            PILImage.Resampling.BILINEAR,
+        )
     grey = np.asarray(picture.convert("L"))
     if min(grey.shape) < 32:
         return Keypoints(grey=grey, points=np.zeros((0, 2), np.float32), codes=None)
@@ -116,14 +119,21 @@ def same_picture(first: PILImage.Image | Keypoints, second: PILImage.Image | Key
         a, b = b, a
         transform = cv2.invertAffineTransform(transform)
         scale = 1 / scale
-    b_grey = cv2.resize(b.grey, (max(1, round(b.grey.shape[1] / scale)), max(1, round(b.grey.shape[0] / scale))),
-                        interpolation=cv2.INTER_AREA)
+    b_grey = cv2.resize(
+        b.grey,
+        (max(1, round(b.grey.shape[1] / scale)), max(1, round(b.grey.shape[0] / scale))),
+        interpolation=cv2.INTER_AREA,
+    )
     transform = transform / scale
     # b seen in a's frame (a's pixel p shows b at transform @ p), and where b has pixels at all.
     size = (a.grey.shape[1], a.grey.shape[0])
     seen = cv2.warpAffine(b_grey, transform, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    inside = cv2.warpAffine(np.full(b_grey.shape, 255, np.uint8), transform, size,
-                            flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
+    inside = (
+        cv2.warpAffine(
+            np.full(b_grey.shape, 255, np.uint8), transform, size, flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+        )
+        > 0
+    )
     if inside.sum() < MIN_COVERED * min(a.grey.size, b_grey.size):
         return None
     rows, columns = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
@@ -181,16 +191,23 @@ def locate(part: PILImage.Image, photo: PILImage.Image, photo_size: tuple[int, i
     if photo.size != working:
         pixels = cv2.resize(pixels, working, interpolation=cv2.INTER_AREA)
     if factor < 1.0:
-        template = cv2.resize(template, (max(1, round(part.width * factor)), max(1, round(part.height * factor))),
-                              interpolation=cv2.INTER_AREA)
+        template = cv2.resize(
+            template,
+            (max(1, round(part.width * factor)), max(1, round(part.height * factor))),
+            interpolation=cv2.INTER_AREA,
+        )
     height, width = template.shape[:2]
-    if (min(width, height) < LOCATE_MIN_SIDE or width > pixels.shape[1] or height > pixels.shape[0]
-            or template.reshape(-1, 3).std(axis=0).max() < 5):
+    if (
+        min(width, height) < LOCATE_MIN_SIDE
+        or width > pixels.shape[1]
+        or height > pixels.shape[0]
+        or template.reshape(-1, 3).std(axis=0).max() < 5
+    ):
         return None  # too small to tell, larger than the photo, or flat (a flat patch matches every flat patch)
     _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(pixels, template, cv2.TM_CCOEFF_NORMED))
     if score < LOCATE_MATCH:
         return None
-    found = cv2.GaussianBlur(pixels[y:y + height, x:x + width], (3, 3), 0).astype(np.float32)
+    found = cv2.GaussianBlur(pixels[y : y + height, x : x + width], (3, 3), 0).astype(np.float32)
     wanted = cv2.GaussianBlur(template, (3, 3), 0).astype(np.float32)
     different, _ = _differing_blocks(wanted, np.abs(found - wanted), np.ones((height, width), dtype=bool), 4)
     if different:

@@ -4,6 +4,7 @@ A proposer takes an RGB image and returns boxes in that image's pixels: Segment 
 (search.vision.sam), the weight-free ColourProposer here, the learned objectness map
 (search.vision.objectness), or two of them joined (JoinedProposer). All share `filter_proposals`.
 """
+
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -104,7 +105,9 @@ class ColourProposer:
         scale = min(1.0, self.WORK_SIDE / max(width, height))
         small = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.NEAREST)
         spread = cv2.morphologyEx(np.asarray(small), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)).max(axis=2)
-        _, components, stats, _ = cv2.connectedComponentsWithStats((spread <= self.EDGE).astype(np.uint8), connectivity=4)
+        _, components, stats, _ = cv2.connectedComponentsWithStats(
+            (spread <= self.EDGE).astype(np.uint8), connectivity=4
+        )
         return scale, small, components, stats
 
     def propose(self, image: PILImage.Image) -> list[Proposal]:
@@ -124,7 +127,9 @@ class ColourProposer:
         channels = pixels.reshape(-1, 3)
         flat = components.ravel()
         sums = np.stack([np.bincount(flat, weights=channels[:, c], minlength=len(stats)) for c in range(3)], axis=1)
-        squares = np.stack([np.bincount(flat, weights=channels[:, c] ** 2, minlength=len(stats)) for c in range(3)], axis=1)
+        squares = np.stack(
+            [np.bincount(flat, weights=channels[:, c] ** 2, minlength=len(stats)) for c in range(3)], axis=1
+        )
         # The edge band took a pixel off each side of an area: boxes are grown back by it.
         x, y = np.maximum(0, x[big] - 1), np.maximum(0, y[big] - 1)
         w, h = np.minimum(cols, stats[big, 0] + w[big] + 1) - x, np.minimum(rows, stats[big, 1] + h[big] + 1) - y
@@ -137,7 +142,7 @@ class ColourProposer:
         inside_mean = sums / size[:, None]
         # Standard deviation of the area's colour (the largest of the channels'): a painted object is
         # one colour plus JPEG noise; a flat-looking part of a photograph is a slow gradient.
-        spread = np.sqrt(np.maximum(0.0, squares / size[:, None] - inside_mean ** 2)).max(axis=1)
+        spread = np.sqrt(np.maximum(0.0, squares / size[:, None] - inside_mean**2)).max(axis=1)
         ring_mean = (window - sums) / np.maximum(ring, 1)[:, None]
         # No ring at all (the component is the whole picture): no contrast.
         contrast = np.where(ring > 0, np.linalg.norm(inside_mean - ring_mean, axis=1), 0.0)
@@ -146,14 +151,26 @@ class ColourProposer:
         small = size < self.SMALL_FRACTION * area
         at_edge = (x == 0) | (y == 0) | (x + w == cols) | (y + h == rows)
         needed = np.where(small, self.SMALL_MIN_CONTRAST, self.MIN_CONTRAST)
-        keep = ((contrast >= needed) & (fill >= self.MIN_FILL) & (aspect <= self.MAX_ASPECT) & ~(small & at_edge)
-                & (spread <= self.MAX_SPREAD))
-        boxes = np.stack([
-            np.maximum(0, np.floor(x / scale)), np.maximum(0, np.floor(y / scale)),
-            np.minimum(width, np.ceil((x + w) / scale)), np.minimum(height, np.ceil((y + h) / scale)),
-        ], axis=1).astype(np.int64)[keep]
-        return [Proposal(box=tuple(int(v) for v in box), area_fraction=float(part), score=min(1.0, float(c) / 255.0))
-                for box, part, c in zip(boxes, size[keep] / area, contrast[keep])]
+        keep = (
+            (contrast >= needed)
+            & (fill >= self.MIN_FILL)
+            & (aspect <= self.MAX_ASPECT)
+            & ~(small & at_edge)
+            & (spread <= self.MAX_SPREAD)
+        )
+        boxes = np.stack(
+            [
+                np.maximum(0, np.floor(x / scale)),
+                np.maximum(0, np.floor(y / scale)),
+                np.minimum(width, np.ceil((x + w) / scale)),
+                np.minimum(height, np.ceil((y + h) / scale)),
+            ],
+            axis=1,
+        ).astype(np.int64)[keep]
+        return [
+            Proposal(box=tuple(int(v) for v in box), area_fraction=float(part), score=min(1.0, float(c) / 255.0))
+            for box, part, c in zip(boxes, size[keep] / area, contrast[keep])
+        ]
 
 
 class JoinedProposer:
@@ -181,12 +198,17 @@ class JoinedProposer:
 
     def propose(self, image: PILImage.Image) -> list[Proposal]:
         def scaled(proposals: list[Proposal], offset: float) -> list[Proposal]:
-            return [Proposal(box=p.box, area_fraction=p.area_fraction, score=offset + 0.5 * min(1.0, p.score)) for p in proposals]
+            return [
+                Proposal(box=p.box, area_fraction=p.area_fraction, score=offset + 0.5 * min(1.0, p.score))
+                for p in proposals
+            ]
 
         def like(p: Proposal, q: Proposal) -> bool:
             if box_iou(p.box, q.box) >= self.SAME_OBJECT_IOU:
                 return True
-            inside = max(0, min(p.box[2], q.box[2]) - max(p.box[0], q.box[0])) * max(0, min(p.box[3], q.box[3]) - max(p.box[1], q.box[1]))
+            inside = max(0, min(p.box[2], q.box[2]) - max(p.box[0], q.box[0])) * max(
+                0, min(p.box[3], q.box[3]) - max(p.box[1], q.box[1])
+            )
             area_p, area_q = _area(p.box), _area(q.box)
             return inside >= self.PART_INSIDE * area_p and area_q <= self.PART_OF * area_p
 

@@ -7,6 +7,7 @@ configured models lack without loading anything.
 torch, open_clip and segment_anything are imported inside functions so that migrate, the admin
 and the test collector never pay for them.
 """
+
 import logging
 import threading
 from pathlib import Path
@@ -62,11 +63,16 @@ def load_proposer() -> RegionProposer:
     if settings.REGION_PROPOSER == "colour":
         return ColourProposer(min_area_fraction=settings.REGION_MIN_AREA_FRACTION)
     if settings.REGION_PROPOSER == "colour+objectness":
-        return JoinedProposer(ColourProposer(min_area_fraction=settings.REGION_MIN_AREA_FRACTION),
-                              ObjectnessProposer(load_objectness(settings.OBJECTNESS_WEIGHTS),
-                                                 min_area_fraction=settings.REGION_MIN_AREA_FRACTION))
+        return JoinedProposer(
+            ColourProposer(min_area_fraction=settings.REGION_MIN_AREA_FRACTION),
+            ObjectnessProposer(
+                load_objectness(settings.OBJECTNESS_WEIGHTS), min_area_fraction=settings.REGION_MIN_AREA_FRACTION
+            ),
+        )
     if settings.REGION_PROPOSER != "sam":
-        raise ModelUnavailable(f"REGION_PROPOSER={settings.REGION_PROPOSER!r}; choose sam, colour or colour+objectness.")
+        raise ModelUnavailable(
+            f"REGION_PROPOSER={settings.REGION_PROPOSER!r}; choose sam, colour or colour+objectness."
+        )
     model = load_sam_model(model_type=settings.SAM_MODEL_TYPE, checkpoint=settings.SAM_CHECKPOINT)
     logger.info("Loaded SAM %s on %s", settings.SAM_MODEL_TYPE, torch_device())
     return SamProposer(
@@ -90,8 +96,13 @@ def weights_missing() -> dict[str, str]:
     missing = {}
     register_model_configs()
     try:
-        clip_weights(model_name=settings.CLIP_MODEL, pretrained=settings.CLIP_PRETRAINED, checkpoint=settings.CLIP_CHECKPOINT,
-                     cache_dir=settings.MODEL_CACHE_DIR / "clip", download=False)
+        clip_weights(
+            model_name=settings.CLIP_MODEL,
+            pretrained=settings.CLIP_PRETRAINED,
+            checkpoint=settings.CLIP_CHECKPOINT,
+            cache_dir=settings.MODEL_CACHE_DIR / "clip",
+            download=False,
+        )
     except ModelUnavailable as error:
         missing["clip"] = f"CLIP: {error}"
     if settings.REGION_PROPOSER == "sam":
@@ -99,6 +110,8 @@ def weights_missing() -> dict[str, str]:
         if problem:
             missing["sam"] = f"SAM: {problem}"
     if settings.REGION_PROPOSER == "colour+objectness" and not Path(settings.OBJECTNESS_WEIGHTS).is_file():
-        missing["objectness"] = (f"Objectness: the weights are missing (looked for {settings.OBJECTNESS_WEIGHTS}); "
-                                 f"run `python manage.py train_demo_proposer`.")
+        missing["objectness"] = (
+            f"Objectness: the weights are missing (looked for {settings.OBJECTNESS_WEIGHTS}); "
+            f"run `python manage.py train_demo_proposer`."
+        )
     return missing

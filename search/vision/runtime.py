@@ -3,6 +3,7 @@ allocator policy; and ModelUnavailable, what every loader raises when weights ar
 
 torch is imported inside the functions, so that importing this module costs nothing.
 """
+
 from contextlib import contextmanager, nullcontext
 
 from django.conf import settings

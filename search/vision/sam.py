@@ -2,6 +2,7 @@
 (plus a tiny test-only variant), and SamProposer, which runs our FastMaskGenerator (the stock
 automatic mask generator's masks without its thrown-away work; search/vision/fast_sam.py).
 """
+
 import math
 import os
 
@@ -75,8 +76,18 @@ def load_sam_model(*, model_type: str, checkpoint: str):
 class SamProposer:
     name = "sam"
 
-    def __init__(self, model, *, points_per_side: int, points_per_batch: int, pred_iou_thresh: float,
-                 stability_score_thresh: float, box_nms_thresh: float, min_mask_region_area: int, max_side: int):
+    def __init__(
+        self,
+        model,
+        *,
+        points_per_side: int,
+        points_per_batch: int,
+        pred_iou_thresh: float,
+        stability_score_thresh: float,
+        box_nms_thresh: float,
+        min_mask_region_area: int,
+        max_side: int,
+    ):
         from search.vision.fast_sam import FastMaskGenerator
 
         self.max_side = max_side
@@ -101,14 +112,20 @@ class SamProposer:
         scaled = [self._downscaled(image) for image in images]
         with torch.inference_mode(), reduced_precision():
             masks = self.generator.generate_batch([np.asarray(small) for small, _ in scaled])
-        return [self._proposals(image, small, scale, found) for image, (small, scale), found in zip(images, scaled, masks)]
+        return [
+            self._proposals(image, small, scale, found) for image, (small, scale), found in zip(images, scaled, masks)
+        ]
 
     def _downscaled(self, image: PILImage.Image) -> tuple[PILImage.Image, float]:
         """The copy SAM sees (at most max_side pixels) and its scale."""
         width, height = image.size
         scale = min(1.0, self.max_side / max(width, height))
-        small = image if scale == 1.0 else image.resize(
-            (max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.BILINEAR
+        small = (
+            image
+            if scale == 1.0
+            else image.resize(
+                (max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.BILINEAR
+            )
         )
         return small, scale
 
@@ -127,9 +144,11 @@ class SamProposer:
             )
             if box[2] <= box[0] or box[3] <= box[1]:
                 continue
-            proposals.append(Proposal(
-                box=box,
-                area_fraction=float(mask["area"]) / small_area,
-                score=float(mask["predicted_iou"]) * float(mask["stability_score"]),
-            ))
+            proposals.append(
+                Proposal(
+                    box=box,
+                    area_fraction=float(mask["area"]) / small_area,
+                    score=float(mask["predicted_iou"]) * float(mask["stability_score"]),
+                )
+            )
         return proposals

@@ -1,18 +1,25 @@
 """Real Chromium (Debian's package) driven by Playwright against Django's live server."""
+
+import io
 import os
 import shutil
 from pathlib import Path
 
-import io
-
 import numpy as np
 import pytest
 
-
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +48,12 @@ def page(browser, live_server):
     context.set_default_timeout(20_000)
     page = context.new_page()
     blocked = []
-    page.on("console", lambda message: blocked.append(f"{page.url}: {message.text}")
-            if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(f"{page.url}: {message.text}") if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
     assert not blocked, "the Content-Security-Policy blocked something:\n" + "\n".join(blocked)
@@ -95,5 +106,3 @@ def demo_scenes(demo_profile, django_capture_on_commit_callbacks):
         truth[outcome.image.pk] = shapes
     assert Image.objects.filter(status="ready").count() == 8
     return owner, truth
-
-

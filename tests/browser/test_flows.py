@@ -1,11 +1,12 @@
 """What a person does, in a real browser: accounts, drag-and-drop upload, search, boxes, privacy."""
+
 import base64
 import re
 
 import pytest
-from playwright.sync_api import expect
 from django.core.files.base import ContentFile
 from django.db import transaction
+from playwright.sync_api import expect
 
 from gallery.models import Image
 from gallery.services import image_create
@@ -14,6 +15,8 @@ from tests import images
 from tests.browser.conftest import PASSWORD, log_in, member, screenshot
 
 pytestmark = [pytest.mark.slow]
+
+
 def test_sign_up_log_out_and_log_in(page):
     page.goto("/")
     page.click("text=Create an account")
@@ -51,11 +54,15 @@ def test_drag_and_drop_three_files_two_become_ready_one_shows_its_reason(page, c
     member("owner")
     log_in(page, "owner", PASSWORD)
     page.goto("/upload/")
-    drop_files(page, "[data-upload-zone]", [
-        ("first.png", "image/png", images.png(seed=1)),
-        ("notes.jpg", "image/jpeg", b"this is not a picture at all"),
-        ("second.jpg", "image/jpeg", images.jpeg(seed=2)),
-    ])
+    drop_files(
+        page,
+        "[data-upload-zone]",
+        [
+            ("first.png", "image/png", images.png(seed=1)),
+            ("notes.jpg", "image/jpeg", b"this is not a picture at all"),
+            ("second.jpg", "image/jpeg", images.jpeg(seed=2)),
+        ],
+    )
     rows = page.locator("#upload-list li")
     # A locator, not wait_for_function: that evaluates a string in the page, which the CSP forbids.
     expect(page.locator("#upload-list li[data-state=ready]")).to_have_count(2)
@@ -104,8 +111,12 @@ def test_my_images_updates_a_badge_in_place_without_moving_the_page(page, colour
 def box_from_style(style: str, image: Image) -> tuple[int, int, int, int]:
     values = dict(re.findall(r"(left|top|width|height):([\d.]+)%", style))
     x1, y1 = float(values["left"]) * image.width / 100, float(values["top"]) * image.height / 100
-    return (round(x1), round(y1), round(x1 + float(values["width"]) * image.width / 100),
-            round(y1 + float(values["height"]) * image.height / 100))
+    return (
+        round(x1),
+        round(y1),
+        round(x1 + float(values["width"]) * image.width / 100),
+        round(y1 + float(values["height"]) * image.height / 100),
+    )
 
 
 def test_text_search_boxes_the_right_shape_then_more_like_this_and_a_drawn_box(page, demo_scenes):
@@ -132,7 +143,9 @@ def test_text_search_boxes_the_right_shape_then_more_like_this_and_a_drawn_box(p
     assert boxes.count() == len(shapes) and boxes.first.is_visible()
     row = page.locator("tr[data-region]").nth(1)  # the first object region's row
     row.hover()
-    assert "hot" in page.locator(f".photo .box[data-region='{row.get_attribute('data-region')}']").get_attribute("class")
+    assert "hot" in page.locator(f".photo .box[data-region='{row.get_attribute('data-region')}']").get_attribute(
+        "class"
+    )
     screenshot(page, "image-page")
     page.uncheck("#toggle-boxes")
     assert not boxes.first.is_visible()

@@ -1,6 +1,7 @@
 """The gallery in a real browser: timeline, phone layout and dark mode, bulk selection, albums shared
 by link, the viewer's keys, drawing a box by touch, and search filters. Screenshots go to
 artifacts/screenshots/."""
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
@@ -16,8 +17,14 @@ from tests.browser.conftest import log_in, screenshot
 pytestmark = [pytest.mark.slow]
 PASSWORD = "a-long-pass-phrase-9"
 # (file name, EXIF date taken); uploaded in this order, shown newest taken first.
-TAKEN = [("beach.jpg", "2024:07:14 18:30:05"), ("snow.jpg", "2024:12:24 20:00:00"), ("park.jpg", "2023:04:02 09:00:00"),
-         ("lake.jpg", "2024:07:14 08:00:00"), ("city.jpg", "2022:10:09 12:00:00"), ("market.jpg", "2024:03:03 11:00:00")]
+TAKEN = [
+    ("beach.jpg", "2024:07:14 18:30:05"),
+    ("snow.jpg", "2024:12:24 20:00:00"),
+    ("park.jpg", "2023:04:02 09:00:00"),
+    ("lake.jpg", "2024:07:14 08:00:00"),
+    ("city.jpg", "2022:10:09 12:00:00"),
+    ("market.jpg", "2024:03:03 11:00:00"),
+]
 NEWEST_FIRST = ["snow.jpg", "beach.jpg", "lake.jpg", "market.jpg", "park.jpg", "city.jpg"]
 
 
@@ -26,7 +33,9 @@ def library(colour_proposer):
     owner = get_user_model().objects.create_user(username="owner", password=PASSWORD)
     with transaction.atomic():
         for seed, (name, taken) in enumerate(TAKEN):
-            image_create(owner=owner, upload=ContentFile(images.camera_jpeg(seed=seed, taken=taken, offset="+00:00"), name=name))
+            image_create(
+                owner=owner, upload=ContentFile(images.camera_jpeg(seed=seed, taken=taken, offset="+00:00"), name=name)
+            )
     assert Image.objects.filter(status="ready").count() == len(TAKEN)
     return owner
 
@@ -42,7 +51,9 @@ def test_the_timeline_is_in_order_taken_and_fits_a_phone_in_light_and_dark(page,
     screenshot(page, "timeline")
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
-    columns = page.evaluate("getComputedStyle(document.querySelector('.timeline .grid')).gridTemplateColumns.split(' ').length")
+    columns = page.evaluate(
+        "getComputedStyle(document.querySelector('.timeline .grid')).gridTemplateColumns.split(' ').length"
+    )
     assert columns >= 3
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(page, "timeline-phone")
@@ -74,9 +85,14 @@ def test_shift_click_selects_a_range_and_the_selection_goes_into_a_new_album(pag
     assert shown_names(page) == NEWEST_FIRST[1:]
 
 
-def test_an_album_shared_by_link_shows_an_anonymous_visitor_its_photos_and_nothing_else(page, browser, live_server, library):
+def test_an_album_shared_by_link_shows_an_anonymous_visitor_its_photos_and_nothing_else(
+    page, browser, live_server, library
+):
     album = albums.album_create(owner=library, name="Summer 2024")
-    albums.album_add_images(album=album, image_ids=Image.objects.filter(original_name__in=["beach.jpg", "lake.jpg"]).values_list("pk", flat=True))
+    albums.album_add_images(
+        album=album,
+        image_ids=Image.objects.filter(original_name__in=["beach.jpg", "lake.jpg"]).values_list("pk", flat=True),
+    )
     log_in(page, "owner", PASSWORD)
     page.goto(f"/albums/{album.pk}/")
     page.select_option("#id_days", "30")
@@ -91,8 +107,12 @@ def test_an_album_shared_by_link_shows_an_anonymous_visitor_its_photos_and_nothi
     assert sorted(stranger_page.locator(".card .name").all_inner_texts()) == ["beach.jpg", "lake.jpg"]
     screenshot(stranger_page, "album-share")
     other = Image.objects.get(original_name="snow.jpg")
-    for path in (f"/images/{other.pk}/", f"/media/images/{other.pk}/thumbnail", "/images/",
-                 url.rstrip("/") + f"/photos/{other.pk}/thumbnail"):
+    for path in (
+        f"/images/{other.pk}/",
+        f"/media/images/{other.pk}/thumbnail",
+        "/images/",
+        url.rstrip("/") + f"/photos/{other.pk}/thumbnail",
+    ):
         response = stranger_page.goto(live_server.url + path if path.startswith("/") else path)
         assert response.status == 404 or "/accounts/login/" in stranger_page.url, path
     visitor.close()
@@ -105,7 +125,12 @@ def test_the_viewer_steps_with_arrow_keys_zooms_and_closes_with_escape(page, lib
     log_in(page, "owner", PASSWORD)
     page.goto(f"/albums/{album.pk}/")
     page.click(f"a[href='/albums/{album.pk}/photos/{order['snow.jpg']}/']")
-    for key, name in ((None, "snow.jpg"), ("ArrowRight", "beach.jpg"), ("ArrowRight", "lake.jpg"), ("ArrowLeft", "beach.jpg")):
+    for key, name in (
+        (None, "snow.jpg"),
+        ("ArrowRight", "beach.jpg"),
+        ("ArrowRight", "lake.jpg"),
+        ("ArrowLeft", "beach.jpg"),
+    ):
         if key:
             page.keyboard.press(key)
         expect(page.locator(".viewer-title")).to_have_text(name)
@@ -132,8 +157,13 @@ def touch_drag(page, cdp, start: tuple[float, float], end: tuple[float, float], 
 
 
 def test_a_box_drawn_by_touch_on_a_phone_searches_that_region(browser, live_server, library):
-    phone = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}, has_touch=True,
-                                is_mobile=True, device_scale_factor=2)
+    phone = browser.new_context(
+        base_url=live_server.url,
+        viewport={"width": 390, "height": 844},
+        has_touch=True,
+        is_mobile=True,
+        device_scale_factor=2,
+    )
     page = phone.new_page()
     page.set_default_timeout(20_000)
     log_in(page, "owner", PASSWORD)
@@ -146,9 +176,16 @@ def test_a_box_drawn_by_touch_on_a_phone_searches_that_region(browser, live_serv
     cdp = phone.new_cdp_session(page)
     # The first rectangle of tests.images.scene: x 20..53, y 20..60 of 160x120.
     scale = frame["width"] / image.width
-    touch_drag(page, cdp, (frame["x"] + 20 * scale, frame["y"] + 20 * scale), (frame["x"] + 53 * scale, frame["y"] + 60 * scale))
+    touch_drag(
+        page,
+        cdp,
+        (frame["x"] + 20 * scale, frame["y"] + 20 * scale),
+        (frame["x"] + 53 * scale, frame["y"] + 60 * scale),
+    )
     page.wait_for_url("**/search/?box_image=*")
-    x1, y1, x2, y2 = (int(v) for v in page.url.split("box=")[1].split("&")[0].split("%2C" if "%2C" in page.url else ","))
+    x1, y1, x2, y2 = (
+        int(v) for v in page.url.split("box=")[1].split("&")[0].split("%2C" if "%2C" in page.url else ",")
+    )
     assert abs(x1 - 20) <= 2 and abs(y1 - 20) <= 2 and abs(x2 - 53) <= 2 and abs(y2 - 60) <= 2
     expect(page.locator(".searched .query-photo .box")).to_be_visible()
     phone.close()
@@ -157,7 +194,9 @@ def test_a_box_drawn_by_touch_on_a_phone_searches_that_region(browser, live_serv
 def test_search_filters_narrow_the_results_to_one_album(page, library, settings):
     settings.MIN_SIMILARITY = -1
     album = albums.album_create(owner=library, name="Winter")
-    albums.album_add_images(album=album, image_ids=Image.objects.filter(original_name="snow.jpg").values_list("pk", flat=True))
+    albums.album_add_images(
+        album=album, image_ids=Image.objects.filter(original_name="snow.jpg").values_list("pk", flat=True)
+    )
     log_in(page, "owner", PASSWORD)
     page.fill(".header-search input", "a red square")
     page.keyboard.press("Enter")
@@ -195,10 +234,12 @@ def test_a_photo_opened_from_the_timeline_steps_through_the_timeline(page, libra
 
 def contrast(first: str, second: str) -> float:
     """WCAG contrast ratio of two CSS rgb() colours."""
+
     def luminance(colour: str) -> float:
-        channels = [int(part) / 255 for part in colour[colour.index("(") + 1:colour.index(")")].split(",")[:3]]
+        channels = [int(part) / 255 for part in colour[colour.index("(") + 1 : colour.index(")")].split(",")[:3]]
         linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
         return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
     lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
     return (lighter + 0.05) / (darker + 0.05)
 
@@ -208,8 +249,10 @@ def test_the_keyboard_finds_a_skip_link_first_and_a_focus_ring_it_can_see(page, 
     log_in(page, "owner", PASSWORD)
     page.emulate_media(color_scheme=scheme)
     page.keyboard.press("Tab")
-    focused = page.evaluate("[document.activeElement.textContent, getComputedStyle(document.activeElement).outlineColor,"
-                            " getComputedStyle(document.activeElement).outlineStyle, getComputedStyle(document.body).backgroundColor]")
+    focused = page.evaluate(
+        "[document.activeElement.textContent, getComputedStyle(document.activeElement).outlineColor,"
+        " getComputedStyle(document.activeElement).outlineStyle, getComputedStyle(document.body).backgroundColor]"
+    )
     text, ring, style, background = focused
     assert text == "Skip to content" and style == "solid"
     assert contrast(ring, background) >= 3, (ring, background)  # WCAG 1.4.11: 3:1 for focus indicators

@@ -1,5 +1,6 @@
 """Issue 14 in a real browser: words added to a photo's results, words left out, and reviewing
 near-duplicates down to the best copy."""
+
 import io
 
 import numpy as np
@@ -28,10 +29,13 @@ def test_words_refine_a_photos_results_and_minus_words_leave_things_out(page, de
     page.click("form[method=get] button[type=submit]")
     page.wait_for_url("**/search/?q=*")
     expect(page.locator(".searched h2")).to_have_text(
-        f"Results for “a {colour} {shape}” + more like this photo (weight 0.5)")
+        f"Results for “a {colour} {shape}” + more like this photo (weight 0.5)"
+    )
     assert "image_weight=0.5" in page.url and f"similar={source}" in page.url
     cards = page.locator(".results .card a.thumb")
-    assert cards.count() >= 1 and all(f"/images/{source}/" != cards.nth(i).get_attribute("href") for i in range(cards.count()))
+    assert cards.count() >= 1 and all(
+        f"/images/{source}/" != cards.nth(i).get_attribute("href") for i in range(cards.count())
+    )
     screenshot(page, "composed-query")
     page.click("[data-drop-photo]")
     expect(page.locator(".searched h2")).to_have_text(f"Results for “a {colour} {shape}”")
@@ -45,8 +49,12 @@ def test_words_refine_a_photos_results_and_minus_words_leave_things_out(page, de
     page.fill("#id_q", f"a {colour} {shape} -a {other.colour} {other.shape}")
     page.click("form[method=get] button[type=submit]")
     expect(page.locator(".searched h2")).to_have_text(
-        f"Results for “a {colour} {shape}” − “a {other.colour} {other.shape}”")
-    shown = [page.locator(".results .card a.thumb").nth(i).get_attribute("href") for i in range(page.locator(".results .card").count())]
+        f"Results for “a {colour} {shape}” − “a {other.colour} {other.shape}”"
+    )
+    shown = [
+        page.locator(".results .card a.thumb").nth(i).get_attribute("href")
+        for i in range(page.locator(".results .card").count())
+    ]
     assert not shown or shown[0] != f"/images/{top}/"
 
 
@@ -79,7 +87,9 @@ def test_review_near_duplicates_and_keep_the_best(page, demo_profile):
     expect(group).to_have_count(1)
     expect(group.locator(".card")).to_have_count(3)
     expect(page.locator("[data-bulk-count]")).to_have_text("2 selected")
-    assert "Keep" in group.locator(".card").first.inner_text() and "best.png" in group.locator(".card").first.inner_text()
+    assert (
+        "Keep" in group.locator(".card").first.inner_text() and "best.png" in group.locator(".card").first.inner_text()
+    )
     screenshot(page, "near-duplicates")
     page.click("button[value=delete]")
     expect(page.locator("h1")).to_have_text("Delete 2 photos?")

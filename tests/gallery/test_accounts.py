@@ -1,4 +1,5 @@
 """Guessing passwords: the login form locks a username from an address, the token endpoint is throttled."""
+
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -29,8 +30,9 @@ def test_signing_in_clears_the_count_of_wrong_passwords(client, owner, settings)
 
 def test_the_token_endpoint_answers_429_to_a_password_guesser(owner):
     api = APIClient()
-    answers = [api.post(reverse("api:token"), {"username": "owner", "password": f"guess-{n}"}).status_code
-               for n in range(30)]
+    answers = [
+        api.post(reverse("api:token"), {"username": "owner", "password": f"guess-{n}"}).status_code for n in range(30)
+    ]
     assert answers[0] == 400 and 429 in answers
     right = api.post(reverse("api:token"), {"username": "owner", "password": "owner-pass-123"})
     assert right.status_code == 429

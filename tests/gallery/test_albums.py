@@ -2,6 +2,7 @@
 
 Named people: owner (makes the album), friend (it is shared with them), stranger (it is not),
 anonymous (a visitor with or without a link)."""
+
 from datetime import timedelta
 
 import pytest
@@ -24,15 +25,21 @@ def trip(owner, stranger, upload):
 
 
 def album_urls(album, image) -> list[str]:
-    return [reverse("gallery:album_detail", args=[album.pk]), reverse("gallery:album_photo", args=[album.pk, image.pk]),
-            reverse("gallery:album_photo_file", args=[album.pk, image.pk]),
-            reverse("gallery:album_photo_thumbnail", args=[album.pk, image.pk])]
+    return [
+        reverse("gallery:album_detail", args=[album.pk]),
+        reverse("gallery:album_photo", args=[album.pk, image.pk]),
+        reverse("gallery:album_photo_file", args=[album.pk, image.pk]),
+        reverse("gallery:album_photo_thumbnail", args=[album.pk, image.pk]),
+    ]
 
 
 def link_urls(token: str, image) -> list[str]:
-    return [reverse("gallery:shared_album", args=[token]), reverse("gallery:shared_photo", args=[token, image.pk]),
-            reverse("gallery:shared_photo_file", args=[token, image.pk]),
-            reverse("gallery:shared_photo_thumbnail", args=[token, image.pk])]
+    return [
+        reverse("gallery:shared_album", args=[token]),
+        reverse("gallery:shared_photo", args=[token, image.pk]),
+        reverse("gallery:shared_photo_file", args=[token, image.pk]),
+        reverse("gallery:shared_photo_thumbnail", args=[token, image.pk]),
+    ]
 
 
 def test_the_owner_and_the_people_it_is_shared_with_open_every_album_url(client, owner, friend, trip):
@@ -71,9 +78,14 @@ def test_people_shared_with_cannot_change_the_album(client, owner, friend, trip)
     album, inside, _ = trip
     albums.album_share_with(album=album, username=friend.username)
     client.force_login(friend)
-    changes = [("album_rename", {"name": "Mine now"}), ("album_remove", {"image_ids": [inside[0].pk]}),
-               ("album_share", {"username": "stranger"}), ("album_link_create", {"days": "7"}),
-               ("album_cover", {"image_id": inside[0].pk}), ("album_delete", {})]
+    changes = [
+        ("album_rename", {"name": "Mine now"}),
+        ("album_remove", {"image_ids": [inside[0].pk]}),
+        ("album_share", {"username": "stranger"}),
+        ("album_link_create", {"days": "7"}),
+        ("album_cover", {"image_id": inside[0].pk}),
+        ("album_delete", {}),
+    ]
     for name, data in changes:
         assert client.post(reverse(f"gallery:{name}", args=[album.pk]), data).status_code == 404, name
     album.refresh_from_db()
@@ -119,7 +131,9 @@ def test_a_revoked_or_expired_link_opens_nothing(client, owner, trip):
     assert client.get(reverse("gallery:shared_album", args=["not-a-token"])).status_code == 404
 
 
-def test_a_photo_that_leaves_the_album_or_turns_private_leaves_every_share(client, owner, friend, stranger, upload, trip):
+def test_a_photo_that_leaves_the_album_or_turns_private_leaves_every_share(
+    client, owner, friend, stranger, upload, trip
+):
     album, inside, _ = trip
     theirs = upload(stranger, images.png(seed=7), name="theirs.png").image
     Image.objects.filter(pk=theirs.pk).update(is_public=True)
@@ -142,13 +156,17 @@ def test_only_photos_the_owner_may_see_can_be_added(client, owner, stranger, upl
     # Nor into someone else's album.
     theirs = albums.album_create(owner=stranger, name="Theirs")
     mine = Image.objects.filter(owner=owner).first()
-    assert client.post(reverse("gallery:images_add_to_album"), {"album": theirs.pk, "image_ids": [mine.pk]}).status_code == 404
+    assert (
+        client.post(reverse("gallery:images_add_to_album"), {"album": theirs.pk, "image_ids": [mine.pk]}).status_code
+        == 404
+    )
     assert not theirs.items.exists()
 
 
 def test_link_visitors_download_originals_without_gps(client, owner, trip):
-    from PIL import Image as PILImage
     import io
+
+    from PIL import Image as PILImage
 
     album, inside, _ = trip
     link = albums.share_link_create(album=album, days=None)
@@ -160,8 +178,10 @@ def test_link_visitors_download_originals_without_gps(client, owner, trip):
 def test_adding_to_a_new_album_from_a_photo_creates_it(client, owner, upload):
     image = upload(owner, images.png(seed=1)).image
     client.force_login(owner)
-    response = client.post(reverse("gallery:images_add_to_album"),
-                           {"new_album": "  Garden  ", "image_ids": [image.pk], "next": "https://evil.example/"})
+    response = client.post(
+        reverse("gallery:images_add_to_album"),
+        {"new_album": "  Garden  ", "image_ids": [image.pk], "next": "https://evil.example/"},
+    )
     album = Album.objects.get(owner=owner)
     assert album.name == "Garden" and list(album.images.all()) == [image]
     assert response["Location"] == reverse("gallery:album_detail", args=[album.pk])  # not to another site
@@ -231,4 +251,7 @@ def test_the_owner_picks_a_cover_and_removes_a_photo_from_the_viewer(client, own
     album.refresh_from_db()
     assert album.cover_id is None and list(album.images.all()) == [inside[0]]
     client.force_login(friend)  # the people it is shared with get the viewer without the controls
-    assert "Remove from the album" not in client.get(reverse("gallery:album_photo", args=[album.pk, inside[0].pk])).content.decode()
+    assert (
+        "Remove from the album"
+        not in client.get(reverse("gallery:album_photo", args=[album.pk, inside[0].pk])).content.decode()
+    )

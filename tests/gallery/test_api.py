@@ -1,4 +1,5 @@
 """The images API with token authentication, as a script would use it."""
+
 import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -22,7 +23,9 @@ def post_files(api, django_capture_on_commit_callbacks, *files):
 
 
 def test_a_token_can_be_obtained_with_username_and_password(owner):
-    response = APIClient().post(reverse("api:token"), {"username": "owner", "password": "owner-pass-123"}, format="json")
+    response = APIClient().post(
+        reverse("api:token"), {"username": "owner", "password": "owner-pass-123"}, format="json"
+    )
     assert response.status_code == 200
     token = response.json()["token"]
     assert ApiToken.objects.get(user=owner).token_key == token[:15] == response.json()["key"]
@@ -36,8 +39,12 @@ def test_wrong_credentials_get_a_readable_error(owner):
 
 
 def test_upload_many_reports_each_file(api, django_capture_on_commit_callbacks):
-    response = post_files(api, django_capture_on_commit_callbacks,
-                          upload_file(images.png(seed=1), "one.png"), upload_file(b"", "zero.png"))
+    response = post_files(
+        api,
+        django_capture_on_commit_callbacks,
+        upload_file(images.png(seed=1), "one.png"),
+        upload_file(b"", "zero.png"),
+    )
     assert response.status_code == 201
     body = response.json()
     assert [(item["name"], item["outcome"]) for item in body] == [("one.png", "accepted"), ("zero.png", "rejected")]
@@ -116,8 +123,9 @@ def test_the_openapi_schema_describes_the_images_endpoints(api):
     assert "/api/images/" in paths and "/api/images/{id}/retry/" in paths
 
 
-def test_retry_is_idempotent_while_the_image_is_on_its_way(api, owner, upload, monkeypatch,
-                                                           django_capture_on_commit_callbacks):
+def test_retry_is_idempotent_while_the_image_is_on_its_way(
+    api, owner, upload, monkeypatch, django_capture_on_commit_callbacks
+):
     from django_q.conf import Conf
     from django_q.models import OrmQ
 

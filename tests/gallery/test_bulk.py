@@ -1,4 +1,5 @@
 """Acting on photos selected in a grid: each action, who it applies to, and delete's confirmation."""
+
 import pytest
 from django.urls import reverse
 
@@ -54,7 +55,10 @@ def test_favourite_and_add_to_album_take_any_photo_you_may_see(client, owner, li
     bulk(client, "favourite", [mine[0], theirs])
     assert set(Favourite.objects.filter(user=owner).values_list("image_id", flat=True)) == {mine[0].pk, theirs.pk}
     bulk(client, "add_to_album", [mine[1], theirs], new_album="Best of")
-    assert set(Album.objects.get(owner=owner, name="Best of").images.values_list("pk", flat=True)) == {mine[1].pk, theirs.pk}
+    assert set(Album.objects.get(owner=owner, name="Best of").images.values_list("pk", flat=True)) == {
+        mine[1].pk,
+        theirs.pk,
+    }
     bulk(client, "unfavourite", [theirs])
     assert list(Favourite.objects.filter(user=owner).values_list("image_id", flat=True)) == [mine[0].pk]
 
@@ -73,6 +77,7 @@ def test_an_empty_selection_or_unknown_action_says_what_to_do(client, owner, lib
     client.force_login(owner)
     follow = client.post(reverse("gallery:images_bulk"), {"action": "delete"}, follow=True).content.decode()
     assert "Select one or more photos first." in follow
-    follow = client.post(reverse("gallery:images_bulk"), {"action": "explode", "image_ids": [library[0][0].pk]},
-                         follow=True).content.decode()
+    follow = client.post(
+        reverse("gallery:images_bulk"), {"action": "explode", "image_ids": [library[0][0].pk]}, follow=True
+    ).content.decode()
     assert "Choose what to do" in follow

@@ -1,12 +1,14 @@
 """Management commands: ingest_folder, reprocess, rebuild_index, fetch_models."""
+
 import hashlib
+
 import pytest
 from django.core.management import CommandError, call_command
 
 from gallery.models import Image, Region
 from search.index import get_index
-from search.vision.registry import reset_models
 from search.management.commands.fetch_models import download
+from search.vision.registry import reset_models
 from tests import images
 
 
@@ -128,9 +130,21 @@ def test_the_worker_sweep_queues_images_that_waited_for_weights(owner, upload, r
     assert Image.objects.get(pk=image.pk).status == "ready"
 
 
-@pytest.mark.parametrize("name", ["ingest_folder", "reprocess", "rebuild_index", "fetch_models", "run_worker",
-                                  "run_indexer", "load_demo", "train_demo_model", "train_demo_proposer",
-                                  "check_duplicates"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ingest_folder",
+        "reprocess",
+        "rebuild_index",
+        "fetch_models",
+        "run_worker",
+        "run_indexer",
+        "load_demo",
+        "train_demo_model",
+        "train_demo_proposer",
+        "check_duplicates",
+    ],
+)
 def test_every_argument_of_our_commands_says_what_it_does(name):
     from django.core.management import load_command_class
     from django.core.management.base import BaseCommand

@@ -1,5 +1,6 @@
 """EXIF at upload (gallery/exif.py): date taken with its zone, camera, exposure and GPS; missing or
 malformed values are left out, never an error; the location is for the photo's owner only."""
+
 import io
 from datetime import datetime, timedelta, timezone
 
@@ -26,8 +27,9 @@ def test_a_cameras_exif_is_read():
 
 
 def test_south_and_west_are_negative_and_maker_is_not_repeated():
-    found = metadata(images.camera_jpeg(gps=((33, 51, 36), "S", (151, 12, 36), "W"), make="NIKON CORPORATION",
-                                        model="Z 6"))
+    found = metadata(
+        images.camera_jpeg(gps=((33, 51, 36), "S", (151, 12, 36), "W"), make="NIKON CORPORATION", model="Z 6")
+    )
     assert (found.latitude, found.longitude) == (-33.86, -151.21)
     assert found.camera == "NIKON CORPORATION Z 6"
 
@@ -41,8 +43,9 @@ def test_without_an_offset_the_time_is_read_in_the_sites_zone(settings):
 def test_missing_and_malformed_values_are_left_out():
     assert metadata(images.jpeg()) == metadata(images.png())  # no EXIF at all: nothing known
     assert metadata(images.jpeg()).taken_at is None and metadata(images.jpeg()).camera == ""
-    broken = metadata(images.camera_jpeg(taken="0000:00:00 00:00:00", offset="+99:99",
-                                         gps=((95, 0, 0), "N", (13, 0, 0), "E")))
+    broken = metadata(
+        images.camera_jpeg(taken="0000:00:00 00:00:00", offset="+99:99", gps=((95, 0, 0), "N", (13, 0, 0), "E"))
+    )
     assert broken.taken_at is None
     assert broken.latitude is None and broken.longitude is None  # an impossible place is no place
     assert broken.camera == "Canon EOS R5"  # the rest is still read
@@ -80,7 +83,7 @@ def test_the_page_and_the_api_show_it_and_only_the_owner_sees_where(client, owne
 
 def scan_bytes(jpeg: bytes) -> bytes:
     """Everything from the first start-of-scan marker: the compressed pixels."""
-    return jpeg[jpeg.index(b"\xff\xda"):]
+    return jpeg[jpeg.index(b"\xff\xda") :]
 
 
 def test_gps_leaves_a_jpeg_without_touching_its_pixels_or_the_rest_of_its_exif():
@@ -102,8 +105,10 @@ def test_a_file_that_says_nothing_of_where_is_left_alone():
 
 
 def test_xmp_goes_too_since_editors_write_gps_there():
-    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-           b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="52,31.2N"/></rdf:RDF></x:xmpmeta>')
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="52,31.2N"/></rdf:RDF></x:xmpmeta>'
+    )
     original = images.encode(images.scene(), "JPEG", quality=90, xmp=xmp)
     assert metadata(original).carries_location
     stripped = without_location(original, "JPEG")
@@ -113,7 +118,7 @@ def test_xmp_goes_too_since_editors_write_gps_there():
 def test_an_unreadable_exif_block_goes_whole():
     original = images.camera_jpeg()
     start = original.index(b"Exif\x00\x00") + 6
-    broken = original[:start] + b"XX" + original[start + 2:]  # no longer a TIFF header
+    broken = original[:start] + b"XX" + original[start + 2 :]  # no longer a TIFF header
     assert metadata(broken).carries_location
     stripped = without_location(broken, "JPEG")
     assert b"Exif\x00\x00" not in stripped and scan_bytes(stripped) == scan_bytes(original)
@@ -165,8 +170,9 @@ def test_only_the_owner_may_share_the_location(client, owner, stranger, upload):
     assert not Image.objects.get(pk=image.pk).share_location
 
 
-def test_the_copy_without_gps_is_deleted_with_the_photo(client, owner, stranger, upload, settings,
-                                                         django_capture_on_commit_callbacks):
+def test_the_copy_without_gps_is_deleted_with_the_photo(
+    client, owner, stranger, upload, settings, django_capture_on_commit_callbacks
+):
     from pathlib import Path
 
     from gallery.services import image_delete, without_location_name

@@ -1,4 +1,5 @@
 """Nobody reaches another person's private image: not in lists, pages, files, thumbnails or the API."""
+
 import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -47,9 +48,11 @@ def test_a_stranger_gets_404_for_every_url_of_a_private_image(client, stranger, 
     client.force_login(stranger)
     for url in page_urls(private_image):
         assert client.get(url).status_code == 404, url
-    for url in [reverse("gallery:image_visibility", args=[private_image.pk]),
-                reverse("gallery:image_delete", args=[private_image.pk]),
-                reverse("gallery:image_retry", args=[private_image.pk])]:
+    for url in [
+        reverse("gallery:image_visibility", args=[private_image.pk]),
+        reverse("gallery:image_delete", args=[private_image.pk]),
+        reverse("gallery:image_retry", args=[private_image.pk]),
+    ]:
         assert client.post(url, {"is_public": "1"}).status_code == 404, url
     private_image.refresh_from_db()
     assert not private_image.is_public
@@ -91,7 +94,9 @@ def test_the_api_hides_private_images_from_strangers(stranger, private_image):
     api.force_authenticate(stranger)
     for url in api_urls(private_image):
         assert api.get(url).status_code == 404, url
-    assert api.patch(reverse("api:image", args=[private_image.pk]), {"is_public": True}, format="json").status_code == 404
+    assert (
+        api.patch(reverse("api:image", args=[private_image.pk]), {"is_public": True}, format="json").status_code == 404
+    )
     assert api.delete(reverse("api:image", args=[private_image.pk])).status_code == 404
     assert api.post(reverse("api:image_retry", args=[private_image.pk])).status_code == 404
     assert api.get(reverse("api:images")).json()["results"] == []

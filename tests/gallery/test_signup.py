@@ -1,4 +1,5 @@
 """Sign-up refuses names people could mistake for others, and accounts made in bulk."""
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
@@ -10,13 +11,16 @@ def sign_up(client, username: str):
     return client.post(reverse("signup"), {"username": username, "password1": PASSWORD, "password2": PASSWORD})
 
 
-@pytest.mark.parametrize("username, reason", [
-    ("ownеr", "look-alike"),  # the "е" is Cyrillic
-    ("Admin", "reserved"),
-    ("OWNER", "taken"),  # "owner" exists
-    ("-dash-first", "starting and ending"),
-    ("ｏｗｎｅｒ２", "taken"),  # full-width letters normalise (NFKC) to "owner2", which exists
-])
+@pytest.mark.parametrize(
+    "username, reason",
+    [
+        ("ownеr", "look-alike"),  # the "е" is Cyrillic
+        ("Admin", "reserved"),
+        ("OWNER", "taken"),  # "owner" exists
+        ("-dash-first", "starting and ending"),
+        ("ｏｗｎｅｒ２", "taken"),  # full-width letters normalise (NFKC) to "owner2", which exists
+    ],
+)
 def test_confusable_reserved_and_taken_names_are_refused_with_a_reason(client, owner, username, reason):
     get_user_model().objects.create_user("owner2", password="x-long-pass-phrase-1")
     response = sign_up(client, username)
@@ -35,7 +39,7 @@ def test_accounts_made_in_bulk_from_one_address_meet_a_429(client, db, settings)
         answers.append(sign_up(client, f"bot{n}").status_code)
         client.logout()  # the same address, signed out again: as a bot would
     assert answers[: settings.SIGNUP_RATE_PER_HOUR] == [302] * settings.SIGNUP_RATE_PER_HOUR
-    assert answers[settings.SIGNUP_RATE_PER_HOUR:] == [429, 429]
+    assert answers[settings.SIGNUP_RATE_PER_HOUR :] == [429, 429]
     assert get_user_model().objects.count() == settings.SIGNUP_RATE_PER_HOUR
 
 
@@ -44,8 +48,13 @@ def test_a_forgotten_password_can_be_reset_by_email(client, db):
 
     from django.core import mail
 
-    assert client.post(reverse("signup"), {"username": "mira", "email": "mira@example.com",
-                                           "password1": PASSWORD, "password2": PASSWORD}).status_code == 302
+    assert (
+        client.post(
+            reverse("signup"),
+            {"username": "mira", "email": "mira@example.com", "password1": PASSWORD, "password2": PASSWORD},
+        ).status_code
+        == 302
+    )
     client.logout()
     assert client.post(reverse("password_reset"), {"email": "mira@example.com"}).status_code == 302
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["mira@example.com"]
@@ -67,7 +76,12 @@ def test_mail_goes_to_the_log_unless_a_mail_server_is_configured():
     code = "import django; django.setup(); from django.conf import settings; print(settings.EMAIL_BACKEND)"
     env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "imgsearch.settings", "SECRET_KEY": "k" * 60}
     default = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
-    configured = subprocess.run([sys.executable, "-c", code], cwd=root, env={**env, "EMAIL_HOST": "smtp.example.com"},
-                                capture_output=True, text=True)
+    configured = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env={**env, "EMAIL_HOST": "smtp.example.com"},
+        capture_output=True,
+        text=True,
+    )
     assert default.stdout.strip().endswith("console.EmailBackend")
     assert configured.stdout.strip().endswith("smtp.EmailBackend")

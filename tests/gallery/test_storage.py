@@ -3,6 +3,7 @@
 Django's InMemoryStorage stands in for an object store (S3 through django-storages): if any code
 still built a path under MEDIA_ROOT, these flows would fail or leave files there.
 """
+
 import pytest
 from django.core.files.storage import default_storage
 from django.urls import reverse
@@ -29,9 +30,11 @@ def test_upload_processing_serving_search_and_delete_work_on_an_object_store(
     api = APIClient()
     api.force_authenticate(owner)
     with django_capture_on_commit_callbacks(execute=True):  # the worker reads the originals from the store
-        response = api.post(reverse("api:images"), {"files": [upload_file(images.png(seed=3), "scene.png"),
-                                                              upload_file(images.png(seed=4), "other.png")]},
-                            format="multipart")
+        response = api.post(
+            reverse("api:images"),
+            {"files": [upload_file(images.png(seed=3), "scene.png"), upload_file(images.png(seed=4), "other.png")]},
+            format="multipart",
+        )
     assert response.status_code == 201
     image, other = Image.objects.get(original_name="scene.png"), Image.objects.get(original_name="other.png")
     assert image.status == "ready" and image.regions.filter(kind="global").count() == 1

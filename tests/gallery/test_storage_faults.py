@@ -2,6 +2,7 @@
 
 The media folder is a real 1 MiB tmpfs mounted for the test (needs root, which CI has).
 """
+
 import io
 import os
 import subprocess
@@ -23,8 +24,9 @@ from tests.conftest import upload_file
 def small_disk(settings, tmp_path):
     mount_point = tmp_path / "small-media"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small filesystem here ({mounted.stderr.strip()}); CI runs as root")
     settings.MEDIA_ROOT = mount_point
@@ -44,14 +46,17 @@ def files_on(disk: Path) -> set[str]:
     return {path.relative_to(disk).as_posix() for path in disk.rglob("*") if path.is_file()}
 
 
-def test_a_full_disk_answers_507_with_a_sentence_and_keeps_what_was_stored(owner, small_disk, django_capture_on_commit_callbacks):
+def test_a_full_disk_answers_507_with_a_sentence_and_keeps_what_was_stored(
+    owner, small_disk, django_capture_on_commit_callbacks
+):
     api = APIClient()
     api.force_authenticate(owner)
     answers = []
     with django_capture_on_commit_callbacks(execute=False):  # storage is the subject here, not processing
         for seed in range(12):
-            response = api.post(reverse("api:images"), {"files": [upload_file(noise_png(seed), f"{seed}.png")]},
-                                format="multipart")
+            response = api.post(
+                reverse("api:images"), {"files": [upload_file(noise_png(seed), f"{seed}.png")]}, format="multipart"
+            )
             answers.append(response.status_code)
             if response.status_code == 507:
                 break
@@ -75,7 +80,9 @@ def test_a_read_only_disk_answers_503_and_thumbnails_are_still_served(owner, sma
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     api = APIClient()
     api.force_authenticate(owner)
-    response = api.post(reverse("api:images"), {"files": [upload_file(images.png(seed=2), "2.png")]}, format="multipart")
+    response = api.post(
+        reverse("api:images"), {"files": [upload_file(images.png(seed=2), "2.png")]}, format="multipart"
+    )
     assert response.status_code == 503
     assert "not writable" in response.json()["detail"]
     assert Image.objects.count() == 1

@@ -1,4 +1,5 @@
 """The timeline ("My images", "Public"): newest taken first, grouped by day, keyset pages, a date jump."""
+
 import re
 
 import pytest
@@ -12,8 +13,12 @@ from tests import images
 @pytest.fixture
 def album_of_dates(owner, upload):
     """Photos taken on three days (EXIF), uploaded in another order, and one without a date."""
-    taken = {"summer.jpg": "2024:07:14 18:30:05", "spring.jpg": "2023:04:02 09:00:00", "winter.jpg": "2024:12:24 20:00:00",
-             "also-summer.jpg": "2024:07:14 08:00:00"}
+    taken = {
+        "summer.jpg": "2024:07:14 18:30:05",
+        "spring.jpg": "2023:04:02 09:00:00",
+        "winter.jpg": "2024:12:24 20:00:00",
+        "also-summer.jpg": "2024:07:14 08:00:00",
+    }
     for seed, (name, when) in enumerate(taken.items()):
         upload(owner, images.camera_jpeg(seed=seed, taken=when, offset="+00:00"), name=name)
     upload(owner, images.png(seed=9), name="undated.png")  # falls back to its upload time: today
@@ -32,7 +37,9 @@ def test_my_images_are_in_order_taken_newest_first_whatever_the_upload_order(cli
     assert page.count("Sunday 14 July 2024") == 1 and "Tuesday 24 December 2024" in page
 
 
-def test_pages_continue_where_the_last_one_ended_even_after_new_uploads(client, owner, upload, album_of_dates, monkeypatch):
+def test_pages_continue_where_the_last_one_ended_even_after_new_uploads(
+    client, owner, upload, album_of_dates, monkeypatch
+):
     monkeypatch.setattr("gallery.views.PAGE_SIZE", 2)
     client.force_login(owner)
     first = client.get(reverse("gallery:my_images")).content.decode()

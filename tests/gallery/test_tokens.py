@@ -1,5 +1,6 @@
 """API tokens (django-rest-knox): hashed at rest, expiring, named, listed and revoked by their owner,
 and revoked with every other session when the password changes."""
+
 from datetime import timedelta
 
 import pytest
@@ -33,7 +34,11 @@ def test_only_a_hash_of_the_token_is_stored(owner):
 def test_a_token_can_be_named_given_a_lifetime_and_listed_by_its_owner(owner, friend):
     answer = obtain(name="  phone   app ", days=7).json()
     assert answer["name"] == "phone app" and answer["current"] is False
-    assert timedelta(days=6, hours=23) < timezone.datetime.fromisoformat(answer["expiry"]) - timezone.now() <= timedelta(days=7)
+    assert (
+        timedelta(days=6, hours=23)
+        < timezone.datetime.fromisoformat(answer["expiry"]) - timezone.now()
+        <= timedelta(days=7)
+    )
     token_create(user=friend, name="friend's")
     listed = api_with(answer["token"]).get(reverse("api:tokens")).json()
     assert [(item["name"], item["key"], item["current"]) for item in listed] == [("phone app", answer["key"], True)]
@@ -72,8 +77,14 @@ def test_changing_the_password_revokes_tokens_and_other_sessions(client, owner):
     elsewhere = type(client)()
     elsewhere.force_login(owner)
     client.force_login(owner)
-    response = client.post(reverse("password_change"), {
-        "old_password": "owner-pass-123", "new_password1": "a-new-long-pass-456", "new_password2": "a-new-long-pass-456"})
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": "owner-pass-123",
+            "new_password1": "a-new-long-pass-456",
+            "new_password2": "a-new-long-pass-456",
+        },
+    )
     assert response.status_code == 302
     assert api_with(token).get(reverse("api:images")).status_code == 401
     assert elsewhere.get(reverse("gallery:my_images")).status_code == 302  # back to the login page

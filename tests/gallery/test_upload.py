@@ -1,4 +1,5 @@
 """Uploading: each file gets its own outcome, good files are kept, rejected ones leave nothing behind."""
+
 import pytest
 from django.urls import reverse
 
@@ -114,8 +115,10 @@ def test_web_upload_requires_login(client, db):
 def long_name_body() -> tuple[bytes, str]:
     """A multipart body whose one file has a 1,000-character name, as curl sends it (Django's test
     client shortens file names on the way)."""
-    body = (b'--B\r\nContent-Disposition: form-data; name="files"; filename="' + b"a" * 1000 + b'.png"\r\n'
-            b"Content-Type: image/png\r\n\r\n" + images.png() + b"\r\n--B--\r\n")
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="files"; filename="' + b"a" * 1000 + b'.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + images.png() + b"\r\n--B--\r\n"
+    )
     return body, "multipart/form-data; boundary=B"
 
 
@@ -149,8 +152,9 @@ def test_the_api_with_a_session_login_answers_json_for_too_many_files_and_long_n
     api.force_login(owner)  # a browser session, as the upload page's script uses
     api.get(reverse("gallery:upload"))  # the page sets the CSRF cookie its script sends back
     files = [upload_file(images.png(seed=n), f"{n}.png") for n in range(3)]
-    response = api.post(reverse("api:images"), {"files": files}, format="multipart",
-                        HTTP_X_CSRFTOKEN=api.cookies["csrftoken"].value)
+    response = api.post(
+        reverse("api:images"), {"files": files}, format="multipart", HTTP_X_CSRFTOKEN=api.cookies["csrftoken"].value
+    )
     assert response.status_code == 400 and "Too many files at once" in response.json()["detail"]
 
     token_api = APIClient()

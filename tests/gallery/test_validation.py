@@ -1,4 +1,5 @@
 """Upload rules: what we accept, and a clear sentence for everything we refuse."""
+
 import pytest
 
 from gallery.validation import UploadRejected, display_name, validate_image_bytes
@@ -74,8 +75,22 @@ def test_formats_we_do_not_serve_are_rejected():
         (images.palette_png(transparent=True), "PNG", (96, 64)),
         (images.rgba_png(), "PNG", (96, 64)),
     ],
-    ids=["jpeg", "png", "webp", "bmp", "tiff", "animated-gif", "animated-webp", "1xN", "Nx1", "cmyk", "16-bit",
-         "palette", "palette-transparent", "alpha"],
+    ids=[
+        "jpeg",
+        "png",
+        "webp",
+        "bmp",
+        "tiff",
+        "animated-gif",
+        "animated-webp",
+        "1xN",
+        "Nx1",
+        "cmyk",
+        "16-bit",
+        "palette",
+        "palette-transparent",
+        "alpha",
+    ],
 )
 def test_accepted_formats_and_modes(data, fmt, size):
     valid = validate_image_bytes(data)

@@ -1,4 +1,5 @@
 """Server-rendered pages: accounts, lists, the image page and its actions."""
+
 import re
 
 import pytest
@@ -11,16 +12,19 @@ from tests import images
 
 
 def test_signup_logs_the_new_person_in(client, db):
-    response = client.post(reverse("signup"), {"username": "newbie", "password1": "a-long-pass-phrase-9",
-                                              "password2": "a-long-pass-phrase-9"})
+    response = client.post(
+        reverse("signup"),
+        {"username": "newbie", "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"},
+    )
     assert response.status_code == 302 and response["Location"] == reverse("gallery:upload")
     assert client.get(reverse("gallery:my_images")).context["user"].username == "newbie"
 
 
 def test_signup_can_be_closed(client, db, settings):
     settings.ALLOW_SIGNUP = False
-    response = client.post(reverse("signup"), {"username": "x", "password1": "a-long-pass-phrase-9",
-                                              "password2": "a-long-pass-phrase-9"})
+    response = client.post(
+        reverse("signup"), {"username": "x", "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"}
+    )
     assert response.status_code == 403 and "Sign-up is closed" in response.content.decode()
     assert not get_user_model().objects.filter(username="x").exists()
     assert "Sign up" not in client.get(reverse("home")).content.decode()
@@ -75,8 +79,18 @@ def test_the_status_poll_answers_for_images_the_person_may_see_only(client, owne
     secret = upload(stranger, images.png(seed=2)).image
     client.force_login(owner)
     body = client.get(reverse("gallery:image_statuses"), {"ids": f"{mine.pk},{secret.pk}"}).json()
-    assert body == {"images": [{"id": mine.pk, "status": "processing", "final": False, "error": "",
-                                "regions": mine.regions.count(), "label": "Processing 40%"}]}
+    assert body == {
+        "images": [
+            {
+                "id": mine.pk,
+                "status": "processing",
+                "final": False,
+                "error": "",
+                "regions": mine.regions.count(),
+                "label": "Processing 40%",
+            }
+        ]
+    }
     assert client.get(reverse("gallery:image_statuses"), {"ids": "1,x"}).status_code == 400
 
 
@@ -91,8 +105,9 @@ def test_the_image_page_draws_object_boxes_in_percent(client, owner, upload, col
     assert "[20, 20, 53, 60]" not in page  # coordinates are for the API, not for people
 
 
-def test_delete_asks_first_then_removes_image_file_and_vectors(client, owner, upload, settings,
-                                                                django_capture_on_commit_callbacks):
+def test_delete_asks_first_then_removes_image_file_and_vectors(
+    client, owner, upload, settings, django_capture_on_commit_callbacks
+):
     image = upload(owner).image
     region_ids = set(image.regions.values_list("pk", flat=True))
     client.force_login(owner)
@@ -120,8 +135,9 @@ def test_thumbnails_are_made_once_and_fit_the_configured_size(client, owner, upl
     client.force_login(owner)
     url = reverse("gallery:image_thumbnail", args=[image.pk])
     client.get(url)
-    from gallery.services import thumbnail_name
     from PIL import Image as PILImage
+
+    from gallery.services import thumbnail_name
 
     path = settings.MEDIA_ROOT / thumbnail_name(image)
     with PILImage.open(path) as thumb:
@@ -131,8 +147,9 @@ def test_thumbnails_are_made_once_and_fit_the_configured_size(client, owner, upl
     assert path.stat().st_mtime_ns == mtime
 
 
-def test_admin_delete_asks_for_confirmation_then_removes_images_and_vectors(client, owner, upload, db,
-                                                                             django_capture_on_commit_callbacks):
+def test_admin_delete_asks_for_confirmation_then_removes_images_and_vectors(
+    client, owner, upload, db, django_capture_on_commit_callbacks
+):
     admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "admin-pass-123")
     image = upload(owner).image
     region_ids = set(image.regions.values_list("pk", flat=True))
@@ -168,8 +185,9 @@ def test_not_found_pages_use_the_site_layout(client, owner, settings):
 
 
 def test_region_crops_are_served_to_those_who_may_see_the_image(client, owner, stranger, upload, colour_proposer):
-    from PIL import Image as PILImage
     import io
+
+    from PIL import Image as PILImage
 
     image = upload(owner, images.png(160, 120)).image
     region = image.regions.filter(kind="object").order_by("x1").first()
@@ -189,7 +207,10 @@ def test_the_admin_previews_other_peoples_private_images_and_crops(client, owner
     region = image.regions.filter(kind="object").first()
     client.force_login(admin)
     page = client.get(reverse("admin:gallery_image_change", args=[image.pk])).content.decode()
-    previews = [reverse("admin:gallery_image_thumbnail", args=[image.pk]), reverse("admin:gallery_region_crop", args=[region.pk])]
+    previews = [
+        reverse("admin:gallery_image_thumbnail", args=[image.pk]),
+        reverse("admin:gallery_region_crop", args=[region.pk]),
+    ]
     for url in previews:
         assert url in page
         response = client.get(url)

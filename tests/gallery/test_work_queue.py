@@ -3,6 +3,7 @@
 These run in one process against the real broker tables / lists; tests/gallery/test_worker.py kills
 real worker processes.
 """
+
 import time
 import uuid
 from datetime import timedelta
@@ -13,6 +14,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from gallery.models import Image
+from gallery.services import image_create
 from gallery.work_queue import (
     Heartbeat,
     claim_fail,
@@ -23,10 +25,8 @@ from gallery.work_queue import (
     images_recover,
     queued_image_ids,
 )
-from gallery.services import image_create
 from tests import images
 from tests.conftest import REDIS_TEST_URL, terminate_database_connection, upload_file
-
 
 
 @pytest.fixture(params=["orm", "redis"])
@@ -96,7 +96,9 @@ def test_recovery_queues_again_a_pending_image_whose_task_was_lost(owner, broker
         assert images_recover().requeued == []
 
 
-def test_an_enqueue_lost_after_commit_is_made_good_after_the_stale_window(owner, broker, django_capture_on_commit_callbacks):
+def test_an_enqueue_lost_after_commit_is_made_good_after_the_stale_window(
+    owner, broker, django_capture_on_commit_callbacks
+):
     # Committed, but the process died before the broker had the task: never acknowledged.
     with django_capture_on_commit_callbacks(execute=False):
         image = image_create(owner=owner, upload=upload_file(images.png(seed=1), "1.png")).image
@@ -108,7 +110,9 @@ def test_an_enqueue_lost_after_commit_is_made_good_after_the_stale_window(owner,
     assert queued_image_ids() == [image.pk] and Image.objects.get(pk=image.pk).queued_at is not None
 
 
-def test_a_task_taken_by_a_worker_gets_time_unless_a_worker_is_starting(owner, broker, django_capture_on_commit_callbacks):
+def test_a_task_taken_by_a_worker_gets_time_unless_a_worker_is_starting(
+    owner, broker, django_capture_on_commit_callbacks
+):
     image = queued(owner, 1, django_capture_on_commit_callbacks)
     broker.delete_queue()  # a worker took the task: it is in that worker's prefetch, or lost with it
     assert images_recover().requeued == []
@@ -117,7 +121,9 @@ def test_a_task_taken_by_a_worker_gets_time_unless_a_worker_is_starting(owner, b
         assert images_recover(starting=True).requeued == [image.pk]
 
 
-def test_a_task_locked_by_a_dead_orm_cluster_counts_as_lost(owner, settings, monkeypatch, django_capture_on_commit_callbacks):
+def test_a_task_locked_by_a_dead_orm_cluster_counts_as_lost(
+    owner, settings, monkeypatch, django_capture_on_commit_callbacks
+):
     monkeypatch.setattr(Conf, "SYNC", False)
     image = queued(owner, 1, django_capture_on_commit_callbacks)
     # What the pusher does when it takes a task: lock it for Q_CLUSTER["retry"] seconds.
@@ -158,7 +164,9 @@ def test_a_claim_held_by_a_dead_process_of_this_machine_is_taken_back_without_wa
         assert images_recover().requeued == [image.pk]  # its heartbeat is still fresh: no waiting for it
 
 
-def test_an_image_that_keeps_stopping_its_worker_fails_with_a_reason(owner, broker, settings, django_capture_on_commit_callbacks):
+def test_an_image_that_keeps_stopping_its_worker_fails_with_a_reason(
+    owner, broker, settings, django_capture_on_commit_callbacks
+):
     image = queued(owner, 1, django_capture_on_commit_callbacks)
     for attempt in range(1, settings.IMAGE_MAX_ATTEMPTS + 1):
         assert image_claim(image_id=image.pk).attempt == attempt
@@ -185,7 +193,9 @@ def test_an_image_counts_as_stuck_only_when_nothing_is_happening(owner, broker, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_heartbeat_keeps_a_claim_alive_and_notices_when_it_is_lost(owner, broker, django_capture_on_commit_callbacks):
+def test_the_heartbeat_keeps_a_claim_alive_and_notices_when_it_is_lost(
+    owner, broker, django_capture_on_commit_callbacks
+):
     image = queued(owner, 1, django_capture_on_commit_callbacks)
     claim = image_claim(image_id=image.pk)
     age(image, heartbeat_at=True)

@@ -4,6 +4,7 @@ kill -9 of the worker with a queue behind it, a web process killed between COMMI
 PostgreSQL restarted under a running pipeline: each ends with every image ready, processed once per
 claim, no duplicate regions, no stray files, and the index equal to the database.
 """
+
 import os
 import signal
 import subprocess
@@ -17,8 +18,8 @@ from django.db.models import Count, Sum
 from django_q.conf import Conf
 
 from gallery.models import Image, Region
-from gallery.work_queue import queued_image_ids, workers_alive
 from gallery.services import image_create
+from gallery.work_queue import queued_image_ids, workers_alive
 from search.index import get_index
 from tests import images
 from tests.conftest import REDIS_TEST_URL, child_env, stop_process_group, upload_file
@@ -52,8 +53,14 @@ class Worker:
 
     def start(self) -> None:
         with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen([sys.executable, "manage.py", "run_worker"], cwd=ROOT, env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "run_worker"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def kill(self) -> None:
         """kill -9 of the whole cluster: its sentinel, pusher, monitor and workers at once."""
@@ -66,8 +73,11 @@ class Worker:
 
     def log(self, *, whole: bool = False) -> str:
         text = self.log_path.read_text()
-        unfinished = list(Image.objects.exclude(status__in=["ready", "failed"]).values_list(
-            "pk", "status", "attempts", "queued_at", "heartbeat_at"))
+        unfinished = list(
+            Image.objects.exclude(status__in=["ready", "failed"]).values_list(
+                "pk", "status", "attempts", "queued_at", "heartbeat_at"
+            )
+        )
         return (text if whole else text[-6000:]) + f"\nunfinished: {unfinished}\nqueued: {queued_image_ids()}"
 
 
@@ -110,8 +120,11 @@ def assert_processed_once_and_consistent(settings, *, interruptions: int) -> Non
     # One claim per image, plus at most one per interruption (the image a killed worker was on).
     count = Image.objects.count()
     assert count <= Image.objects.aggregate(total=Sum("attempts"))["total"] <= count + interruptions
-    assert set(Image.objects.annotate(globals=Count("regions", filter=models_q(kind="global")))
-               .values_list("globals", flat=True)) == {1}
+    assert set(
+        Image.objects.annotate(globals=Count("regions", filter=models_q(kind="global"))).values_list(
+            "globals", flat=True
+        )
+    ) == {1}
     boxes = list(Region.objects.values_list("image_id", "kind", "x1", "y1", "x2", "y2"))
     assert len(boxes) == len(set(boxes)), "an image has the same region twice"
     media = Path(settings.MEDIA_ROOT)
@@ -166,8 +179,14 @@ image_create(owner=owner, upload=SimpleUploadedFile("lost.png", images.png(seed=
 
 
 def test_a_web_process_killed_between_commit_and_enqueue_loses_nothing(owner, worker, settings):
-    killed = subprocess.run([sys.executable, "-c", WEB_KILLED_AFTER_COMMIT], cwd=ROOT, env=worker.env,
-                            capture_output=True, text=True, timeout=120)
+    killed = subprocess.run(
+        [sys.executable, "-c", WEB_KILLED_AFTER_COMMIT],
+        cwd=ROOT,
+        env=worker.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     image = Image.objects.get()
     assert image.status == "pending" and queued_image_ids() == []  # committed, never queued
@@ -185,8 +204,10 @@ def restart_postgresql() -> None:
     connection.close()
 
 
-@pytest.mark.skipif(not Path("/etc/postgresql").is_dir() or os.geteuid() != 0,
-                    reason="restarting PostgreSQL needs its local cluster and root (CI has both)")
+@pytest.mark.skipif(
+    not Path("/etc/postgresql").is_dir() or os.geteuid() != 0,
+    reason="restarting PostgreSQL needs its local cluster and root (CI has both)",
+)
 def test_a_postgresql_restart_under_the_pipeline_loses_nothing(owner, worker, settings):
     for seed in range(8):
         upload(owner, seed)
@@ -210,8 +231,20 @@ def test_ingest_folder_wait_follows_processing_by_a_real_worker_to_the_end(owner
     try:
         assert wait_for(workers_alive, timeout=60), worker.log()
         returncode, out, terminal = run_with_a_terminal(
-            [sys.executable, "manage.py", "ingest_folder", str(folder), "--user", owner.username, "--wait", "--timeout", "120"],
-            env=env, timeout=180)
+            [
+                sys.executable,
+                "manage.py",
+                "ingest_folder",
+                str(folder),
+                "--user",
+                owner.username,
+                "--wait",
+                "--timeout",
+                "120",
+            ],
+            env=env,
+            timeout=180,
+        )
     finally:
         worker.stop()
     assert returncode == 0, out + terminal + worker.log()
@@ -227,8 +260,24 @@ def test_ingest_folder_wait_follows_processing_by_a_real_worker_to_the_end(owner
 def test_ingest_folder_wait_says_no_worker_is_running_and_gives_up_at_its_timeout(owner, settings, tmp_path):
     (tmp_path / "a.png").write_bytes(images.png(seed=1))
     env = child_env(settings)
-    result = subprocess.run([sys.executable, "manage.py", "ingest_folder", str(tmp_path), "--user", owner.username,
-                             "--wait", "--timeout", "8"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "ingest_folder",
+            str(tmp_path),
+            "--user",
+            owner.username,
+            "--wait",
+            "--timeout",
+            "8",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert "No worker is running" in result.stderr
     assert "1 image(s) still waiting after 8 s" in result.stderr

@@ -1,8 +1,9 @@
 """Training the demo CLIP: the command's code path makes weights the pipeline's loader takes."""
+
 import numpy as np
 
-from search.vision.training import demo, demo_clip
 from search.vision.registry import get_clip, reset_models
+from search.vision.training import demo, demo_clip
 
 
 def test_training_writes_weights_the_pipeline_loads(tmp_path, settings):

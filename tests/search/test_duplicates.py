@@ -1,6 +1,7 @@
 """Near-duplicates (issue 14) with the demo profile: a re-encode, a rescale and a crop of one photo
 form a group; other photos and other people's copies stay out; the image page tells copies from
 similar shots; the review page selects all but the best; old photos get their hash by the sweep."""
+
 import io
 
 import numpy as np
@@ -11,10 +12,10 @@ from rest_framework.test import APIClient
 
 from gallery import storage
 from gallery.models import Image
-from search.vision.training import demo
 from search.duplicates import duplicate_groups, hashes_backfill, is_near_duplicate, pixel_checks_backfill
-from search.vision.pixels import hash_distances, perceptual_hash, same_picture, signed_hash
 from search.models import PixelVerdict
+from search.vision.pixels import hash_distances, perceptual_hash, same_picture, signed_hash
+from search.vision.training import demo
 
 
 def encode(picture: PILImage.Image, fmt: str = "PNG", **params) -> bytes:
@@ -104,21 +105,34 @@ def test_the_image_page_tells_copies_from_similar_photos(owner, copies, client, 
     settings.NEAR_DUPLICATE_HASH_BITS = 3
     page = client.get(url).content.decode()
     similar = page.split("Similar, not identical")[1]
-    assert "crop.png" in similar and "crop.png" not in page.split("Similar, not identical")[0].split("Near-duplicates")[-1]
+    assert (
+        "crop.png" in similar and "crop.png" not in page.split("Similar, not identical")[0].split("Near-duplicates")[-1]
+    )
 
 
 def test_the_review_page_selects_all_but_the_best_and_the_api_agrees(owner, copies, client):
     client.force_login(owner)
     page = client.get(reverse("search:duplicates")).content.decode()
-    checked = {copies[name].pk: f'value="{copies[name].pk}" form="bulk" data-pick checked' in page
-               for name in ("original", "re-encode", "rescale", "crop")}
-    assert checked == {copies["original"].pk: False, copies["re-encode"].pk: True, copies["rescale"].pk: True,
-                       copies["crop"].pk: True}
+    checked = {
+        copies[name].pk: f'value="{copies[name].pk}" form="bulk" data-pick checked' in page
+        for name in ("original", "re-encode", "rescale", "crop")
+    }
+    assert checked == {
+        copies["original"].pk: False,
+        copies["re-encode"].pk: True,
+        copies["rescale"].pk: True,
+        copies["crop"].pk: True,
+    }
     api = APIClient()
     api.force_authenticate(owner)
     body = api.get(reverse("api:duplicates")).json()
     assert len(body) == 1 and body[0]["keep"] == copies["original"].pk
-    assert [image["original_name"] for image in body[0]["images"]] == ["original.png", "re-encode.jpg", "crop.png", "rescale.png"]
+    assert [image["original_name"] for image in body[0]["images"]] == [
+        "original.png",
+        "re-encode.jpg",
+        "crop.png",
+        "rescale.png",
+    ]
     assert body[0]["images"][0]["thumbnail_url"].endswith(f"/api/images/{copies['original'].pk}/thumbnail/")
 
 
@@ -134,7 +148,7 @@ def test_hash_neighbours_finds_exactly_the_pairs_within_the_bits():
     from search.vision.pixels import hash_neighbours
 
     rng = np.random.default_rng(3)
-    hashes = rng.integers(-2**63, 2**63 - 1, 300, dtype=np.int64)
+    hashes = rng.integers(-(2**63), 2**63 - 1, 300, dtype=np.int64)
     hashes[10] = hashes[20] ^ 0b1011  # 3 bits apart
     hashes[30] = hashes[40] ^ (2**63 - 1)  # 63 bits apart
     first, second = hash_neighbours(hashes, 12)
@@ -177,13 +191,17 @@ def _jpeg(picture: PILImage.Image, quality: int) -> PILImage.Image:
     return PILImage.open(io.BytesIO(encode(picture, "JPEG", quality=quality))).convert("RGB")
 
 
-def test_the_sweep_finds_the_crops_the_hash_misses_for_their_owner_only(owner, stranger, copies, upload, client,
-                                                                         settings):
+def test_the_sweep_finds_the_crops_the_hash_misses_for_their_owner_only(
+    owner, stranger, copies, upload, client, settings
+):
     cropped = upload(owner, encode(deep_crop(scene(5))), "deep-crop.png").image
     theirs = upload(stranger, encode(deep_crop(scene(5)), "JPEG", quality=90), "their-crop.jpg").image
     cropped.refresh_from_db()
     assert cropped.status == "ready"
-    assert hash_distances([copies["original"].perceptual_hash], [cropped.perceptual_hash])[0, 0] > settings.NEAR_DUPLICATE_HASH_BITS
+    assert (
+        hash_distances([copies["original"].perceptual_hash], [cropped.perceptual_hash])[0, 0]
+        > settings.NEAR_DUPLICATE_HASH_BITS
+    )
     assert all("deep-crop.png" not in names(group) for group in duplicate_groups(owner))  # it leaves the group
 
     client.force_login(owner)
@@ -197,7 +215,8 @@ def test_the_sweep_finds_the_crops_the_hash_misses_for_their_owner_only(owner, s
     assert "deep-crop.png" in page.split("Near-duplicates of this photo")[1].split("Similar, not identical")[0]
     # Only an owner's own photos are ever compared: the stranger's crop of the same picture is theirs alone.
     mixed = PixelVerdict.objects.filter(first__owner=owner, second__owner=stranger) | PixelVerdict.objects.filter(
-        first__owner=stranger, second__owner=owner)
+        first__owner=stranger, second__owner=owner
+    )
     assert not mixed.exists() and PixelVerdict.objects.filter(same=True, first__owner=owner).exists()
     assert duplicate_groups(stranger) == [] and theirs.pk not in {i.pk for g in groups for i in g.images}
 
@@ -278,9 +297,11 @@ def test_a_photo_deleted_while_the_sweep_compares_it_costs_nothing_but_its_verdi
 
     def deleted_meanwhile(first, second):
         if not deleted:  # the owner, in another request (another connection), deletes the rescale
+
             def delete() -> None:
                 image_delete(image=Image.objects.get(pk=copies["rescale"].pk))
                 connection.close()
+
             thread = threading.Thread(target=delete)
             thread.start()
             thread.join()
@@ -290,8 +311,13 @@ def test_a_photo_deleted_while_the_sweep_compares_it_costs_nothing_but_its_verdi
     monkeypatch.setattr(duplicates, "same_picture", deleted_meanwhile)
     assert pixel_checks_backfill(limit=50) == 6  # the rescale too: it was listed before it went
     assert deleted and not Image.objects.filter(pk=deleted[0]).exists()
-    assert not PixelVerdict.objects.filter(first_id=deleted[0]).exists() and not PixelVerdict.objects.filter(second_id=deleted[0]).exists()
-    assert set(PixelCheck.objects.values_list("image_id", flat=True)) == {i.pk for k, i in copies.items() if k != "rescale"}
+    assert (
+        not PixelVerdict.objects.filter(first_id=deleted[0]).exists()
+        and not PixelVerdict.objects.filter(second_id=deleted[0]).exists()
+    )
+    assert set(PixelCheck.objects.values_list("image_id", flat=True)) == {
+        i.pk for k, i in copies.items() if k != "rescale"
+    }
     assert PixelVerdict.objects.filter(same=True).exists()
 
 
@@ -301,4 +327,9 @@ def test_a_photo_whose_file_is_gone_is_marked_checked_and_the_others_still_compa
     storage.delete(copies["original"].file)
     assert pixel_checks_backfill(limit=50) == 6
     assert PixelCheck.objects.count() == 6  # not tried again each sweep
-    assert PixelVerdict.objects.filter(same=True).exclude(first=copies["original"]).exclude(second=copies["original"]).exists()
+    assert (
+        PixelVerdict.objects.filter(same=True)
+        .exclude(first=copies["original"])
+        .exclude(second=copies["original"])
+        .exists()
+    )

@@ -1,4 +1,5 @@
 """The reorganised SAM pieces compute what the stock modules compute (search/vision/fast_sam_model.py)."""
+
 import copy
 
 import pytest
@@ -33,8 +34,13 @@ def point_prompts(sam, count: int, seed: int = 5) -> torch.Tensor:
 
 def stock_decoder(sam, embeddings, sparse):
     dense = sam.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(len(sparse), -1, 64, 64)
-    return sam.mask_decoder(image_embeddings=embeddings, image_pe=sam.prompt_encoder.get_dense_pe(),
-                            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=True)
+    return sam.mask_decoder(
+        image_embeddings=embeddings,
+        image_pe=sam.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=True,
+    )
 
 
 def test_the_loader_switches_every_encoder_block_to_chunked_attention(sam):

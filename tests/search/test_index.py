@@ -3,6 +3,7 @@
 These run inside Django's test transaction; tests/search/test_index_processes.py runs the same
 code with real commits, several processes and a real `run_indexer`.
 """
+
 import threading
 
 import numpy as np
@@ -11,9 +12,8 @@ from django.db import connection
 
 from gallery.models import Image, ImageChange, Region
 from gallery.services import image_set_visibility, regions_delete
+from search.index import CorruptIndex, IndexReader, IndexUnavailable, Visibility, files, get_index
 from search.index import writer as indexer_module
-from search.index import CorruptIndex, IndexReader, IndexUnavailable, Visibility, get_index
-from search.index import files
 from search.index.files import Segment
 from search.index.writer import IndexWriter, feed_prune
 from tests import images
@@ -28,8 +28,18 @@ def unit(seed: int) -> np.ndarray:
 
 
 def ready_image(user, name: str = "x.png", *, public: bool = False) -> Image:
-    return Image.objects.create(owner=user, file=f"originals/{name}", original_name=name, sha256=name.ljust(64, "0"),
-                                format="PNG", width=10, height=10, size_bytes=1, status="ready", is_public=public)
+    return Image.objects.create(
+        owner=user,
+        file=f"originals/{name}",
+        original_name=name,
+        sha256=name.ljust(64, "0"),
+        format="PNG",
+        width=10,
+        height=10,
+        size_bytes=1,
+        status="ready",
+        is_public=public,
+    )
 
 
 @pytest.fixture
@@ -38,8 +48,19 @@ def image(owner) -> Image:
 
 
 def add_region(image: Image, seed: int, *, model: str = MODEL, kind: str = "object", pk: int | None = None) -> Region:
-    return Region.objects.create(pk=pk, image=image, kind=kind, x1=0, y1=0, x2=10, y2=10, area_fraction=0.01,
-                                 embedding=Region.pack_vector(unit(seed)), embedding_model=model, embedding_dim=DIM)
+    return Region.objects.create(
+        pk=pk,
+        image=image,
+        kind=kind,
+        x1=0,
+        y1=0,
+        x2=10,
+        y2=10,
+        area_fraction=0.01,
+        embedding=Region.pack_vector(unit(seed)),
+        embedding_model=model,
+        embedding_dim=DIM,
+    )
 
 
 @pytest.fixture
@@ -95,8 +116,10 @@ def test_a_rebuild_writes_equal_segments_that_are_searched_together(image, write
 def test_the_scan_only_returns_regions_the_user_may_see(owner, stranger, writer, reader):
     private, public = ready_image(owner, "private.png"), ready_image(owner, "public.png", public=True)
     secret = ready_image(stranger, "secret.png")
-    pk = {name: add_region(image, seed).pk for seed, (name, image) in
-          enumerate({"private": private, "public": public, "secret": secret}.items())}
+    pk = {
+        name: add_region(image, seed).pk
+        for seed, (name, image) in enumerate({"private": private, "public": public, "secret": secret}.items())
+    }
     writer.rebuild()
     assert found(reader, Visibility(user_id=owner.pk)) == {pk["private"], pk["public"]}
     assert found(reader, Visibility(user_id=stranger.pk)) == {pk["public"], pk["secret"]}
@@ -202,8 +225,9 @@ def test_visibility_changed_by_queryset_update_reaches_the_scan(owner, stranger,
     assert found(reader, Visibility(user_id=owner.pk)) == set()
 
 
-def test_deleting_a_user_removes_their_vectors_and_files(owner, stranger, upload, writer, reader, settings,
-                                                          django_capture_on_commit_callbacks):
+def test_deleting_a_user_removes_their_vectors_and_files(
+    owner, stranger, upload, writer, reader, settings, django_capture_on_commit_callbacks
+):
     mine = upload(owner, images.png(seed=1)).image
     theirs = upload(stranger, images.png(seed=2)).image
     for image in (mine, theirs):
@@ -281,8 +305,10 @@ def test_files_no_recent_generation_uses_are_removed(image, writer, settings):
         add_region(image, seed)
         writer.update()
     names = [path.name for path in writer.directory.iterdir()]
-    assert len([name for name in names if name.endswith(".json") and name.startswith("gen-")]) <= \
-        indexer_module.KEEP_GENERATIONS + 1
+    assert (
+        len([name for name in names if name.endswith(".json") and name.startswith("gen-")])
+        <= indexer_module.KEEP_GENERATIONS + 1
+    )
     assert not [name for name in names if ".tmp-" in name]
 
 
@@ -425,11 +451,23 @@ def test_large_segments_are_inverted_files_that_find_the_same_regions(owner, str
     vectors = centres[rng.integers(0, 12, 600)] + 0.3 * rng.normal(size=(600, DIM))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     mine, public = ready_image(owner, "mine.png"), ready_image(stranger, "public.png", public=True)
-    Region.objects.bulk_create([
-        Region(image=mine if n % 3 else public, kind="object", x1=0, y1=0, x2=10, y2=10, area_fraction=0.01,
-               embedding=Region.pack_vector(vector), embedding_model=MODEL, embedding_dim=DIM)
-        for n, vector in enumerate(vectors)
-    ])
+    Region.objects.bulk_create(
+        [
+            Region(
+                image=mine if n % 3 else public,
+                kind="object",
+                x1=0,
+                y1=0,
+                x2=10,
+                y2=10,
+                area_fraction=0.01,
+                embedding=Region.pack_vector(vector),
+                embedding_model=MODEL,
+                embedding_dim=DIM,
+            )
+            for n, vector in enumerate(vectors)
+        ]
+    )
     writer = IndexWriter(model_name=MODEL, dim=DIM, directory=settings.INDEX_DIR, shards=1)
     writer.rebuild()
     reader = IndexReader(model_name=MODEL, dim=DIM, directory=settings.INDEX_DIR)

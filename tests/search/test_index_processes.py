@@ -1,5 +1,6 @@
 """The index with real commits and real processes: a rebuild racing a commit, writers racing each
 other while a reader loads every generation they publish, and `run_indexer` keeping searches fresh."""
+
 import signal
 import subprocess
 import sys
@@ -12,10 +13,9 @@ import pytest
 from django.db import connection
 
 from gallery.models import Image, Region
+from search.index import IndexReader, IndexUnavailable, IndexWriter, Visibility
 from search.index import writer as indexer_module
-from search.index import IndexReader, IndexUnavailable, Visibility
 from search.vision.identity import current_model
-from search.index import IndexWriter
 from tests.conftest import MEASURED, child_env, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,17 +33,39 @@ def unit(seed: int, dim: int) -> np.ndarray:
 
 
 def make_image(user, name: str, *, public: bool = False) -> Image:
-    return Image.objects.create(owner=user, file=f"originals/{name}", original_name=name, sha256=name.ljust(64, "0"),
-                                format="PNG", width=10, height=10, size_bytes=1, status="ready", is_public=public)
+    return Image.objects.create(
+        owner=user,
+        file=f"originals/{name}",
+        original_name=name,
+        sha256=name.ljust(64, "0"),
+        format="PNG",
+        width=10,
+        height=10,
+        size_bytes=1,
+        status="ready",
+        is_public=public,
+    )
 
 
 def make_regions(image: Image, seeds, model) -> list[Region]:
     name, dim = model
-    return Region.objects.bulk_create([
-        Region(image=image, kind="object", x1=0, y1=0, x2=10, y2=10, area_fraction=0.01,
-               embedding=Region.pack_vector(unit(seed, dim)), embedding_model=name, embedding_dim=dim)
-        for seed in seeds
-    ])
+    return Region.objects.bulk_create(
+        [
+            Region(
+                image=image,
+                kind="object",
+                x1=0,
+                y1=0,
+                x2=10,
+                y2=10,
+                area_fraction=0.01,
+                embedding=Region.pack_vector(unit(seed, dim)),
+                embedding_model=name,
+                embedding_dim=dim,
+            )
+            for seed in seeds
+        ]
+    )
 
 
 def indexer_env(settings, **extra) -> dict:
@@ -53,8 +75,14 @@ def indexer_env(settings, **extra) -> dict:
 def start(args: list[str], settings, log_name: str, **extra) -> tuple[subprocess.Popen, object]:
     settings.MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
     log = open(settings.MEDIA_ROOT / log_name, "w+")
-    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=indexer_env(settings, **extra), stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=indexer_env(settings, **extra),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     return process, log
 
 
@@ -115,8 +143,7 @@ def test_writers_in_two_processes_never_publish_a_mixed_generation(transactional
     image = make_image(owner, "x.png")
     regions = make_regions(image, range(300), model)
     vectors = {region.pk: region.vector for region in regions}
-    writers = [start(["-c", WRITER_LOOP, "12"], settings, f"writer-{n}.log", INDEX_SHARDS=str(2 + n))
-               for n in range(2)]
+    writers = [start(["-c", WRITER_LOOP, "12"], settings, f"writer-{n}.log", INDEX_SHARDS=str(2 + n)) for n in range(2)]
     reader = IndexReader(model_name=name, dim=dim, directory=settings.INDEX_DIR)
     seen, checked, seed = set(), 0, 1000
     try:
@@ -148,14 +175,16 @@ def test_writers_in_two_processes_never_publish_a_mixed_generation(transactional
 
 
 def test_run_indexer_brings_changes_to_searches_within_seconds_and_survives_a_kill(
-        transactional_db, owner, stranger, settings, model):
+    transactional_db, owner, stranger, settings, model
+):
     name, dim = model
     image = make_image(owner, "x.png")
     region = make_regions(image, [1], model)[0]
     indexer, log = start(["manage.py", "run_indexer"], settings, "indexer.log", INDEX_POLL_SECONDS="0.2")
     reader = IndexReader(model_name=name, dim=dim, directory=settings.INDEX_DIR)
-    seen_by_stranger = lambda: region.pk in set(
-        reader.search(unit(1, dim), k=5, visibility=Visibility(user_id=stranger.pk))[1][0].tolist())
+    seen_by_stranger = lambda: (
+        region.pk in set(reader.search(unit(1, dim), k=5, visibility=Visibility(user_id=stranger.pk))[1][0].tolist())
+    )
 
     def published() -> bool:
         try:
@@ -185,8 +214,10 @@ def test_run_indexer_brings_changes_to_searches_within_seconds_and_survives_a_ki
         text = stop(indexer, log)
     assert None not in lags, (lags, text)
     assert "rebuilt" not in text, text  # the second indexer adopted the first one's generation
-    MEASURED.append(f"index freshness with run_indexer (poll 0.2 s): public {lags[0]:.2f} s, private {lags[1]:.2f} s, "
-                    f"deleted {lags[3]:.2f} s (new indexer after kill -9 and startup: {lags[2]:.2f} s)")
+    MEASURED.append(
+        f"index freshness with run_indexer (poll 0.2 s): public {lags[0]:.2f} s, private {lags[1]:.2f} s, "
+        f"deleted {lags[3]:.2f} s (new indexer after kill -9 and startup: {lags[2]:.2f} s)"
+    )
 
 
 def test_run_indexer_carries_on_after_its_database_connection_is_killed(transactional_db, owner, settings, model):
@@ -206,8 +237,10 @@ def test_run_indexer_carries_on_after_its_database_connection_is_killed(transact
         assert wait_for(lambda: holds(1), timeout=60) is not None
         # What a PostgreSQL restart does to the indexer's connection.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
             assert cursor.fetchone() is not None
         make_regions(image, [2], model)
         lag = wait_for(lambda: holds(2), timeout=30)

@@ -1,11 +1,12 @@
 """The pipeline, on real (tiny) SAM and CLIP models built by the production loading code."""
+
 import numpy as np
 import pytest
 
 from gallery.models import Image, Region
 from gallery.services import image_reprocess
-from search.ingest import image_process, images_requeue_waiting_for_models
 from search.index import get_index
+from search.ingest import image_process, images_requeue_waiting_for_models
 from search.vision.registry import reset_models, weights_missing
 from tests import images
 
@@ -53,12 +54,24 @@ def test_boxes_follow_exif_orientation(owner, upload, colour_proposer):
     assert [r.box for r in regions if r.kind == "global"] == [[0, 0, 120, 160]]
     # The 20..53 x 20..60 rectangle of the stored pixels lands at x 60..100, y 20..53 after the turn.
     objects = [r.box for r in regions if r.kind == "object"]
-    assert any(abs(box[0] - 60) <= 2 and abs(box[1] - 20) <= 2 and abs(box[2] - 100) <= 2 and abs(box[3] - 53) <= 2 for box in objects), objects
+    assert any(
+        abs(box[0] - 60) <= 2 and abs(box[1] - 20) <= 2 and abs(box[2] - 100) <= 2 and abs(box[3] - 53) <= 2
+        for box in objects
+    ), objects
 
 
-@pytest.mark.parametrize("data", [images.cmyk_jpeg(), images.png_16bit(), images.palette_png(transparent=True),
-                                  images.rgba_png(), images.animated("GIF"), images.png(1, 300)],
-                         ids=["cmyk", "16-bit", "palette", "alpha", "animated", "1xN"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        images.cmyk_jpeg(),
+        images.png_16bit(),
+        images.palette_png(transparent=True),
+        images.rgba_png(),
+        images.animated("GIF"),
+        images.png(1, 300),
+    ],
+    ids=["cmyk", "16-bit", "palette", "alpha", "animated", "1xN"],
+)
 def test_unusual_modes_are_processed(owner, upload, data):
     outcome = upload(owner, data)
     image = Image.objects.get(pk=outcome.image.pk)
@@ -66,9 +79,11 @@ def test_unusual_modes_are_processed(owner, upload, data):
 
 
 def test_sixteen_bit_images_keep_their_tones():
-    from gallery.imaging import to_rgb
-    from PIL import Image as PILImage
     import io
+
+    from PIL import Image as PILImage
+
+    from gallery.imaging import to_rgb
 
     rgb = np.asarray(to_rgb(PILImage.open(io.BytesIO(images.png_16bit()))))
     assert rgb.min() < 10 and rgb.max() > 245  # a plain convert("RGB") would clip it to white
@@ -118,6 +133,7 @@ def test_a_missing_stored_file_says_to_upload_again(owner, upload, settings):
 @pytest.fixture
 def without_weights(settings, tmp_path):
     """Apply settings that point the models at weights that are not there; restore fresh models after."""
+
     def apply(**overrides):
         for name, value in overrides.items():
             setattr(settings, name, value)
@@ -139,16 +155,21 @@ def test_missing_sam_weights_fail_the_image_waiting_for_them_in_plain_words(owne
 
 
 def test_missing_clip_weights_fail_fast_offline(owner, upload, without_weights, tmp_path):
-    without_weights(CLIP_MODEL="ViT-B-32", CLIP_PRETRAINED="laion2b_s34b_b79k", MODEL_CACHE_DIR=tmp_path / "models",
-                    REGION_PROPOSER="colour")
+    without_weights(
+        CLIP_MODEL="ViT-B-32",
+        CLIP_PRETRAINED="laion2b_s34b_b79k",
+        MODEL_CACHE_DIR=tmp_path / "models",
+        REGION_PROPOSER="colour",
+    )
     outcome = upload(owner, images.png())
     image = Image.objects.get(pk=outcome.image.pk)
     assert image.status == "failed" and image.waiting_for_models
     assert "CLIP_CHECKPOINT" in weights_missing()["clip"] and "sam" not in weights_missing()
 
 
-def test_images_that_waited_for_weights_are_processed_once_the_weights_appear(owner, upload, without_weights, tmp_path,
-                                                                              settings, django_capture_on_commit_callbacks):
+def test_images_that_waited_for_weights_are_processed_once_the_weights_appear(
+    owner, upload, without_weights, tmp_path, settings, django_capture_on_commit_callbacks
+):
     checkpoint = tmp_path / "models" / "clip-tiny.pt"
     without_weights(CLIP_CHECKPOINT=str(checkpoint))
     waiting = [upload(owner, images.png(seed=seed)).image.pk for seed in (1, 2)]
@@ -166,7 +187,8 @@ def test_images_that_waited_for_weights_are_processed_once_the_weights_appear(ow
     with django_capture_on_commit_callbacks(execute=True):
         assert sorted(images_requeue_waiting_for_models()) == sorted(waiting)
     assert set(Image.objects.filter(pk__in=waiting).values_list("status", "waiting_for_models", "error")) == {
-        ("ready", False, "")}
+        ("ready", False, "")
+    }
     assert Image.objects.get(pk=other.pk).status == "failed"  # failed for another reason: left alone
 
 
@@ -206,8 +228,10 @@ def test_a_batching_worker_takes_the_next_pending_images_with_the_same_results(
     from tests.conftest import upload_file
 
     with django_capture_on_commit_callbacks(execute=False):  # stored and pending; no task runs yet
-        queued = [image_create(owner=owner, upload=upload_file(data, f"{index}.png")).image
-                  for index, data in enumerate(scenes)]
+        queued = [
+            image_create(owner=owner, upload=upload_file(data, f"{index}.png")).image
+            for index, data in enumerate(scenes)
+        ]
     assert image_process(image_id=queued[1].pk) == "ready"  # its own image, then the others, oldest first
     assert [Image.objects.get(pk=image.pk).status for image in queued] == ["ready"] * 3
     assert [image_process(image_id=image.pk) for image in queued] == ["skipped"] * 3  # their own tasks

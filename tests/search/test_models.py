@@ -1,4 +1,5 @@
 """Model loading goes through open_clip's and segment_anything's own factories, and fails with a fix."""
+
 import platform
 import subprocess
 import sys
@@ -7,13 +8,13 @@ import time
 import numpy as np
 import pytest
 
-from search.vision.identity import clip_model_id, current_model, embedding_dim
 from search.vision.clip import load_clip
 from search.vision.fast_sam_model import ChunkedAttention
-from search.vision.runtime import keep_freed_memory, ModelUnavailable
+from search.vision.identity import clip_model_id, current_model, embedding_dim
+from search.vision.proposers import ColourProposer, Proposal, box_iou, filter_proposals
 from search.vision.registry import get_clip, get_proposer, reset_models
-from search.vision.proposers import box_iou, ColourProposer, filter_proposals, Proposal
-from search.vision.sam import load_sam_model, SamProposer
+from search.vision.runtime import ModelUnavailable, keep_freed_memory
+from search.vision.sam import SamProposer, load_sam_model
 from tests import images
 
 
@@ -27,7 +28,9 @@ def test_the_tiny_clip_is_built_by_open_clip_and_gives_unit_vectors():
     assert np.allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["imgsearch-tiny", "imgsearch-demo", "ViT-B-32", "ViT-L-14", "RN50", "ViT-H-14-quickgelu"])
+@pytest.mark.parametrize(
+    "name", ["imgsearch-tiny", "imgsearch-demo", "ViT-B-32", "ViT-L-14", "RN50", "ViT-H-14-quickgelu"]
+)
 def test_the_model_dimension_read_without_torch_is_open_clips(name):
     import open_clip
 
@@ -118,8 +121,15 @@ def test_a_corrupt_sam_checkpoint_is_reported(tmp_path):
         load_sam_model(model_type="vit_b", checkpoint=str(path))
 
 
-OPEN_THRESHOLDS = dict(points_per_side=2, points_per_batch=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                       box_nms_thresh=1.0, min_mask_region_area=0, max_side=64)
+OPEN_THRESHOLDS = dict(
+    points_per_side=2,
+    points_per_batch=4,
+    pred_iou_thresh=0.0,
+    stability_score_thresh=0.0,
+    box_nms_thresh=1.0,
+    min_mask_region_area=0,
+    max_side=64,
+)
 
 
 def test_the_sam_proposer_returns_boxes_inside_the_image():
@@ -134,9 +144,16 @@ def test_the_sam_proposer_returns_boxes_inside_the_image():
 
 
 def test_sam_clean_up_of_small_regions_runs_with_opencv():
-    proposer = SamProposer(load_sam_model(model_type="tiny", checkpoint=""), points_per_side=2, points_per_batch=4,
-                           pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.7,
-                           min_mask_region_area=20, max_side=64)
+    proposer = SamProposer(
+        load_sam_model(model_type="tiny", checkpoint=""),
+        points_per_side=2,
+        points_per_batch=4,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        box_nms_thresh=0.7,
+        min_mask_region_area=20,
+        max_side=64,
+    )
     assert isinstance(proposer.propose(images.scene(64, 48)), list)
 
 
@@ -180,15 +197,25 @@ def reference_colour_proposals(proposer: ColourProposer, image) -> list[tuple]:
         x0, x1 = max(0, x - proposer.RING), min(cols, x + w + proposer.RING)
         inside = components[y0:y1, x0:x1] == index
         window = pixels[y0:y1, x0:x1]
-        contrast = 0.0 if inside.all() else float(np.linalg.norm(window[inside].mean(axis=0) - window[~inside].mean(axis=0)))
+        contrast = (
+            0.0 if inside.all() else float(np.linalg.norm(window[inside].mean(axis=0) - window[~inside].mean(axis=0)))
+        )
         compact = size / (w * h) >= proposer.MIN_FILL and max(w, h) / max(1, min(w, h)) <= proposer.MAX_ASPECT
         one_colour = pixels[ys, xs].std(axis=0).max() <= proposer.MAX_SPREAD
         is_small = size < proposer.SMALL_FRACTION * components.size
         at_edge = x == 0 or y == 0 or x + w == cols or y + h == rows
-        if contrast >= (proposer.SMALL_MIN_CONTRAST if is_small else proposer.MIN_CONTRAST) and compact \
-                and one_colour and not (is_small and at_edge):
-            box = (max(0, math.floor(x / scale)), max(0, math.floor(y / scale)),
-                   min(width, math.ceil((x + w) / scale)), min(height, math.ceil((y + h) / scale)))
+        if (
+            contrast >= (proposer.SMALL_MIN_CONTRAST if is_small else proposer.MIN_CONTRAST)
+            and compact
+            and one_colour
+            and not (is_small and at_edge)
+        ):
+            box = (
+                max(0, math.floor(x / scale)),
+                max(0, math.floor(y / scale)),
+                min(width, math.ceil((x + w) / scale)),
+                min(height, math.ceil((y + h) / scale)),
+            )
             found.append((box, size / components.size, min(1.0, contrast / 255.0)))
     return sorted(found)
 

@@ -1,15 +1,21 @@
 """The demo profile's learned objectness map (search/vision/objectness.py): its training code, its loader's
 errors, and that the committed network finds what the colour proposer loses."""
+
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from search.vision.training import demo
+from search.vision.objectness import OBJECTNESS_WEIGHTS, ObjectnessProposer, load_objectness
+from search.vision.proposers import ColourProposer, JoinedProposer, box_iou, filter_proposals
 from search.vision.runtime import ModelUnavailable
-from search.vision.training.objectness import CONTACT_GAP, speckled_background, train_objectness, training_scene, training_target
-from search.vision.objectness import load_objectness, OBJECTNESS_WEIGHTS, ObjectnessProposer
-from search.vision.proposers import JoinedProposer
-from search.vision.proposers import box_iou, ColourProposer, filter_proposals
+from search.vision.training import demo
+from search.vision.training.objectness import (
+    CONTACT_GAP,
+    speckled_background,
+    train_objectness,
+    training_scene,
+    training_target,
+)
 
 
 def test_a_training_scene_marks_the_inside_of_its_shapes_only():
@@ -63,7 +69,7 @@ def test_a_target_keeps_thin_parts_whole_and_touching_shapes_apart():
 
     star = np.asarray(demo.rotated_shape("star", (255, 0, 0), 24, 0.0).getchannel("A")) > 127
     lone = np.zeros((60, 80), bool)
-    lone[10:10 + star.shape[0], 10:10 + star.shape[1]] = star
+    lone[10 : 10 + star.shape[0], 10 : 10 + star.shape[1]] = star
     assert np.array_equal(training_target([lone], lone.shape) == 1, lone)
 
     left, right = np.zeros((60, 80), bool), np.zeros((60, 80), bool)
@@ -71,8 +77,10 @@ def test_a_target_keeps_thin_parts_whole_and_touching_shapes_apart():
     target = training_target([left, right], left.shape)
     count, _ = cv2.connectedComponents(target.astype(np.uint8), connectivity=4)
     assert count - 1 == 2  # two areas
-    assert np.all(target[10:40, 40 - CONTACT_GAP:40 + CONTACT_GAP] == 0) and np.all(target[10:40, 10:40 - CONTACT_GAP] == 1)
-    assert np.all(target[10:40, 40 + CONTACT_GAP:70] == 1)  # only the contact is given up
+    assert np.all(target[10:40, 40 - CONTACT_GAP : 40 + CONTACT_GAP] == 0) and np.all(
+        target[10:40, 10 : 40 - CONTACT_GAP] == 1
+    )
+    assert np.all(target[10:40, 40 + CONTACT_GAP : 70] == 1)  # only the contact is given up
 
 
 def test_training_writes_weights_the_loader_reads_and_the_proposer_uses(tmp_path):
@@ -95,8 +103,7 @@ def test_missing_or_broken_weights_say_how_to_get_them(tmp_path):
 
 
 def test_the_worker_reports_missing_objectness_weights_and_loads_the_joined_proposer(settings, tmp_path):
-    from search.vision.registry import weights_missing
-    from search.vision.registry import load_proposer
+    from search.vision.registry import load_proposer, weights_missing
 
     settings.REGION_PROPOSER = "colour+objectness"
     settings.OBJECTNESS_WEIGHTS = str(OBJECTNESS_WEIGHTS)
@@ -116,8 +123,14 @@ def found_share(proposer, scenes) -> float:
     hits = []
     for scene in scenes:
         picture = PILImage.open(io.BytesIO(scene.jpeg)).convert("RGB")
-        kept = filter_proposals(proposer.propose(picture), width=picture.width, height=picture.height,
-                                min_area_fraction=0.0005, nms_iou=0.8, max_count=24)
+        kept = filter_proposals(
+            proposer.propose(picture),
+            width=picture.width,
+            height=picture.height,
+            min_area_fraction=0.0005,
+            nms_iou=0.8,
+            max_count=24,
+        )
         hits += [any(box_iou(p.box, s.box) >= 0.5 for p in kept) for s in scene.shapes]
     return float(np.mean(hits))
 
@@ -141,9 +154,15 @@ def test_the_colour_proposers_boxes_win_over_near_copies_from_the_network():
     picture, _ = demo.scene(640, 480, np.random.default_rng(21), count=3)
     colour = ColourProposer(min_area_fraction=0.0005)
     joined = JoinedProposer(colour, ObjectnessProposer(load_objectness(OBJECTNESS_WEIGHTS), min_area_fraction=0.0005))
-    kept = filter_proposals(joined.propose(picture), width=640, height=480, min_area_fraction=0.0005, nms_iou=0.8, max_count=24)
-    colour_boxes = {p.box for p in filter_proposals(colour.propose(picture), width=640, height=480,
-                                                    min_area_fraction=0.0005, nms_iou=0.8, max_count=24)}
+    kept = filter_proposals(
+        joined.propose(picture), width=640, height=480, min_area_fraction=0.0005, nms_iou=0.8, max_count=24
+    )
+    colour_boxes = {
+        p.box
+        for p in filter_proposals(
+            colour.propose(picture), width=640, height=480, min_area_fraction=0.0005, nms_iou=0.8, max_count=24
+        )
+    }
     kept_boxes = {p.box for p in kept}
     assert colour_boxes <= kept_boxes  # the network's copy of a shape the colour proposer found is the one dropped
     assert all(0.0 <= p.score <= 1.0 for p in kept)
@@ -174,13 +193,23 @@ class Boxes:
 
 def test_the_second_proposer_adds_only_what_the_first_has_nothing_like():
     square = (8, 78, 183, 253)  # found whole by the first
-    joined = JoinedProposer(Boxes("first", square),
-                            Boxes("second", (10, 80, 180, 250),  # the same square: IoU 0.9
-                                  (6, 76, 90, 252),  # its left half (the network split a large shape)
-                                  (300, 300, 340, 340),  # something the first missed
-                                  (20, 90, 40, 110),  # small, inside the square, 1/75 of it: its own object
-                                  (30, 100, 205, 275)))  # IoU 0.62: close, but another box (one of them leaked)
-    assert [p.box for p in joined.propose(None)] == [square, (300, 300, 340, 340), (20, 90, 40, 110), (30, 100, 205, 275)]
+    joined = JoinedProposer(
+        Boxes("first", square),
+        Boxes(
+            "second",
+            (10, 80, 180, 250),  # the same square: IoU 0.9
+            (6, 76, 90, 252),  # its left half (the network split a large shape)
+            (300, 300, 340, 340),  # something the first missed
+            (20, 90, 40, 110),  # small, inside the square, 1/75 of it: its own object
+            (30, 100, 205, 275),
+        ),
+    )  # IoU 0.62: close, but another box (one of them leaked)
+    assert [p.box for p in joined.propose(None)] == [
+        square,
+        (300, 300, 340, 340),
+        (20, 90, 40, 110),
+        (30, 100, 205, 275),
+    ]
     assert joined.name == "first+second"
 
 

@@ -3,6 +3,7 @@
 Semantic quality is proven with the trained demo model in test_retrieval; here an exact copy of an
 image is the query whose right answer is known whatever the weights.
 """
+
 import numpy as np
 import pytest
 
@@ -98,8 +99,9 @@ def test_a_box_that_is_not_four_numbers_is_refused(owner, library):
         search(user=owner, query=BoxQuery(library["owner-0"].pk, ("a", "b", "c", "d")))
 
 
-@pytest.mark.parametrize("text, message", [("", "Type something"), ("   \n ", "Type something"),
-                                           ("x" * 10_000, "10000 characters")])
+@pytest.mark.parametrize(
+    "text, message", [("", "Type something"), ("   \n ", "Type something"), ("x" * 10_000, "10000 characters")]
+)
 def test_empty_and_overlong_text_is_refused(owner, library, text, message):
     with pytest.raises(SearchError, match=message):
         search(user=owner, query=TextQuery(text))
@@ -115,7 +117,10 @@ def test_a_bad_query_image_gets_the_upload_reason_and_is_not_stored(owner, libra
 
 
 def test_the_threshold_drops_weak_matches(owner, library):
-    assert search(user=owner, query=ImageQuery(images.png(seed=1)), min_score=0.999).results[0].image.original_name == "owner-1.png"
+    assert (
+        search(user=owner, query=ImageQuery(images.png(seed=1)), min_score=0.999).results[0].image.original_name
+        == "owner-1.png"
+    )
     assert len(search(user=owner, query=ImageQuery(images.png(seed=1)), min_score=0.999).results) <= 1
 
 
@@ -146,12 +151,31 @@ def test_match_kind_filters(owner, upload, colour_proposer, kind, expected):
 
 def test_the_whole_image_wins_a_near_tie_and_a_clearly_better_object_wins(owner, settings):
     settings.SCORE_TIE_EPS = 0.02
-    image = Image.objects.create(owner=owner, file="x.png", original_name="x.png", sha256="1" * 64, format="PNG",
-                                 width=100, height=100, size_bytes=1, status="ready")
+    image = Image.objects.create(
+        owner=owner,
+        file="x.png",
+        original_name="x.png",
+        sha256="1" * 64,
+        format="PNG",
+        width=100,
+        height=100,
+        size_bytes=1,
+        status="ready",
+    )
 
     def region(kind: str, box) -> Region:
-        return Region.objects.create(image=image, kind=kind, x1=box[0], y1=box[1], x2=box[2], y2=box[3],
-                                     area_fraction=0.1, embedding=b"", embedding_model="m", embedding_dim=0)
+        return Region.objects.create(
+            image=image,
+            kind=kind,
+            x1=box[0],
+            y1=box[1],
+            x2=box[2],
+            y2=box[3],
+            area_fraction=0.1,
+            embedding=b"",
+            embedding_model="m",
+            embedding_dim=0,
+        )
 
     whole, obj = region("global", (0, 0, 100, 100)), region("object", (10, 10, 50, 50))
     regions = Region.objects.all()
@@ -164,12 +188,41 @@ def test_the_whole_image_wins_a_near_tie_and_a_clearly_better_object_wins(owner,
 
 def test_the_whole_image_handicap_lets_an_object_win_that_the_whole_image_outscored(owner, settings):
     settings.SCORE_TIE_EPS = 0.02
-    image = Image.objects.create(owner=owner, file="x.png", original_name="x.png", sha256="1" * 64, format="PNG",
-                                 width=100, height=100, size_bytes=1, status="ready")
-    whole = Region.objects.create(image=image, kind="global", x1=0, y1=0, x2=100, y2=100, area_fraction=1.0,
-                                  embedding=b"", embedding_model="m", embedding_dim=0)
-    obj = Region.objects.create(image=image, kind="object", x1=10, y1=10, x2=50, y2=50, area_fraction=0.1,
-                                embedding=b"", embedding_model="m", embedding_dim=0)
+    image = Image.objects.create(
+        owner=owner,
+        file="x.png",
+        original_name="x.png",
+        sha256="1" * 64,
+        format="PNG",
+        width=100,
+        height=100,
+        size_bytes=1,
+        status="ready",
+    )
+    whole = Region.objects.create(
+        image=image,
+        kind="global",
+        x1=0,
+        y1=0,
+        x2=100,
+        y2=100,
+        area_fraction=1.0,
+        embedding=b"",
+        embedding_model="m",
+        embedding_dim=0,
+    )
+    obj = Region.objects.create(
+        image=image,
+        kind="object",
+        x1=10,
+        y1=10,
+        x2=50,
+        y2=50,
+        area_fraction=0.1,
+        embedding=b"",
+        embedding_model="m",
+        embedding_dim=0,
+    )
     hits = {whole.pk: 0.90, obj.pk: 0.85}
     assert [r.kind for r in best_per_image(hits, Region.objects.all(), threshold=0.2)] == ["global"]
     handicapped = best_per_image(hits, Region.objects.all(), threshold=0.2, handicap=0.1)
@@ -202,8 +255,10 @@ def test_more_like_this_has_its_own_default_threshold(owner, library, settings):
         return {r.image.original_name for r in search(user=owner, query=query, kind="global").results}
 
     settings.WHOLE_IMAGE_HANDICAP = 0.0
-    scores = {r.image.original_name: r.score
-              for r in search(user=owner, query=SimilarQuery(image_id=source.pk), kind="global", min_score=-1).results}
+    scores = {
+        r.image.original_name: r.score
+        for r in search(user=owner, query=SimilarQuery(image_id=source.pk), kind="global", min_score=-1).results
+    }
     floor = sorted(scores.values())[len(scores) // 2]  # half of them clear it
     settings.MIN_IMAGE_SIMILARITY, settings.MIN_SIMILAR_SIMILARITY = -1.0, floor
     assert shown(SimilarQuery(image_id=source.pk)) == {name for name, score in scores.items() if score >= floor}
@@ -260,7 +315,7 @@ def test_search_never_returns_a_deleted_image(owner, upload, django_capture_on_c
 
 
 def test_the_database_recheck_hides_an_image_made_private_before_the_index_learnt_it(friend, library, settings):
-    from search.index import get_index, Visibility
+    from search.index import Visibility, get_index
 
     public = library["owner-public"]
     vector = Region.objects.get(image=public, kind="global").vector
@@ -283,10 +338,20 @@ def dated(owner, stranger, upload, colour_proposer):
     from gallery import albums
 
     made = {}
-    for seed, (when, model) in enumerate([("2023:05:01 10:00:00", "Z 6"), ("2024:07:14 10:00:00", "Canon EOS R5"),
-                                          ("2024:08:01 10:00:00", "Canon EOS R5")]):
-        made[when[:7]] = upload(owner, images.camera_jpeg(seed=seed, taken=when, offset="+00:00", model=model,
-                                                          make="Nikon" if model == "Z 6" else "Canon"), f"{when[:7]}.jpg").image
+    for seed, (when, model) in enumerate(
+        [
+            ("2023:05:01 10:00:00", "Z 6"),
+            ("2024:07:14 10:00:00", "Canon EOS R5"),
+            ("2024:08:01 10:00:00", "Canon EOS R5"),
+        ]
+    ):
+        made[when[:7]] = upload(
+            owner,
+            images.camera_jpeg(
+                seed=seed, taken=when, offset="+00:00", model=model, make="Nikon" if model == "Z 6" else "Canon"
+            ),
+            f"{when[:7]}.jpg",
+        ).image
     album = albums.album_create(owner=owner, name="Summer")
     albums.album_add_images(album=album, image_ids=[made["2024:07"].pk])
     albums.favourites_set(user=owner, image_ids=[made["2023:05"].pk], on=True)
@@ -312,7 +377,7 @@ def test_filters_leave_only_the_photos_they_name(owner, dated):
 
 
 def test_a_filter_narrows_the_faiss_scan_itself(owner, dated, settings):
-    from search.index import get_index, Visibility
+    from search.index import Visibility, get_index
 
     made, album = dated
     generation = get_index().current()
@@ -321,8 +386,9 @@ def test_a_filter_narrows_the_faiss_scan_itself(owner, dated, settings):
     only = generation.allowed(Visibility(user_id=owner.pk, only_image_ids=np.array([kept_image.pk])))
     assert sum(mask.sum() for mask in only) == kept_image.regions.count() < every
     settings.FETCH_K = 1  # one hit per scan round: the filtered page still fills
-    page = search(user=owner, query=ImageQuery(images.camera_jpeg(seed=0)), min_score=-1,
-                  filters=Filters(camera="Canon EOS R5"))
+    page = search(
+        user=owner, query=ImageQuery(images.camera_jpeg(seed=0)), min_score=-1, filters=Filters(camera="Canon EOS R5")
+    )
     assert set(names(page)) == {"2024:07.jpg", "2024:08.jpg"}
 
 
@@ -378,7 +444,9 @@ def test_a_left_out_phrase_has_its_own_floor_when_one_is_set(owner, library, set
     expected = {name: score - 2.0 * max(0.0, match.get(name, -1) - floor) for name, score in plain.items()}
     assert lowered == pytest.approx(expected, abs=1e-4) and lowered != pytest.approx(plain, abs=1e-4)
     settings.MIN_EXCLUDE_SIMILARITY = None  # unset: the show floor, which nothing reaches here
-    assert scores_of(owner, ComposedQuery(positive=(Term(wanted),), negative=(Term(unwanted, 2.0),))) == pytest.approx(plain, abs=1e-4)
+    assert scores_of(owner, ComposedQuery(positive=(Term(wanted),), negative=(Term(unwanted, 2.0),))) == pytest.approx(
+        plain, abs=1e-4
+    )
 
 
 def test_pages_of_a_query_with_a_negative_term_neither_repeat_nor_skip(owner, library, upload, settings):
@@ -415,28 +483,38 @@ def test_words_and_a_photo_leave_the_photo_out_and_keep_privacy(owner, stranger,
         search(user=owner, query=hidden)
     # A left-out photo must be one the person may see, too.
     with pytest.raises(SearchError, match="No such image"):
-        search(user=owner, query=ComposedQuery(positive=(Term(TextQuery("a")),),
-                                               negative=(Term(SimilarQuery(library["stranger-secret"].pk)),)))
+        search(
+            user=owner,
+            query=ComposedQuery(
+                positive=(Term(TextQuery("a")),), negative=(Term(SimilarQuery(library["stranger-secret"].pk)),)
+            ),
+        )
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("beach -people", (["beach"], ["people"])),
-    ("sunset + boat -people -a dog", (["sunset", "boat"], ["people", "a dog"])),
-    ("a red t-shirt", (["a red t-shirt"], [])),
-    ("+cat +dog", (["cat", "dog"], [])),
-    ("- people", ([], ["people"])),
-    ("  ", ([], [])),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("beach -people", (["beach"], ["people"])),
+        ("sunset + boat -people -a dog", (["sunset", "boat"], ["people", "a dog"])),
+        ("a red t-shirt", (["a red t-shirt"], [])),
+        ("+cat +dog", (["cat", "dog"], [])),
+        ("- people", ([], ["people"])),
+        ("  ", ([], [])),
+    ],
+)
 def test_parse_words(text, expected):
     assert parse_words(text) == expected
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"text": "-people"}, "not only what to leave out"),
-    ({"text": "cat", "image_id": 1, "region_id": 2}, "at most one photo"),
-    ({"image": b"x", "region_id": 2}, "at most one photo"),
-    ({}, "Send text"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"text": "-people"}, "not only what to leave out"),
+        ({"text": "cat", "image_id": 1, "region_id": 2}, "at most one photo"),
+        ({"image": b"x", "region_id": 2}, "at most one photo"),
+        ({}, "Send text"),
+    ],
+)
 def test_query_from_says_what_to_send(kwargs, message):
     with pytest.raises(SearchError, match=message):
         query_from(**kwargs)
@@ -466,15 +544,25 @@ def test_words_with_more_like_this_by_objects_mix_into_each_of_the_photos_rows(o
     assert scores_of(owner, composed) == pytest.approx(expected, abs=1e-4)
 
 
-@pytest.mark.parametrize("params", [
-    {"q": "a red circle"},
-    {"q": "sunset + boat -people -a dog", "exclude_weight": "2.5", "scope": "mine", "kind": "object"},
-    {"q": "at night", "similar": "7", "image_weight": "1.5"},
-    {"box_image": "3", "box": "1,2,30.5,40", "kind": "global"},
-    {"q": "-people", "region": "12"},
-    {"q": "cat", "taken_from": "2024-06-01", "taken_to": "2024-08-31", "album": "4", "camera": "Pixel 7",
-     "favourites": "on", "tag": "holiday"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "a red circle"},
+        {"q": "sunset + boat -people -a dog", "exclude_weight": "2.5", "scope": "mine", "kind": "object"},
+        {"q": "at night", "similar": "7", "image_weight": "1.5"},
+        {"box_image": "3", "box": "1,2,30.5,40", "kind": "global"},
+        {"q": "-people", "region": "12"},
+        {
+            "q": "cat",
+            "taken_from": "2024-06-01",
+            "taken_to": "2024-08-31",
+            "album": "4",
+            "camera": "Pixel 7",
+            "favourites": "on",
+            "tag": "holiday",
+        },
+    ],
+)
 def test_a_request_goes_to_the_page_parameters_and_back_unchanged(params):
     from search.request import SearchRequest
 
@@ -483,13 +571,16 @@ def test_a_request_goes_to_the_page_parameters_and_back_unchanged(params):
     assert SearchRequest.from_params(request.to_params()) == request
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"q": "cat", "similar": "¹"}, "similar: Enter a whole number"),
-    ({"q": "cat", "album": str(10**30)}, "album: Ensure this value is less than or equal to"),
-    ({"q": "cat", "taken_from": "yesterday"}, "taken_from: Enter a valid date"),
-    ({"q": "cat", "scope": "everyone"}, "scope: Select a valid choice"),
-    ({"similar": "1", "region": "2"}, "at most one photo at a time"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"q": "cat", "similar": "¹"}, "similar: Enter a whole number"),
+        ({"q": "cat", "album": str(10**30)}, "album: Ensure this value is less than or equal to"),
+        ({"q": "cat", "taken_from": "yesterday"}, "taken_from: Enter a valid date"),
+        ({"q": "cat", "scope": "everyone"}, "scope: Select a valid choice"),
+        ({"similar": "1", "region": "2"}, "at most one photo at a time"),
+    ],
+)
 def test_page_parameters_that_cannot_be_run_say_which_and_why(params, message):
     from search.request import SearchRequest
 

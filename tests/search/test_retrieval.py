@@ -5,6 +5,7 @@ uploaded through the API and processed by the real pipeline. Then we ask for eac
 by a picture of it, and by one of its regions, and measure how often the right image comes first
 and how well the returned box covers the true shape. The figures are printed at the end of the test run.
 """
+
 import io
 from collections import defaultdict
 
@@ -13,8 +14,8 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from search.vision.training import demo
 from search.vision.proposers import box_iou
+from search.vision.training import demo
 from tests.conftest import MEASURED, upload_file
 
 SCENES = 16
@@ -60,7 +61,9 @@ def score(results_by_query, truth, label: str) -> tuple[float, float]:
     """(recall@1 at image level, share of object matches whose box has IoU >= 0.5 with the true shape)."""
     hits, ious = 0, []
     for (colour, shape), results in results_by_query:
-        relevant = {name for name, shapes in truth.items() if any((s.colour, s.shape) == (colour, shape) for s in shapes)}
+        relevant = {
+            name for name, shapes in truth.items() if any((s.colour, s.shape) == (colour, shape) for s in shapes)
+        }
         top = results[0] if results else None
         if top and top["original_name"] in relevant:
             hits += 1
@@ -69,8 +72,10 @@ def score(results_by_query, truth, label: str) -> tuple[float, float]:
                 ious.append(box_iou(tuple(top["box"]), true_box))
     recall = hits / len(results_by_query)
     iou_share = float(np.mean([iou >= 0.5 for iou in ious])) if ious else 0.0
-    report(f"[{label}] queries={len(results_by_query)} recall@1={recall:.2f} object matches={len(ious)} "
-          f"IoU>=0.5 in {iou_share:.0%} (mean IoU {np.mean(ious) if ious else 0:.2f})")
+    report(
+        f"[{label}] queries={len(results_by_query)} recall@1={recall:.2f} object matches={len(ious)} "
+        f"IoU>=0.5 in {iou_share:.0%} (mean IoU {np.mean(ious) if ious else 0:.2f})"
+    )
     return recall, iou_share
 
 
@@ -131,11 +136,16 @@ def test_scores_separate_matching_from_unrelated_scenes(demo_library):
     api, truth, _ = demo_library
     right, wrong = [], []
     for colour, shape in present_classes(truth):
-        response = api.post(reverse("api:search"), {"text": demo.caption(colour, shape), "min_score": -1,
-                                                     "page_size": 100}, format="json")
+        response = api.post(
+            reverse("api:search"),
+            {"text": demo.caption(colour, shape), "min_score": -1, "page_size": 100},
+            format="json",
+        )
         for result in response.json()["results"]:
             has = any((s.colour, s.shape) == (colour, shape) for s in truth[result["original_name"]])
             (right if has else wrong).append(result["score"])
-    report(f"[scores] matching scenes: median {np.median(right):.2f} (min {min(right):.2f}); "
-          f"other scenes: median {np.median(wrong):.2f} (max {max(wrong):.2f}); MIN_SIMILARITY={settings.MIN_SIMILARITY}")
+    report(
+        f"[scores] matching scenes: median {np.median(right):.2f} (min {min(right):.2f}); "
+        f"other scenes: median {np.median(wrong):.2f} (max {max(wrong):.2f}); MIN_SIMILARITY={settings.MIN_SIMILARITY}"
+    )
     assert np.median(right) >= settings.MIN_SIMILARITY > np.median(wrong)

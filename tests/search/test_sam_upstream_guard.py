@@ -6,6 +6,7 @@ upstream diff, carry any fix over (as `search.vision.fast_sam.nms` carries the d
 categories), run tests/search/test_fast_sam.py and test_fast_sam_model.py (equivalence with the
 stock modules), then update the hash here.
 """
+
 import hashlib
 import inspect
 from importlib.metadata import version
@@ -22,18 +23,33 @@ from segment_anything.predictor import SamPredictor
 # upstream function -> (first 16 hex of the sha256 of its source, what of ours mirrors it)
 MIRRORED = {
     SamAutomaticMaskGenerator.generate: ("205c04b1e59dd134", "FastMaskGenerator.generate (record format)"),
-    SamAutomaticMaskGenerator._generate_masks: ("af2034116e8789df", "FastMaskGenerator._generate_masks (crops, crop NMS)"),
+    SamAutomaticMaskGenerator._generate_masks: (
+        "af2034116e8789df",
+        "FastMaskGenerator._generate_masks (crops, crop NMS)",
+    ),
     SamAutomaticMaskGenerator._process_crop: ("2b40d46c424cf8dc", "FastMaskGenerator._process_crop"),
-    SamAutomaticMaskGenerator._process_batch: ("bb1fc4569ea6845d", "FastMaskGenerator._process_batch (filters, their order)"),
-    SamAutomaticMaskGenerator.postprocess_small_regions: ("a9d1079f707cf147", "FastMaskGenerator._remove_small_regions"),
+    SamAutomaticMaskGenerator._process_batch: (
+        "bb1fc4569ea6845d",
+        "FastMaskGenerator._process_batch (filters, their order)",
+    ),
+    SamAutomaticMaskGenerator.postprocess_small_regions: (
+        "a9d1079f707cf147",
+        "FastMaskGenerator._remove_small_regions",
+    ),
     Sam.postprocess_masks: ("e8aa54dc739e83a3", "FastMaskGenerator._upsample"),
     SamPredictor.set_image: ("fa743a0fd8d1b98d", "FastMaskGenerator._encode (preparing a batch)"),
     SamPredictor.set_torch_image: ("96c192fb816f1ce5", "FastMaskGenerator._encode / _process_crop (predictor state)"),
     MaskDecoder.forward: ("c630d69d8b489165", "PromptDecoder (multimask slice 1..3)"),
-    MaskDecoder.predict_masks: ("c04d95644ea986a0", "PromptDecoder.__call__ (tokens, upscaling, hypernetworks, IoU head)"),
+    MaskDecoder.predict_masks: (
+        "c04d95644ea986a0",
+        "PromptDecoder.__call__ (tokens, upscaling, hypernetworks, IoU head)",
+    ),
     TwoWayTransformer.forward: ("f538b8135789d45c", "PromptDecoder.__call__ (layer loop, final attention)"),
     TwoWayAttentionBlock.forward: ("0fc8df50e058e598", "PromptDecoder.__call__ (first layer without PE, later layers)"),
-    Attention.forward: ("2d06fe4b0ba6f578", "PromptDecoder._token_to_image / _image_to_token_* (re-associated attention)"),
+    Attention.forward: (
+        "2d06fe4b0ba6f578",
+        "PromptDecoder._token_to_image / _image_to_token_* (re-associated attention)",
+    ),
     EncoderAttention.forward: ("9fbbc40563c6aa1b", "ChunkedAttention.forward"),
     add_decomposed_rel_pos: ("ed6b3de2008c1676", "ChunkedAttention.forward (relative positions per row block)"),
 }

@@ -1,4 +1,5 @@
 """Recent searches (suggestions), saved searches and what is new in them, with privacy between people."""
+
 import pytest
 from django.urls import reverse
 
@@ -24,7 +25,9 @@ def test_searches_are_remembered_once_and_suggested_only_to_their_owner(client, 
     run(client, q="a red circle")  # the same again moves to the top, not twice
     run(client, q="a blue square", scope="mine")
     assert [(r.params, r.description) for r in RecentSearch.objects.filter(owner=owner)] == [
-        ({"q": "a blue square", "scope": "mine"}, "“a blue square”"), ({"q": "a red circle"}, "“a red circle”")]
+        ({"q": "a blue square", "scope": "mine"}, "“a blue square”"),
+        ({"q": "a red circle"}, "“a red circle”"),
+    ]
     page = client.get(reverse("gallery:my_images")).content.decode()
     assert '<option value="a blue square">' in page and '<option value="a red circle">' in page
     search_page = client.get(reverse("search:search")).content.decode()
@@ -63,8 +66,11 @@ def test_a_saved_search_marks_what_arrived_since_it_was_last_opened(client, owne
     assert opened.count('class="badge new">New') == 1
     _, again = run(client, **saved.params, saved=saved.pk)
     assert "badge new" not in again  # seen now
-    response = client.post(reverse("search:saved_create"), {"recent": RecentSearch.objects.filter(owner=owner).first().pk,
-                                                          "name": "red things"}, follow=True)
+    response = client.post(
+        reverse("search:saved_create"),
+        {"recent": RecentSearch.objects.filter(owner=owner).first().pk, "name": "red things"},
+        follow=True,
+    )
     assert "already have a saved search named" in response.content.decode()
 
 
@@ -115,16 +121,36 @@ def api_for(user):
 
 def test_the_api_saves_opens_lists_and_deletes_searches_of_every_kind(owner, stranger, photos, upload):
     api = api_for(owner)
-    made = api.post(reverse("api:saved_searches"), {"name": "near photo 0", "text": "red -blue", "image_id": photos[0].pk,
-                                                    "image_weight": 2, "kind": "global", "favourites": False}, format="json")
+    made = api.post(
+        reverse("api:saved_searches"),
+        {
+            "name": "near photo 0",
+            "text": "red -blue",
+            "image_id": photos[0].pk,
+            "image_weight": 2,
+            "kind": "global",
+            "favourites": False,
+        },
+        format="json",
+    )
     assert made.status_code == 201, made.json()
     # The search page's parameters, defaults left out (scope "all"): opening it is opening that URL.
-    assert made.json()["params"] == {"q": "red -blue", "similar": str(photos[0].pk), "image_weight": "2", "kind": "global"}
+    assert made.json()["params"] == {
+        "q": "red -blue",
+        "similar": str(photos[0].pk),
+        "image_weight": "2",
+        "kind": "global",
+    }
     assert made.json()["description"] == "“red” + more like this photo (weight 2) − “blue”"
-    box = api.post(reverse("api:saved_searches"), {"name": "a box", "image_id": photos[0].pk, "box": [1, 2, 30, 40]}, format="json")
+    box = api.post(
+        reverse("api:saved_searches"), {"name": "a box", "image_id": photos[0].pk, "box": [1, 2, 30, 40]}, format="json"
+    )
     assert box.json()["params"]["box"] == "1,2,30,40" and box.json()["params"]["box_image"] == str(photos[0].pk)
-    by_photo = api.post(reverse("api:saved_searches"), {"name": "like this file", "image": upload_file(images.png(seed=1), "q.png")},
-                        format="multipart")
+    by_photo = api.post(
+        reverse("api:saved_searches"),
+        {"name": "like this file", "image": upload_file(images.png(seed=1), "q.png")},
+        format="multipart",
+    )
     assert by_photo.status_code == 201 and by_photo.json()["by_photo"] is True
     refused = api.post(reverse("api:saved_searches"), {"name": "x", "image_id": 10**9}, format="json")
     assert refused.status_code == 400 and refused.json()["detail"] == "No such image."

@@ -1,4 +1,5 @@
 """Search on the web page and through POST /api/search/, with friend/stranger/anonymous isolation."""
+
 import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -50,7 +51,9 @@ def test_search_page_with_an_image_upload(client, owner, photos, settings):
 def test_a_stranger_searching_with_an_exact_copy_of_a_private_image_gets_nothing(client, stranger, photos, settings):
     settings.MIN_SIMILARITY = -1
     client.force_login(stranger)
-    page = client.post(reverse("search:search"), {"image": upload_file(images.png(seed=1), "copy.png")}).content.decode()
+    page = client.post(
+        reverse("search:search"), {"image": upload_file(images.png(seed=1), "copy.png")}
+    ).content.decode()
     assert "mine.png" not in page and "shared.png" in page
 
 
@@ -67,10 +70,15 @@ def test_search_page_errors_say_what_to_do(client, owner, photos):
 
 def test_the_search_page_and_the_api_refuse_two_photos_at_once_alike(client, owner, photos):
     client.force_login(owner)
-    for params in ({"similar": photos["mine"].pk, "region": 1}, {"similar": photos["mine"].pk, "box_image": 2, "box": "0,0,5,5"}):
+    for params in (
+        {"similar": photos["mine"].pk, "region": 1},
+        {"similar": photos["mine"].pk, "box_image": 2, "box": "0,0,5,5"},
+    ):
         response = client.get(reverse("search:search"), params)
         assert response.status_code == 400 and "one photo at a time" in response.content.decode(), params
-    response = api_for(owner).post(reverse("api:search"), {"image_id": photos["mine"].pk, "region_id": 1}, format="json")
+    response = api_for(owner).post(
+        reverse("api:search"), {"image_id": photos["mine"].pk, "region_id": 1}, format="json"
+    )
     assert response.status_code == 400 and "at most one photo" in response.json()["detail"]
 
 
@@ -83,13 +91,23 @@ def test_words_with_a_photo_on_the_page_and_in_the_api_agree_and_are_shown_back(
     assert "Add words to this photo" in page and 'name="image_weight"' in page and "Words only" in page
     web = [name for name in ("shared.png", "mine.png", "secret.png") if name in page.split("Results for")[1]]
     assert web == ["shared.png"]  # the photo itself is left out; another person's private one never shows
-    body = api_for(owner).post(reverse("api:search"), {"text": "a red circle -a blue square", "image_id": photos["mine"].pk,
-                                                       "image_weight": 2}, format="json").json()
+    body = (
+        api_for(owner)
+        .post(
+            reverse("api:search"),
+            {"text": "a red circle -a blue square", "image_id": photos["mine"].pk, "image_weight": 2},
+            format="json",
+        )
+        .json()
+    )
     assert [r["original_name"] for r in body["results"]] == ["shared.png"]
     assert body["query"] == {
-        "positive": [{"kind": "text", "text": "a red circle", "weight": 1.0},
-                     {"kind": "similar", "image_id": photos["mine"].pk, "weight": 2.0}],
-        "negative": [{"kind": "text", "text": "a blue square", "weight": 1.0}]}
+        "positive": [
+            {"kind": "text", "text": "a red circle", "weight": 1.0},
+            {"kind": "similar", "image_id": photos["mine"].pk, "weight": 2.0},
+        ],
+        "negative": [{"kind": "text", "text": "a blue square", "weight": 1.0}],
+    }
     refused = api_for(owner).post(reverse("api:search"), {"text": "-people"}, format="json")
     assert refused.status_code == 400 and "not only what to leave out" in refused.json()["detail"]
 
@@ -98,7 +116,9 @@ def test_words_with_another_persons_private_photo_are_no_such_image(client, owne
     client.force_login(owner)
     response = client.get(reverse("search:search"), {"q": "a red circle", "similar": photos["secret"].pk})
     assert response.status_code == 400 and "No such image" in response.content.decode()
-    response = api_for(owner).post(reverse("api:search"), {"text": "cat", "image_id": photos["secret"].pk}, format="json")
+    response = api_for(owner).post(
+        reverse("api:search"), {"text": "cat", "image_id": photos["secret"].pk}, format="json"
+    )
     assert response.status_code == 400 and response.json()["detail"] == "No such image."
 
 
@@ -132,8 +152,9 @@ def test_api_text_search_returns_urls_scores_kinds_and_boxes(owner, photos, sett
 
 def test_api_image_upload_search(owner, photos, settings):
     settings.MIN_SIMILARITY = 0.99
-    response = api_for(owner).post(reverse("api:search"), {"image": upload_file(images.png(seed=2), "q.png")},
-                                   format="multipart")
+    response = api_for(owner).post(
+        reverse("api:search"), {"image": upload_file(images.png(seed=2), "q.png")}, format="multipart"
+    )
     assert response.status_code == 200
     best = response.json()["results"][0]
     assert best["original_name"] == "shared.png" and best["score"] == pytest.approx(1.0, abs=5e-3)
@@ -143,8 +164,11 @@ def test_api_region_and_box_and_similar_queries(owner, photos, settings):
     settings.MIN_SIMILARITY = -1
     api = api_for(owner)
     region = Region.objects.filter(image=photos["mine"], kind="object").first()
-    for payload in ({"region_id": region.pk}, {"image_id": photos["mine"].pk},
-                    {"image_id": photos["mine"].pk, "box": [10, 10, 60, 60]}):
+    for payload in (
+        {"region_id": region.pk},
+        {"image_id": photos["mine"].pk},
+        {"image_id": photos["mine"].pk, "box": [10, 10, 60, 60]},
+    ):
         response = api.post(reverse("api:search"), payload, format="json")
         assert response.status_code == 200, (payload, response.json())
         assert [r["original_name"] for r in response.json()["results"]] == ["shared.png"]
@@ -173,8 +197,9 @@ def test_api_malformed_payloads_get_a_readable_400(owner, photos, payload, messa
 
 
 def test_api_box_outside_the_image_is_a_400(owner, photos):
-    response = api_for(owner).post(reverse("api:search"), {"image_id": photos["mine"].pk, "box": [0, 0, 500, 500]},
-                                   format="json")
+    response = api_for(owner).post(
+        reverse("api:search"), {"image_id": photos["mine"].pk, "box": [0, 0, 500, 500]}, format="json"
+    )
     assert response.status_code == 400 and "not inside the image" in response.json()["detail"]
 
 
@@ -197,7 +222,9 @@ def test_api_docs_are_served_without_a_cdn(client, owner):
     assert "swagger-ui" in page and "cdn" not in page.lower()
 
 
-def test_search_without_clip_weights_tells_users_plainly_and_only_staff_the_fix(client, owner, photos, settings, tmp_path):
+def test_search_without_clip_weights_tells_users_plainly_and_only_staff_the_fix(
+    client, owner, photos, settings, tmp_path
+):
     from django.contrib.auth import get_user_model
 
     from search.vision.registry import reset_models
@@ -229,10 +256,14 @@ def test_results_show_what_was_searched_and_no_raw_coordinates(client, owner, ph
     client.force_login(owner)
     mine = photos["mine"]
     similar = client.get(reverse("search:search"), {"similar": mine.pk}).content.decode()
-    assert f'class="frame query-photo">\n      <img src="{reverse("gallery:image_thumbnail", args=[mine.pk])}"' in similar
+    assert (
+        f'class="frame query-photo">\n      <img src="{reverse("gallery:image_thumbnail", args=[mine.pk])}"' in similar
+    )
     boxed = client.get(reverse("search:search"), {"box_image": mine.pk, "box": "20,20,53,60"}).content.decode()
     assert 'class="box" style="left:12.50%;top:16.67%;width:20.62%;height:33.33%"' in boxed
-    uploaded = client.post(reverse("search:search"), {"image": upload_file(images.png(seed=1), "query.png")}).content.decode()
+    uploaded = client.post(
+        reverse("search:search"), {"image": upload_file(images.png(seed=1), "query.png")}
+    ).content.decode()
     assert 'src="data:image/jpeg;base64,' in uploaded
     for page in (similar, boxed, uploaded):
         assert "[20, 20, 53, 60]" not in page and "object [" not in page
@@ -247,10 +278,13 @@ def test_the_search_page_and_the_api_apply_the_same_filters(client, owner, photo
     client.force_login(owner)
     page = client.get(reverse("search:search"), {"q": "a red circle", "album": album.pk}).content.decode()
     assert "shared.png" in page and "mine.png" not in page and "Filters (on)" in page
-    body = api_for(owner).post(reverse("api:search"), {"text": "a red circle", "album_id": album.pk}, format="json").json()
+    body = (
+        api_for(owner).post(reverse("api:search"), {"text": "a red circle", "album_id": album.pk}, format="json").json()
+    )
     assert [result["original_name"] for result in body["results"]] == ["shared.png"]
-    refused = api_for(owner).post(reverse("api:search"), {"text": "x", "taken_from": "2024-02-01", "taken_to": "2024-01-01"},
-                                  format="json")
+    refused = api_for(owner).post(
+        reverse("api:search"), {"text": "x", "taken_from": "2024-02-01", "taken_to": "2024-01-01"}, format="json"
+    )
     assert refused.status_code == 400 and "swap them" in str(refused.json())
 
 

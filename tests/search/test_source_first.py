@@ -1,6 +1,7 @@
 """A search by a piece of a photo finds the photo it was cut from first (search.ranking.source_first,
 search.duplicates.locate), with the demo profile: our CLIP ranks every photo of the same kind of
 thing alike, so which one the piece came from is the pixels' to tell."""
+
 import io
 
 import numpy as np
@@ -8,11 +9,11 @@ import pytest
 from PIL import Image as PILImage
 
 from gallery.models import Image
-from search.vision.training import demo
-from search.vision.pixels import locate
-from search.vision.proposers import box_iou
 from search.queries import ImageQuery
 from search.query import search
+from search.vision.pixels import locate
+from search.vision.proposers import box_iou
+from search.vision.training import demo
 
 
 def png(picture: PILImage.Image) -> bytes:
@@ -77,8 +78,9 @@ def test_without_the_check_the_order_is_clips(owner, scenes, settings):
     made, _ = scenes
     _, picture, shapes = made[3]
     settings.SOURCE_CHECKED = 0
-    results = search(user=owner, query=ImageQuery(png(picture.crop(with_margin(shapes[0].box, picture)))),
-                     min_score=-1).results
+    results = search(
+        user=owner, query=ImageQuery(png(picture.crop(with_margin(shapes[0].box, picture)))), min_score=-1
+    ).results
     assert "source" not in {r.kind for r in results}
     assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
 

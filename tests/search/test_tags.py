@@ -1,6 +1,7 @@
 """Automatic tags with the demo profile: made by the pipeline per region, shown as chips, corrected by
 the owner (whose word wins, also after re-tagging), filterable on the page, in search and in the API,
 and never a window onto another person's private photo."""
+
 import io
 
 import numpy as np
@@ -11,9 +12,9 @@ from rest_framework.test import APIClient
 
 from gallery.models import Image, Tag
 from gallery.tags import image_chips, images_tagged
-from search.vision.training import demo
 from search.queries import TextQuery
 from search.query import Filters, search
+from search.vision.training import demo
 
 
 def scene_png(seed: int) -> tuple[bytes, set[str]]:
@@ -45,7 +46,9 @@ def test_the_pipeline_tags_the_whole_photo_and_each_object(tagged):
     assert not tags.filter(label__startswith="!").exists() and not tags.filter(label="background").exists()
 
 
-def test_the_owners_corrections_win_and_survive_retagging_and_reprocessing(tagged, client, owner, django_capture_on_commit_callbacks):
+def test_the_owners_corrections_win_and_survive_retagging_and_reprocessing(
+    tagged, client, owner, django_capture_on_commit_callbacks
+):
     from gallery.services import image_reprocess
 
     image, truth = tagged["mine"]
@@ -97,9 +100,13 @@ def test_another_persons_private_photo_and_its_tags_stay_out_of_reach(tagged, cl
         for label in their_truth:
             page = client.get(url, {"tag": label}).content.decode()
             assert "theirs.png" not in page
-    assert all(f'<option value="{label}">' not in client.get(reverse("gallery:public_images")).content.decode()
-               for label in their_truth)
-    assert client.post(reverse("gallery:image_tag", args=[theirs.pk]), {"action": "add", "label": "x"}).status_code == 404
+    assert all(
+        f'<option value="{label}">' not in client.get(reverse("gallery:public_images")).content.decode()
+        for label in their_truth
+    )
+    assert (
+        client.post(reverse("gallery:image_tag", args=[theirs.pk]), {"action": "add", "label": "x"}).status_code == 404
+    )
     api = APIClient()
     api.force_authenticate(owner)
     assert api.post(reverse("api:image_tags", args=[theirs.pk]), {"add": ["x"]}, format="json").status_code == 404

@@ -9,8 +9,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         group = parser.add_mutually_exclusive_group(required=True)
-        group.add_argument("--failed", action="store_true",
-                           help="Failed images (`run_worker` already recovers pending and processing ones).")
+        group.add_argument(
+            "--failed",
+            action="store_true",
+            help="Failed images (`run_worker` already recovers pending and processing ones).",
+        )
         group.add_argument("--all", action="store_true", help="Every image (after changing models or SAM settings).")
         group.add_argument("--id", type=int, nargs="+", dest="ids", help="These image ids.")
 

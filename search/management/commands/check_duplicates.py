@@ -2,11 +2,12 @@
 every processed photo the search index holds that has not had it. run_worker's sweep does the same a
 few photos a round; this works through an old library's backlog at full speed. --again forgets the
 earlier verdicts first (after changing NEAR_DUPLICATE_CHECKED or its thresholds)."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from gallery.models import Image
 from search.duplicates import pixel_checks_backfill
-from search.index import get_index, IndexUnavailable
+from search.index import IndexUnavailable, get_index
 from search.models import PixelCheck, PixelVerdict
 
 
@@ -14,7 +15,9 @@ class Command(BaseCommand):
     help = "Run the near-duplicate pixel check now for every processed photo that has not had it."
 
     def add_arguments(self, parser):
-        parser.add_argument("--again", action="store_true", help="Forget every earlier verdict and check all photos anew.")
+        parser.add_argument(
+            "--again", action="store_true", help="Forget every earlier verdict and check all photos anew."
+        )
 
     def handle(self, *args, again: bool = False, **options):
         try:
@@ -31,5 +34,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Pixel-checked {checked} photo(s)…")
         waiting = Image.objects.filter(status=Image.Status.READY, pixel_check__isnull=True).count()
         same = PixelVerdict.objects.filter(same=True).count()
-        self.stdout.write(f"Pixel-checked {checked} photo(s); {same} pair(s) found to be one picture in all."
-                          + (f" {waiting} photo(s) wait for the index to take them in." if waiting else ""))
+        self.stdout.write(
+            f"Pixel-checked {checked} photo(s); {same} pair(s) found to be one picture in all."
+            + (f" {waiting} photo(s) wait for the index to take them in." if waiting else "")
+        )

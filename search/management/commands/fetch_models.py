@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from search.vision.clip import clip_weights, register_model_configs
-from search.vision.runtime import ModelUnavailable
 from search.vision.registry import weights_missing
+from search.vision.runtime import ModelUnavailable
 
 SAM_RELEASE = "https://dl.fbaipublicfiles.com/segment_anything/"
 # Published checkpoints and their MD5 sums (the file name carries the first six hex digits).
@@ -37,7 +37,9 @@ def unreachable(url: str, timeout: float = 5) -> str | None:
     milliseconds, where a download library would retry with backoff for most of a minute."""
     parsed = urlparse(url)
     try:
-        socket.create_connection((parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)), timeout=timeout).close()
+        socket.create_connection(
+            (parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)), timeout=timeout
+        ).close()
     except OSError as error:
         return f"{parsed.hostname} is unreachable ({error})"
     return None
@@ -64,7 +66,9 @@ def download(url: str, target: Path, *, md5: str, timeout: float = 30) -> None:
                 bar.update(len(block))
     if digest.hexdigest() != md5:
         partial.unlink(missing_ok=True)
-        raise CommandError(f"{url} arrived corrupted (MD5 {digest.hexdigest()}, expected {md5}); run the command again.")
+        raise CommandError(
+            f"{url} arrived corrupted (MD5 {digest.hexdigest()}, expected {md5}); run the command again."
+        )
     os.replace(partial, target)
 
 
@@ -74,9 +78,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--skip-clip", action="store_true", help="Do not fetch the CLIP weights.")
         parser.add_argument("--skip-sam", action="store_true", help="Do not fetch the SAM checkpoint.")
-        parser.add_argument("--if-missing", action="store_true",
-                            help="Fetch only what is missing (no checksum pass over present files), and when "
-                                 "that fails, say so and exit 0 so the app still starts (`make run` does this).")
+        parser.add_argument(
+            "--if-missing",
+            action="store_true",
+            help="Fetch only what is missing (no checksum pass over present files), and when "
+            "that fails, say so and exit 0 so the app still starts (`make run` does this).",
+        )
 
     def handle(self, *args, skip_clip: bool, skip_sam: bool, if_missing: bool, **options):
         if if_missing:
@@ -100,7 +107,9 @@ class Command(BaseCommand):
 
     def fetch_clip(self) -> list[str]:
         if settings.CLIP_CHECKPOINT or not settings.CLIP_PRETRAINED:
-            self.stdout.write(f"CLIP: {settings.CLIP_MODEL} uses {settings.CLIP_CHECKPOINT or 'random weights'}; nothing to fetch.")
+            self.stdout.write(
+                f"CLIP: {settings.CLIP_MODEL} uses {settings.CLIP_CHECKPOINT or 'random weights'}; nothing to fetch."
+            )
             return []
         register_model_configs()
         cache = settings.MODEL_CACHE_DIR / "clip"
@@ -110,12 +119,19 @@ class Command(BaseCommand):
         source = os.environ.get("HF_ENDPOINT", "https://huggingface.co") if cfg.get("hf_hub") else cfg.get("url", "")
         problem = unreachable(source) if source else None
         if problem:
-            return [f"CLIP: {settings.CLIP_MODEL}/{settings.CLIP_PRETRAINED} cannot be downloaded: {problem}. "
-                    f"Without internet access, fetch it on another machine and copy {cache} here, "
-                    f"or set CLIP_CHECKPOINT to a local weights file."]
+            return [
+                f"CLIP: {settings.CLIP_MODEL}/{settings.CLIP_PRETRAINED} cannot be downloaded: {problem}. "
+                f"Without internet access, fetch it on another machine and copy {cache} here, "
+                f"or set CLIP_CHECKPOINT to a local weights file."
+            ]
         try:
-            weights = clip_weights(model_name=settings.CLIP_MODEL, pretrained=settings.CLIP_PRETRAINED,
-                                   checkpoint="", cache_dir=cache, download=True)
+            weights = clip_weights(
+                model_name=settings.CLIP_MODEL,
+                pretrained=settings.CLIP_PRETRAINED,
+                checkpoint="",
+                cache_dir=cache,
+                download=True,
+            )
         except ModelUnavailable as error:
             return [f"CLIP: {error}"]
         except Exception as error:
@@ -141,8 +157,10 @@ class Command(BaseCommand):
             self.stdout.write(f"SAM: {target} has the wrong checksum; downloading it again.")
         problem = unreachable(SAM_RELEASE)
         if problem:
-            return [f"SAM: {SAM_RELEASE + name} cannot be downloaded: {problem}. Without internet access, download it "
-                    f"elsewhere and put it at {target} (or set SAM_CHECKPOINT to where it is)."]
+            return [
+                f"SAM: {SAM_RELEASE + name} cannot be downloaded: {problem}. Without internet access, download it "
+                f"elsewhere and put it at {target} (or set SAM_CHECKPOINT to where it is)."
+            ]
         try:
             download(SAM_RELEASE + name, target, md5=md5)
         except CommandError as error:

@@ -17,7 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--user", default="demo", help="Who owns the demo scenes (made if missing).")
         parser.add_argument("--password", default="demo-password", help="That user's password, when the user is made.")
         parser.add_argument("--scenes", type=int, default=40, help="How many generated scenes to upload.")
-        parser.add_argument("--seed", type=int, default=7, help="Random seed of the scene generator (same seed, same scenes).")
+        parser.add_argument(
+            "--seed", type=int, default=7, help="Random seed of the scene generator (same seed, same scenes)."
+        )
 
     def handle(self, *args, user: str, password: str, scenes: int, seed: int, **options):
         User = get_user_model()

@@ -1,6 +1,7 @@
 """manage.py retag: remake the model's tags of every processed photo from its stored vectors, after
 the tag vocabulary (TAG_VOCABULARY), prompt or threshold changed. A person's tags stay as they are.
 A new CLIP model needs `manage.py reprocess` instead: its vectors, and so its tags, are made anew."""
+
 from django.core.management.base import BaseCommand
 
 from gallery.models import Image

@@ -4,6 +4,7 @@
 searches (it writes INDEX_DIR on that machine); a second one on the same machine waits on the
 writer lock and takes over if the first dies.
 """
+
 import logging
 import signal
 import time
@@ -33,16 +34,22 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         writer = get_writer()
-        logger.info("Indexer for %s writing %s every %.1f s.", writer.model_name, writer.directory,
-                    settings.INDEX_POLL_SECONDS)
+        logger.info(
+            "Indexer for %s writing %s every %.1f s.", writer.model_name, writer.directory, settings.INDEX_POLL_SECONDS
+        )
         while not stopping:
             started = time.monotonic()
             try:
                 result = writer.update()
                 if result.rebuilt or result.images:
-                    logger.info("Generation %d: %d images changed, %d vectors added, %d removed%s.",
-                                result.generation, result.images, result.added, result.removed,
-                                " (rebuilt)" if result.rebuilt else "")
+                    logger.info(
+                        "Generation %d: %d images changed, %d vectors added, %d removed%s.",
+                        result.generation,
+                        result.images,
+                        result.added,
+                        result.removed,
+                        " (rebuilt)" if result.rebuilt else "",
+                    )
             except Exception:
                 # A database restart or a full disk: say so, and try again next round.
                 logger.exception("Index update failed; retrying.")

@@ -1,4 +1,5 @@
 """The background worker: a django-q2 cluster, plus recovery of work that crashes left behind."""
+
 import logging
 import signal
 import threading
@@ -9,11 +10,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
+from gallery.services import partial_files_delete
 from gallery.work_queue import images_recover, worker_beat
 from search.duplicates import hashes_backfill, pixel_checks_backfill
-from search.vision.registry import weights_missing
 from search.ingest import images_requeue_waiting_for_models
-from gallery.services import partial_files_delete
+from search.vision.registry import weights_missing
 
 logger = logging.getLogger(__name__)
 
@@ -28,16 +29,19 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--recover-only", action="store_true",
-                            help="Run one recovery sweep and exit (no worker).")
+        parser.add_argument("--recover-only", action="store_true", help="Run one recovery sweep and exit (no worker).")
 
     def handle(self, *args, recover_only: bool, **options):
         if any(connections[alias].settings_dict["OPTIONS"].get("pool") for alias in connections):
-            raise CommandError("DB_POOL is on, but the worker must not pool connections: django-q2 forks its "
-                               "processes, and a forked child would share the pooled sockets. Unset DB_POOL here.")
+            raise CommandError(
+                "DB_POOL is on, but the worker must not pool connections: django-q2 forks its "
+                "processes, and a forked child would share the pooled sockets. Unset DB_POOL here."
+            )
         for problem in weights_missing().values():
-            logger.warning("Model weights missing (uploads wait, and are processed by themselves once they "
-                           "are in place): %s", problem)
+            logger.warning(
+                "Model weights missing (uploads wait, and are processed by themselves once they are in place): %s",
+                problem,
+            )
         deleted = partial_files_delete(older_than=PARTIAL_FILE_AGE)
         if deleted:
             logger.warning("Deleted %d partial file(s) left by interrupted uploads.", deleted)

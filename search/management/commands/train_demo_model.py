@@ -9,7 +9,9 @@ class Command(BaseCommand):
     help = "Train the small demo CLIP (imgsearch-demo) on generated coloured shapes; writes float16 weights."
 
     def add_arguments(self, parser):
-        parser.add_argument("--steps", type=int, default=6000, help="Training steps: more train a better model, and take longer.")
+        parser.add_argument(
+            "--steps", type=int, default=6000, help="Training steps: more train a better model, and take longer."
+        )
         parser.add_argument("--batch-size", type=int, default=32, help="Distinct classes per batch (at most 32).")
         parser.add_argument("--output", type=Path, default=DEMO_WEIGHTS, help="Where to write the weights.")
 

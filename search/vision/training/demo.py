@@ -4,6 +4,7 @@ the demo library (`manage.py load_demo`) and the scenes the retrieval tests sear
 Each shape is one of COLOURS x SHAPES (CLASSES) with its caption; the right answer to a query is
 known for every picture made here.
 """
+
 import io
 import math
 from dataclasses import dataclass
@@ -24,8 +25,12 @@ COLOURS = {
 }
 SHAPES = ("circle", "square", "triangle", "star")
 CLASSES = [(colour, shape) for colour in COLOURS for shape in SHAPES]
-CAPTION_TEMPLATES = ("a {colour} {shape}", "a photo of a {colour} {shape}", "{colour} {shape}", "a {shape} that is {colour}")
-
+CAPTION_TEMPLATES = (
+    "a {colour} {shape}",
+    "a photo of a {colour} {shape}",
+    "{colour} {shape}",
+    "a {shape} that is {colour}",
+)
 
 
 def caption(colour: str, shape: str, template: int = 0) -> str:
@@ -43,8 +48,15 @@ def background(width: int, height: int, rng: np.random.Generator) -> PILImage.Im
     """A muted, mottled texture: busy enough not to be a flat colour, dull enough not to be a shape."""
     base = rng.integers(95, 165, size=3).astype(np.float32)
     coarse = rng.normal(0, 10, size=(max(1, height // 8), max(1, width // 8), 3)).astype(np.float32)
-    coarse = np.asarray(PILImage.fromarray(np.clip(coarse + 128, 0, 255).astype(np.uint8)).resize(
-        (width, height), PILImage.Resampling.BILINEAR), dtype=np.float32) - 128
+    coarse = (
+        np.asarray(
+            PILImage.fromarray(np.clip(coarse + 128, 0, 255).astype(np.uint8)).resize(
+                (width, height), PILImage.Resampling.BILINEAR
+            ),
+            dtype=np.float32,
+        )
+        - 128
+    )
     fine = rng.normal(0, 5, size=(height, width, 1)).astype(np.float32)
     return PILImage.fromarray(np.clip(base + coarse + fine, 0, 255).astype(np.uint8), "RGB")
 
@@ -98,8 +110,13 @@ def scene(width: int, height: int, rng: np.random.Generator, *, count: int) -> t
             x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
             box = (x, y, x + side, y + side)
             margin = 4
-            if all(box[2] + margin <= p.box[0] or p.box[2] + margin <= box[0] or
-                   box[3] + margin <= p.box[1] or p.box[3] + margin <= box[1] for p in placed):
+            if all(
+                box[2] + margin <= p.box[0]
+                or p.box[2] + margin <= box[0]
+                or box[3] + margin <= p.box[1]
+                or p.box[3] + margin <= box[1]
+                for p in placed
+            ):
                 draw_shape(draw, shape, colour, box)
                 placed.append(PlacedShape(colour=colour, shape=shape, box=box))
                 break
@@ -128,8 +145,9 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, 256, size=3).astype(np.float32)
 
 
-def varied_background(width: int, height: int, rng: np.random.Generator,
-                      photos: list[PILImage.Image]) -> PILImage.Image:
+def varied_background(
+    width: int, height: int, rng: np.random.Generator, photos: list[PILImage.Image]
+) -> PILImage.Image:
     """One of: the scenes' mottled texture, a gradient, stripes, smooth noise, soft blobs, or a part
     of a photograph with its colours shuffled."""
     kind = int(rng.integers(6 if photos else 5))
@@ -151,7 +169,9 @@ def varied_background(width: int, height: int, rng: np.random.Generator,
     elif kind == 3:
         cell = int(rng.integers(1, 17))
         coarse = rng.normal(0, rng.uniform(10, 60), size=(max(1, height // cell), max(1, width // cell), 3))
-        coarse = PILImage.fromarray(np.clip(coarse + 128, 0, 255).astype(np.uint8)).resize((width, height), PILImage.Resampling.BILINEAR)
+        coarse = PILImage.fromarray(np.clip(coarse + 128, 0, 255).astype(np.uint8)).resize(
+            (width, height), PILImage.Resampling.BILINEAR
+        )
         pixels = _random_colour(rng) + np.asarray(coarse, dtype=np.float32) - 128
     elif kind == 4:
         image = PILImage.new("RGB", (width, height), tuple(int(v) for v in _random_colour(rng)))
@@ -167,7 +187,9 @@ def varied_background(width: int, height: int, rng: np.random.Generator,
         cw, ch = max(2, int(photo.width * side)), max(2, int(photo.width * side * height / width))
         ch = min(ch, photo.height)
         x, y = int(rng.integers(0, photo.width - cw + 1)), int(rng.integers(0, photo.height - ch + 1))
-        part = np.asarray(photo.crop((x, y, x + cw, y + ch)).resize((width, height), PILImage.Resampling.BICUBIC), dtype=np.float32)
+        part = np.asarray(
+            photo.crop((x, y, x + cw, y + ch)).resize((width, height), PILImage.Resampling.BICUBIC), dtype=np.float32
+        )
         pixels = part[..., rng.permutation(3)]
         if rng.random() < 0.5:
             pixels = pixels[:, ::-1]
@@ -204,8 +226,12 @@ def object_crop(colour: str, shape: str, rng: np.random.Generator, photos: list[
     def neighbour() -> None:
         others = [k for k in CLASSES if k != (colour, shape)]
         other_colour, other_shape = others[int(rng.integers(len(others)))]
-        other = rotated_shape(other_shape, COLOURS[other_colour], max(6, int(rng.uniform(0.4, 1.0) * min(width, height))),
-                              float(rng.uniform(0, 360)))
+        other = rotated_shape(
+            other_shape,
+            COLOURS[other_colour],
+            max(6, int(rng.uniform(0.4, 1.0) * min(width, height))),
+            float(rng.uniform(0, 360)),
+        )
         # Mostly outside: its centre on or beyond an edge, so only a part shows.
         edge = int(rng.integers(4))
         cx = {0: 0, 1: width}.get(edge, rng.uniform(0, width)) + rng.normal(0, other.width / 6)
@@ -215,7 +241,9 @@ def object_crop(colour: str, shape: str, rng: np.random.Generator, photos: list[
     on_top = rng.random() < 0.3
     if rng.random() < 0.35 and not on_top:
         neighbour()
-    image.paste(layer, (int(rng.integers(0, width - layer.width + 1)), int(rng.integers(0, height - layer.height + 1))), layer)
+    image.paste(
+        layer, (int(rng.integers(0, width - layer.width + 1)), int(rng.integers(0, height - layer.height + 1))), layer
+    )
     if rng.random() < 0.35 and on_top:
         neighbour()
     return _jpeg(image, rng) if rng.random() < 0.7 else image

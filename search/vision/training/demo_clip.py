@@ -5,6 +5,7 @@ so we train a small OpenCLIP model ourselves: real open_clip config, real tokeni
 contrastive loss, on pictures whose right answers we know (search/vision/training/demo.py).
 `manage.py train_demo_model` runs train_demo_model.
 """
+
 import math
 import time
 from collections.abc import Callable
@@ -42,8 +43,9 @@ class TrainingReport:
     varied_accuracy: float  # on varied crops (other backgrounds, turned, JPEG)
 
 
-def zero_shot_accuracy(model, tokenizer, preprocess, *, samples_per_class: int, seed: int,
-                       photos: list[PILImage.Image] | None = None) -> float:
+def zero_shot_accuracy(
+    model, tokenizer, preprocess, *, samples_per_class: int, seed: int, photos: list[PILImage.Image] | None = None
+) -> float:
     """Share of unseen pictures of one shape whose best caption (among all 32) is the right one: the
     demo scenes' kind, or with `photos` the varied crops of training_picture's kind."""
     import torch
@@ -54,8 +56,10 @@ def zero_shot_accuracy(model, tokenizer, preprocess, *, samples_per_class: int, 
         texts = torch.nn.functional.normalize(texts, dim=-1)
         correct = total = 0
         for class_index, (colour, shape) in enumerate(CLASSES):
-            pictures = [object_crop(colour, shape, rng, photos) if photos else single_shape(64, colour, shape, rng)
-                        for _ in range(samples_per_class)]
+            pictures = [
+                object_crop(colour, shape, rng, photos) if photos else single_shape(64, colour, shape, rng)
+                for _ in range(samples_per_class)
+            ]
             batch = torch.stack([preprocess(picture) for picture in pictures])
             features = torch.nn.functional.normalize(model.encode_image(batch), dim=-1)
             correct += int((features @ texts.T).argmax(dim=1).eq(class_index).sum())
@@ -63,8 +67,9 @@ def zero_shot_accuracy(model, tokenizer, preprocess, *, samples_per_class: int, 
     return correct / total
 
 
-def train_demo_model(*, steps: int, batch_size: int, output: Path, seed: int = TRAIN_SEED,
-                     log: Callable[[str], None] = print) -> TrainingReport:
+def train_demo_model(
+    *, steps: int, batch_size: int, output: Path, seed: int = TRAIN_SEED, log: Callable[[str], None] = print
+) -> TrainingReport:
     """Train imgsearch-demo from scratch on generated shapes and save float16 weights to `output`.
 
     Each batch: one picture of each of `batch_size` distinct classes (training_picture) and one
@@ -99,13 +104,15 @@ def train_demo_model(*, steps: int, batch_size: int, output: Path, seed: int = T
         others = [training_picture(*CLASSES[c], rng, photos) for c in classes]  # another picture of each class
         captions = [caption(*CLASSES[c], int(rng.integers(len(CAPTION_TEMPLATES)))) for c in classes]
         captions.append(BACKGROUND_CAPTIONS[int(rng.integers(len(BACKGROUND_CAPTIONS)))])
-        features = model.encode_image(torch.stack([preprocess(picture) for picture in pictures + others]), normalize=True)
+        features = model.encode_image(
+            torch.stack([preprocess(picture) for picture in pictures + others]), normalize=True
+        )
         text_features = model.encode_text(tokenizer(captions), normalize=True)
         logit_scale = model.logit_scale.exp()
         loss = loss_fn(features[: len(pictures)], text_features, logit_scale)
         # Picture to picture too: searching by a photo of a shape compares two pictures, not a
         # picture and a caption, so two pictures of a class must be closer than pictures of others.
-        logits = logit_scale * features[:batch_size] @ features[len(pictures):].T
+        logits = logit_scale * features[:batch_size] @ features[len(pictures) :].T
         labels = torch.arange(batch_size)
         loss = loss + IMAGE_LOSS_WEIGHT * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
         optimizer.zero_grad(set_to_none=True)
@@ -121,6 +128,13 @@ def train_demo_model(*, steps: int, batch_size: int, output: Path, seed: int = T
     accuracy = zero_shot_accuracy(model, tokenizer, preprocess, samples_per_class=16, seed=seed + 1)
     varied = zero_shot_accuracy(model, tokenizer, preprocess, samples_per_class=16, seed=seed + 2, photos=photos)
     output.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({key: value.half() if value.is_floating_point() else value for key, value in model.state_dict().items()}, output)
-    return TrainingReport(steps=steps, seconds=time.perf_counter() - started, final_loss=loss_value,
-                          zero_shot_accuracy=accuracy, varied_accuracy=varied)
+    torch.save(
+        {key: value.half() if value.is_floating_point() else value for key, value in model.state_dict().items()}, output
+    )
+    return TrainingReport(
+        steps=steps,
+        seconds=time.perf_counter() - started,
+        final_loss=loss_value,
+        zero_shot_accuracy=accuracy,
+        varied_accuracy=varied,
+    )

@@ -2,6 +2,7 @@
 varied backgrounds, and on speckled ones where a shape differs from its surroundings by texture
 alone. `manage.py train_demo_proposer` runs train_objectness (about an hour on two CPU cores).
 """
+
 import io
 import time
 from collections.abc import Callable
@@ -38,8 +39,9 @@ def speckled_background(width: int, height: int, rng: np.random.Generator) -> tu
     return PILImage.fromarray(np.clip(np.asarray(image, np.float32) + noise, 0, 255).astype(np.uint8)), base
 
 
-def training_scene(rng: np.random.Generator, photos: list[PILImage.Image], *,
-                   speckled_share: float = SPECKLED_SHARE) -> tuple[np.ndarray, np.ndarray]:
+def training_scene(
+    rng: np.random.Generator, photos: list[PILImage.Image], *, speckled_share: float = SPECKLED_SHARE
+) -> tuple[np.ndarray, np.ndarray]:
     """A JPEG'd scene of 1-6 shapes (any of the 32 classes, colours a little off, turned, 5-40% of the
     short side, some cut by the picture's edge, later ones covering earlier ones) on a varied or (one
     time in `speckled_share`) a speckled background, and its training_target. On a speckled one, half of
@@ -67,7 +69,7 @@ def training_scene(rng: np.random.Generator, photos: list[PILImage.Image], *,
         if x1 <= x0 or y1 <= y0:
             continue
         mask = np.zeros((height, width), bool)
-        mask[y0:y1, x0:x1] = np.asarray(layer.getchannel("A"))[y0 - y:y1 - y, x0 - x:x1 - x] > 127
+        mask[y0:y1, x0:x1] = np.asarray(layer.getchannel("A"))[y0 - y : y1 - y, x0 - x : x1 - x] > 127
         for earlier in masks:
             earlier &= ~mask
         masks.append(mask)
@@ -99,8 +101,16 @@ class TrainingReport:
     final_loss: float
 
 
-def train_objectness(*, steps: int, output: Path, scenes: int = 3000, batch_size: int = 16, crop: int = 128,
-                     seed: int = TRAIN_SEED, log: Callable[[str], None] = print) -> TrainingReport:
+def train_objectness(
+    *,
+    steps: int,
+    output: Path,
+    scenes: int = 3000,
+    batch_size: int = 16,
+    crop: int = 128,
+    seed: int = TRAIN_SEED,
+    log: Callable[[str], None] = print,
+) -> TrainingReport:
     """Train the objectness network from scratch on `scenes` generated scenes (random `crop` x `crop`
     parts of them, `batch_size` a step) and save float16 weights to `output`."""
     import torch
@@ -122,11 +132,12 @@ def train_objectness(*, steps: int, output: Path, scenes: int = 3000, batch_size
         for _ in range(batch_size):
             rgb, target = data[int(rng.integers(len(data)))]
             x, y = int(rng.integers(0, width - crop + 1)), int(rng.integers(0, height - crop + 1))
-            pictures.append(picture_tensor(rgb[y:y + crop, x:x + crop]))
-            targets.append(torch.from_numpy(target[y:y + crop, x:x + crop].copy()))
+            pictures.append(picture_tensor(rgb[y : y + crop, x : x + crop]))
+            targets.append(torch.from_numpy(target[y : y + crop, x : x + crop].copy()))
         # Object pixels are ~4% of a scene: weighted up so that the network does not settle for "none".
-        loss = F.binary_cross_entropy_with_logits(net(torch.stack(pictures)), torch.stack(targets),
-                                                  pos_weight=torch.tensor(2.0))
+        loss = F.binary_cross_entropy_with_logits(
+            net(torch.stack(pictures)), torch.stack(targets), pos_weight=torch.tensor(2.0)
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
