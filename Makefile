@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/imgsearch
 # `make demo` runs on its own database and media folder so demo scenes never mix with your photos.
 DEMO_ENV = IMGSEARCH_MODEL_PROFILE=demo IMGSEARCH_VAR_DIR=$(CURDIR)/var/demo MEDIA_ROOT=$(CURDIR)/var/demo/media
 
-.PHONY: install models run dev web worker indexer demo migrate test clean
+.PHONY: install models run dev web worker indexer demo migrate test lint clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ demo: install
 PYTEST_MARKERS ?= not slow
 test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -m "$(PYTEST_MARKERS)" $(PYTEST_ARGS)
+
+# The style gate (pyproject.toml): lint, formatting, and types where they are checked.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

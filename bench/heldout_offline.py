@@ -86,7 +86,7 @@ class Library:
         an object beats it by tie_eps. `vector` may be several (rows): each region scores its best."""
         scores = (self.vectors @ np.atleast_2d(vector).T).max(axis=1) - handicap * self.is_global
         best: dict[int, dict[str, tuple[float, int]]] = defaultdict(dict)
-        for row, (scene, score) in enumerate(zip(self.owner, scores)):
+        for row, (scene, score) in enumerate(zip(self.owner, scores, strict=True)):
             if scene == exclude:
                 continue
             kind = self.kinds[row]
@@ -154,7 +154,7 @@ def source_first(ranked: list[tuple[int, float, tuple]], part, pictures) -> list
     from search.vision.pixels import locate
 
     found = []
-    for number, score, box in ranked[: settings.SOURCE_CHECKED]:
+    for number, score, _box in ranked[: settings.SOURCE_CHECKED]:
         where = locate(part, pictures[number])
         if where is not None:
             found.append((number, score, tuple(where)))
@@ -186,7 +186,7 @@ def evaluate(
     lines = []
     text = Tally("text", text_threshold)
     classes = sorted(where)
-    for klass, vector in zip(classes, clip.embed_texts([demo.caption(*k) for k in classes])):
+    for klass, vector in zip(classes, clip.embed_texts([demo.caption(*k) for k in classes]), strict=True):
         text.add(library.rank(vector, tie_eps=tie_eps, handicap=handicap), set(where[klass]), where[klass])
     crop, region, box = (
         Tally("object crop", image_threshold),
@@ -202,7 +202,7 @@ def evaluate(
         crop_vectors = clip.embed_images(crops)
         start = len(own_first)
         rows = np.flatnonzero((library.owner == number) & ~library.is_global)
-        for placed, vector in zip(scene.shapes, crop_vectors):
+        for placed, vector in zip(scene.shapes, crop_vectors, strict=True):
             klass = (placed.colour, placed.shape)
             relevant, boxes = set(where[klass]), where[klass]
             ranked = source_first(
@@ -315,9 +315,9 @@ def evaluate_tags(library: Library, clip, probabilities=(0.3, 0.4, 0.5, 0.6, 0.7
         ):
             found = zero_shot(library.vectors, clip)
         predicted = [set() for _ in library.scenes]
-        for scene, labels in zip(library.owner, found):
+        for scene, labels in zip(library.owner, found, strict=True):
             predicted[scene] |= {label for label, _ in labels}
-        right = sum(len(p & t) for p, t in zip(predicted, truth))
+        right = sum(len(p & t) for p, t in zip(predicted, truth, strict=True))
         shown = sum(len(p) for p in predicted)
         lines.append(
             f"[tags p>={probability:.1f}] {shown / len(truth):.1f} tags per photo, precision {right / max(1, shown):.0%}, "

@@ -74,7 +74,7 @@ def search_all(segments, masks, queries: np.ndarray, k: int = 10) -> tuple[list[
     answers, seconds = [], []
     for query in queries:
         started = time.perf_counter()
-        parts = [segment.scan(query[None], k, mask) for segment, mask in zip(segments, masks)]
+        parts = [segment.scan(query[None], k, mask) for segment, mask in zip(segments, masks, strict=True)]
         scores = np.concatenate([p[0] for p in parts], axis=1)[0]
         ids = np.concatenate([p[1] for p in parts], axis=1)[0]
         top = ids[np.argsort(-np.where(ids >= 0, scores, -np.inf))[:k]]
@@ -125,7 +125,7 @@ def run(n: int, data: str, nprobes: list[int], work: Path) -> None:
     for nprobe in nprobes + [0]:
         settings.INDEX_IVF_NPROBE = nprobe
         answers, seconds = search_all(ivf_segments, masks, queries)
-        recall = np.mean([len(set(a) & set(t)) / 10 for a, t in zip(answers, truth)])
+        recall = np.mean([len(set(a) & set(t)) / 10 for a, t in zip(answers, truth, strict=True)])
         used = nprobe or max(1, lists // IVF_DEFAULT_NPROBE_DIVISOR)
         label = f"{used} (default)" if nprobe == 0 else str(used)
         print(

@@ -17,6 +17,7 @@ slowest requests with their start times. Runs on a throwaway database
 """
 
 import argparse
+import contextlib
 import io
 import os
 import signal
@@ -83,6 +84,7 @@ class Connections(threading.Thread):
             ],
             capture_output=True,
             text=True,
+            check=False,
         )
         return Counter(line or "other" for line in out.stdout.splitlines())
 
@@ -269,10 +271,8 @@ def main() -> None:
         connection.close()
     finally:
         for process in processes:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         for process in processes:
             try:
                 process.wait(timeout=30)
@@ -287,7 +287,7 @@ def main() -> None:
             errors[(endpoint, outcome)] += 1
     print(
         f"models={args.models} clients={args.clients} uploads/client={args.uploads} searches/client={args.searches} "
-        f"cores={os.cpu_count()} WEB_WORKERS={web_workers} WEB_THREADS={os.environ.get('WEB_THREADS', 4)} "
+        f"cores={os.cpu_count()} WEB_WORKERS={web_workers} WEB_THREADS={os.environ.get('WEB_THREADS', '4')} "
         f"DB_POOL_SIZE={settings.DB_POOL_SIZE}"
     )
     for endpoint, seconds in alone.items():

@@ -116,7 +116,7 @@ def compared_pairs(
     same = np.zeros(cos.shape, dtype=bool)
     different = np.zeros(cos.shape, dtype=bool)
     points = {}
-    for a, b in zip(*np.nonzero(np.triu(asked, k=1))):
+    for a, b in zip(*np.nonzero(np.triu(asked, k=1)), strict=True):
         for i in (a, b):
             if i not in points:
                 points[i] = keypoints(pictures[i])
@@ -206,14 +206,15 @@ def time_pixel_check() -> None:
         buffer = io.BytesIO()
         picture.save(buffer, "JPEG", quality=90)
         data = buffer.getvalue()
-        whole, decoded = timed(lambda: open_rgb(io.BytesIO(data)))
-        for_keypoints, small = timed(lambda: open_rgb(io.BytesIO(data), at_least=REGISTRATION_SIDE))
-        find, points = timed(lambda: keypoints(small))
+        # Each timed call is run at once, in this round of the loop (the names are bound by default).
+        whole, decoded = timed(lambda data=data: open_rgb(io.BytesIO(data)))
+        for_keypoints, small = timed(lambda data=data: open_rgb(io.BytesIO(data), at_least=REGISTRATION_SIDE))
+        find, points = timed(lambda small=small: keypoints(small))
         other = keypoints(variants(decoded, rng)[2][1])
-        compare, _ = timed(lambda: same_picture(points, other))
-        for_locate, medium = timed(lambda: open_rgb(io.BytesIO(data), at_least=LOCATE_SIDE))
+        compare, _ = timed(lambda points=points, other=other: same_picture(points, other))
+        for_locate, medium = timed(lambda data=data: open_rgb(io.BytesIO(data), at_least=LOCATE_SIDE))
         part = decoded.crop((width // 3, height // 3, width // 3 + width // 8, height // 3 + height // 8))
-        place, box = timed(lambda: locate(part, medium, (width, height)))
+        place, box = timed(lambda args=(part, medium, (width, height)): locate(*args))
         print(
             f"{width}x{height} JPEG: decode {whole:.0f} ms (for keypoints {for_keypoints:.0f} ms, for locate "
             f"{for_locate:.0f} ms); keypoints {find:.0f} ms; one comparison {compare:.0f} ms; one locate "

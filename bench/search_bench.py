@@ -46,7 +46,25 @@ REGIONS_PER_IMAGE = 20
 USERS = 200
 PUBLIC_SHARE = 0.3
 QUERIES = 40
-WORDS = "a red car parked near the beach dog sitting on sofa sunset over mountains child with kite".split()
+WORDS = [
+    "a",
+    "red",
+    "car",
+    "parked",
+    "near",
+    "the",
+    "beach",
+    "dog",
+    "sitting",
+    "on",
+    "sofa",
+    "sunset",
+    "over",
+    "mountains",
+    "child",
+    "with",
+    "kite",
+]
 
 
 def recreate_database() -> None:
@@ -86,7 +104,7 @@ def fill(n: int, rng: np.random.Generator, model_name: str):
                 status="ready",
                 progress=100,
             )
-            for i, (o, p) in enumerate(zip(owners, public))
+            for i, (o, p) in enumerate(zip(owners, public, strict=True))
         ],
         batch_size=5000,
     )
@@ -137,7 +155,7 @@ def percentiles(values: list[float]) -> str:
 
 def exact_top10(generation, vector: np.ndarray, allowed_ids: np.ndarray) -> list[int]:
     best: list[tuple[float, int]] = []
-    for segment, alive in zip(generation.segments, generation.alive):
+    for segment, alive in zip(generation.segments, generation.alive, strict=True):
         keep = np.flatnonzero(alive & np.isin(segment.region_ids, allowed_ids))
         if not len(keep):
             continue
@@ -175,7 +193,7 @@ def latency(n: int, user, texts: list[str]) -> dict:
     assert eligible == len(allowed_ids), (eligible, len(allowed_ids))
     recalls = [
         len(set(found) & set(exact_top10(generation, vector, allowed_ids))) / 10
-        for found, vector in zip(answers, vectors)
+        for found, vector in zip(answers, vectors, strict=True)
     ]
 
     service_seconds, stages = (
@@ -196,7 +214,7 @@ def latency(n: int, user, texts: list[str]) -> dict:
         t2 = time.perf_counter()
         scores, ids, _ = generation.search(vector, 100, visibility=visibility)
         t3 = time.perf_counter()
-        matches = best_per_image(dict(zip(ids[0].tolist(), scores[0].tolist())), regions, -1.0)
+        matches = best_per_image(dict(zip(ids[0].tolist(), scores[0].tolist(), strict=True)), regions, -1.0)
         images.select_related("owner").in_bulk([m.image_id for m in matches[:24]])
         t4 = time.perf_counter()
         stages["text tower"].append(t1 - t0)

@@ -6,8 +6,8 @@ leaves the album, or someone else's photo that turns private, leaves every share
 """
 
 import secrets
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Iterable
 
 from django.contrib.auth import get_user_model
 from django.db import transaction

@@ -330,6 +330,9 @@ class AlbumItem(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["album", "image"], name="album_item_once")]
 
+    def __str__(self) -> str:
+        return f"image {self.image_id} in album {self.album_id}"
+
 
 class ShareLink(models.Model):
     """A link that opens one album to anyone holding it, until it expires or its owner revokes it."""

@@ -5,8 +5,7 @@ The visibility rule lives here alone, in two forms: querysets for the database, 
 """
 
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -90,7 +89,7 @@ class Cursor:
         """The cursor `str()` made, or None for anything else (a hand-edited URL starts at the top)."""
         try:
             micros, image_id = (text or "").split("-")
-            return cls(datetime.fromtimestamp(int(micros) / 1_000_000, tz=dt_timezone.utc), int(image_id))
+            return cls(datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC), int(image_id))
         except (ValueError, OverflowError, OSError):
             return None
 

@@ -7,10 +7,11 @@ does not, so a rejected or failed upload leaves nothing behind.
 
 import errno
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 from django.conf import settings
 from django.core.files import File

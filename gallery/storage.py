@@ -11,9 +11,10 @@ into place; an object store receives the whole object in one request.
 import logging
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from django.conf import settings
 from django.core.files.base import ContentFile

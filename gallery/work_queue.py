@@ -16,15 +16,17 @@ RECOVERY_SWEEP_SECONDS.
   worker that then died, is queued again (see `images_recover`).
 """
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, connections, transaction
@@ -225,10 +227,8 @@ def db_retrying(operation: Callable[[], T], *, seconds: float | None = None) -> 
             if connection.in_atomic_block or time.monotonic() + delay > deadline:
                 raise
             logger.warning("Database unavailable (%s); retrying in %.1f s", error, delay)
-            try:
+            with contextlib.suppress(Exception):  # a dead connection may not even close cleanly
                 connection.close()
-            except Exception:  # a dead connection may not even close cleanly
-                pass
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 

@@ -1,5 +1,6 @@
 """API errors are JSON, even the ones no view handled (a database that went away, a bug)."""
 
+import contextlib
 import logging
 
 from django.core.exceptions import SuspiciousOperation
@@ -34,10 +35,8 @@ class ApiErrorsAsJson:
         if isinstance(exception, (OperationalError, InterfaceError)):
             logger.warning("API %s %s: database unavailable (%s)", request.method, request.path, exception)
             for connection in connections.all(initialized_only=True):
-                try:
+                with contextlib.suppress(Exception):  # a dead connection may not close cleanly
                     connection.close()  # the next request opens a fresh one
-                except Exception:  # a dead connection may not close cleanly
-                    pass
             response = JsonResponse(
                 {"detail": "The database is unavailable for a moment; try again shortly."}, status=503
             )

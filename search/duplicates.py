@@ -19,6 +19,7 @@ Byte-identical uploads never get this far: the upload refuses them (gallery.serv
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +78,7 @@ def duplicate_groups(owner) -> list[Group]:
     vectors = _global_vectors(ids[np.union1d(first, second)]) if len(first) else {}
     linked = {
         (int(min(ids[a], ids[b])), int(max(ids[a], ids[b])))
-        for a, b in zip(first, second)
+        for a, b in zip(first, second, strict=True)
         if ids[a] in vectors
         and ids[b] in vectors
         and float(vectors[ids[a]] @ vectors[ids[b]]) >= settings.NEAR_DUPLICATE_SIMILARITY
@@ -162,7 +163,11 @@ def neighbours(image: Image, user, *, limit: int = 8) -> Neighbours:
         4 * limit,
         visibility=Visibility(user_id=user.pk, scope="mine", kind="global", exclude_image_id=image.pk),
     )
-    found = {rid: float(s) for rid, s in zip(region_ids[0], scores[0]) if s >= settings.NEAR_DUPLICATE_SIMILARITY}
+    found = {
+        rid: float(s)
+        for rid, s in zip(region_ids[0], scores[0], strict=True)
+        if s >= settings.NEAR_DUPLICATE_SIMILARITY
+    }
     by_region = dict(Region.objects.filter(pk__in=list(found), image__owner=user).values_list("pk", "image_id"))
     scored = {by_region[rid]: score for rid, score in found.items() if rid in by_region}
     verdicts = {(a if b == image.pk else b): same for (a, b), same in _verdicts_of(image).items()}
@@ -207,7 +212,7 @@ def _likely_copies(image: Image, generation, owner_hashes: tuple[np.ndarray, np.
         )
         close = [
             int(rid)
-            for rid, score in zip(region_ids[0], scores[0])
+            for rid, score in zip(region_ids[0], scores[0], strict=True)
             if score >= settings.NEAR_DUPLICATE_CHECK_SIMILARITY
         ]
         candidates.update(
@@ -245,21 +250,22 @@ def compare_with_neighbours(image: Image, generation, owner_hashes: tuple[np.nda
             logger.warning("Pixel check skipped image %s against %s: %s", image.pk, other.pk, error)
             continue
         if verdict is not None and _saved(
-            lambda: PixelVerdict.objects.update_or_create(
-                first_id=min(image.pk, other.pk), second_id=max(image.pk, other.pk), defaults={"same": verdict}
-            )
+            PixelVerdict.objects.update_or_create,
+            first_id=min(image.pk, other.pk),
+            second_id=max(image.pk, other.pk),
+            defaults={"same": verdict},
         ):
             judged += 1
-    _saved(lambda: PixelCheck.objects.update_or_create(image=image))
+    _saved(PixelCheck.objects.update_or_create, image=image)
     return judged
 
 
-def _saved(write) -> bool:
-    """Run one write of the pixel check in its own transaction; False when a photo it names was
-    deleted while the check ran (the foreign key fails on commit): there is nothing left to record."""
+def _saved(write: Callable[..., object], **fields) -> bool:
+    """`write(**fields)`, one write of the pixel check, in its own transaction; False when a photo it
+    names was deleted while the check ran (the foreign key fails on commit): nothing left to record."""
     try:
         with transaction.atomic():
-            write()
+            write(**fields)
     except IntegrityError:
         return False
     return True

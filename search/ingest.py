@@ -13,6 +13,7 @@ image's fault). Nothing escapes to the worker.
 
 import logging
 from contextlib import ExitStack
+from functools import partial
 
 import numpy as np
 from django.conf import settings
@@ -74,7 +75,7 @@ def images_process_claimed(claims: list[Claim]) -> dict[int, str]:
         opened = []
         for claim in claims:
             try:
-                file = db_retrying(lambda: Image.objects.values_list("file", flat=True).get(pk=claim.image_id))
+                file = db_retrying(partial(Image.objects.values_list("file", flat=True).get, pk=claim.image_id))
                 opened.append((claim, storage.read_rgb(file)))
             except BaseException as error:
                 outcomes[claim.image_id] = _ended_by(claim, error)
@@ -93,10 +94,10 @@ def _process(opened: list[tuple[Claim, PILImage.Image]], heartbeats: dict[int, H
     found = proposer.propose_batch([rgb for _, rgb in opened])
     outcomes: dict[int, str] = {}
     work = []
-    for (claim, rgb), proposals in zip(opened, found):
+    for (claim, rgb), proposed in zip(opened, found, strict=True):
         width, height = rgb.size
         proposals = filter_proposals(
-            proposals,
+            proposed,
             width=width,
             height=height,
             min_area_fraction=settings.REGION_MIN_AREA_FRACTION,
@@ -143,7 +144,8 @@ def _store(claim: Claim, size: tuple[int, int], proposals, vectors, clip, *, per
 
     regions = [region(Region.Kind.GLOBAL, (0, 0, width, height), 1.0, 1.0, vectors[0])]
     regions += [
-        region(Region.Kind.OBJECT, p.box, p.area_fraction, p.score, vector) for p, vector in zip(proposals, vectors[1:])
+        region(Region.Kind.OBJECT, p.box, p.area_fraction, p.score, vector)
+        for p, vector in zip(proposals, vectors[1:], strict=True)
     ]
     found = zero_shot(np.stack(vectors), clip)  # tags for each region, made with them
 

@@ -56,6 +56,9 @@ class RecentSearch(SearchRecord):
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["owner", "-created_at"])]
 
+    def __str__(self) -> str:
+        return self.description
+
     def get_absolute_url(self) -> str:
         return (
             reverse("search:search")
@@ -73,6 +76,9 @@ class PixelCheck(models.Model):
     )
     checked_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self) -> str:
+        return f"image {self.image_id} checked {self.checked_at:%Y-%m-%d %H:%M}"
+
 
 class PixelVerdict(models.Model):
     """Two photos of one owner the pixel check could register: the same picture (one a crop,
@@ -87,3 +93,8 @@ class PixelVerdict(models.Model):
             models.UniqueConstraint(fields=["first", "second"], name="pixel_verdict_unique_pair"),
             models.CheckConstraint(condition=models.Q(first__lt=models.F("second")), name="pixel_verdict_ordered"),
         ]
+
+    def __str__(self) -> str:
+        return (
+            f"images {self.first_id} and {self.second_id}: {'the same picture' if self.same else 'different pictures'}"
+        )

@@ -107,11 +107,10 @@ def best_per_image(
             best[kind] = match
     results = []
     for best in by_image.values():
-        chosen = best.get(Region.Kind.GLOBAL)
-        obj = best.get(Region.Kind.OBJECT)
-        if chosen is None or (obj is not None and obj.score > chosen.score + settings.SCORE_TIE_EPS):
-            chosen = obj
-        if chosen.score >= threshold:
+        whole, obj = best.get("global"), best.get("object")
+        better_object = obj is not None and (whole is None or obj.score > whole.score + settings.SCORE_TIE_EPS)
+        chosen = obj if better_object else whole
+        if chosen is not None and chosen.score >= threshold:
             results.append(chosen)
     results.sort(key=lambda m: (-m.score, -m.image_id))
     return results
@@ -149,7 +148,7 @@ def tagged_first(
         )
     }
     tagged = [image_id for image_id in tagged if image_id in wholes]  # processed: they have a whole-image region
-    scores = generation.image_scores(np.atleast_2d(vector)[:1], tagged)[:, 0] if tagged else []
+    scores = generation.image_scores(np.atleast_2d(vector)[:1], tagged)[:, 0] if tagged else np.zeros(0)
     first = [
         Match(
             image_id=image_id,

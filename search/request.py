@@ -197,11 +197,12 @@ def parse_words(text: str) -> tuple[list[str], list[str]]:
     unwanted: list[str] = []
     phrases: list[tuple[list[str], list[str]]] = [(wanted, [])]
     for word in text.split():
+        rest = word
         if word[0] in "+-":
             phrases.append((unwanted if word[0] == "-" else wanted, []))
-            word = word[1:]
-        if word:
-            phrases[-1][1].append(word)
+            rest = word[1:]
+        if rest:
+            phrases[-1][1].append(rest)
     for target, words in phrases:
         if words:
             target.append(" ".join(words))

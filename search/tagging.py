@@ -71,7 +71,7 @@ def model_tags(regions: list[Region], found: list[list[tuple[str, float]]]) -> l
     """Unsaved model tags for saved `regions`, from zero_shot's answer for their vectors."""
     return [
         Tag(image_id=region.image_id, region=region, label=label, source=Tag.Source.MODEL, score=probability)
-        for region, labels in zip(regions, found)
+        for region, labels in zip(regions, found, strict=True)
         for label, probability in labels
     ]
 

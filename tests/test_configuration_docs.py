@@ -80,10 +80,8 @@ def test_the_readme_shows_each_plain_default_the_code_has():
         if default is ... or default is None or name not in table or not table[name]:
             continue
         cell = table[name]
-        if default == "":
-            ok = not cell.startswith("`")  # "empty", or what happens without it; not another value
-        else:
-            ok = f"`{shown(default)}`" in cell
+        # An empty default reads "empty" or says what happens without it; any other shows the value.
+        ok = not cell.startswith("`") if default == "" else f"`{shown(default)}`" in cell
         if not ok:
             wrong[name] = (default, cell)
     assert wrong == {}

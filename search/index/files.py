@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 from django.conf import settings
@@ -80,7 +81,7 @@ class Segment:
         # Flat codes and an IVF's inverted lists are mapped read-only by different FAISS flags.
         flags = faiss.IO_FLAG_MMAP_IFC if kind == "flat" else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
         try:
-            self.index = faiss.read_index(str(codes_path), flags)
+            self.index: Any = faiss.read_index(str(codes_path), flags)
             slots = np.load(slots_path, mmap_mode="r")
         except FileNotFoundError as error:
             raise CorruptIndex(f"segment {name} is missing ({error.filename}).") from None
@@ -103,11 +104,13 @@ class Segment:
 
         bitmap = np.packbits(mask, bitorder="little")
         selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+        # faiss's Python layer adds keyword constructors that its bundled type stubs do not declare.
+        params: Any
         if self.kind == "ivf":
             nprobe = settings.INDEX_IVF_NPROBE or max(1, self.index.nlist // IVF_DEFAULT_NPROBE_DIVISOR)
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=min(nprobe, self.index.nlist))
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=min(nprobe, self.index.nlist))  # type: ignore[call-arg]
         else:
-            params = faiss.SearchParameters(sel=selector)
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, slots = self.index.search(queries, min(k, len(mask)), params=params)
         return scores, np.where(slots >= 0, self.region_ids[np.maximum(slots, 0)], -1)
 
@@ -118,12 +121,12 @@ class Segment:
         return self.index.reconstruct_batch(np.ascontiguousarray(slots, dtype=np.int64))
 
 
-def fsync_write(path: Path, write: Callable[[object], None]) -> None:
+def fsync_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write `path` through a temporary file, flushed to disk, then renamed into place."""
     fsync_save(path, lambda temporary: _write_with(temporary, write))
 
 
-def _write_with(path: Path, write: Callable[[object], None]) -> None:
+def _write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
     with open(path, "wb") as handle:
         write(handle)
 
@@ -161,6 +164,7 @@ def write_segment(directory: Path, region_ids, image_ids, is_global, vectors: np
     vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dim)
     name = f"{int(time.time() * 1000):x}-{secrets.token_hex(4)}"
     codes_path, slots_path = segment_paths(directory, name)
+    index: Any  # faiss's stubs know neither DirectMap nor the IVF index's methods
     if len(vectors) >= settings.INDEX_IVF_MIN_SLOTS:
         kind, lists = "ivf", ivf_list_count(len(vectors))
         quantizer = faiss.IndexFlatIP(dim)
@@ -171,7 +175,7 @@ def write_segment(directory: Path, region_ids, image_ids, is_global, vectors: np
             len(vectors), min(len(vectors), IVF_TRAIN_PER_LIST * lists), replace=False
         )
         index.train(vectors[np.sort(sample)])
-        index.set_direct_map_type(faiss.DirectMap.Array)  # slot -> code, to read vectors back for merges
+        index.set_direct_map_type(faiss.DirectMap.Array)  # type: ignore[attr-defined]  # slot -> code, for merges
     else:
         kind = "flat"
         index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)

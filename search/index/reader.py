@@ -17,6 +17,7 @@ result slot but never show an image to someone who may not see it.
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,7 @@ class Generation:
         return int(sum(alive.sum() for alive in self.alive))
 
     def ids(self) -> np.ndarray:
-        parts = [segment.region_ids[alive] for segment, alive in zip(self.segments, self.alive)]
+        parts = [segment.region_ids[alive] for segment, alive in zip(self.segments, self.alive, strict=True)]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def _image_ok(self, visibility: Visibility) -> np.ndarray:
@@ -110,11 +111,11 @@ class Generation:
             return [np.zeros(len(segment), dtype=bool) for segment in self.segments]
         image_ok = None if visibility is None else self._image_ok(visibility)
         masks = []
-        for segment, alive in zip(self.segments, self.alive):
+        for segment, alive in zip(self.segments, self.alive, strict=True):
             mask = alive.copy()
             if allowed_ids is not None:
                 mask &= np.isin(segment.region_ids, allowed_ids)
-            if image_ok is not None:
+            if visibility is not None and image_ok is not None:
                 image_ids = segment.image_ids
                 in_range = image_ids < len(image_ok)
                 mask &= in_range & image_ok[np.where(in_range, image_ids, 0)]
@@ -123,7 +124,7 @@ class Generation:
             masks.append(mask)
         return masks
 
-    def image_scores(self, queries: np.ndarray, image_ids: np.ndarray) -> np.ndarray:
+    def image_scores(self, queries: np.ndarray, image_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """(len(image_ids), n_queries): each image's best score over all its live regions (whole image
         and objects) against each query row; -inf for an image with none. Exact: the regions' stored
         codes are decoded, not searched, so every region counts however many the image has."""
@@ -133,7 +134,7 @@ class Generation:
         if len(image_ids) == 0:
             return best
         order = np.argsort(image_ids)
-        for segment, alive in zip(self.segments, self.alive):
+        for segment, alive in zip(self.segments, self.alive, strict=True):
             slots = np.flatnonzero(alive & np.isin(segment.image_ids, image_ids))
             if len(slots) == 0:
                 continue
@@ -163,7 +164,7 @@ class Generation:
             masks = self.allowed(visibility, allowed_ids)
         eligible = int(sum(mask.sum() for mask in masks))
         k = max(1, min(k, eligible))
-        work = [(segment, mask) for segment, mask in zip(self.segments, masks) if mask.any()]
+        work = [(segment, mask) for segment, mask in zip(self.segments, masks, strict=True) if mask.any()]
         parts = list(scan_pool().map(lambda item: item[0].scan(queries, k, item[1]), work))
         if not parts:
             empty = np.zeros((len(queries), 0))

@@ -27,7 +27,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -101,11 +101,11 @@ class _Draft:
         self.public = generation.public.copy() if generation else np.zeros(1, dtype=bool)
         self.ready = generation.ready.copy() if generation else np.zeros(1, dtype=bool)
 
-    def learn_images(self, rows: list[tuple[int, int, bool, str]], deleted: list[int] = ()) -> None:
-        ids = [row[0] for row in rows] + list(deleted)
-        if not ids:
+    def learn_images(self, rows: list[tuple[int, int, bool, str]], deleted: Sequence[int] = ()) -> None:
+        every = [row[0] for row in rows] + list(deleted)
+        if not every:
             return
-        top = max(ids) + 1
+        top = max(every) + 1
         if top > len(self.owner):
             size = max(top, 2 * len(self.owner))
             self.owner = np.concatenate([self.owner, np.full(size - len(self.owner), -1, dtype=np.int64)])
@@ -132,6 +132,13 @@ class IndexWriter:
         self.generation: Generation | None = None
         self._thread_lock = threading.Lock()
         self._pruned_at = 0.0
+
+    @property
+    def published(self) -> Generation:
+        """The generation this writer works from (once it adopted or built one)."""
+        if self.generation is None:
+            raise RuntimeError(f"The index writer of {self.directory} has no generation yet.")
+        return self.generation
 
     # --- Locking and publishing -------------------------------------------------------------------
     @contextmanager
@@ -188,9 +195,11 @@ class IndexWriter:
         numbers = [int(p.name[4:12]) for p in self.directory.glob("gen-*.json")]
         number, generation_id = max(numbers, default=0) + 1, secrets.token_hex(8)
         manifest_path, state_path = generation_paths(self.directory, number)
-        state = {f"alive_{i}": np.packbits(alive, bitorder="little") for i, alive in enumerate(draft.alive)}
+        state: dict[str, np.ndarray] = {
+            f"alive_{i}": np.packbits(alive, bitorder="little") for i, alive in enumerate(draft.alive)
+        }
         state.update(owner=draft.owner, public=draft.public, ready=draft.ready)
-        fsync_write(state_path, lambda handle: np.savez(handle, **state))
+        fsync_write(state_path, lambda handle: np.savez(handle, **state))  # type: ignore[arg-type]  # numpy's stub types **arrays as its own flags
         manifest = {
             "version": FORMAT_VERSION,
             "model": self.model_name,
@@ -242,7 +251,7 @@ class IndexWriter:
         with self.locked():
             if not self._adopt_published():
                 count = self._rebuild_locked()
-                return UpdateResult(generation=self.generation.number, added=count, rebuilt=True)
+                return UpdateResult(generation=self.published.number, added=count, rebuilt=True)
             result = self._apply_feed()
         self._maybe_prune()
         return result
@@ -250,19 +259,19 @@ class IndexWriter:
     def _apply_feed(self) -> UpdateResult:
         """Apply up to FEED_BATCH feed rows and publish the result; a bigger backlog takes several updates
         (each publishes, so searches see progress, and the writer lock is never held for long)."""
-        position = self.generation.position
+        position = self.published.position
         rows = list(
             ImageChange.objects.filter(position__gt=position)
             .order_by("position")
             .values_list("position", "image_id")[:FEED_BATCH]
         )
         if not rows:
-            return UpdateResult(generation=self.generation.number)
+            return UpdateResult(generation=self.published.number)
         if rows[0][0] != position + 1:
             # Positions have no gaps, so rows we needed were pruned: only a rebuild is complete now.
             logger.warning("Index %s is behind the change feed's retention; rebuilding.", self.directory)
             count = self._rebuild_locked()
-            return UpdateResult(generation=self.generation.number, added=count, rebuilt=True)
+            return UpdateResult(generation=self.published.number, added=count, rebuilt=True)
         draft = _Draft(self.generation)
         changed = sorted({image_id for _, image_id in rows})
         added, removed = self._apply_images(draft, changed)
@@ -289,7 +298,7 @@ class IndexWriter:
         wanted = np.fromiter(current, dtype=np.int64, count=len(current))
         present: set[int] = set()
         removed = 0
-        for segment, alive in zip(draft.segments, draft.alive):
+        for segment, alive in zip(draft.segments, draft.alive, strict=True):
             touched = alive & np.isin(segment.image_ids, changed_array)
             if not touched.any():
                 continue
@@ -320,7 +329,7 @@ class IndexWriter:
 
     def _compact(self, draft: _Draft) -> None:
         """Drop dead segments, rewrite mostly-dead ones, merge small ones once there are too many."""
-        parts = [(s, a) for s, a in zip(draft.segments, draft.alive) if a.any()]
+        parts = [(s, a) for s, a in zip(draft.segments, draft.alive, strict=True) if a.any()]
         parts = [self._merge([(s, a)]) if 1 - a.mean() >= REWRITE_DEAD_FRACTION else (s, a) for s, a in parts]
         largest = max((len(s) for s, _ in parts), default=0)
         small = [(s, a) for s, a in parts if len(s) < largest / 4]
@@ -333,10 +342,10 @@ class IndexWriter:
         slots = [np.flatnonzero(alive) for _, alive in parts]
         segment = write_segment(
             self.directory,
-            np.concatenate([s.region_ids[i] for (s, _), i in zip(parts, slots)]),
-            np.concatenate([s.image_ids[i] for (s, _), i in zip(parts, slots)]),
-            np.concatenate([s.is_global[i] for (s, _), i in zip(parts, slots)]),
-            np.concatenate([s.vectors(i) for (s, _), i in zip(parts, slots)]),
+            np.concatenate([s.region_ids[i] for (s, _), i in zip(parts, slots, strict=True)]),
+            np.concatenate([s.image_ids[i] for (s, _), i in zip(parts, slots, strict=True)]),
+            np.concatenate([s.is_global[i] for (s, _), i in zip(parts, slots, strict=True)]),
+            np.concatenate([s.vectors(i) for (s, _), i in zip(parts, slots, strict=True)]),
             dim=self.dim,
         )
         return segment, np.ones(len(segment), dtype=bool)
@@ -395,14 +404,14 @@ class IndexWriter:
         self.generation = None
         self._publish(draft, position)
         self._apply_feed()
-        return self.generation.ntotal
+        return self.published.ntotal
 
     # --- Feed retention -------------------------------------------------------------------------------
     def _maybe_prune(self) -> None:
         if time.monotonic() - self._pruned_at < PRUNE_EVERY_SECONDS:
             return
         self._pruned_at = time.monotonic()
-        pruned = feed_prune(before_position=self.generation.position)
+        pruned = feed_prune(before_position=self.published.position)
         if pruned:
             logger.info("Pruned %d applied change-feed rows.", pruned)
 

@@ -87,7 +87,9 @@ class FastMaskGenerator:
         (crop_n_layers=0, our setting); otherwise image by image."""
         if self.crop_n_layers > 0 or len(images) < 2:
             return [self.generate(image) for image in images]
-        return [self.generate(image, encoded=encoded) for image, encoded in zip(images, self._encode(images))]
+        return [
+            self.generate(image, encoded=encoded) for image, encoded in zip(images, self._encode(images), strict=True)
+        ]
 
     def _encode(self, images: list[np.ndarray]) -> list[tuple]:
         """SamPredictor.set_image's preparation for each image, then one encoder call for all."""
@@ -133,7 +135,7 @@ class FastMaskGenerator:
         data = _concatenate(
             [
                 self._process_crop(image, crop_box, layer_idx, orig_size, encoded)
-                for crop_box, layer_idx in zip(crop_boxes, layer_idxs)
+                for crop_box, layer_idx in zip(crop_boxes, layer_idxs, strict=True)
             ]
         )
         if len(crop_boxes) > 1 and len(data["boxes"]):
@@ -231,9 +233,9 @@ class FastMaskGenerator:
         if len(data["masks"]) == 0:
             return data
         cleaned, scores = [], []
-        for mask in data["masks"]:
-            mask, changed_holes = remove_small_regions(mask, min_area, mode="holes")
-            mask, changed_islands = remove_small_regions(mask, min_area, mode="islands")
+        for raw in data["masks"]:
+            filled, changed_holes = remove_small_regions(raw, min_area, mode="holes")
+            mask, changed_islands = remove_small_regions(filled, min_area, mode="islands")
             cleaned.append(torch.as_tensor(mask).unsqueeze(0))
             scores.append(float(not (changed_holes or changed_islands)))
         masks = torch.cat(cleaned, dim=0)

@@ -154,8 +154,8 @@ def _differing_blocks(reference: np.ndarray, difference: np.ndarray, valid: np.n
     edges_y = np.linspace(0, difference.shape[0], blocks + 1).astype(int)
     edges_x = np.linspace(0, difference.shape[1], blocks + 1).astype(int)
     different = compared = 0
-    for top, bottom in zip(edges_y[:-1], edges_y[1:]):
-        for left, right in zip(edges_x[:-1], edges_x[1:]):
+    for top, bottom in zip(edges_y[:-1], edges_y[1:], strict=True):
+        for left, right in zip(edges_x[:-1], edges_x[1:], strict=True):
             mask = valid[top:bottom, left:right]
             if mask.sum() < 0.5 * mask.size:
                 continue

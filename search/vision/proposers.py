@@ -169,7 +169,7 @@ class ColourProposer:
         ).astype(np.int64)[keep]
         return [
             Proposal(box=tuple(int(v) for v in box), area_fraction=float(part), score=min(1.0, float(c) / 255.0))
-            for box, part, c in zip(boxes, size[keep] / area, contrast[keep])
+            for box, part, c in zip(boxes, size[keep] / area, contrast[keep], strict=True)
         ]
 
 

@@ -113,7 +113,8 @@ class SamProposer:
         with torch.inference_mode(), reduced_precision():
             masks = self.generator.generate_batch([np.asarray(small) for small, _ in scaled])
         return [
-            self._proposals(image, small, scale, found) for image, (small, scale), found in zip(images, scaled, masks)
+            self._proposals(image, small, scale, found)
+            for image, (small, scale), found in zip(images, scaled, masks, strict=True)
         ]
 
     def _downscaled(self, image: PILImage.Image) -> tuple[PILImage.Image, float]:

@@ -121,7 +121,7 @@ def box_from_style(style: str, image: Image) -> tuple[int, int, int, int]:
 
 def test_text_search_boxes_the_right_shape_then_more_like_this_and_a_drawn_box(page, demo_scenes):
     owner, truth = demo_scenes
-    colour, shape = next(((s.colour, s.shape) for shapes in truth.values() for s in shapes))
+    colour, shape = next((s.colour, s.shape) for shapes in truth.values() for s in shapes)
     log_in(page, "owner", PASSWORD)
     page.goto("/search/")
     page.fill("#id_q", f"a {colour} {shape}")

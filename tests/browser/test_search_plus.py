@@ -101,7 +101,7 @@ def test_review_near_duplicates_and_keep_the_best(page, demo_profile):
 
 def test_save_a_search_see_what_is_new_and_get_recent_words_offered(page, demo_scenes):
     owner, truth = demo_scenes
-    colour, shape = next(((s.colour, s.shape) for shapes in truth.values() for s in shapes))
+    colour, shape = next((s.colour, s.shape) for shapes in truth.values() for s in shapes)
     log_in(page, "owner", PASSWORD)
     page.fill("header input[name=q]", f"a {colour} {shape}")
     page.press("header input[name=q]", "Enter")

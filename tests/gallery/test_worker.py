@@ -186,6 +186,7 @@ def test_a_web_process_killed_between_commit_and_enqueue_loses_nothing(owner, wo
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     image = Image.objects.get()
@@ -277,6 +278,7 @@ def test_ingest_folder_wait_says_no_worker_is_running_and_gives_up_at_its_timeou
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert result.returncode == 1
     assert "No worker is running" in result.stderr

@@ -153,8 +153,8 @@ def test_hash_neighbours_finds_exactly_the_pairs_within_the_bits():
     hashes[30] = hashes[40] ^ (2**63 - 1)  # 63 bits apart
     first, second = hash_neighbours(hashes, 12)
     distances = hash_distances(hashes, hashes)
-    expected = {(i, j) for i, j in zip(*np.nonzero(distances <= 12)) if i < j}
-    assert set(zip(first.tolist(), second.tolist())) == expected and (10, 20) in expected
+    expected = {(i, j) for i, j in zip(*np.nonzero(distances <= 12), strict=True) if i < j}
+    assert set(zip(first.tolist(), second.tolist(), strict=True)) == expected and (10, 20) in expected
 
 
 def deep_crop(picture: PILImage.Image) -> PILImage.Image:

@@ -30,7 +30,7 @@ def stock_sam(sam):
     """The same weights in segment_anything's own modules."""
     with seeded_random_init():
         model = sam_builders()["tiny"]().eval()
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), sam.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), sam.state_dict().values(), strict=True))
     assert not any(isinstance(block.attn, ChunkedAttention) for block in model.image_encoder.blocks)
     return model
 
@@ -68,7 +68,7 @@ def test_fast_generator_matches_the_stock_one(sam, stock_sam, seed, min_mask_reg
     fast = FastMaskGenerator(sam, points_per_batch=256, **settings).generate(picture)
     assert 0 < len(stock) < GRID * GRID * 3, "thresholds should keep some masks and drop others"
     assert len(fast) == len(stock)
-    for ours, theirs in zip(sorted(fast, key=lambda r: r["bbox"]), sorted(stock, key=lambda r: r["bbox"])):
+    for ours, theirs in zip(sorted(fast, key=lambda r: r["bbox"]), sorted(stock, key=lambda r: r["bbox"]), strict=True):
         assert mask_iou(ours["segmentation"], theirs["segmentation"]) >= 0.99
         assert ours["area"] == theirs["area"]
         assert ours["predicted_iou"] == pytest.approx(theirs["predicted_iou"], abs=1e-4)
@@ -99,10 +99,12 @@ def test_a_batch_of_images_gives_each_image_its_own_masks(sam):
     ]
     generator = FastMaskGenerator(sam, points_per_side=GRID, pred_iou_thresh=0.0, stability_score_thresh=0.0)
     batched = generator.generate_batch(pictures)
-    for picture, from_batch in zip(pictures, batched):
+    for picture, from_batch in zip(pictures, batched, strict=True):
         alone = generator.generate(picture)
         assert len(from_batch) == len(alone) > 0
-        for ours, theirs in zip(sorted(from_batch, key=lambda r: r["bbox"]), sorted(alone, key=lambda r: r["bbox"])):
+        for ours, theirs in zip(
+            sorted(from_batch, key=lambda r: r["bbox"]), sorted(alone, key=lambda r: r["bbox"]), strict=True
+        ):
             assert ours["segmentation"].shape == picture.shape[:2]
             assert mask_iou(ours["segmentation"], theirs["segmentation"]) >= 0.99
             assert ours["predicted_iou"] == pytest.approx(theirs["predicted_iou"], abs=1e-4)

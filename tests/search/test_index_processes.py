@@ -74,7 +74,7 @@ def indexer_env(settings, **extra) -> dict:
 
 def start(args: list[str], settings, log_name: str, **extra) -> tuple[subprocess.Popen, object]:
     settings.MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
-    log = open(settings.MEDIA_ROOT / log_name, "w+")
+    log = open(settings.MEDIA_ROOT / log_name, "w+")  # noqa: SIM115 (stop() reads and closes it)
     process = subprocess.Popen(
         [sys.executable, *args],
         cwd=ROOT,
@@ -159,7 +159,7 @@ def test_writers_in_two_processes_never_publish_a_mixed_generation(transactional
             except IndexUnavailable:
                 continue
             seen.add(generation.id)
-            for segment, alive in zip(generation.segments, generation.alive):
+            for segment, alive in zip(generation.segments, generation.alive, strict=True):
                 slots = np.flatnonzero(alive)
                 stored = segment.vectors(slots)
                 expected = np.stack([vectors[int(pk)] for pk in segment.region_ids[slots]])
@@ -182,9 +182,10 @@ def test_run_indexer_brings_changes_to_searches_within_seconds_and_survives_a_ki
     region = make_regions(image, [1], model)[0]
     indexer, log = start(["manage.py", "run_indexer"], settings, "indexer.log", INDEX_POLL_SECONDS="0.2")
     reader = IndexReader(model_name=name, dim=dim, directory=settings.INDEX_DIR)
-    seen_by_stranger = lambda: (
-        region.pk in set(reader.search(unit(1, dim), k=5, visibility=Visibility(user_id=stranger.pk))[1][0].tolist())
-    )
+
+    def seen_by_stranger() -> bool:
+        found = reader.search(unit(1, dim), k=5, visibility=Visibility(user_id=stranger.pk))[1][0]
+        return region.pk in set(found.tolist())
 
     def published() -> bool:
         try:

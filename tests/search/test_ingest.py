@@ -235,6 +235,6 @@ def test_a_batching_worker_takes_the_next_pending_images_with_the_same_results(
     assert image_process(image_id=queued[1].pk) == "ready"  # its own image, then the others, oldest first
     assert [Image.objects.get(pk=image.pk).status for image in queued] == ["ready"] * 3
     assert [image_process(image_id=image.pk) for image in queued] == ["skipped"] * 3  # their own tasks
-    for alone, batched in zip(one_by_one, queued):
+    for alone, batched in zip(one_by_one, queued, strict=True):
         assert sorted(r.box for r in regions_of(batched.pk)) == sorted(r.box for r in regions_of(alone.pk))
         assert Image.objects.get(pk=batched.pk).attempts == 1

@@ -254,7 +254,7 @@ def test_web_and_api_modules_do_not_import_torch_or_faiss():
         "heavy = [m for m in ('torch', 'open_clip', 'segment_anything', 'faiss') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -265,7 +265,7 @@ def test_random_weight_models_are_identical_in_every_load():
     assert np.array_equal(first.embed_images(scene), second.embed_images(scene))
     a = load_sam_model(model_type="tiny", checkpoint="")
     b = load_sam_model(model_type="tiny", checkpoint="")
-    assert all((pa == pb).all() for pa, pb in zip(a.parameters(), b.parameters()))
+    assert all((pa == pb).all() for pa, pb in zip(a.parameters(), b.parameters(), strict=True))
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
@@ -309,7 +309,7 @@ def test_bf16_autocast_is_opt_in_and_stays_close_to_float(settings):
     assert (vectors * reference).sum(axis=1).min() > 0.99
     bf16_boxes = [p.box for p in proposer.propose(picture)]
     assert len(bf16_boxes) == len(float_boxes) > 0
-    close = sum(box_iou(a, b) >= 0.9 for a, b in zip(sorted(bf16_boxes), sorted(float_boxes)))
+    close = sum(box_iou(a, b) >= 0.9 for a, b in zip(sorted(bf16_boxes), sorted(float_boxes), strict=True))
     assert close >= 0.8 * len(float_boxes), (bf16_boxes, float_boxes)
 
 

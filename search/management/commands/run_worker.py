@@ -1,5 +1,6 @@
 """The background worker: a django-q2 cluster, plus recovery of work that crashes left behind."""
 
+import contextlib
 import logging
 import signal
 import threading
@@ -64,10 +65,8 @@ class Command(BaseCommand):
             if time.monotonic() >= next_sweep and cluster.sentinel.is_alive():
                 self._recover()
                 next_sweep = time.monotonic() + settings.RECOVERY_SWEEP_SECONDS
-        try:
+        with contextlib.suppress(DatabaseError):
             worker_beat(stopping=True)  # /readyz stops counting this worker at once
-        except DatabaseError:
-            pass
 
     @staticmethod
     def _stop_on_signals() -> threading.Event:

@@ -70,8 +70,8 @@ def training_scene(
             continue
         mask = np.zeros((height, width), bool)
         mask[y0:y1, x0:x1] = np.asarray(layer.getchannel("A"))[y0 - y : y1 - y, x0 - x : x1 - x] > 127
-        for earlier in masks:
-            earlier &= ~mask
+        for earlier in masks:  # a later shape covers the earlier ones
+            np.logical_and(earlier, ~mask, out=earlier)
         masks.append(mask)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=int(rng.integers(50, 96)))
