@@ -8,7 +8,7 @@ from gallery import api as gallery_api
 from gallery import views as gallery_views
 from imgsearch import health
 from imgsearch.api import ObtainTokenApi, TokenDetailApi, TokenListApi
-from search import api as search_api
+from search.web import api as search_api
 
 api_patterns = (
     [
@@ -47,7 +47,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("", include("gallery.urls")),
-    path("", include("search.urls")),
+    path("", include("search.web.urls")),
 ]
 
 # Unmatched URLs under /api/ answer JSON, like every other API error.

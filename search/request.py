@@ -1,6 +1,6 @@
 """One search request (the query, whose photos, which matches, the filters), however it arrives.
 
-The search page's form (search.forms.SearchForm) and the API's serializer (search.api.SearchApi)
+The search page's form (search.web.forms.SearchForm) and the API's serializer (search.web.api.SearchApi)
 each build a SearchRequest; saved and recent searches keep `to_params()` (the search page's
 parameters, so opening one is opening its URL) and run it again with `from_params()`. The page's
 parameters are parsed in one place, SearchParams; `query_from` turns the parts of a request into a

@@ -112,7 +112,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Three fields are called "kind": name their enums apart.
     "ENUM_NAME_OVERRIDES": {
-        "QueryTermKindEnum": "search.api.QUERY_TERM_KINDS",
+        "QueryTermKindEnum": "search.web.api.QUERY_TERM_KINDS",
         "MatchKindEnum": "search.query.MATCH_KINDS",
     },
 }

@@ -250,7 +250,7 @@ def test_the_vectorised_colour_proposer_finds_what_the_component_loop_found(kind
 def test_web_and_api_modules_do_not_import_torch_or_faiss():
     code = (
         "import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'tests.settings'; django.setup(); "
-        "import gallery.views, gallery.api, gallery.admin, search.views, search.api, imgsearch.urls; "
+        "import gallery.views, gallery.api, gallery.admin, search.web.views, search.web.api, imgsearch.urls; "
         "heavy = [m for m in ('torch', 'open_clip', 'segment_anything', 'faiss') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

@@ -11,10 +11,10 @@ from gallery.selectors import albums_owned_by
 from search import history
 from search.duplicates import duplicate_groups, pixel_checks_waiting
 from search.errors import SearchError, SearchUnavailable
-from search.forms import SearchForm
 from search.models import RecentSearch, SavedSearch
 from search.queries import ImageQuery
 from search.vision.identity import current_model
+from search.web.forms import SearchForm
 
 # Parameters that make the search page run a search (without any, it shows the form and recent searches).
 SEARCH_PARAMETERS = ("q", "similar", "region", "box", "saved", "recent")

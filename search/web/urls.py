@@ -1,6 +1,6 @@
 from django.urls import path
 
-from search import views
+from search.web import views
 
 app_name = "search"
 urlpatterns = [
