@@ -24,7 +24,7 @@ excess, times the term's weight (search.ranking.penalised).
 import base64
 import io
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
 import numpy as np
@@ -84,6 +84,7 @@ class Query(ABC):
     kind: ClassVar[str]  # as the API names it
     from_stored_photo: ClassVar[bool] = False  # names a photo of the library (known before embedding)
     about_whole_photo: ClassVar[bool] = False  # asks whether photos are alike, not what is in one
+    a_picture: ClassVar[bool] = False  # a picture from outside the library: a saved search keeps its vector
 
     @abstractmethod
     def vector(self, user) -> Embedded:
@@ -124,6 +125,7 @@ class Query(ABC):
             source_image_id=source,
             threshold=self.threshold(),
             handicap=0.0 if self.about_whole_photo else settings.WHOLE_IMAGE_HANDICAP,
+            photo_vector=vector if self.a_picture else None,
         )
 
     # A single query reads like a composed query of one term.
@@ -181,6 +183,7 @@ class ImageQuery(Query):
     data: bytes  # validated like uploads, never stored
     name: str = field(default="", compare=False)  # the file's name, for describing the query
     kind: ClassVar[str] = "image"
+    a_picture: ClassVar[bool] = True
 
     def vector(self, user) -> Embedded:
         try:
@@ -194,10 +197,6 @@ class ImageQuery(Query):
         with PILImage.open(io.BytesIO(self.data)) as image:
             image.seek(0)
             return to_rgb(ImageOps.exif_transpose(image))
-
-    def plan(self, user) -> Plan:
-        plan = super().plan(user)
-        return replace(plan, photo_vector=plan.vector)
 
     def words(self) -> str:
         return f"photos like “{self.name}”" if self.name else "photos like an uploaded one"
@@ -223,15 +222,12 @@ class VectorQuery(Query):
     vector_bytes: bytes  # float32
     model: str  # the model that made it
     kind: ClassVar[str] = "image"
+    a_picture: ClassVar[bool] = True
 
     def vector(self, user) -> Embedded:
         if self.model != current_model()[0]:
             raise SearchError("This search was made with another model; search with the photo again.")
         return Embedded(np.frombuffer(self.vector_bytes, dtype=np.float32), None)
-
-    def plan(self, user) -> Plan:
-        plan = super().plan(user)
-        return replace(plan, photo_vector=plan.vector)
 
     def words(self) -> str:
         return "photos like the one you searched with"
