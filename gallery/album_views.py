@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from gallery import albums, media, selectors
 from gallery.http import posted_ids, redirect_back
 from gallery.models import Album, Image, ShareLink
+from imgsearch.params import param_id, param_int, param_text
 
 LINK_CHOICES = [
     (str(days or ""), f"{days} day{'s' if days > 1 else ''}" if days else "until I revoke it")
@@ -31,7 +32,7 @@ LINK_CHOICES = [
 def album_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
-            album = albums.album_create(owner=request.user, name=request.POST.get("name", ""))
+            album = albums.album_create(owner=request.user, name=param_text(request.POST.get("name"), name="name"))
         except albums.AlbumRefused as error:
             messages.error(request, str(error))
             return redirect("gallery:album_list")
@@ -91,7 +92,7 @@ def album_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def album_rename(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        albums.album_rename(album=_own_album(request, pk), name=request.POST.get("name", ""))
+        albums.album_rename(album=_own_album(request, pk), name=param_text(request.POST.get("name"), name="name"))
     except albums.AlbumRefused as error:
         messages.error(request, str(error))
     return redirect("gallery:album_detail", pk=pk)
@@ -111,7 +112,9 @@ def album_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def album_cover(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        albums.album_set_cover(album=_own_album(request, pk), image_id=int(request.POST.get("image_id", "0") or 0))
+        albums.album_set_cover(
+            album=_own_album(request, pk), image_id=param_id(request.POST.get("image_id"), name="image_id") or 0
+        )
         messages.success(request, "Cover chosen.")
     except (albums.AlbumRefused, ValueError) as error:
         messages.error(request, str(error))
@@ -133,7 +136,7 @@ def album_remove(request: HttpRequest, pk: int) -> HttpResponse:
 def album_share(request: HttpRequest, pk: int) -> HttpResponse:
     album = _own_album(request, pk)
     try:
-        albums.album_share_with(album=album, username=request.POST.get("username", ""))
+        albums.album_share_with(album=album, username=param_text(request.POST.get("username"), name="username"))
         messages.success(request, f"Shared with {request.POST['username'].strip()}: they can look, not change.")
     except albums.AlbumRefused as error:
         messages.error(request, str(error))
@@ -151,8 +154,8 @@ def album_unshare(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def album_link_create(request: HttpRequest, pk: int) -> HttpResponse:
-    raw = request.POST.get("days", "")
-    days = None if raw == "" else int(raw) if raw.isdigit() else 0  # 0: not a choice, refused below
+    # Any number parses; the service says which lifetimes there are.
+    days = param_int(request.POST.get("days"), name="days", minimum=0, maximum=10**6)
     try:
         albums.share_link_create(album=_own_album(request, pk), days=days)
         messages.success(request, "Link made: anyone who has it can see this album's photos (and nothing else).")
@@ -175,12 +178,14 @@ def album_link_revoke(request: HttpRequest, pk: int, link_id: int) -> HttpRespon
 def images_add_to_album(request: HttpRequest) -> HttpResponse:
     """Add photos (from a grid's selection or the viewer) to one of your albums, or to a new one."""
     ids = posted_ids(request)
-    name = request.POST.get("new_album", "").strip()
+    name = param_text(request.POST.get("new_album"), name="new_album")
     try:
         if name:
             album = albums.album_create(owner=request.user, name=name)
         else:
-            album = get_object_or_404(selectors.albums_owned_by(request.user), pk=int(request.POST.get("album") or 0))
+            album = get_object_or_404(
+                selectors.albums_owned_by(request.user), pk=param_id(request.POST.get("album"), name="album") or 0
+            )
     except albums.AlbumRefused as error:
         messages.error(request, str(error))
         return redirect_back(request, reverse("gallery:my_images"))

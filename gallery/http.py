@@ -4,10 +4,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from imgsearch.params import param_ids
+
 
 def posted_ids(request: HttpRequest) -> list[int]:
-    """The image ids a form posted (checkboxes named image_ids); anything else is ignored."""
-    return [int(value) for value in request.POST.getlist("image_ids") if value.isdigit()]
+    """The image ids a form posted (checkboxes named image_ids); BadParameter for anything else."""
+    return param_ids(request.POST.getlist("image_ids"), name="image_ids")
 
 
 def redirect_back(request: HttpRequest, fallback: str) -> HttpResponse:

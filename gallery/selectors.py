@@ -13,6 +13,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncMonth
 
 from gallery.models import Album, Image, ShareLink
+from imgsearch.params import MAX_ID
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -89,9 +90,10 @@ class Cursor:
         """The cursor `str()` made, or None for anything else (a hand-edited URL starts at the top)."""
         try:
             micros, image_id = (text or "").split("-")
-            return cls(datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC), int(image_id))
+            cursor = cls(datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC), int(image_id))
         except (ValueError, OverflowError, OSError):
             return None
+        return cursor if 0 <= cursor.image_id <= MAX_ID else None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from gallery import album_views, albums, media, selectors, services, tags, token
 from gallery.forms import ImageFilterForm, SignupForm, TokenForm
 from gallery.http import posted_ids, redirect_back
 from gallery.models import Image, Region
+from imgsearch.params import param_ids
 
 PAGE_SIZE = 24
 
@@ -224,10 +225,8 @@ MAX_STATUS_IDS = 200
 def image_statuses(request: HttpRequest) -> JsonResponse:
     """Status of the images `?ids=1,2,3` names (those the person may see): what pages poll to update
     their badges in place, instead of reloading themselves."""
-    try:
-        ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip()][:MAX_STATUS_IDS]
-    except ValueError:
-        return JsonResponse({"detail": "ids is a comma-separated list of image ids."}, status=400)
+    parts = [part for part in request.GET.get("ids", "").split(",") if part.strip()][:MAX_STATUS_IDS]
+    ids = param_ids(parts, name="ids")
     images = selectors.images_with_region_counts(selectors.images_visible_to(request.user).filter(pk__in=ids))
     return JsonResponse(
         {

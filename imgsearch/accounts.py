@@ -15,6 +15,17 @@ def lockout_message() -> str:
     )
 
 
+# django-axes keeps a username of at most this many characters with each failed sign-in.
+LOCKOUT_USERNAME_CHARS = 255
+
+
+def lockout_username(request: HttpRequest, credentials: dict | None = None) -> str | None:
+    """django-axes' AXES_USERNAME_CALLABLE: the name a sign-in was tried with, cut to what its log of
+    failures holds (no account has a longer name; before, a longer one was a server error)."""
+    username = (credentials or {}).get("username") if credentials else request.POST.get("username")
+    return None if username is None else str(username)[:LOCKOUT_USERNAME_CHARS]
+
+
 def lockout_response(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
     """django-axes' AXES_LOCKOUT_CALLABLE."""
     if request.path.startswith("/api/"):

@@ -1,4 +1,5 @@
-"""API errors are JSON, even the ones no view handled (a database that went away, a bug)."""
+"""Answers no view gives: hostile input refused at the edge, and API errors as JSON, even the ones no
+view handled (a database that went away, a bug)."""
 
 import contextlib
 import logging
@@ -8,11 +9,33 @@ from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 
-from imgsearch.upload_errors import refusal_response
+from imgsearch.params import BadParameter, has_nul
+from imgsearch.upload_errors import refusal_response, sentence_response
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+
+
+class HostileInput:
+    """A NUL byte in the path or the query string is refused before any view runs (no database column
+    can hold one); a BadParameter a view raises (imgsearch.params) is a 400 with its sentence."""
+
+    NUL_REFUSED = "The address contains a NUL character (%00); remove it and try again."
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        query = request.GET
+        if has_nul(request.path) or any(has_nul(key) or any(map(has_nul, query.getlist(key))) for key in query):
+            return sentence_response(request, self.NUL_REFUSED)
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        if isinstance(exception, BadParameter):
+            return sentence_response(request, str(exception))
+        return None
 
 
 class ApiErrorsAsJson:
@@ -27,8 +50,8 @@ class ApiErrorsAsJson:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception):
-        if not request.path.startswith(API_PREFIX):
-            return None
+        if not request.path.startswith(API_PREFIX) or isinstance(exception, BadParameter):
+            return None  # pages keep Django's error pages; HostileInput answers a BadParameter
         if isinstance(exception, (SuspiciousOperation, MultiPartParserError)):
             # A body Django refused to read (too many files, too large): a 400 with its sentence.
             return refusal_response(request, exception)

@@ -25,7 +25,11 @@ def refusal_message(error: Exception) -> str:
 
 
 def refusal_response(request: HttpRequest, error: Exception) -> HttpResponse:
-    message = refusal_message(error)
+    return sentence_response(request, refusal_message(error))
+
+
+def sentence_response(request: HttpRequest, message: str) -> HttpResponse:
+    """A 400 that says why: JSON under /api/, a page elsewhere."""
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": message}, status=400)
     return render(request, "400.html", {"message": message}, status=400)

@@ -29,6 +29,8 @@ Scope = Literal["all", "mine", "public"]
 MatchKind = Literal["both", "global", "object"]
 SCOPES = ("all", "mine", "public")
 MATCH_KINDS = ("both", "global", "object")
+# Nobody pages this deep; a deeper page would rank the whole library for nothing.
+MAX_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,8 @@ def _checked_options(*, scope: str, kind: str, page: int, page_size: int | None)
     page_size = page_size or settings.SEARCH_PAGE_SIZE
     if not 1 <= page_size <= settings.SEARCH_MAX_PAGE_SIZE:
         raise SearchError(f"page_size must be between 1 and {settings.SEARCH_MAX_PAGE_SIZE}.")
-    if page < 1:
-        raise SearchError("page must be 1 or more.")
+    if not 1 <= page <= MAX_PAGE:
+        raise SearchError(f"page must be between 1 and {MAX_PAGE}.")
     return page_size
 
 

@@ -11,6 +11,40 @@ from search.index import reset_index
 from tests import images
 
 
+def pytest_sessionstart(session):
+    """Drop the test databases of earlier runs on this host whose process is gone (killed, crashed):
+    each run names its own (tests/settings.py), and pytest-django drops it only when it ends cleanly."""
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        return
+    prefix = settings.TEST_DATABASE_PREFIX
+    try:
+        with psycopg.connect(host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"],
+                             dbname="postgres", autocommit=True, connect_timeout=5) as admin:  # fmt: skip
+            names = [
+                row[0] for row in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [prefix + "%"])
+            ]
+            for name in names:
+                pid = name[len(prefix) :]
+                if pid.isascii() and pid.isdigit() and not _process_alive(int(pid)):
+                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except psycopg.Error:
+        return  # the tests that need PostgreSQL say so themselves
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(autouse=True)
 def isolated_storage(settings, tmp_path):
     """Each test gets its own MEDIA_ROOT and index folder."""

@@ -14,3 +14,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # No `run_indexer` runs beside the test process: it applies the change feed itself before each
 # search. Tests that exercise the separate indexer turn this off.
 INDEX_INLINE_WRITER = True
+
+# Each run makes its own test database (test_imgsearch_<pid>): two runs on one host (a CI run beside a
+# developer's) no longer drop each other's. tests/conftest.py drops those of runs that died.
+TEST_DATABASE_PREFIX = "test_imgsearch_"
+DATABASES["default"].setdefault("TEST", {})["NAME"] = f"{TEST_DATABASE_PREFIX}{os.getpid()}"  # noqa: F405

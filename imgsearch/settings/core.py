@@ -36,6 +36,8 @@ FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a hostile path or query string (a NUL byte: no database column holds one).
+    "imgsearch.middleware.HostileInput",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "imgsearch.upload_errors.FormPostErrors",

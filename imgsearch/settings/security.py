@@ -59,6 +59,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minim
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "imgsearch.accounts.lockout_response"
+AXES_USERNAME_CALLABLE = "imgsearch.accounts.lockout_username"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "gallery:my_images"
 LOGOUT_REDIRECT_URL = "home"

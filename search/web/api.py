@@ -9,13 +9,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from imgsearch.params import param_int
 from imgsearch.parsers import JSONParser, MultiPartParser
 from search import history
 from search.duplicates import duplicate_groups
 from search.errors import SearchError, SearchUnavailable
 from search.models import RecentSearch, SavedSearch
 from search.queries import MAX_WEIGHT, ImageQuery
-from search.query import MATCH_KINDS, SCOPES, Filters
+from search.query import MATCH_KINDS, MAX_PAGE, SCOPES, Filters
 from search.request import SearchRequest, query_from
 
 
@@ -110,7 +111,7 @@ class SearchApi(APIView):
         scope = serializers.ChoiceField(choices=SCOPES, default="all")
         kind = serializers.ChoiceField(choices=MATCH_KINDS, default="both")
         min_score = serializers.FloatField(required=False, min_value=-1.0, max_value=1.0)
-        page = serializers.IntegerField(default=1, min_value=1)
+        page = serializers.IntegerField(default=1, min_value=1, max_value=MAX_PAGE)
         page_size = serializers.IntegerField(required=False, min_value=1)
         taken_from = serializers.DateField(required=False, help_text="Only photos taken on or after this day.")
         taken_to = serializers.DateField(required=False, help_text="Only photos taken on or before this day.")
@@ -316,10 +317,7 @@ class SavedSearchApi(APIView):
     )
     def get(self, request: Request, pk: int) -> Response:
         saved = self._saved(request, pk)
-        try:
-            page_number = max(1, int(request.query_params.get("page", "1")))
-        except ValueError:
-            raise ValidationError("page must be a number.") from None
+        page_number = param_int(request.query_params.get("page"), name="page", minimum=1, maximum=MAX_PAGE) or 1
         try:
             search_request, page = history.run_record(user=request.user, record=saved, page=page_number)
         except SearchUnavailable as error:

@@ -8,11 +8,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from gallery.selectors import albums_owned_by
+from imgsearch.params import param_id, param_int, param_text
 from search import history
 from search.duplicates import duplicate_groups, pixel_checks_waiting
 from search.errors import SearchError, SearchUnavailable
 from search.models import RecentSearch, SavedSearch
 from search.queries import ImageQuery
+from search.query import MAX_PAGE
 from search.vision.identity import current_model
 from search.web.forms import SearchForm
 
@@ -30,14 +32,11 @@ def search_page(request: HttpRequest) -> HttpResponse:
     if not bound:
         context["recent_searches"] = RecentSearch.objects.filter(owner=request.user)[:10]
     if bound and form.is_valid():
-        try:
-            page = int(request.GET.get("page", "1"))
-        except ValueError:
-            page = 1
+        page = param_int(request.GET.get("page"), name="page", minimum=1, maximum=MAX_PAGE) or 1
         try:
             # Opening a saved search, or a recent search by an uploaded photo (its vector was kept).
-            saved = _own(SavedSearch, request.user, request.GET.get("saved"), "No such saved search.")
-            recent = _own(RecentSearch, request.user, request.GET.get("recent"), "No such recent search.")
+            saved = _own(SavedSearch, request.user, request, "saved", "No such saved search.")
+            recent = _own(RecentSearch, request.user, request, "recent", "No such recent search.")
             stored = history.stored_query(saved or recent) if (saved or recent) else None
             upload = request.FILES.get("image")
             uploaded = ImageQuery(data=upload.read(), name=upload.name) if upload else None
@@ -79,11 +78,13 @@ def search_page(request: HttpRequest) -> HttpResponse:
     return render(request, "search/search.html", context, status=status)
 
 
-def _own(model, user, pk: str | None, missing: str):
-    """The person's own record `pk` of `model`, None when none is asked for; SearchError for another's."""
-    if pk in (None, ""):
+def _own(model, user, request: HttpRequest, name: str, missing: str):
+    """The person's own record of `model` that the parameter `name` names, None when none is asked for;
+    SearchError for another's or none; BadParameter for a value that is no id."""
+    pk = param_id(request.GET.get(name), name=name)
+    if pk is None:
         return None
-    record = model.objects.filter(owner=user, pk=int(pk) if str(pk).isdigit() else -1).first()
+    record = model.objects.filter(owner=user, pk=pk).first()
     if record is None:
         raise SearchError(missing)
     return record
@@ -93,12 +94,16 @@ def _own(model, user, pk: str | None, missing: str):
 @require_POST
 def saved_create(request: HttpRequest) -> HttpResponse:
     """Save one of the person's recent searches (the page just shown) under a name."""
-    recent = RecentSearch.objects.filter(owner=request.user, pk=request.POST.get("recent") or -1).first()
+    recent = RecentSearch.objects.filter(
+        owner=request.user, pk=param_id(request.POST.get("recent"), name="recent")
+    ).first()
     if recent is None:
         messages.error(request, "That search is no longer in your recent searches; run it again, then save it.")
         return redirect("search:saved_list")
     try:
-        saved = history.saved_create(user=request.user, recent=recent, name=request.POST.get("name", ""))
+        saved = history.saved_create(
+            user=request.user, recent=recent, name=param_text(request.POST.get("name"), name="name")
+        )
     except SearchError as error:
         messages.error(request, str(error))
         return redirect(recent.get_absolute_url())
