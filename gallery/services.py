@@ -220,10 +220,20 @@ def regions_delete(*, queryset: QuerySet[Region]) -> int:
 def image_delete(*, image: Image) -> None:
     """Delete the image and its regions; its file and thumbnail go once the deletion commits.
 
+    The row is locked first, then what refers to it is collected and deleted. Whatever else writes
+    a row that refers to the image (the pipeline's regions and tags, the pixel check's verdicts, an
+    album) takes a lock on it that waits for ours: it either commits before we collect, and goes
+    with the image, or finds the image gone, and its own write fails (the pipeline then drops its
+    work as superseded). Without the lock, a region committed between collecting and deleting made
+    the delete fail on its foreign key.
+
     The files are removed by `gallery.signals`, so an image deleted by a cascade (its owner's
     account deleted) loses its files too.
     """
-    image.delete()
+    with transaction.atomic():
+        locked = Image.objects.select_for_update().filter(pk=image.pk).first()
+        if locked is not None:  # else someone else deleted it first: nothing left to do
+            locked.delete()
 
 
 def images_delete(*, queryset: QuerySet[Image]) -> int:
