@@ -53,11 +53,19 @@ def image_enqueue(*, image_id: int) -> None:
     def enqueue() -> None:
         from django_q.tasks import async_task
 
-        # The search app does the processing; settings name its task, so gallery imports nothing of it.
-        async_task(settings.IMAGE_PROCESSING_TASK, image_id, task_name=f"process-image-{image_id}")
-        Image.objects.filter(pk=image_id, status=Image.Status.PENDING, queued_at__isnull=True).update(
-            queued_at=timezone.now()
-        )
+        try:
+            # The search app does the processing; settings name its task, so gallery imports nothing of it.
+            async_task(settings.IMAGE_PROCESSING_TASK, image_id, task_name=f"process-image-{image_id}")
+            Image.objects.filter(pk=image_id, status=Image.Status.PENDING, queued_at__isnull=True).update(
+                queued_at=timezone.now()
+            )
+        except Exception as error:  # the broker (Redis, or the database for the ORM broker) went away
+            # The row is committed and is the record of work: the upload stands, and the recovery
+            # sweep queues it once the broker is back. Failing here would lose the file, not the row.
+            logger.warning(
+                "Image %s is stored but its task did not reach the broker (%s: %s); the recovery sweep "
+                "will queue it.", image_id, type(error).__name__, error,
+            )  # fmt: skip
 
     transaction.on_commit(enqueue)
 

@@ -110,6 +110,71 @@ def test_an_enqueue_lost_after_commit_is_made_good_after_the_stale_window(
     assert queued_image_ids() == [image.pk] and Image.objects.get(pk=image.pk).queued_at is not None
 
 
+# Nothing listens on port 1: connecting to a broker there is refused, as to a stopped Redis.
+STOPPED_REDIS = "redis://127.0.0.1:1/0"
+
+
+def test_an_upload_that_meets_a_stopped_broker_is_stored_and_queued_once_the_broker_is_back(
+    owner, broker, monkeypatch, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    from gallery import storage
+
+    api = APIClient()
+    api.force_authenticate(owner)
+    working = (Conf.ORM, Conf.REDIS)
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", STOPPED_REDIS)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post("/api/images/", {"files": [upload_file(images.png(seed=3), "3.png")]}, format="multipart")
+    assert response.status_code == 201, response.content  # stored: the row is the record of work
+    (stored,) = response.json()
+    image = Image.objects.get(pk=stored["image"]["id"])
+    assert (stored["outcome"], image.status, image.queued_at) == ("accepted", "pending", None)
+    assert storage.exists(image.file)  # the file stays with its row
+    # The client's retry is told it is already there, not refused.
+    again = api.post("/api/images/", {"files": [upload_file(images.png(seed=3), "3.png")]}, format="multipart")
+    assert again.status_code == 201 and again.json()[0]["outcome"] == "duplicate"
+    monkeypatch.setattr(Conf, "ORM", working[0])
+    monkeypatch.setattr(Conf, "REDIS", working[1])
+    age(image, updated_at=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert images_recover().requeued == [image.pk]
+    assert queued_image_ids() == [image.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_whose_database_stops_at_the_enqueue_is_stored_and_found_again(owner, monkeypatch):
+    from django.db import connection, transaction
+
+    from gallery import storage
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", f"test-{uuid.uuid4().hex[:8]}")  # the ORM broker
+    port = connection.settings_dict["PORT"]
+
+    def database_stops() -> None:
+        # The server goes away after the COMMIT: the connection is gone, and a new one is refused
+        # (nothing listens on port 1), as the ORM broker's INSERT meets it.
+        connection.close()
+        connection.settings_dict["PORT"] = 1
+
+    try:
+        with transaction.atomic():
+            transaction.on_commit(database_stops)  # runs before the enqueue that image_create registers
+            outcome = image_create(owner=owner, upload=upload_file(images.png(seed=4), "4.png"))
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = port  # the database is back
+    assert outcome.outcome == "accepted"
+    image = Image.objects.get(pk=outcome.image.pk)
+    assert (image.status, image.queued_at) == ("pending", None) and storage.exists(image.file)
+    age(image, updated_at=True)
+    assert images_recover().requeued == [image.pk]
+    assert queued_image_ids() == [image.pk]
+
+
 def test_a_task_taken_by_a_worker_gets_time_unless_a_worker_is_starting(
     owner, broker, django_capture_on_commit_callbacks
 ):
