@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncMonth
 
 from gallery.models import Album, Image, ShareLink
@@ -151,6 +151,18 @@ def album_images(album: Album) -> QuerySet[Image]:
     """What the album shows to everyone it is open to: its photos that its owner may still see (their
     own, and others' while those stay public). Only these become visible through the album."""
     return images_visible_to(album.owner).filter(album_items__album=album)
+
+
+def albums_showing_to_others(image: Image) -> QuerySet[Album]:
+    """Its owner's albums that hold `image` and that other people open: shared with someone, or with a
+    link that still works. A private photo is seen there all the same (its owner put it there)."""
+    from django.utils import timezone
+
+    working_links = ShareLink.objects.filter(album=OuterRef("pk"), revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    )
+    held = Album.objects.filter(owner_id=image.owner_id, items__image=image)
+    return held.filter(Q(shared_with__isnull=False) | Exists(working_links)).distinct().order_by("name")
 
 
 def album_of_link(token: str) -> Album | None:

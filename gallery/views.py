@@ -21,6 +21,7 @@ from gallery.forms import ImageFilterForm, SignupForm, TokenForm
 from gallery.http import posted_ids, redirect_back
 from gallery.models import Image, Region
 from imgsearch.params import param_ids
+from imgsearch.proxies import client_address
 
 PAGE_SIZE = 24
 
@@ -53,7 +54,7 @@ def signup_rate_message() -> str:
 
 def _signup_allowed_from(request: HttpRequest) -> bool:
     """At most SIGNUP_RATE_PER_HOUR sign-up attempts an hour from one address (counted in the cache)."""
-    key = f"signup:{request.META.get('REMOTE_ADDR', '')}"
+    key = f"signup:{client_address(request)}"
     cache.add(key, 0, timeout=3600)
     return cache.incr(key) <= settings.SIGNUP_RATE_PER_HOUR
 
@@ -190,6 +191,12 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "is_favourite": selectors.is_favourite(request.user, image),
             "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
             "in_albums": selectors.albums_owned_by(request.user).filter(items__image=image).order_by("name"),
+            # A private photo that the owner's shared albums still show: the page says so.
+            "shown_through": (
+                selectors.albums_showing_to_others(image)
+                if image.owner_id == request.user.pk and not image.is_public
+                else []
+            ),
             "chips": tags.image_chips(image),
         },
     )

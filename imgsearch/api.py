@@ -1,6 +1,7 @@
 """API-wide conventions (every error body carries a readable `detail` sentence) and the account
 endpoints: obtain a token with a password, list and revoke your tokens."""
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.openapi import AutoSchema
@@ -16,7 +17,10 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from gallery.tokens import LIFETIME_CHOICES, TokenRefused, token_create, token_revoke, tokens_of
+from imgsearch.accounts import lockout_response
+from imgsearch.params import has_nul
 from imgsearch.parsers import JSONParser, MultiPartParser
+from imgsearch.proxies import client_address
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -98,6 +102,13 @@ class ObtainTokenInputSerializer(AuthTokenSerializer):
     )
 
 
+class AddressRateThrottle(ScopedRateThrottle):
+    """DRF's scoped throttle, counting by the client address imgsearch.proxies trusts."""
+
+    def get_ident(self, request: Request) -> str:
+        return client_address(request._request)
+
+
 class ObtainTokenApi(APIView):
     """POST username and password, get a new API token (TOKEN_THROTTLE_RATE requests per address).
 
@@ -105,12 +116,18 @@ class ObtainTokenApi(APIView):
 
     authentication_classes = []  # the credentials are in the body
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AddressRateThrottle]
     throttle_scope = "token"
     parser_classes = [parsers.FormParser, MultiPartParser, JSONParser]
 
     @extend_schema(request=ObtainTokenInputSerializer, responses={200: NewTokenOutputSerializer})
     def post(self, request: Request) -> Response:
+        username = request.data.get("username") if hasattr(request.data, "get") else None
+        # 429 for a locked name, as on the sign-in page, whatever the password. (A name no account can
+        # have, NUL and all, is left to the serializer's 400.)
+        checkable = isinstance(username, str) and not has_nul(username)
+        if checkable and AxesProxyHandler.is_locked(request._request, {"username": username}):
+            return lockout_response(request._request)
         serializer = ObtainTokenInputSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

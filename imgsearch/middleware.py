@@ -4,10 +4,12 @@ view handled (a database that went away, a bug)."""
 import contextlib
 import logging
 
+from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
+from django.utils.cache import patch_cache_control
 
 from imgsearch.params import BadParameter, has_nul
 from imgsearch.upload_errors import refusal_response, sentence_response
@@ -36,6 +38,23 @@ class HostileInput:
         if isinstance(exception, BadParameter):
             return sentence_response(request, str(exception))
         return None
+
+
+class PrivateResponses:
+    """What a signed-in person is shown (a page, the API's JSON, the new token shown once) is stored by
+    no cache, shared or the browser's; responses that set their own caching (thumbnails, privately
+    for an hour) keep it. Every response says which browser features it does not use."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not response.has_header("Cache-Control"):
+            patch_cache_control(response, private=True, no_store=True)
+        response.setdefault("Permissions-Policy", settings.PERMISSIONS_POLICY)
+        return response
 
 
 class ApiErrorsAsJson:

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from gallery.models import WorkerBeat
 from gallery.work_queue import this_process, worker_beat
+from tests import images
 from tests.conftest import terminate_database_connection
 
 
@@ -74,3 +75,47 @@ def test_missing_weights_make_readyz_503_without_server_paths_and_staff_see_the_
     client.force_login(staff)
     page = client.get(reverse("gallery:my_images")).content.decode()
     assert "Model weights are missing" in page and "fetch_models" in page and str(tmp_path) in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_goes_away_midway_is_a_failed_check_not_a_server_error(client):
+    from imgsearch.health import _checked, _index, _worker
+
+    for check in (_worker, _index):
+        client.get(reverse("readyz"))  # the connection is open and the database check passes...
+        terminate_database_connection()  # ...then the database goes away before this check
+        answer = _checked(check, staff=False)
+        assert answer == {"ok": False, "error": "The database went away while this was checked."}
+
+
+def test_readyz_says_when_the_index_stops_keeping_up(client, owner, upload, settings, colour_proposer):
+    from gallery.models import ImageChange
+    from search.index import get_writer, reset_index
+
+    worker_beat()
+    upload(owner)
+    settings.INDEX_INLINE_WRITER = False  # as in production: only run_indexer writes
+    reset_index()
+    get_writer().update()
+    index = client.get(reverse("readyz")).json()["checks"]["index"]
+    assert index["ok"] and index["vectors"] > 0 and index["changes_not_applied"] == 0
+    upload(owner, images.png(seed=5), name="5.png")  # its changes wait: no indexer runs
+    fresh = client.get(reverse("readyz")).json()["checks"]["index"]
+    assert fresh["ok"] and fresh["changes_not_applied"] > 0  # a change may wait a moment
+    ImageChange.objects.update(created_at=timezone.now() - timedelta(seconds=settings.INDEX_LAG_SECONDS + 5))
+    response = client.get(reverse("readyz"))
+    index = response.json()["checks"]["index"]
+    assert response.status_code == 503 and index["ok"] is False and "run_indexer" in index["error"]
+
+
+def test_readyz_tells_only_staff_the_raw_error(client, db, monkeypatch):
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", "redis://127.0.0.1:1/0")  # nothing listens there
+    broker = client.get(reverse("readyz")).json()["checks"]["broker"]
+    assert broker == {"ok": False, "error": "The task broker is unreachable."}
+    staff = get_user_model().objects.create_user("keeper", password="keeper-pass-123", is_staff=True)
+    client.force_login(staff)
+    broker = client.get(reverse("readyz")).json()["checks"]["broker"]
+    assert broker["ok"] is False and "127.0.0.1" in broker["detail"]

@@ -38,6 +38,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads a hostile path or query string (a NUL byte: no database column holds one).
     "imgsearch.middleware.HostileInput",
+    # Signed-in responses are cached nowhere; every response says which browser features it does not use.
+    "imgsearch.middleware.PrivateResponses",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "imgsearch.upload_errors.FormPostErrors",
@@ -156,3 +158,17 @@ LOGGING = {
 
 # Serve static files straight from the apps and static/ (no collectstatic step for `make run`).
 WHITENOISE_USE_FINDERS = True
+
+# Browser features no page of ours uses, turned off on every response (imgsearch.middleware.PrivateResponses).
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
+
+
+def _static_file_headers(headers, path: str, url: str) -> None:
+    """Static files are answered by WhiteNoise before any middleware runs: they get the same
+    protective headers here."""
+    headers["X-Frame-Options"] = "DENY"
+    headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+    headers["Permissions-Policy"] = PERMISSIONS_POLICY
+
+
+WHITENOISE_ADD_HEADERS_FUNCTION = _static_file_headers

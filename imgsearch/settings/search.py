@@ -22,6 +22,9 @@ INDEX_IVF_NPROBE = env_int("INDEX_IVF_NPROBE", 0, minimum=0)
 INDEX_POLL_SECONDS = env_float("INDEX_POLL_SECONDS", 0.5)
 # Applied change-feed rows are deleted after this long; an indexer left off for longer rebuilds.
 INDEX_FEED_RETENTION_HOURS = env_int("INDEX_FEED_RETENTION_HOURS", 24, minimum=1)
+# /readyz reports the index as not keeping up once a change has waited this long (a stopped
+# run_indexer, a full or read-only INDEX_DIR): searches still answer, from the last generation.
+INDEX_LAG_SECONDS = env_float("INDEX_LAG_SECONDS", 60.0)
 # Each process applies the change feed itself before searching, instead of a separate
 # `run_indexer` (tests and debugging, like Q_SYNC).
 INDEX_INLINE_WRITER = env_bool("INDEX_INLINE_WRITER", False)

@@ -13,7 +13,7 @@ from imgsearch.settings.core import DEBUG, VAR_DIR
 SECRET_KEY = env_str("SECRET_KEY", "") or (
     "django-insecure-imgsearch-debug-only-key" if DEBUG else secret_key_file(VAR_DIR / "secret_key")
 )
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])  # (Django's test runner adds its own)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # Content-Security-Policy (django-csp): scripts and styles only from our own static files, never
@@ -59,6 +59,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minim
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "imgsearch.accounts.lockout_response"
+# Proxies in front that append the client's address to X-Forwarded-For (README, "Deploying"): 0 when
+# clients connect directly, and then the header is ignored (imgsearch/proxies.py).
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "imgsearch.proxies.client_address"
 AXES_USERNAME_CALLABLE = "imgsearch.accounts.lockout_username"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "gallery:my_images"
@@ -88,6 +92,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_RATES": {"token": env_str("TOKEN_THROTTLE_RATE", "10/minute")},
+    # Never believe X-Forwarded-For by default (DRF's None would); our throttles count by the address
+    # imgsearch/proxies.py trusts (imgsearch.api.AddressRateThrottle).
+    "NUM_PROXIES": 0,
     "DEFAULT_PARSER_CLASSES": [
         "imgsearch.parsers.JSONParser",
         "rest_framework.parsers.FormParser",

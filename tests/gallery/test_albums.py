@@ -255,3 +255,30 @@ def test_the_owner_picks_a_cover_and_removes_a_photo_from_the_viewer(client, own
         "Remove from the album"
         not in client.get(reverse("gallery:album_photo", args=[album.pk, inside[0].pk])).content.decode()
     )
+
+
+def test_a_private_photo_page_says_which_shared_albums_still_show_it(client, owner, friend, upload, colour_proposer):
+    from gallery.albums import album_add_images, album_create, album_share_with, share_link_create, share_link_revoke
+
+    image = upload(owner).image
+    client.force_login(owner)
+
+    def page() -> str:
+        return client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
+
+    album = album_create(owner=owner, name="Family")
+    album_add_images(album=album, image_ids=[image.pk])
+    assert "Private, but whoever opens" not in page()  # in an album nobody else opens
+    album_share_with(album=album, username="friend")
+    assert "Private, but whoever opens" in page() and "Family" in page()
+    album.shared_with.clear()
+    link = share_link_create(album=album, days=7)
+    assert "Private, but whoever opens" in page()
+    share_link_revoke(link=link)
+    assert "Private, but whoever opens" not in page()
+    client.force_login(friend)  # only its owner is told
+    album_share_with(album=album, username="friend")
+    assert (
+        "Private, but whoever opens"
+        not in client.get(reverse("gallery:album_photo", args=[album.pk, image.pk])).content.decode()
+    )
