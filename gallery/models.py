@@ -256,6 +256,18 @@ class ImageChange(models.Model):
         return f"#{self.position}: image {self.image_id}"
 
 
+class FileToDelete(models.Model):
+    """A stored file whose removal failed after its row was deleted (a read-only or unreachable media
+    store): run_worker's sweep removes it once it can (gallery.services.files_delete_again)."""
+
+    name = models.CharField(max_length=255, unique=True, help_text="The storage name (under MEDIA_ROOT).")
+    failed_at = models.DateTimeField(auto_now=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class WorkerBeat(models.Model):
     """A running `run_worker` (one row per process, host:pid), refreshed at every recovery sweep: how
     /readyz and the staff banner know a worker is alive even while no image is being processed."""

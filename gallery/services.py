@@ -15,11 +15,12 @@ from typing import Literal
 
 from django.conf import settings
 from django.core.files import File
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from gallery import storage
-from gallery.models import Image, Region
+from gallery.models import FileToDelete, Image, Region
 from gallery.validation import UploadRejected, display_name, too_large_message, validate_image_bytes
 from gallery.work_queue import image_enqueue, image_queue_again
 
@@ -262,6 +263,35 @@ def without_location_name(image: Image) -> str:
     """Where the copy of the original without GPS (what others download) is kept."""
     path = Path(image.file)
     return f"without-location/{image.owner_id}/{path.name}"
+
+
+def files_delete(*, names: Sequence[str]) -> None:
+    """Remove stored files whose rows are gone. One that cannot be removed now (a read-only or
+    unreachable store) is remembered and removed by the worker's sweep later: the row is already
+    deleted, so nothing else would ever find it."""
+    for name in names:
+        try:
+            storage.delete(name)
+        except OSError as error:
+            logger.warning("Could not remove %s (%s); the worker's sweep will try again.", name, error)
+            try:
+                FileToDelete.objects.update_or_create(name=name, defaults={"error": str(error)[:500]})
+            except DatabaseError:
+                logger.exception("Could not remember %s for removal either; it stays behind.", name)
+
+
+def files_delete_again(*, limit: int = 100) -> int:
+    """Try again to remove files whose removal failed (run_worker's sweep). Returns how many went."""
+    removed = 0
+    for pending in FileToDelete.objects.order_by("failed_at")[:limit]:
+        try:
+            storage.delete(pending.name)
+        except OSError as error:
+            FileToDelete.objects.filter(pk=pending.pk).update(error=str(error)[:500], failed_at=timezone.now())
+            continue
+        pending.delete()
+        removed += 1
+    return removed
 
 
 def derived_file_names(image: Image) -> list[str]:

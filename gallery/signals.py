@@ -9,12 +9,11 @@ from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from gallery import storage
 from gallery.models import Image
-from gallery.services import derived_file_names
+from gallery.services import derived_file_names, files_delete
 
 
 @receiver(post_delete, sender=Image, dispatch_uid="gallery.image_files_delete")
 def image_files_delete(sender, instance: Image, **kwargs) -> None:
     names = [instance.file, *derived_file_names(instance)]
-    transaction.on_commit(lambda: [storage.delete(name) for name in names], using=kwargs.get("using"))
+    transaction.on_commit(lambda: files_delete(names=names), using=kwargs.get("using"))

@@ -327,6 +327,39 @@ def images_recover(*, starting: bool = False) -> Recovered:
     return Recovered(requeued=requeued, failed=failed)
 
 
+class BrokerWatch:
+    """Notices a broker that restarted between two sweeps. Redis here keeps nothing on disk, so a
+    restart forgets every queued task; the sweep then queues their images again at once
+    (images_recover(starting=True)) instead of after QUEUE_LOST_SECONDS. The ORM broker's tasks are
+    rows, which a database restart keeps: it never counts as restarted."""
+
+    def __init__(self) -> None:
+        self.seen: str | None = None
+
+    def restarted(self) -> bool:
+        current = broker_run_id()
+        if current is None:  # the ORM broker, or Redis is away right now: tell next time
+            return False
+        changed = self.seen is not None and current != self.seen
+        self.seen = current
+        return changed
+
+
+def broker_run_id() -> str | None:
+    """The Redis server's run_id (new at every start), or None for the ORM broker or an unreachable Redis."""
+    from django_q.brokers import get_broker
+    from django_q.brokers.redis_broker import Redis
+
+    broker = get_broker()
+    if not isinstance(broker, Redis):
+        return None
+    try:
+        return str(broker.connection.info("server")["run_id"])
+    except Exception as error:  # any client error: unreachable now
+        logger.info("The Redis broker is unreachable (%s).", error)
+        return None
+
+
 def worker_beat(*, stopping: bool = False) -> None:
     """Say this worker process is alive (or, `stopping`, that it is gone)."""
     if stopping:

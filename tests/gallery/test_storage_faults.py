@@ -94,3 +94,25 @@ def test_a_read_only_disk_answers_503_and_thumbnails_are_still_served(owner, sma
     assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/jpeg"
     assert files_on(small_disk) == {stored.file}
     assert os.statvfs(small_disk).f_flag & os.ST_RDONLY
+
+
+def test_a_delete_on_a_read_only_disk_answers_and_the_sweep_removes_the_file_later(
+    owner, small_disk, upload, django_capture_on_commit_callbacks
+):
+    from gallery.models import FileToDelete
+    from gallery.services import files_delete_again
+
+    stored = upload(owner, images.png(seed=1)).image
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    api = APIClient()
+    api.force_authenticate(owner)
+    with django_capture_on_commit_callbacks(execute=True):  # the file removal runs once the delete commits
+        response = api.delete(reverse("api:image", args=[stored.pk]))
+    assert response.status_code == 204  # the photo is gone for its owner: the row was the record
+    assert not Image.objects.filter(pk=stored.pk).exists()
+    assert stored.file in files_on(small_disk)  # the disk refused; remembered, not forgotten
+    assert list(FileToDelete.objects.values_list("name", flat=True)) == [stored.file]
+    assert files_delete_again() == 0  # still read-only: it stays remembered
+    subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert files_delete_again() == 1
+    assert files_on(small_disk) == set() and not FileToDelete.objects.exists()

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
-from gallery.services import partial_files_delete
-from gallery.work_queue import images_recover, worker_beat
+from gallery.services import files_delete_again, partial_files_delete
+from gallery.work_queue import BrokerWatch, images_recover, worker_beat
 from search.duplicates import hashes_backfill, pixel_checks_backfill
 from search.ingest import images_requeue_waiting_for_models
 from search.vision.registry import weights_missing
@@ -43,9 +43,7 @@ class Command(BaseCommand):
                 "Model weights missing (uploads wait, and are processed by themselves once they are in place): %s",
                 problem,
             )
-        deleted = partial_files_delete(older_than=PARTIAL_FILE_AGE)
-        if deleted:
-            logger.warning("Deleted %d partial file(s) left by interrupted uploads.", deleted)
+        self.broker = BrokerWatch()
         self._recover(starting=True, beat=not recover_only)
         if recover_only:
             return
@@ -89,10 +87,17 @@ class Command(BaseCommand):
         cluster.sentinel.join(timeout=5)
 
     def _recover(self, *, starting: bool = False, beat: bool = True) -> None:
+        restarted = self.broker.restarted()
+        if restarted:
+            logger.warning("The task broker restarted and forgot its queued tasks: queuing their images again now.")
+        parts = partial_files_delete(older_than=PARTIAL_FILE_AGE)
+        if parts:
+            logger.warning("Deleted %d partial file(s) left by interrupted writes.", parts)
         try:
             if beat:
                 worker_beat()
-            result = images_recover(starting=starting)
+            result = images_recover(starting=starting or restarted)
+            removed = files_delete_again()
             waited = images_requeue_waiting_for_models()
             hashed = hashes_backfill()
             # Not before the cluster forks its workers: OpenCV's threads must start in this process only.
@@ -109,3 +114,5 @@ class Command(BaseCommand):
             self.stdout.write(f"Near-duplicates: pixel-checked {checked} photo(s) against their likely copies.")
         if waited:
             self.stdout.write(f"Model weights found: queued {len(waited)} image(s) that waited for them.")
+        if removed:
+            self.stdout.write(f"Removed {removed} file(s) of deleted photos that could not be removed before.")
