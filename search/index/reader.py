@@ -164,8 +164,9 @@ class Generation:
             masks = self.allowed(visibility, allowed_ids)
         eligible = int(sum(mask.sum() for mask in masks))
         k = max(1, min(k, eligible))
-        work = [(segment, mask) for segment, mask in zip(self.segments, masks, strict=True) if mask.any()]
-        parts = list(scan_pool().map(lambda item: item[0].scan(queries, k, item[1]), work))
+        shares = _shares(list(zip(self.segments, masks, strict=True)), settings.INDEX_SHARDS)
+        parts = [part for share in scan_pool().map(lambda share: [seg.scan(queries, k, m) for seg, m in share], shares)
+                 for part in share]  # fmt: skip
         if not parts:
             empty = np.zeros((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64), 0
@@ -178,6 +179,36 @@ class Generation:
             filled = ids[0] >= 0
             scores, ids = scores[:, filled], ids[:, filled]
         return scores, ids, eligible
+
+
+def _shares(work: list[tuple[Segment, np.ndarray]], threads: int) -> list[list[tuple[Segment, np.ndarray]]]:
+    """The scan split into at most `threads` shares of about equal work, one per scan thread: a
+    segment larger than a share is scanned in parts (its allowed slots split in contiguous runs; the
+    flat scan only computes the distances of the slots a mask allows), and small segments go
+    together. However the index's segments came to be sized (a rebuild's equal shards, or the tiers
+    of an index grown a photo at a time), each thread gets its share and no more than one task."""
+    work = [(segment, mask) for segment, mask in work if mask.any()]
+    total = sum(int(mask.sum()) for _, mask in work)
+    if not work or threads <= 1:
+        return [work] if work else []
+    quota = -(-total // threads)  # ceiling
+    pieces = []
+    for segment, mask in work:
+        allowed = np.flatnonzero(mask)
+        if segment.kind == "flat" and len(allowed) > quota:
+            for run in np.array_split(allowed, -(-len(allowed) // quota)):
+                part = np.zeros_like(mask)
+                part[run] = True
+                pieces.append((segment, part))
+        else:
+            pieces.append((segment, mask))
+    shares: list[list[tuple[Segment, np.ndarray]]] = [[] for _ in range(threads)]
+    loads = [0] * threads
+    for segment, mask in sorted(pieces, key=lambda piece: -int(piece[1].sum())):  # largest first, to the lightest
+        lightest = loads.index(min(loads))
+        shares[lightest].append((segment, mask))
+        loads[lightest] += int(mask.sum())
+    return [share for share in shares if share]
 
 
 def load_generation(

@@ -292,9 +292,28 @@ def test_small_segments_are_merged(image, writer, reader):
         regions.append(add_region(image, seed))
         writer.update()
     generation = reader.current()
-    assert len(generation.segments) <= writer.shards + indexer_module.MAX_SMALL_SEGMENTS + 1
+    # The rebuild's shards and at most MERGE_FACTOR - 1 small segments added since.
+    assert len(generation.segments) <= writer.shards + indexer_module.MERGE_FACTOR - 1
     assert ids(reader) == {r.pk for r in regions}
     assert generation.search(unit(50), k=1)[1][0][0] == regions[50].pk
+
+
+@pytest.mark.slow
+def test_an_index_grown_one_photo_at_a_time_keeps_a_logarithmic_number_of_segments(image, writer, reader):
+    """1,000 rounds of the writer, one photo of 20 regions each (a library that grows a photo at a
+    time): before tiered merging every round left a segment of its own, and the scan slowed with each."""
+    rounds, per_round = 1000, 20
+    regions, counts = [], []
+    for number in range(rounds):
+        regions += [add_region(image, number * per_round + i) for i in range(per_round)]
+        writer.update()
+        counts.append(len(reader.current().segments))
+    factor, size, tiers = indexer_module.MERGE_FACTOR, indexer_module.MERGE_FLOOR, 1
+    while size <= rounds * per_round:  # the tiers 20,000 vectors reach: under 4096, 4096-16383, 16384+
+        size, tiers = size * factor, tiers + 1
+    assert tiers == 3 and max(counts) <= (factor - 1) * tiers  # at most 9; it was one per round: 1,000
+    assert ids(reader) == {r.pk for r in regions}
+    assert reader.current().search(unit(rounds * per_round - 1), k=1)[1][0][0] == regions[-1].pk
 
 
 def test_files_no_recent_generation_uses_are_removed(image, writer, settings):
