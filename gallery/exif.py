@@ -62,7 +62,21 @@ def read_metadata(image: PILImage.Image) -> PhotoMetadata:
 
 def _carries_location(image: PILImage.Image, exif: PILImage.Exif) -> bool:
     unreadable = bool(image.info.get("exif")) and not len(exif)  # Pillow reads a broken block as empty
-    return GPS_IFD in exif or unreadable or any(key in image.info for key in ("xmp", "XML:com.adobe.xmp"))
+    if GPS_IFD in exif or unreadable or any(key in image.info for key in ("xmp", "XML:com.adobe.xmp")):
+        return True
+    # A JPEG may hold several Exif blocks; Pillow reads the later ones as the first one's tail.
+    blocks = [payload for marker, payload in getattr(image, "applist", []) if marker == "APP1"]
+    return any(_block_has_gps(payload) for payload in blocks if payload.startswith(EXIF_HEADER))
+
+
+def _block_has_gps(payload: bytes) -> bool:
+    """Whether one APP1 Exif block holds a GPS directory (an unreadable one may hold anything)."""
+    exif = PILImage.Exif()
+    try:
+        exif.load(payload)
+    except Exception:
+        return True
+    return GPS_IFD in exif
 
 
 def _text(value) -> str:
@@ -139,6 +153,7 @@ def _coordinate(parts, ref, *, limit: float) -> float | None:
 # --- Sharing a photo without where it was taken --------------------------------------------------
 
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+TIFF_XMP, TIFF_IPTC, TIFF_PHOTOSHOP = 700, 33723, 34377
 EXIF_HEADER = b"Exif\x00\x00"
 # JPEG markers without a length field: TEM and the restart markers.
 _STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}
@@ -186,7 +201,9 @@ def _jpeg_without_location(data: bytes) -> bytes | None:
                 segment, dropped = b"", True
             if dropped:
                 changed = True
-                if segment:
+                if segment and not len(exif):  # GPS was all it held: an empty block would read as unreadable
+                    segment = b""
+                elif segment:
                     rewritten = exif.tobytes()
                     segment = b"\xff\xe1" + (len(rewritten) + 2).to_bytes(2, "big") + rewritten
         elif marker == 0xE1 and payload.startswith(XMP_HEADER):
@@ -208,6 +225,13 @@ def _reencoded_without_location(data: bytes) -> bytes | None:
         if not has_gps and not image.info.get("xmp") and not image.info.get("XML:com.adobe.xmp"):
             return None
         image_format = image.format
+        if image_format == "TIFF":
+            # A TIFF's EXIF is its own first directory, and Pillow's TIFF writer copies these tags
+            # from the file it read as well: XMP, and the IPTC and Photoshop blocks (which can hold
+            # XMP and place names), would go out again.
+            for tag in (TIFF_XMP, TIFF_IPTC, TIFF_PHOTOSHOP):
+                image.tag_v2.pop(tag, None)
+                exif.pop(tag, None)
         options = {"exif": exif.tobytes()} if len(exif) else {}
         if image_format == "WEBP":
             options.update(lossless=image.info.get("lossless", False), quality=95)

@@ -4,6 +4,7 @@ malformed values are left out, never an error; the location is for the photo's o
 import io
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from django.urls import reverse
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
@@ -186,3 +187,88 @@ def test_the_copy_without_gps_is_deleted_with_the_photo(
     with django_capture_on_commit_callbacks(execute=True):
         image_delete(image=Image.objects.get(pk=image.pk))
     assert not copy.exists()
+
+
+XMP_WITH_GPS = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="52,31.2N"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+def exif_blocks(jpeg: bytes) -> list[bytes]:
+    """The payloads of every APP1 Exif segment before the pixels."""
+    blocks, position = [], 2
+    while jpeg[position] == 0xFF and jpeg[position + 1] != 0xDA:
+        end = position + 2 + int.from_bytes(jpeg[position + 2 : position + 4], "big")
+        if jpeg[position + 1] == 0xE1 and jpeg[position + 4 : position + 10] == b"Exif\x00\x00":
+            blocks.append(jpeg[position + 4 : end])
+        position = end
+    return blocks
+
+
+def test_gps_in_a_second_exif_block_of_a_jpeg_is_found_and_goes():
+    original = images.camera_jpeg(gps=None)  # the first block: a camera's, without a position
+    second = PILImage.Exif()
+    second.get_ifd(0x8825)[1] = "N"
+    payload = b"Exif\x00\x00" + second.tobytes()
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    first = original.index(b"\xff\xe1")  # the camera's own Exif segment; the second goes after it
+    first_end = first + 2 + int.from_bytes(original[first + 2 : first + 4], "big")
+    doubled = original[:first_end] + app1 + original[first_end:]
+    assert [block[:6] for block in exif_blocks(doubled)] == [b"Exif\x00\x00"] * 2
+    # Pillow reads the second block as the tail of the first and never sees its GPS directory.
+    assert metadata(doubled).carries_location
+    stripped = without_location(doubled, "JPEG")
+    assert stripped is not None and scan_bytes(stripped) == scan_bytes(original)
+    for block in exif_blocks(stripped):
+        exif = PILImage.Exif()
+        exif.load(block[6:])
+        assert 0x8825 not in exif
+
+
+def test_xmp_in_a_tiff_goes_though_pillows_tiff_writer_copies_it_back():
+    original = images.encode(images.scene(), "TIFF", tiffinfo={700: XMP_WITH_GPS})
+    assert metadata(original).carries_location
+    stripped = without_location(original, "TIFF")
+    assert stripped is not None and b"GPSLatitude" not in stripped
+    with PILImage.open(io.BytesIO(original)) as before, PILImage.open(io.BytesIO(stripped)) as after:
+        assert 700 not in after.tag_v2 and after.tobytes() == before.tobytes()
+
+
+def with_position(image_format: str, place: str) -> bytes:
+    """A picture in `image_format` whose position is in `place`: its EXIF GPS directory, or XMP."""
+    from PIL import PngImagePlugin
+
+    options: dict = {"lossless": True} if image_format == "WEBP" else {}
+    if place == "exif":
+        from PIL.TiffImagePlugin import IFDRational
+
+        position = {1: "N", 2: (IFDRational(52), IFDRational(31), IFDRational(12))}
+        if image_format == "TIFF":  # a TIFF's EXIF is its own directory: the GPS one hangs off it
+            options["tiffinfo"] = {0x010F: "Canon", 0x8825: position}
+        else:
+            exif = PILImage.Exif()
+            exif[0x010F] = "Canon"  # (Pillow writes no EXIF that holds only a GPS directory)
+            exif.get_ifd(0x8825).update(position)
+            options["exif"] = exif
+    elif image_format == "PNG":  # PNG keeps XMP in an iTXt chunk
+        chunks = PngImagePlugin.PngInfo()
+        chunks.add_itxt("XML:com.adobe.xmp", XMP_WITH_GPS.decode())
+        options["pnginfo"] = chunks
+    elif image_format == "TIFF":
+        options["tiffinfo"] = {700: XMP_WITH_GPS}
+    else:
+        options["xmp"] = XMP_WITH_GPS
+    return images.encode(images.scene(), image_format, **options)
+
+
+@pytest.mark.parametrize("place", ["exif", "xmp"])
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_a_position_wherever_a_format_keeps_it_is_found_and_goes(image_format, place):
+    original = with_position(image_format, place)
+    assert metadata(original).carries_location
+    stripped = without_location(original, image_format)
+    assert stripped is not None and b"GPSLatitude" not in stripped
+    with PILImage.open(io.BytesIO(stripped)) as after:
+        assert 0x8825 not in after.getexif() and not after.info.get("xmp") and not after.info.get("XML:com.adobe.xmp")
+        assert after.format == image_format and not read_metadata(after).carries_location
