@@ -15,7 +15,11 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # search. Tests that exercise the separate indexer turn this off.
 INDEX_INLINE_WRITER = True
 
-# Each run makes its own test database (test_imgsearch_<pid>): two runs on one host (a CI run beside a
-# developer's) no longer drop each other's. tests/conftest.py drops those of runs that died.
+# Each run names what it shares with other runs on one host after itself (a CI run beside a
+# developer's): its test database (test_imgsearch_<run>; tests/conftest.py drops those of runs that
+# died) and its task queue (the django-q2 cluster name: the Redis broker's keys in database 15). The
+# run is the test process's pid; the worker, indexer and web processes it starts inherit it.
+RUN = os.environ.setdefault("IMGSEARCH_TEST_RUN", str(os.getpid()))
 TEST_DATABASE_PREFIX = "test_imgsearch_"
-DATABASES["default"].setdefault("TEST", {})["NAME"] = f"{TEST_DATABASE_PREFIX}{os.getpid()}"  # noqa: F405
+DATABASES["default"].setdefault("TEST", {})["NAME"] = f"{TEST_DATABASE_PREFIX}{RUN}"  # noqa: F405
+Q_CLUSTER = {**Q_CLUSTER, "name": f"imgsearch-test-{RUN}"}  # noqa: F405
