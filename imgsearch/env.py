@@ -80,7 +80,8 @@ def database_from_url(url: str, *, base_dir: Path, pool_size: int = 0, pool_time
     No connection outlives its request or task (CONN_MAX_AGE 0): `runserver`'s thread per request
     otherwise leaves one open connection per thread. With `pool_size` > 0 a PostgreSQL process
     borrows from psycopg's pool instead, at most `pool_size` connections at once; a request that
-    finds them all busy waits `pool_timeout` seconds, then fails with OperationalError (a 503).
+    finds them all busy waits `pool_timeout` seconds, then fails with OperationalError (a 503); while
+    the database is unreachable it fails at once.
     A relative SQLite path is relative to `base_dir`.
     """
     import dj_database_url
@@ -96,10 +97,15 @@ def database_from_url(url: str, *, base_dir: Path, pool_size: int = 0, pool_time
     if config["ENGINE"] == "django.db.backends.sqlite3":
         name = Path(config["NAME"] or "db.sqlite3")
         config["NAME"] = str(name if name.is_absolute() else base_dir / name)
-    elif config["ENGINE"] == "django.db.backends.postgresql" and pool_size > 0:
-        # Connections idle for a minute are closed, down to one per process.
-        pool = {"min_size": 1, "max_size": pool_size, "timeout": pool_timeout, "max_idle": 60}
-        config.setdefault("OPTIONS", {})["pool"] = pool
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        # A host that drops packets would otherwise hold a connection attempt for minutes.
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        if pool_size > 0:
+            # Connections idle for a minute are closed, down to one per process. The pool refuses
+            # requests at once while the database is away and is back within a second of it
+            # (imgsearch/postgresql/base.py).
+            config["ENGINE"] = "imgsearch.postgresql"
+            config["OPTIONS"]["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": pool_timeout, "max_idle": 60}
     return config
 
 

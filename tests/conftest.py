@@ -109,6 +109,33 @@ def terminate_database_connection() -> None:
         killer.close()
 
 
+@pytest.fixture
+def private_postgresql(transactional_db):
+    """This test's database on a PostgreSQL cluster of its own (tests/postgres_cluster.py), to stop and
+    restart at will. List it before the fixtures that make rows (owner) and before `child_env`'s
+    processes, so they all use it; the test database proper is back for the next test."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from tests.postgres_cluster import MISSING, PostgresCluster
+
+    if MISSING:
+        pytest.skip(MISSING)
+    cluster = PostgresCluster()
+    saved = dict(connection.settings_dict)
+    try:
+        cluster.start()
+        cluster.createdb("imgsearch")
+        connection.close()
+        connection.settings_dict.update(HOST="127.0.0.1", PORT=str(cluster.port), NAME="imgsearch")
+        call_command("migrate", verbosity=0)
+        yield cluster
+    finally:
+        connection.close()
+        connection.settings_dict.update(saved)
+        cluster.destroy()
+
+
 def child_env(settings, **extra) -> dict:
     """The environment of a real process (worker, indexer, web server) that works on this test's
     database, media folder and index."""
@@ -136,6 +163,24 @@ def stop_process_group(process: subprocess.Popen, sig: int = signal.SIGTERM) -> 
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@pytest.fixture
+def serve(settings, tmp_path):
+    """serve("make web") or serve("runserver"): a web server process on a free port, stopped after the test."""
+    from tests.servers import Server, free_port, server_command, server_env
+
+    servers = []
+
+    def start(kind: str) -> Server:
+        port = free_port()
+        log_path = tmp_path / f"{kind.replace(' ', '-')}.log"
+        servers.append(Server(server_command(kind, port), server_env(settings), port, log_path))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 def make_user(username: str):

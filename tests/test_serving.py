@@ -7,7 +7,6 @@ open connection per thread behind).
 """
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -21,74 +20,12 @@ import pytest
 from django.db import connection
 
 from gallery.tokens import token_create
-from tests.conftest import child_env, make_user, stop_process_group
+from tests.conftest import make_user
+from tests.servers import WEB_THREADS, WEB_WORKERS, Server, server_env
 
 ROOT = Path(__file__).resolve().parents[1]
-WEB_WORKERS, WEB_THREADS = 2, 4
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def server_env(settings) -> dict:
-    return child_env(settings, WEB_WORKERS=str(WEB_WORKERS), WEB_THREADS=str(WEB_THREADS), TORCH_THREADS="1")
-
-
-class Server:
-    def __init__(self, command: list[str], env: dict, port: int, log_path: Path):
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        with open(log_path, "w") as log:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log()
-            try:
-                if urllib.request.urlopen(f"{self.url}/healthz", timeout=2).status == 200:
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError(f"the server did not answer /healthz in 90 s\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text()[-5000:]
-
-    def stop(self) -> None:
-        stop_process_group(self.process)
-
-
-@pytest.fixture
-def serve(settings, tmp_path):
-    servers = []
-
-    def start(kind: str) -> Server:
-        port = free_port()
-        command = {
-            "make web": [
-                "make",
-                "--no-print-directory",
-                "-s",
-                "web",
-                "HOST=127.0.0.1",
-                f"PORT={port}",
-                f"PY={sys.executable}",
-            ],
-            "runserver": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        }[kind]
-        server = Server(command, server_env(settings), port, tmp_path / f"{kind.replace(' ', '-')}.log")
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def server_connections(*, besides: int | None = None) -> int:

@@ -17,12 +17,7 @@ from gallery.services import image_create
 from gallery.work_queue import BrokerWatch, images_recover, queued_image_ids
 from tests import images
 from tests.conftest import upload_file
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.servers import free_port
 
 
 class OwnRedis:

@@ -199,23 +199,14 @@ def test_a_web_process_killed_between_commit_and_enqueue_loses_nothing(owner, wo
     assert workers_alive() == 1  # the running worker beats (what /readyz reports)
 
 
-def restart_postgresql() -> None:
-    version = next(Path("/etc/postgresql").iterdir()).name
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True, timeout=120)
-    connection.close()
-
-
-@pytest.mark.skipif(
-    not Path("/etc/postgresql").is_dir() or os.geteuid() != 0,
-    reason="restarting PostgreSQL needs its local cluster and root (CI has both)",
-)
-def test_a_postgresql_restart_under_the_pipeline_loses_nothing(owner, worker, settings):
+def test_a_postgresql_restart_under_the_pipeline_loses_nothing(private_postgresql, owner, worker, settings):
     for seed in range(8):
         upload(owner, seed)
     worker.start()
     assert wait_for(lambda: Image.objects.filter(status="ready").exists(), timeout=60), worker.log()
     assert wait_for(lambda: Image.objects.filter(status="processing").exists(), timeout=30, interval=0.02)
-    restart_postgresql()
+    private_postgresql.restart()
+    connection.close()
     assert wait_for(lambda: all_final(8), timeout=120), worker.log()
     assert_processed_once_and_consistent(settings, interruptions=1)
     assert worker.process.poll() is None, "the worker died"
