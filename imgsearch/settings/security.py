@@ -51,12 +51,18 @@ AUTH_PASSWORD_VALIDATORS = [
     # Not a rule: revokes a person's API tokens whenever their password changes.
     {"NAME": "imgsearch.accounts.RevokeTokensOnPasswordChange"},
 ]
-# Repeated wrong passwords lock that username from that address for a while (django-axes); the
+# Repeated wrong passwords lock that username from that address for a while (django-axes); many
+# from several addresses slow sign-ins to the account down (imgsearch/accounts.py says how); the
 # API's token endpoint has its own rate (REST_FRAMEWORK throttles below).
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+LOGIN_SLOWDOWN_AFTER = env_int("LOGIN_SLOWDOWN_AFTER", 20, minimum=1)
+AXES_HANDLER = "imgsearch.accounts.SlowDownHandler"
+# A refused sign-in is not a failure: the lock ends LOGIN_LOCKOUT_MINUTES after the last real guess,
+# and a slowed account's wait does not grow with the attempts it refused.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "imgsearch.accounts.lockout_response"
 # Proxies in front that append the client's address to X-Forwarded-For (README, "Deploying"): 0 when
