@@ -1,5 +1,6 @@
 """The images API. Every queryset is scoped to request.user in the view, never by permissions alone."""
 
+from django.conf import settings
 from django.core.exceptions import TooManyFilesSent
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
@@ -22,6 +23,16 @@ from rest_framework.views import APIView
 from gallery import media, selectors, services, tags
 from gallery.models import Image
 from imgsearch.parsers import JSONParser, MultiPartParser
+from imgsearch.serializers import JsonTypedSerializer
+
+
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": tags.MAX_LABEL, "pattern": r"[\w'-]"})
+class TagField(serializers.CharField):
+    """A tag as typed: it keeps at least one letter, digit, hyphen or apostrophe once cleaned
+    (gallery.tags.clean_label), which the schema states as its pattern."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=tags.MAX_LABEL, **kwargs)
 
 
 class RegionOutputSerializer(serializers.Serializer):
@@ -107,9 +118,9 @@ class ImageTagsApi(APIView):
     """Correct your photo's tags: `add` labels it shows, `remove` labels it does not (the model's tag
     of that label stays off, also when the photo is tagged again). Answers the tags as they are now."""
 
-    class TagChangeInputSerializer(serializers.Serializer):
-        add = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
-        remove = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
+    class TagChangeInputSerializer(JsonTypedSerializer):
+        add = serializers.ListField(child=TagField(), required=False, default=list)
+        remove = serializers.ListField(child=TagField(), required=False, default=list)
 
     @extend_schema(request=TagChangeInputSerializer, responses=TagSerializer(many=True))
     def post(self, request: Request, pk: int) -> Response:
@@ -141,13 +152,15 @@ class ImageListCreateApi(ListAPIView):
 
     def get_queryset(self) -> QuerySet[Image]:
         queryset = selectors.images_owned_by(self.request.user).select_related("owner")
+        # An empty ?status= or ?visibility= is refused like any other value not listed: leave the
+        # parameter out for all.
         status_filter = self.request.query_params.get("status")
-        if status_filter:
+        if status_filter is not None:
             if status_filter not in Image.Status.values:
                 raise ValidationError({"status": f"Unknown status; use one of {', '.join(Image.Status.values)}."})
             queryset = queryset.filter(status=status_filter)
         visibility = self.request.query_params.get("visibility")
-        if visibility:
+        if visibility is not None:
             if visibility not in {"public", "private"}:
                 raise ValidationError({"visibility": "Use public or private."})
             queryset = queryset.filter(is_public=visibility == "public")
@@ -168,7 +181,15 @@ class ImageListCreateApi(ListAPIView):
     @extend_schema(
         request={
             "multipart/form-data": inline_serializer(
-                "ImageUpload", {"files": serializers.ListField(child=serializers.FileField())}
+                "ImageUpload",
+                {
+                    "files": serializers.ListField(
+                        child=serializers.FileField(),
+                        min_length=1,
+                        max_length=settings.MAX_FILES_PER_UPLOAD,
+                        help_text="One or more photos (`file` works for one).",
+                    )
+                },
             )
         },
         responses={
@@ -208,7 +229,7 @@ class ImageListCreateApi(ListAPIView):
         return Response(data, status=status.HTTP_400_BAD_REQUEST if all_rejected else status.HTTP_201_CREATED)
 
 
-class ImageChangeInputSerializer(serializers.Serializer):
+class ImageChangeInputSerializer(JsonTypedSerializer):
     is_public = serializers.BooleanField(required=False)
     share_location = serializers.BooleanField(required=False)
 

@@ -14,13 +14,22 @@ from tests import images
 from tests.conftest import make_user, upload_file
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 REVOKE = "/api/auth/tokens/{key}/"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+# The fast set: the checks above, each operation alone. The slow set: every check schemathesis has
+# (invalid input must be refused, documented statuses only, ...), more examples, and its stateful
+# phase, which chains operations through the links between them (upload, then fetch, tag, delete).
+DEPTHS = {
+    "fast": ["--checks", CHECKS, "--phases", "examples,coverage,fuzzing", "--max-examples", "20"],
+    "deep": ["--checks", "all", "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "60"],
+}
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("depth", [pytest.param("fast"), pytest.param("deep", marks=pytest.mark.slow)])
 def test_the_api_never_errs_and_answers_as_its_schema_says(
-    live_server, colour_proposer, django_capture_on_commit_callbacks, tmp_path
+    depth, live_server, colour_proposer, django_capture_on_commit_callbacks, tmp_path
 ):
     user = make_user("fuzzer")
     with django_capture_on_commit_callbacks(execute=True):  # a ready image, so id paths can hit something real
@@ -36,6 +45,8 @@ def test_the_api_never_errs_and_answers_as_its_schema_says(
             # <!DOCTYPE HTML>"), failing 2 runs of 3 here. Production is served by gunicorn, not it.
             [
                 str(SCHEMATHESIS),
+                "--config-file",
+                str(CONFIG),
                 "run",
                 f"{live_server.url}/api/schema/",
                 *only,
@@ -43,12 +54,7 @@ def test_the_api_never_errs_and_answers_as_its_schema_says(
                 f"Authorization: Token {token}",
                 "--header",
                 "Connection: close",
-                "--checks",
-                CHECKS,
-                "--phases",
-                "examples,coverage,fuzzing",
-                "--max-examples",
-                "20",
+                *DEPTHS[depth],
                 "--seed",
                 "1",
                 "--generation-with-security-parameters",

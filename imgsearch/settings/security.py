@@ -94,7 +94,7 @@ REST_FRAMEWORK = {
     # Token first: an anonymous call then gets 401 with `WWW-Authenticate: Token` (the first class
     # names the challenge), not a bare 403; browsers' session cookies still work.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "imgsearch.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_RATES": {"token": env_str("TOKEN_THROTTLE_RATE", "10/minute")},
@@ -124,6 +124,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Search's JSON and multipart bodies as components of their own (imgsearch.api).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "imgsearch.api.one_component_per_body_type",
+        "search.web.api.state_search_rules",
+    ],
     # Three fields are called "kind": name their enums apart.
     "ENUM_NAME_OVERRIDES": {
         "QueryTermKindEnum": "search.web.api.QUERY_TERM_KINDS",

@@ -1,16 +1,24 @@
 """POST /api/search/: the search service for scripts and apps."""
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from imgsearch.api import ErrorSerializer
 from imgsearch.params import param_int
 from imgsearch.parsers import JSONParser, MultiPartParser
+from imgsearch.serializers import JsonTypedSerializer
 from search import history
 from search.duplicates import duplicate_groups
 from search.errors import SearchError, SearchUnavailable
@@ -68,6 +76,42 @@ class SearchPageSerializer(serializers.Serializer):
     results = SearchResultSerializer(many=True)
 
 
+LIBRARY_PHOTO_FIELDS = ("image_id", "region_id", "box")
+
+
+def state_search_rules(result: dict, **_) -> dict:
+    """drf-spectacular postprocessing hook: the rules of a search body that no single field states,
+    in the schema where JSON Schema can say them (search.request.query_from enforces them).
+
+    A JSON body searches with text, a photo of the library (image_id, region_id, or image_id with a
+    box), or both: something to search for, at most one photo, a box only with its image_id. A
+    multipart body carries an uploaded photo (image), with text if wanted. (That the text must hold a
+    word to find, not only "-words" to leave out, is said in words.)"""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if not name.startswith(("SearchInput", "SaveSearchInput")):
+            continue
+        properties = component.get("properties", {})
+        if name.endswith("MultipartRequest"):
+            for field in LIBRARY_PHOTO_FIELDS:
+                properties.pop(field, None)
+            component["required"] = sorted({*component.get("required", []), "image"})
+            component["description"] = (
+                "An uploaded photo to search with (image), and words to combine with it if wanted."
+            )
+            continue
+        component["allOf"] = [
+            {"anyOf": [{"required": ["text"]}, {"required": ["image_id"]}, {"required": ["region_id"]}]},
+            {"not": {"required": ["image_id", "region_id"]}},
+            {"anyOf": [{"not": {"required": ["box"]}}, {"required": ["image_id"]}]},
+        ]
+        component["description"] = (
+            "Text (words to find; “-words” to leave out), a photo of the library (image_id for more like "
+            "it, with box for a region of it, or region_id), or text and one photo together. To search "
+            "with a photo of your own, send multipart with image."
+        )
+    return result
+
+
 class SearchApi(APIView):
     """Search by text, by an uploaded image, by one of your visible images ("more like this"),
     by a region id, or by a box drawn on an image; or by words and one photo together. In text,
@@ -76,7 +120,8 @@ class SearchApi(APIView):
 
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    class InputSerializer(serializers.Serializer):
+    @extend_schema_serializer(component_name="SearchInput")
+    class InputSerializer(JsonTypedSerializer):
         text = serializers.CharField(
             required=False,
             allow_blank=True,
@@ -266,6 +311,7 @@ class SavedSearchesApi(APIView):
 
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
+    @extend_schema_serializer(component_name="SaveSearchInput")
     class SaveSearchInputSerializer(SearchApi.InputSerializer):
         name = serializers.CharField(max_length=100)
         min_score = page = page_size = None  # a saved search keeps what to find, not how much to show
@@ -301,19 +347,32 @@ class SavedSearchApi(APIView):
     page 1 marks them seen); DELETE removes it."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("page", int, description="Page of results (default 1).")],
-        responses=inline_serializer(
-            "SavedSearchResults",
-            {
-                "saved": SavedSearchSerializer(),
-                "new": serializers.ListField(child=serializers.IntegerField()),
-                "query": QuerySerializer(),
-                "page": serializers.IntegerField(),
-                "page_size": serializers.IntegerField(),
-                "has_next": serializers.BooleanField(),
-                "results": SearchResultSerializer(many=True),
-            },
-        ),
+        parameters=[
+            OpenApiParameter(
+                "page",
+                {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+                description="Page of results (default 1).",
+            )
+        ],
+        responses={
+            200: inline_serializer(
+                "SavedSearchResults",
+                {
+                    "saved": SavedSearchSerializer(),
+                    "new": serializers.ListField(child=serializers.IntegerField()),
+                    "query": QuerySerializer(),
+                    "page": serializers.IntegerField(),
+                    "page_size": serializers.IntegerField(),
+                    "has_next": serializers.BooleanField(),
+                    "results": SearchResultSerializer(many=True),
+                },
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="It cannot run now (its photo or album is gone): `detail` says why. "
+                "Delete it, or save the search again.",
+            ),
+        },
     )
     def get(self, request: Request, pk: int) -> Response:
         saved = self._saved(request, pk)
@@ -323,7 +382,8 @@ class SavedSearchApi(APIView):
         except SearchUnavailable as error:
             return unavailable(request, error)
         except SearchError as error:
-            raise ValidationError(str(error)) from None
+            # Nothing wrong with the request: the saved search itself no longer runs.
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         new = sorted(history.new_image_ids(page, saved.last_viewed_at))
         if page.page == 1:
             history.saved_viewed(saved)

@@ -171,6 +171,18 @@ def test_the_api_saves_opens_lists_and_deletes_searches_of_every_kind(owner, str
     assert len(api.get(reverse("api:saved_searches")).json()) == 2
 
 
+def test_a_saved_search_whose_photo_is_gone_answers_409_with_why_and_is_still_listed(owner, photos):
+    api = api_for(owner)
+    saved = api.post(reverse("api:saved_searches"), {"name": "like it", "image_id": photos[0].pk}, format="json")
+    assert saved.status_code == 201
+    assert api.delete(reverse("api:image", args=[photos[0].pk])).status_code == 204
+    opened = api.get(reverse("api:saved_search", args=[saved.json()["id"]]))
+    # Before, a 400, as if the client had sent something wrong.
+    assert opened.status_code == 409 and opened.json()["detail"] == "No such image."
+    (listed,) = api.get(reverse("api:saved_searches")).json()
+    assert listed["problem"] == "No such image." and listed["new_matches"] is None
+
+
 def test_the_api_lists_and_clears_only_your_recent_searches(client, owner, stranger, photos):
     client.force_login(owner)
     run(client, q="a red circle")
