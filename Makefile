@@ -27,14 +27,18 @@ migrate: install
 WEB_SERVER = HOST=$(HOST) PORT=$(PORT) $(PY) -m gunicorn -c imgsearch/gunicorn_conf.py imgsearch.wsgi
 DEV_SERVER = DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT)
 
-# The web server, one django-q2 worker and the index writer together; Ctrl-C stops all three.
-# $(1): environment for all three, $(2): the web server.
+# The web server, one django-q2 worker and the index writer together; Ctrl-C stops all three (each
+# stops on the terminal's SIGINT; the trap sends SIGTERM too, for a kill of make, and waits for them).
+# The start line is printed once the app answers requests. $(1): environment for all three,
+# $(2): the web server.
 define serve
-	@echo "imgsearch on http://$(HOST):$(PORT)/ (worker and indexer running too; Ctrl-C stops all)"
-	@trap 'kill $$worker $$indexer 2>/dev/null; wait $$worker $$indexer 2>/dev/null' EXIT INT TERM; \
+	@trap 'kill $$web $$worker $$indexer 2>/dev/null; wait 2>/dev/null' EXIT INT TERM HUP; \
 	$(1) $(PY) manage.py run_indexer & indexer=$$!; \
 	$(1) $(PY) manage.py run_worker & worker=$$!; \
-	$(1) $(2)
+	$(1) $(2) & web=$$!; \
+	$(PY) -m imgsearch.wait_until_serving http://$(HOST):$(PORT)/healthz $$web && \
+	echo "imgsearch on http://$(HOST):$(PORT)/ (worker and indexer running too; Ctrl-C stops all)"; \
+	wait $$web
 endef
 
 # Weights missing on first start: fetched now when the network allows, else a banner and the app

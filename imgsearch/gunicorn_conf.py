@@ -24,12 +24,18 @@ forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def post_worker_init(worker):
-    """Load CLIP before the first request. Otherwise the first searches a fresh worker process
-    serves all wait for the model to load (under 50 clients: 7.5 s each; bench/README.md)."""
-    from search.vision.registry import get_clip
-    from search.vision.runtime import ModelUnavailable
+    """Each worker process, once booted:
 
-    try:
-        get_clip()
-    except ModelUnavailable as error:  # missing weights: the app still serves; searches answer 503
-        worker.log.warning("CLIP not loaded: %s", error)
+    - leaves Ctrl-C to the master. The terminal's SIGINT reaches every process of the group; the
+      master then sends its workers SIGQUIT, and a second quit signal arriving inside gunicorn's
+      handler of the first could deadlock it (ThreadPoolExecutor.shutdown's lock): `make run` then
+      took ~22 s to stop, its workers SIGKILLed. The master's SIGQUIT alone stops a worker at once.
+    - starts loading CLIP, on a thread of its own: requests are answered meanwhile (/healthz at once,
+      /readyz says "loading"), and the first searches wait for the model rather than each loading it.
+    """
+    import signal
+
+    from search.vision.registry import preload_clip
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    preload_clip()

@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from gallery.models import ImageChange
 from gallery.work_queue import workers_alive
 from search.index import CorruptIndex, IndexUnavailable, get_index
-from search.vision.registry import weights_missing
+from search.vision.registry import clip_loading, weights_missing
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,8 @@ def _worker() -> dict:
 
 
 def _models() -> dict:
+    if clip_loading():
+        raise NotReady("The search model is still loading in this web process; searches wait for it.", loading=True)
     missing = sorted(weights_missing())
     if missing:
         # Which ones, not where the server looked: paths and commands are on the staff banner and in the log.

@@ -119,3 +119,24 @@ def test_readyz_tells_only_staff_the_raw_error(client, db, monkeypatch):
     client.force_login(staff)
     broker = client.get(reverse("readyz")).json()["checks"]["broker"]
     assert broker["ok"] is False and "127.0.0.1" in broker["detail"]
+
+
+def test_readyz_says_the_search_model_is_loading_while_a_web_process_loads_it(client, db):
+    """Web processes load CLIP on a thread of their own (gunicorn_conf.post_worker_init), answering
+    requests meanwhile: /readyz says so until the model is in place."""
+    from search.vision import registry
+
+    registry.reset_models()
+    worker_beat()
+    with registry._lock:  # the load waits here, as a minute-long load of the default model would
+        loader = registry.preload_clip()
+        loading = client.get(reverse("readyz"))
+        assert client.get(reverse("healthz")).status_code == 200
+    assert loading.status_code == 503
+    assert (
+        loading.json()["checks"]["models"]["loading"] is True
+        and "loading" in loading.json()["checks"]["models"]["error"]
+    )
+    loader.join(timeout=60)
+    ready = client.get(reverse("readyz"))
+    assert ready.status_code == 200, ready.json()

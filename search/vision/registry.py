@@ -1,6 +1,7 @@
 """The model registry: which models this process uses, loaded once, lazily, behind a lock.
 
 `get_clip()` and `get_proposer()` build the configured CLIP and region proposer on first use;
+`preload_clip()` starts building CLIP on a thread of its own (web processes, at start);
 `reset_models()` forgets them (tests change the profile). `weights_missing()` says what the
 configured models lack without loading anything.
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _clip: ClipEmbedder | None = None
 _proposer: RegionProposer | None = None
+_preloading = threading.Event()
 
 
 def get_clip() -> ClipEmbedder:
@@ -35,6 +37,29 @@ def get_clip() -> ClipEmbedder:
                 configure_torch()
                 _clip = load_clip()
     return _clip
+
+
+def preload_clip() -> threading.Thread:
+    """Load CLIP on a thread of its own, so that the process answers requests (/healthz, pages) while it
+    loads, a minute for the default model; a search meanwhile waits for it in get_clip()."""
+
+    def load() -> None:
+        try:
+            get_clip()
+        except ModelUnavailable as error:  # missing weights: the app still serves; searches answer 503
+            logger.warning("CLIP not loaded: %s", error)
+        finally:
+            _preloading.clear()
+
+    _preloading.set()
+    thread = threading.Thread(target=load, name="load-clip", daemon=True)
+    thread.start()
+    return thread
+
+
+def clip_loading() -> bool:
+    """Whether preload_clip() is still at work in this process."""
+    return _preloading.is_set()
 
 
 def get_proposer() -> RegionProposer:

@@ -319,3 +319,25 @@ def test_the_workers_sweep_finds_a_crop_pixel_for_pixel(owner, worker, settings)
     assert (verdict.first_id, verdict.second_id, verdict.same) == (original.pk, cropped.pk, True)
     assert [{image.pk for image in group.images} for group in duplicate_groups(owner)] == [{original.pk, cropped.pk}]
     assert "pixel-checked" in worker.log(whole=True) and worker.process.poll() is None
+
+
+def test_sigterm_stops_a_busy_worker_within_ten_seconds_and_its_work_is_done_later(owner, worker, settings):
+    """django-q2 waits for every task its workers hold before it stops: a worker busy for minutes
+    took minutes to stop (~50 s in the audit). Now running tasks get a few seconds, then stop."""
+    from django_q.tasks import async_task
+
+    worker.start()
+    assert wait_for(workers_alive, timeout=60), worker.log()
+    async_task("time.sleep", 300)  # a task that would hold the stop for five minutes
+    assert wait_for(lambda: "'time.sleep'" in worker.log(whole=True), timeout=30), worker.log()
+    upload(owner, 1)  # behind it in the queue
+    started = time.monotonic()
+    os.kill(worker.process.pid, signal.SIGTERM)
+    worker.process.wait(timeout=60)
+    stopped_in = time.monotonic() - started
+    assert stopped_in < 10, f"stopped in {stopped_in:.1f} s\n{worker.log()}"
+    with pytest.raises(ProcessLookupError):  # none of the cluster's processes is left behind
+        os.killpg(worker.process.pid, 0)
+    worker.start()  # the photo it never reached is processed by the next worker
+    assert wait_for(lambda: all_final(1), timeout=60), worker.log()
+    assert Image.objects.get().status == "ready"

@@ -2,10 +2,13 @@
 
 import contextlib
 import logging
+import multiprocessing
+import os
 import signal
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -21,6 +24,31 @@ logger = logging.getLogger(__name__)
 
 # A `.part` file older than this belongs to an upload or thumbnail whose process died.
 PARTIAL_FILE_AGE = timedelta(minutes=10)
+# On SIGTERM / Ctrl-C, running tasks get this long to finish; then they are stopped, and their images
+# are queued again when a worker next starts (as after a kill). django-q2 alone waits for every
+# task its workers hold, prefetched ones too: a busy worker took ~50 s to stop.
+STOP_GRACE_SECONDS = 5.0
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below `pid` (the cluster's sentinel, and its pusher, monitor and workers), from
+    /proc; where there is none (not Linux), the direct children multiprocessing knows of."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return [child.pid for child in multiprocessing.active_children()]
+    children: dict[int, list[int]] = {}
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
 
 
 class Command(BaseCommand):
@@ -83,8 +111,18 @@ class Command(BaseCommand):
     def _stop(cluster) -> None:
         time.sleep(0.2)  # a group-wide signal takes the sentinel down by itself
         if cluster.sentinel.is_alive():
-            cluster.stop()
-        cluster.sentinel.join(timeout=5)
+            threading.Thread(target=cluster.stop, daemon=True).start()
+        cluster.sentinel.join(timeout=STOP_GRACE_SECONDS)
+        leftover = _descendants(os.getpid())
+        if leftover:
+            logger.warning(
+                "Tasks still running after %.0f s: stopping them; their images are queued again when a worker "
+                "next starts.",
+                STOP_GRACE_SECONDS,
+            )
+            for pid in leftover:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def _recover(self, *, starting: bool = False, beat: bool = True) -> None:
         restarted = self.broker.restarted()
