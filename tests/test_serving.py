@@ -183,4 +183,8 @@ def test_make_run_says_it_is_up_once_it_answers_and_stops_on_ctrl_c_within_five_
 
 
 def left_in_group(pgid: int) -> str:
-    return subprocess.run(["ps", "-o", "pid,stat,args", "-g", str(pgid)], capture_output=True, text=True).stdout
+    """What is still running in the process group, for a failure message."""
+    listing = subprocess.run(
+        ["ps", "-o", "pid,stat,args", "-g", str(pgid)], check=False, capture_output=True, text=True
+    )
+    return listing.stdout
