@@ -12,6 +12,7 @@ Segments are written once (write_segment) and then only read, memory-mapped (Seg
 is written to a temporary name, flushed to disk and renamed into place.
 """
 
+import errno
 import json
 import os
 import re
@@ -131,6 +132,24 @@ def _write_with(path: Path, write: Callable[[BinaryIO], object]) -> None:
         write(handle)
 
 
+# How FAISS's C++ writer reports a failed write: in its message, as strerror() put it.
+FILE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def faiss_write(index, path: Path) -> None:
+    """faiss.write_index, failing as a file write does: an OSError with its errno (a full disk is
+    ENOSPC), where FAISS raises a RuntimeError that names the cause only in its text."""
+    import faiss
+
+    try:
+        faiss.write_index(index, str(path))
+    except RuntimeError as error:
+        for code in FILE_ERRORS:
+            if f"({os.strerror(code)})" in str(error):
+                raise OSError(code, os.strerror(code), str(path)) from error
+        raise
+
+
 def fsync_save(path: Path, save: Callable[[Path], None]) -> None:
     """`save(temporary)`, flush that file to disk, rename it to `path`."""
     temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
@@ -187,7 +206,7 @@ def write_segment(directory: Path, region_ids, image_ids, is_global, vectors: np
             np.asarray(is_global, dtype=np.int64),
         ]
     )
-    fsync_save(codes_path, lambda temporary: faiss.write_index(index, str(temporary)))
+    fsync_save(codes_path, lambda temporary: faiss_write(index, temporary))
     fsync_write(slots_path, lambda handle: np.save(handle, slots))
     return Segment(directory, name, dim=dim, kind=kind)
 

@@ -248,3 +248,47 @@ def test_run_indexer_carries_on_after_its_database_connection_is_killed(transact
     finally:
         text = stop(indexer, log)
     assert lag is not None, text
+
+
+def test_run_indexer_on_a_full_disk_says_what_to_do_once_and_catches_up_when_there_is_room(
+    transactional_db, owner, settings, model, tmp_path
+):
+    """The index directory filled up: the indexer said nothing useful (a traceback each 0.2-0.5 s).
+    Now one sentence with what to do, repeated a minute later at most, and a line when it recovers."""
+    disk = tmp_path / "index-disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True,
+                             text=True, check=False)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here ({mounted.stderr.strip()}); CI runs as root")
+    settings.INDEX_DIR = disk
+    name, dim = model
+    image = make_image(owner, "x.png")
+    make_regions(image, [1], model)
+    indexer, log = start(["manage.py", "run_indexer"], settings, "indexer.log", INDEX_POLL_SECONDS="0.2")
+    reader = IndexReader(model_name=name, dim=dim, directory=disk)
+    filler = disk / "filler"
+
+    def vectors() -> int:
+        try:
+            return reader.current().ntotal
+        except IndexUnavailable:
+            return 0
+
+    try:
+        assert wait_for(lambda: vectors() == 1, timeout=60) is not None
+        with open(filler, "wb", buffering=0) as handle, pytest.raises(OSError):  # fill it to the last byte
+            while True:
+                handle.write(b"\0" * 4096)
+        more = make_image(owner, "y.png")
+        make_regions(more, range(2, 202), model)
+        time.sleep(3)  # some fifteen rounds of the indexer on a full disk
+        assert vectors() == 1  # searches still see the last generation
+        filler.unlink()
+        assert wait_for(lambda: vectors() == 201, timeout=30) is not None
+    finally:
+        text = stop(indexer, log)
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+    full = [line for line in text.splitlines() if "Index update failed" in line]
+    assert len(full) == 1 and f"INDEX_DIR {disk}" in full[0] and "is full" in full[0], text[-4000:]
+    assert "Traceback" not in text and "Index updates work again" in text, text[-4000:]
