@@ -6,6 +6,7 @@ missing, malformed or impossible is left out, never an error, and never rejects 
 """
 
 import math
+import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -62,7 +63,12 @@ def read_metadata(image: PILImage.Image) -> PhotoMetadata:
 
 def _carries_location(image: PILImage.Image, exif: PILImage.Exif) -> bool:
     unreadable = bool(image.info.get("exif")) and not len(exif)  # Pillow reads a broken block as empty
-    if GPS_IFD in exif or unreadable or any(key in image.info for key in ("xmp", "XML:com.adobe.xmp")):
+    # (A GPS directory left empty, an XMP packet blanked: what without_location leaves in a RAW.)
+    has_gps = GPS_IFD in exif and bool(exif.get_ifd(GPS_IFD))
+    has_xmp = bool(_text(exif.get(TIFF_XMP))) or any(image.info.get(key) for key in ("xmp", "XML:com.adobe.xmp"))
+    if has_gps or has_xmp or unreadable:
+        return True
+    if image.format in UNSTRIPPABLE_RAW:  # where it keeps GPS we cannot tell: as if it did
         return True
     # A JPEG may hold several Exif blocks; Pillow reads the later ones as the first one's tail.
     blocks = [payload for marker, payload in getattr(image, "applist", []) if marker == "APP1"]
@@ -160,16 +166,93 @@ _STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}
 START_OF_SCAN = 0xDA
 
 
+class CannotStripLocation(ValueError):
+    """A camera RAW container whose metadata we cannot rewrite in place (CR3, RAF)."""
+
+
+# RAW containers that are not TIFF-structured: their GPS cannot be removed from the file itself.
+UNSTRIPPABLE_RAW = {"CR3", "RAF", "RAW"}
+
+
 def without_location(data: bytes, image_format: str) -> bytes | None:
     """The same photo without where it was taken, or None when the file says nothing of where.
 
     What goes: EXIF's GPS directory and XMP (which cameras and editors also fill with GPS). JPEG keeps
     every pixel byte, its other EXIF (date, camera, orientation) and ICC profile: only the metadata
-    segments are rewritten. Other formats are re-encoded without them (losslessly where the format is).
+    segments are rewritten. A TIFF-structured camera RAW (DNG, CR2, NEF, ARW, ORF, RW2, PEF) keeps
+    every byte but its GPS directory and XMP packet, blanked in place. Other formats are re-encoded
+    without them (losslessly where the format is). Raises CannotStripLocation for RAW containers
+    that cannot be rewritten (the caller sends a JPEG of the picture instead).
     """
+    from gallery.formats import RAW_FORMATS
+
     if image_format == "JPEG" and data[:2] == b"\xff\xd8":
         return _jpeg_without_location(data)
+    if image_format in UNSTRIPPABLE_RAW:
+        raise CannotStripLocation(f"the location cannot be removed from a {image_format} file itself")
+    if image_format in RAW_FORMATS:
+        return _tiff_without_location(data)
     return _reencoded_without_location(data)
+
+
+# Bytes per value of each TIFF field type.
+_TIFF_TYPE_SIZES = {
+    1: 1,
+    2: 1,
+    3: 2,
+    4: 4,
+    5: 8,
+    6: 1,
+    7: 1,
+    8: 2,
+    9: 4,
+    10: 8,
+    11: 4,
+    12: 8,
+    13: 4,
+    16: 8,
+    17: 8,
+    18: 8,
+}
+
+
+def _tiff_without_location(data: bytes) -> bytes | None:
+    """A TIFF-structured file with its GPS directory emptied and its XMP packet blanked, in place:
+    every other byte (the sensor data, the previews, the maker notes) as it was."""
+    order = "<" if data[:2] == b"II" else ">"
+    out = bytearray(data)
+
+    def number(fmt: str, offset: int) -> int:
+        return struct.unpack_from(order + fmt, data, offset)[0]
+
+    def entries(directory: int):
+        for index in range(number("H", directory)):
+            entry = directory + 2 + 12 * index
+            size = _TIFF_TYPE_SIZES.get(number("H", entry + 2), 1) * number("I", entry + 4)
+            yield entry, number("H", entry), size, (number("I", entry + 8) if size > 4 else entry + 8)
+
+    def blank(offset: int, size: int, fill: bytes = b"\0") -> None:
+        if offset + size > len(out):
+            raise CannotStripLocation("a directory points past the end of the file")
+        out[offset : offset + size] = fill * size
+
+    changed = False
+    try:
+        for entry, tag, size, value_at in list(entries(number("I", 4))):
+            if tag == GPS_IFD:
+                gps = number("I", entry + 8)
+                for gps_entry, _, gps_size, gps_value_at in list(entries(gps)):
+                    if gps_size > 4:
+                        blank(gps_value_at, gps_size)
+                    blank(gps_entry, 12)
+                struct.pack_into(order + "H", out, gps, 0)  # an empty directory
+                changed = True
+            elif tag == TIFF_XMP:
+                blank(value_at, size, b" ")
+                changed = True
+    except struct.error:
+        raise CannotStripLocation("its directories are malformed") from None
+    return bytes(out) if changed else None
 
 
 def _exif_without_gps(exif: PILImage.Exif) -> bool:
@@ -219,7 +302,9 @@ def _jpeg_without_location(data: bytes) -> bytes | None:
 def _reencoded_without_location(data: bytes) -> bytes | None:
     import io
 
-    with PILImage.open(io.BytesIO(data)) as image:
+    from gallery.formats import open_image
+
+    with open_image(data) as image:
         exif = image.getexif()
         has_gps = _exif_without_gps(exif)
         if not has_gps and not image.info.get("xmp") and not image.info.get("XML:com.adobe.xmp"):
@@ -232,12 +317,16 @@ def _reencoded_without_location(data: bytes) -> bytes | None:
             for tag in (TIFF_XMP, TIFF_IPTC, TIFF_PHOTOSHOP):
                 image.tag_v2.pop(tag, None)
                 exif.pop(tag, None)
-        options = {"exif": exif.tobytes()} if len(exif) else {}
+        # Named even when empty: several writers (WebP, AVIF, HEIF) fall back to the EXIF and XMP
+        # the image was read with.
+        options: dict = {"exif": exif.tobytes() if len(exif) else b"", "xmp": b""}
+        if image_format == "HEIF":  # pillow-heif: None, not empty bytes, for none
+            options = {"exif": options["exif"] or None, "xmp": None}
         if image_format == "WEBP":
             options.update(lossless=image.info.get("lossless", False), quality=95)
-        elif image_format in {"JPEG", "MPO"}:
-            image_format, options["quality"] = "JPEG", 95
-            options["icc_profile"] = image.info.get("icc_profile")
+        elif image_format in {"JPEG", "MPO", "HEIF", "AVIF"}:
+            image_format = "JPEG" if image_format == "MPO" else image_format
+            options.update(quality=95, icc_profile=image.info.get("icc_profile"))
         buffer = io.BytesIO()
         image.save(buffer, image_format, **options)
     return buffer.getvalue()

@@ -1,10 +1,13 @@
-"""Turning any accepted image file into the RGB pixels the models and thumbnails see."""
+"""Turning any accepted image file (gallery.formats) into the RGB pixels the models and thumbnails see."""
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps
+
+from gallery.formats import open_image
 
 
 def to_rgb(image: PILImage.Image) -> PILImage.Image:
@@ -31,14 +34,20 @@ def to_rgb(image: PILImage.Image) -> PILImage.Image:
     return image.convert("RGB")
 
 
-def open_rgb(path: Path | str, *, at_least: int | None = None) -> PILImage.Image:
+def open_rgb(path: Path | str | BinaryIO, *, at_least: int | None = None) -> PILImage.Image:
     """Open a stored original, apply its EXIF orientation, take the first frame, return RGB.
 
     With `at_least`, a JPEG may come out smaller, as long as its long side stays at least that:
     libjpeg decodes at 1/2, 1/4 or 1/8 of the size in a fraction of the time (Pillow's draft mode),
     for callers that shrink the picture anyway.
     """
-    with PILImage.open(path) as image:
+    source = path if hasattr(path, "read") else open(path, "rb")  # noqa: SIM115 (closed below)
+    try:
+        image = open_image(source)
+    finally:
+        if source is not path:
+            source.close()
+    with image:
         image.seek(0)
         if at_least is not None and image.format == "JPEG":
             long_side = max(image.size)

@@ -2,6 +2,7 @@
 
 import io
 import mimetypes
+from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
@@ -10,9 +11,10 @@ from django.http import FileResponse, Http404, HttpResponse
 from PIL import Image as PILImage
 
 from gallery import storage
-from gallery.exif import without_location
+from gallery.exif import CannotStripLocation, without_location
+from gallery.formats import BROWSER_FORMATS
 from gallery.models import Image
-from gallery.services import thumbnail_name, without_location_name
+from gallery.services import preview_name, thumbnail_name, without_location_name
 
 
 def protected_file_response(name: str, *, download_name: str | None = None) -> HttpResponse:
@@ -47,9 +49,15 @@ def _private(response: HttpResponse, *, download_name: str | None = None) -> Htt
     return response
 
 
-def original_response(image: Image, *, viewer, download: bool = False) -> HttpResponse:
+def original_response(image: Image, *, viewer, download: bool = False, display: bool = False) -> HttpResponse:
     """The original file; for anyone but its owner without where it was taken, unless the owner shares
-    that (Image.share_location)."""
+    that (Image.share_location).
+
+    With `display` (a page's <img>, not a download), a file browsers cannot show (HEIC, TIFF, camera
+    RAW) is answered with a screen-sized JPEG of it instead.
+    """
+    if display and not download and image.format not in BROWSER_FORMATS:
+        return display_response(image)
     download_name = image.original_name if download else None
     if image.owner_id == viewer.pk or image.share_location or not image.carries_location:
         return protected_file_response(image.file, download_name=download_name)
@@ -61,6 +69,14 @@ def original_response(image: Image, *, viewer, download: bool = False) -> HttpRe
             stripped = without_location(stream.read(), image.format)
     except FileNotFoundError:
         raise Http404("The file is missing.") from None
+    except CannotStripLocation:
+        # A RAW container whose metadata cannot be rewritten (CR3, RAF): others get the picture as
+        # a full-size JPEG, which carries no metadata at all.
+        jpeg_name = f"{Path(image.original_name).stem}.jpg" if download else None
+        return _private(
+            HttpResponse(_jpeg_bytes(storage.read_rgb(image.file), quality=95), content_type="image/jpeg"),
+            download_name=jpeg_name,
+        )
     if stripped is None:  # nothing to remove after all (an image stored before this was recorded)
         Image.objects.filter(pk=image.pk).update(carries_location=False)
         return protected_file_response(image.file, download_name=download_name)
@@ -70,6 +86,18 @@ def original_response(image: Image, *, viewer, download: bool = False) -> HttpRe
         content_type = mimetypes.guess_type(image.file)[0] or "application/octet-stream"
         return _private(HttpResponse(stripped, content_type=content_type), download_name=download_name)
     return protected_file_response(name, download_name=download_name)
+
+
+def display_response(image: Image) -> HttpResponse:
+    """A JPEG of the photo at most PREVIEW_SIZE pixels on its long side, made on first request and
+    kept (or made in memory on a full or read-only disk). It carries no metadata, so no location."""
+    name = preview_name(image)
+    try:
+        if not storage.exists(name):
+            storage.write(name, _jpeg_bytes(_resized(image, settings.PREVIEW_SIZE), quality=90))
+        return protected_file_response(name)
+    except OSError:
+        return _jpeg_response(_resized(image, settings.PREVIEW_SIZE))
 
 
 def ensure_thumbnail(image: Image) -> str:
@@ -84,11 +112,15 @@ def ensure_thumbnail(image: Image) -> str:
 
 
 def _thumbnail(image: Image) -> PILImage.Image:
+    return _resized(image, settings.THUMBNAIL_SIZE)
+
+
+def _resized(image: Image, side: int) -> PILImage.Image:
     try:
-        rgb = storage.read_rgb(image.file)
+        rgb = storage.read_rgb(image.file, at_least=side)
     except FileNotFoundError:
         raise Http404("The file is missing.") from None
-    rgb.thumbnail((settings.THUMBNAIL_SIZE, settings.THUMBNAIL_SIZE), PILImage.Resampling.LANCZOS)
+    rgb.thumbnail((side, side), PILImage.Resampling.LANCZOS)
     return rgb
 
 
@@ -100,9 +132,9 @@ def thumbnail_response(image: Image) -> HttpResponse:
         return _jpeg_response(_thumbnail(image))
 
 
-def _jpeg_bytes(picture: PILImage.Image, *, optimize: bool = False) -> bytes:
+def _jpeg_bytes(picture: PILImage.Image, *, optimize: bool = False, quality: int = 85) -> bytes:
     buffer = io.BytesIO()
-    picture.save(buffer, "JPEG", quality=85, optimize=optimize)
+    picture.save(buffer, "JPEG", quality=quality, optimize=optimize)
     return buffer.getvalue()
 
 

@@ -259,6 +259,11 @@ def thumbnail_name(image: Image) -> str:
     return f"thumbnails/{image.owner_id}/{stem}.jpg"
 
 
+def preview_name(image: Image) -> str:
+    """Where the screen-sized JPEG of a photo browsers cannot show (HEIC, TIFF, RAW) is kept."""
+    return f"display/{image.owner_id}/{Path(image.file).stem}.jpg"
+
+
 def without_location_name(image: Image) -> str:
     """Where the copy of the original without GPS (what others download) is kept."""
     path = Path(image.file)
@@ -296,4 +301,4 @@ def files_delete_again(*, limit: int = 100) -> int:
 
 def derived_file_names(image: Image) -> list[str]:
     """Every file kept for an image besides its original: deleted with it."""
-    return [thumbnail_name(image), without_location_name(image)]
+    return [thumbnail_name(image), preview_name(image), without_location_name(image)]

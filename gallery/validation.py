@@ -5,7 +5,6 @@ client claims. Each rejection is an `UploadRejected` whose message is shown to t
 """
 
 import hashlib
-import io
 import warnings
 from dataclasses import dataclass
 
@@ -14,18 +13,8 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from gallery.exif import PhotoMetadata, read_metadata
+from gallery.formats import ACCEPTED_FORMATS, ACCEPTED_HUMAN, RawUnreadable, open_image
 
-# Pillow format name -> extension we store under. MPO is what many phones write for JPEG.
-ACCEPTED_FORMATS = {
-    "JPEG": "jpg",
-    "MPO": "jpg",
-    "PNG": "png",
-    "WEBP": "webp",
-    "GIF": "gif",
-    "BMP": "bmp",
-    "TIFF": "tiff",
-}
-ACCEPTED_HUMAN = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 # Markup that browsers render and Pillow never decodes; named explicitly for a clearer message.
 _MARKUP_PREFIXES = (b"<?xml", b"<svg", b"<!doctype", b"<html", b"<head", b"<body", b"<script")
 
@@ -70,18 +59,7 @@ def validate_image_bytes(data: bytes) -> ValidatedImage:
         raise UploadRejected(too_large_message(len(data)))
     if _looks_like_markup(data[:512]):
         raise UploadRejected(f"SVG and HTML files are not accepted; upload a {ACCEPTED_HUMAN} image.")
-    try:
-        with warnings.catch_warnings():
-            # Pillow's own bomb check warns at its default cap; ours below is the one that decides.
-            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            image = PILImage.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise UploadRejected(f"This file is not an image we can read; upload a {ACCEPTED_HUMAN} image.") from None
-    except PILImage.DecompressionBombError:
-        raise UploadRejected(_too_many_pixels_message(None)) from None
-    except Exception as error:  # Pillow raises many types for malformed headers.
-        raise UploadRejected(f"The image is corrupt and cannot be read ({error}).") from None
-
+    image = _opened(data)
     with image:
         if image.format not in ACCEPTED_FORMATS:
             raise UploadRejected(f"{image.format} images are not accepted; upload a {ACCEPTED_HUMAN} image.")
@@ -96,7 +74,7 @@ def validate_image_bytes(data: bytes) -> ValidatedImage:
         except PILImage.DecompressionBombError:
             raise UploadRejected(_too_many_pixels_message((width, height))) from None
         except Exception as error:
-            raise UploadRejected(f"The image is truncated or corrupt and cannot be decoded ({error}).") from None
+            raise UploadRejected(f"The image is truncated or corrupt and cannot be decoded ({_said(error)}).") from None
         orientation = image.getexif().get(0x0112, 1)
         if orientation in {5, 6, 7, 8}:  # rotated by 90 degrees: the stored box space swaps axes
             width, height = height, width
@@ -111,6 +89,23 @@ def validate_image_bytes(data: bytes) -> ValidatedImage:
         height=height,
         metadata=metadata,
     )
+
+
+def _opened(data: bytes) -> PILImage.Image:
+    """The file opened (gallery.formats.open_image), or UploadRejected saying why it cannot be."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb check warns at its default cap; ours in the caller is the one that decides.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            return open_image(data)
+    except RawUnreadable as error:
+        raise UploadRejected(f"The camera RAW file is corrupt or of a kind we cannot read ({_said(error)}).") from None
+    except UnidentifiedImageError:
+        raise UploadRejected(f"This file is not an image we can read; upload a {ACCEPTED_HUMAN} image.") from None
+    except PILImage.DecompressionBombError:
+        raise UploadRejected(_too_many_pixels_message(None)) from None
+    except Exception as error:  # Pillow raises many types for malformed headers.
+        raise UploadRejected(f"The image is corrupt and cannot be read ({_said(error)}).") from None
 
 
 def too_large_message(size: int) -> str:
@@ -129,3 +124,8 @@ def _too_many_pixels_message(size: tuple[int, int] | None) -> str:
         f"The image is {width}x{height} ({width * height / 1_000_000:.1f} megapixels); "
         f"the limit is {cap:.0f} megapixels."
     )
+
+
+def _said(error: Exception) -> str:
+    """A decoder's complaint on one line (libheif's end in a newline)."""
+    return " ".join(str(error).split())

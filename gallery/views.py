@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from gallery import album_views, albums, media, selectors, services, tags, tokens
+from gallery.formats import ACCEPT_ATTRIBUTE
 from gallery.forms import ImageFilterForm, SignupForm, TokenForm
 from gallery.http import posted_ids, redirect_back
 from gallery.models import Image, Region
@@ -167,6 +168,7 @@ def upload(request: HttpRequest) -> HttpResponse:
             "error": error,
             "max_files": settings.MAX_FILES_PER_UPLOAD,
             "max_mb": settings.MAX_UPLOAD_BYTES // 1_048_576,
+            "accept_photos": ACCEPT_ATTRIBUTE,
         },
         status=status,
     )
@@ -421,7 +423,7 @@ def _visible_or_404(request: HttpRequest, pk: int) -> Image:
 
 def image_file(request: HttpRequest, pk: int) -> HttpResponse:
     return media.original_response(
-        _visible_or_404(request, pk), viewer=request.user, download="download" in request.GET
+        _visible_or_404(request, pk), viewer=request.user, download="download" in request.GET, display=True
     )
 
 

@@ -129,3 +129,70 @@ def camera_jpeg(
         place[1], place[2] = north, tuple(IFDRational(part) for part in latitude)
         place[3], place[4] = east, tuple(IFDRational(part) for part in longitude)
     return encode(scene(seed=seed), "JPEG", quality=90, exif=exif)
+
+
+# --- What phones and cameras write (gallery/formats.py) -------------------------------------------
+# Made by the real encoders: pillow-heif's libheif, Pillow's libavif, and Pillow's TIFF writer for a
+# DNG (a TIFF of Bayer sensor data with DNG's tags), which LibRaw decodes like a camera's.
+
+SHOT = {0x9003: "2025:09:28 00:13:05", 0x9011: "+01:00"}  # DateTimeOriginal, its offset
+
+
+def camera_exif(*, position: bool = True) -> PILImage.Exif:
+    from PIL.TiffImagePlugin import IFDRational
+
+    exif = PILImage.Exif()
+    exif[0x010F], exif[0x0110] = "Apple", "iPhone 15 Pro"
+    exif.get_ifd(0x8769).update(SHOT)
+    if position:
+        exif.get_ifd(0x8825).update(
+            {
+                1: "N",
+                2: (IFDRational(52), IFDRational(31), IFDRational(12)),
+                3: "E",
+                4: (IFDRational(13), IFDRational(24), IFDRational(0)),
+            }
+        )
+    return exif
+
+
+def heic(width: int = 160, height: int = 120, *, seed: int = 0, position: bool = True) -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    return encode(scene(width, height, seed=seed), "HEIF", quality=90, exif=camera_exif(position=position).tobytes())
+
+
+def avif(width: int = 160, height: int = 120, *, seed: int = 0, position: bool = True) -> bytes:
+    return encode(scene(width, height, seed=seed), "AVIF", quality=90, exif=camera_exif(position=position).tobytes())
+
+
+def dng(
+    width: int = 160, height: int = 120, *, seed: int = 0, position: bool = True, xmp: bytes | None = None
+) -> bytes:
+    """A camera RAW: the scene sampled through an RGGB Bayer filter, 12-bit, with DNG's tags, the
+    camera's EXIF and (if asked) GPS and XMP in its first directory, as cameras write them."""
+    from PIL.TiffImagePlugin import IFDRational, ImageFileDirectory_v2
+
+    rgb = np.asarray(scene(width, height, seed=seed), dtype=np.uint16) * 16
+    bayer = np.empty((height, width), dtype=np.uint16)
+    bayer[0::2, 0::2] = rgb[0::2, 0::2, 0]  # R
+    bayer[0::2, 1::2] = rgb[0::2, 1::2, 1]  # G
+    bayer[1::2, 0::2] = rgb[1::2, 0::2, 1]  # G
+    bayer[1::2, 1::2] = rgb[1::2, 1::2, 2]  # B
+    tags = ImageFileDirectory_v2()
+    tags[262] = 32803  # PhotometricInterpretation: CFA
+    tags[33421], tags.tagtype[33421] = (2, 2), 3  # CFARepeatPatternDim
+    tags[33422], tags.tagtype[33422] = b"\x00\x01\x01\x02", 1  # CFAPattern: RGGB
+    tags[50706], tags.tagtype[50706] = b"\x01\x04\x00\x00", 1  # DNGVersion 1.4
+    tags[50708] = "Canon EOS R6"  # UniqueCameraModel
+    tags[50721], tags.tagtype[50721] = tuple(IFDRational(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1)), 10
+    tags[50778] = 21  # CalibrationIlluminant1: D65
+    tags[50717], tags.tagtype[50717] = 4095, 4  # WhiteLevel
+    tags[0x010F], tags[0x0110] = "Canon", "Canon EOS R6"
+    tags[0x8769] = dict(SHOT)
+    if position:
+        tags[0x8825] = dict(camera_exif().get_ifd(0x8825))
+    if xmp is not None:
+        tags[700], tags.tagtype[700] = xmp, 1
+    return encode(PILImage.fromarray(bayer), "TIFF", tiffinfo=tags)

@@ -1,0 +1,116 @@
+"""Every format phones and cameras write: HEIC (the iPhone's), AVIF and camera RAW (here a DNG, the
+Bayer data LibRaw decodes as it does any camera's), uploaded, read, processed, shown, and given to
+others without where they were taken. Before, each was refused: "This file is not an image we can
+read; upload a JPEG, PNG, WebP, GIF, BMP or TIFF image."."""
+
+import io
+
+import pytest
+from django.urls import reverse
+from PIL import Image as PILImage
+
+from gallery.exif import CannotStripLocation, without_location
+from gallery.formats import open_image, raw_kind
+from gallery.models import Image
+from tests import images
+
+MAKERS = {"HEIF": images.heic, "AVIF": images.avif, "DNG": images.dng}
+EXTENSIONS = {"HEIF": "heic", "AVIF": "avif", "DNG": "dng"}
+
+
+def located(data: bytes) -> bool:
+    """Whether `data`, opened as we open any photo, says where it was taken (EXIF GPS or XMP)."""
+    from gallery.exif import read_metadata
+
+    with open_image(data) as image:
+        return read_metadata(image).carries_location
+
+
+@pytest.mark.parametrize("image_format", list(MAKERS))
+def test_a_photo_of_each_format_is_accepted_read_processed_and_shown(
+    image_format, client, owner, upload, settings, colour_proposer
+):
+    original = MAKERS[image_format](seed=4)
+    outcome = upload(owner, original, f"IMG_0001.{EXTENSIONS[image_format]}")
+    assert outcome.outcome == "accepted", outcome.message
+    image = Image.objects.get(pk=outcome.image.pk)
+    assert image.status == "ready" and image.regions.filter(kind="object").exists(), image.error
+    assert image.format == image_format and image.file.endswith(f".{EXTENSIONS[image_format]}")
+    assert (image.width, image.height) == (160, 120)
+    assert image.taken_at.isoformat() == "2025-09-27T23:13:05+00:00"  # 00:13:05 at +01:00
+    assert image.camera in {"Apple iPhone 15 Pro", "Canon EOS R6"} and image.latitude == pytest.approx(52.52)
+    assert (settings.MEDIA_ROOT / image.file).read_bytes() == original  # kept as uploaded
+
+    client.force_login(owner)
+    thumbnail = client.get(reverse("gallery:image_thumbnail", args=[image.pk]))
+    assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/jpeg"
+    shown = client.get(reverse("gallery:image_file", args=[image.pk]))
+    shown_bytes = b"".join(shown.streaming_content)
+    downloaded = b"".join(client.get(reverse("gallery:image_file", args=[image.pk]) + "?download=1").streaming_content)
+    assert downloaded == original  # the owner downloads the file itself
+    with PILImage.open(io.BytesIO(shown_bytes)) as picture:
+        # What the page shows: the photo as browsers show it (AVIF as itself, HEIC and RAW as JPEG).
+        assert picture.format == ("AVIF" if image_format == "AVIF" else "JPEG") and picture.size == (160, 120)
+
+
+@pytest.mark.parametrize(
+    "image_format,damage",
+    [("HEIF", "cut"), ("AVIF", "cut"), ("DNG", "cut"), ("DNG", "no sensor data")],
+)
+def test_a_broken_file_of_each_format_is_refused_with_a_sentence_and_nothing_kept(
+    image_format, damage, owner, upload, settings
+):
+    data = MAKERS[image_format]()
+    broken = data[: len(data) // 2] if damage == "cut" else data[:400]
+    outcome = upload(owner, broken, f"broken.{EXTENSIONS[image_format]}")
+    assert outcome.outcome == "rejected" and outcome.message.endswith((".", ")")), outcome.message
+    assert not Image.objects.exists() and not list((settings.MEDIA_ROOT / "originals").rglob("*.*"))
+
+
+XMP_WITH_GPS = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="52,31.2N"/></rdf:RDF></x:xmpmeta>'
+)
+
+
+@pytest.mark.parametrize("place", ["exif", "xmp"])
+@pytest.mark.parametrize("image_format", list(MAKERS))
+def test_the_position_goes_from_each_format_wherever_it_is_kept(image_format, place):
+    if image_format == "DNG":
+        original = images.dng(position=place == "exif", xmp=XMP_WITH_GPS if place == "xmp" else None)
+    elif place == "exif":
+        original = MAKERS[image_format]()
+    else:
+        exif = images.camera_exif(position=False).tobytes()
+        original = images.encode(images.scene(), image_format, quality=90, exif=exif, xmp=XMP_WITH_GPS)
+    assert located(original)
+    stripped = without_location(original, image_format)
+    assert stripped is not None and not located(stripped) and b"GPSLatitude" not in stripped
+    with open_image(original) as before, open_image(stripped) as after:
+        assert after.format == image_format and after.size == before.size
+        assert after.getexif().get(0x0110) == before.getexif().get(0x0110)  # the camera stays
+        if image_format == "DNG":  # rewritten in place: the same size, the same sensor data
+            assert len(stripped) == len(original) and after.tobytes() == before.tobytes()
+
+
+def test_others_get_a_raw_without_its_position_and_its_owner_gets_it_whole(client, owner, stranger, upload):
+    original = images.dng(seed=2)
+    image = upload(owner, original, "IMG_0002.DNG").image
+    Image.objects.filter(pk=image.pk).update(is_public=True)
+    download = reverse("gallery:image_file", args=[image.pk]) + "?download=1"
+    client.force_login(stranger)
+    served = b"".join(client.get(download).streaming_content)
+    assert not located(served) and len(served) == len(original)
+    client.force_login(owner)
+    assert b"".join(client.get(download).streaming_content) == original
+
+
+def test_raw_containers_are_told_apart_by_their_bytes_not_their_names():
+    assert raw_kind(b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01") == "CR3"
+    assert raw_kind(b"FUJIFILMCCD-RAW 0201") == "RAF"
+    assert raw_kind(b"IIRO\x08\x00\x00\x00" + bytes(8)) == "ORF"
+    assert raw_kind(b"IIU\x00\x08\x00\x00\x00" + bytes(8)) == "RW2"
+    assert raw_kind(b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(4)) == "CR2"
+    assert raw_kind(images.png()[:16]) is None and raw_kind(images.dng()[:16]) is None  # a DNG is told by its tags
+    with pytest.raises(CannotStripLocation):  # their metadata cannot be rewritten: others get a JPEG
+        without_location(b"FUJIFILMCCD-RAW 0201" + bytes(100), "RAF")
