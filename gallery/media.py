@@ -53,10 +53,12 @@ def original_response(image: Image, *, viewer, download: bool = False, display: 
     """The original file; for anyone but its owner without where it was taken, unless the owner shares
     that (Image.share_location).
 
-    With `display` (a page's <img>, not a download), a file browsers cannot show (HEIC, TIFF, camera
-    RAW) is answered with a screen-sized JPEG of it instead.
+    With `display` (a page's <img>, not a download), a photo larger than a screen (PREVIEW_SIZE on its
+    long side) or in a format browsers cannot show (HEIC, TIFF, camera RAW) is answered with a
+    screen-sized JPEG of it instead: a page showed a 6000x4000 photo by loading all 3.6 MB of it.
     """
-    if display and not download and image.format not in BROWSER_FORMATS:
+    too_large = max(image.width, image.height) > settings.PREVIEW_SIZE
+    if display and not download and (too_large or image.format not in BROWSER_FORMATS):
         return display_response(image)
     download_name = image.original_name if download else None
     if image.owner_id == viewer.pk or image.share_location or not image.carries_location:

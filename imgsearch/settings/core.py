@@ -146,7 +146,7 @@ MAX_FILES_PER_UPLOAD = env_int("MAX_FILES_PER_UPLOAD", 100, minimum=1)
 # Django refuses to parse more files than this; the views turn that into our own sentence.
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_UPLOAD
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 384, minimum=16)
-# Long side of the JPEG shown in place of an original browsers cannot show (HEIC, TIFF, camera RAW).
+# Long side of the JPEG pages show in place of a larger original, or one browsers cannot show (HEIC, TIFF, RAW).
 PREVIEW_SIZE = env_int("PREVIEW_SIZE", 2048, minimum=256)
 
 LOGGING = {

@@ -114,3 +114,36 @@ def test_raw_containers_are_told_apart_by_their_bytes_not_their_names():
     assert raw_kind(images.png()[:16]) is None and raw_kind(images.dng()[:16]) is None  # a DNG is told by its tags
     with pytest.raises(CannotStripLocation):  # their metadata cannot be rewritten: others get a JPEG
         without_location(b"FUJIFILMCCD-RAW 0201" + bytes(100), "RAF")
+
+
+def test_a_page_shows_a_large_photo_as_a_screen_sized_jpeg_and_downloads_the_original(client, owner, upload, settings):
+    settings.PREVIEW_SIZE = 256
+    original = images.jpeg(800, 600, seed=5)
+    image = upload(owner, original, "big.jpg").image
+    client.force_login(owner)
+    shown = b"".join(client.get(reverse("gallery:image_file", args=[image.pk])).streaming_content)
+    with PILImage.open(io.BytesIO(shown)) as picture:
+        assert picture.size == (256, 192) and len(shown) < len(original)  # before: the whole original
+    download = client.get(reverse("gallery:image_file", args=[image.pk]) + "?download=1")
+    assert b"".join(download.streaming_content) == original
+    api = client.get(reverse("api:image_file", args=[image.pk]))  # scripts get the original itself
+    assert b"".join(api.streaming_content) == original
+    small = upload(owner, images.jpeg(200, 150, seed=6), "small.jpg").image
+    assert b"".join(client.get(reverse("gallery:image_file", args=[small.pk])).streaming_content) == images.jpeg(
+        200, 150, seed=6
+    )
+
+
+def test_the_kept_screen_sized_jpeg_goes_with_its_photo(
+    client, owner, upload, settings, django_capture_on_commit_callbacks
+):
+    from gallery.services import image_delete, preview_name
+
+    image = upload(owner, images.heic(seed=7), "IMG_0007.HEIC").image
+    client.force_login(owner)
+    assert client.get(reverse("gallery:image_file", args=[image.pk])).status_code == 200
+    kept = settings.MEDIA_ROOT / preview_name(image)
+    assert kept.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        image_delete(image=Image.objects.get(pk=image.pk))
+    assert not kept.exists()
