@@ -50,7 +50,7 @@ def album_list(request: HttpRequest) -> HttpResponse:
 
 def _cover(album: Album) -> Image | None:
     shown = selectors.album_images(album)
-    return shown.filter(pk=album.cover_id).first() if album.cover_id else shown.order_by("-shot_at", "-id").first()
+    return shown.filter(pk=album.cover_id).first() if album.cover_id else shown.order_by("-shot_local", "-id").first()
 
 
 def _album(request: HttpRequest, pk: int) -> Album:
@@ -68,7 +68,7 @@ def album_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "album": album,
         "is_owner": is_owner,
-        "images": selectors.album_images(album).order_by("-shot_at", "-id"),
+        "images": selectors.album_images(album).order_by("-shot_local", "-id"),
         "photo_url": reverse("gallery:album_photo", args=[album.pk, 0]),
     }
     if is_owner:
@@ -220,14 +220,14 @@ def _photo_in(album: Album, image_id: int) -> Image:
 
 
 def _viewer(request: HttpRequest, album: Album, image: Image, *, base: str, link_token: str | None) -> HttpResponse:
-    ordered = selectors.album_images(album).order_by("-shot_at", "-id")
+    ordered = selectors.album_images(album).order_by("-shot_local", "-id")
     newer = (
-        ordered.filter(shot_at__gt=image.shot_at).order_by("shot_at", "id").first()
-        or ordered.filter(shot_at=image.shot_at, id__gt=image.pk).order_by("id").first()
+        ordered.filter(shot_local__gt=image.shot_local).order_by("shot_local", "id").first()
+        or ordered.filter(shot_local=image.shot_local, id__gt=image.pk).order_by("id").first()
     )
     older = (
-        ordered.filter(shot_at=image.shot_at, id__lt=image.pk).first()
-        or ordered.filter(shot_at__lt=image.shot_at).first()
+        ordered.filter(shot_local=image.shot_local, id__lt=image.pk).first()
+        or ordered.filter(shot_local__lt=image.shot_local).first()
     )
     args = [link_token] if link_token else [album.pk]
     return render(
@@ -286,7 +286,7 @@ def shared_album(request: HttpRequest, token: str) -> HttpResponse:
         {
             "album": album,
             "token": token,
-            "images": selectors.album_images(album).order_by("-shot_at", "-id"),
+            "images": selectors.album_images(album).order_by("-shot_local", "-id"),
         },
     )
 

@@ -60,6 +60,10 @@ class ImageOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     processed_at = serializers.DateTimeField(allow_null=True)
     taken_at = serializers.DateTimeField(allow_null=True, help_text="From the photo's EXIF, when it has one.")
+    taken_at_local = serializers.SerializerMethodField(
+        help_text="The same moment as the camera's clock read it, with its UTC offset "
+        "(the server's TIME_ZONE when the photo records none): what to show a person."
+    )
     camera = serializers.CharField()
     lens = serializers.CharField()
     exposure_seconds = serializers.FloatField(allow_null=True)
@@ -74,6 +78,9 @@ class ImageOutputSerializer(serializers.Serializer):
     )
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
+
+    def get_taken_at_local(self, image: Image) -> str | None:
+        return image.taken_local.isoformat() if image.taken_local else None
 
     def get_is_owner(self, image: Image) -> bool:
         return image.owner_id == self.context["request"].user.pk

@@ -25,6 +25,7 @@ GPS_LATITUDE_REF, GPS_LATITUDE, GPS_LONGITUDE_REF, GPS_LONGITUDE = 1, 2, 3, 4
 @dataclass(frozen=True)
 class PhotoMetadata:
     taken_at: datetime | None = None  # aware; a camera's local time without an offset is read in TIME_ZONE
+    taken_offset_minutes: int | None = None  # the camera's UTC offset, when the photo records it
     camera: str = ""
     lens: str = ""
     exposure_seconds: float | None = None
@@ -47,8 +48,11 @@ def read_metadata(image: PILImage.Image) -> PhotoMetadata:
     latitude = _coordinate(gps.get(GPS_LATITUDE), gps.get(GPS_LATITUDE_REF), limit=90)
     longitude = _coordinate(gps.get(GPS_LONGITUDE), gps.get(GPS_LONGITUDE_REF), limit=180)
     has_position = latitude is not None and longitude is not None
+    taken_at = _taken_at(details.get(DATETIME_ORIGINAL) or exif.get(DATETIME), details.get(OFFSET_TIME_ORIGINAL))
+    offset = _offset(details.get(OFFSET_TIME_ORIGINAL)) if taken_at else None
     return PhotoMetadata(
-        taken_at=_taken_at(details.get(DATETIME_ORIGINAL) or exif.get(DATETIME), details.get(OFFSET_TIME_ORIGINAL)),
+        taken_at=taken_at,
+        taken_offset_minutes=None if offset is None else round(offset.utcoffset(None).total_seconds() / 60),
         camera=_camera(exif.get(MAKE), exif.get(MODEL)),
         lens=_text(details.get(LENS_MODEL)),
         exposure_seconds=_positive(details.get(EXPOSURE_TIME)),

@@ -7,17 +7,32 @@ change feed (ImageChange).
 """
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as dt_timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Coalesce, Now
+from django.db.models.functions import Now
+from django.utils import timezone
 from knox.models import AbstractAuthToken
 
 # float16 halves the table (1M regions x 512 dims = 1 GB instead of 2 GB); cosine scores move
 # by about 1e-3, far below any ranking tie we care about.
 VECTOR_DTYPE = np.float16
+
+
+def camera_zone(offset_minutes: int | None) -> dt_timezone | ZoneInfo:
+    """The zone a camera's clock was in: its recorded offset, else this server's TIME_ZONE."""
+    if offset_minutes is None:
+        return ZoneInfo(settings.TIME_ZONE)
+    return dt_timezone(timedelta(minutes=offset_minutes))
+
+
+def local_wall_clock(moment: datetime, offset_minutes: int | None) -> datetime:
+    """`moment` as the clock in its zone (camera_zone) read it, labelled UTC: see Image.shot_local."""
+    return moment.astimezone(camera_zone(offset_minutes)).replace(tzinfo=UTC)
 
 
 class Image(models.Model):
@@ -41,6 +56,9 @@ class Image(models.Model):
 
     # From the photo's EXIF at upload (gallery/exif.py); each may be missing.
     taken_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="When the photo was taken.")
+    taken_offset_minutes = models.SmallIntegerField(
+        null=True, blank=True, help_text="The camera's UTC offset, when the photo records it (EXIF OffsetTimeOriginal)."
+    )
     camera = models.CharField(max_length=100, blank=True)
     lens = models.CharField(max_length=100, blank=True)
     exposure_seconds = models.FloatField(null=True, blank=True)
@@ -80,13 +98,12 @@ class Image(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Indexed: `reprocess --failed` looks for images stuck since long ago.
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
-    # Where the photo sits on the timeline: when it was taken, or when it was uploaded if its EXIF
-    # does not say. Computed by the database, so it can never disagree with taken_at.
-    shot_at = models.GeneratedField(
-        expression=Coalesce("taken_at", "created_at"),
-        output_field=models.DateTimeField(),
-        db_persist=True,
-    )
+
+    # The same moment as the camera's clock read it (this server's clock, in TIME_ZONE, for an upload
+    # time or a photo that records no offset), kept as if it were UTC: what timelines sort and group
+    # by, so that a photo taken at 00:13 on 28 September in Berlin is on the 28th, wherever the
+    # server is. (Immich keeps its localDateTime the same way.) Set by save() from the fields above.
+    shot_local = models.DateTimeField(editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -97,12 +114,29 @@ class Image(models.Model):
             models.Index(fields=["owner", "-created_at"]),
             models.Index(fields=["is_public", "-created_at"]),
             # The timelines ("My images", "Public") page through these, newest first.
-            models.Index(fields=["owner", "-shot_at", "-id"], name="image_owner_timeline"),
-            models.Index(fields=["is_public", "-shot_at", "-id"], name="image_public_timeline"),
+            models.Index(fields=["owner", "-shot_local", "-id"], name="image_owner_local_timeline"),
+            models.Index(fields=["is_public", "-shot_local", "-id"], name="image_public_local_timeline"),
         ]
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.owner})"
+
+    def save(self, *args, **kwargs):
+        self.shot_local = local_wall_clock(
+            self.taken_at or self.created_at or timezone.now(), self.taken_offset_minutes if self.taken_at else None
+        )
+        if kwargs.get("update_fields") is not None and {"taken_at", "taken_offset_minutes"} & set(
+            kwargs["update_fields"]
+        ):
+            kwargs["update_fields"] = {*kwargs["update_fields"], "shot_local"}
+        super().save(*args, **kwargs)
+
+    @property
+    def taken_local(self) -> datetime | None:
+        """When it was taken, in the camera's own time zone (its offset, else TIME_ZONE): what to show."""
+        if self.taken_at is None:
+            return None
+        return self.taken_at.astimezone(camera_zone(self.taken_offset_minutes))
 
     @property
     def is_final(self) -> bool:

@@ -75,14 +75,15 @@ def image_status_counts(user: User) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Cursor:
-    """A place on a timeline: strictly older than (shot_at, id). Keyset pagination, so a page costs
-    the same on the first screen and ten thousand photos down, and uploads meanwhile shift nothing."""
+    """A place on a timeline: strictly older than (shot_local, id) (Image.shot_local: the camera's
+    wall clock). Keyset pagination, so a page costs the same on the first screen and ten thousand
+    photos down, and uploads meanwhile shift nothing."""
 
-    shot_at: datetime
+    shot_local: datetime
     image_id: int
 
     def __str__(self) -> str:
-        micros = round(self.shot_at.timestamp() * 1_000_000)
+        micros = round(self.shot_local.timestamp() * 1_000_000)
         return f"{micros}-{self.image_id}"
 
     @classmethod
@@ -103,20 +104,22 @@ class TimelinePage:
 
 
 def timeline_page(queryset: QuerySet[Image], *, before: Cursor | None, size: int) -> TimelinePage:
-    """Up to `size` images of `queryset`, newest taken first, older than `before`."""
-    ordered = queryset.order_by("-shot_at", "-id")
+    """Up to `size` images of `queryset`, newest taken first (by the camera's clock), older than `before`."""
+    ordered = queryset.order_by("-shot_local", "-id")
     if before is not None:
-        ordered = ordered.filter(Q(shot_at__lt=before.shot_at) | Q(shot_at=before.shot_at, id__lt=before.image_id))
+        ordered = ordered.filter(
+            Q(shot_local__lt=before.shot_local) | Q(shot_local=before.shot_local, id__lt=before.image_id)
+        )
     images = list(ordered[: size + 1])
     last = images[size - 1] if len(images) > size else None
-    return TimelinePage(images=images[:size], next=Cursor(last.shot_at, last.pk) if last else None)
+    return TimelinePage(images=images[:size], next=Cursor(last.shot_local, last.pk) if last else None)
 
 
 def timeline_months(queryset: QuerySet[Image]) -> list[tuple[datetime, int]]:
     """[(first day of a month, number of photos taken in it)], newest first: the timeline's date jump."""
     rows = (
         queryset.order_by()
-        .annotate(month=TruncMonth("shot_at"))
+        .annotate(month=TruncMonth("shot_local", tzinfo=UTC))  # a wall clock kept as UTC: no conversion
         .values("month")
         .annotate(n=Count("id"))
         .order_by("-month")

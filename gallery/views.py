@@ -1,6 +1,6 @@
 """Server-rendered gallery pages. Thin: querysets come from selectors, changes from services."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import groupby
 
 from django.conf import settings
@@ -13,7 +13,6 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from gallery import album_views, albums, media, selectors, services, tags, tokens
@@ -66,7 +65,7 @@ def _month_cursor(month: str | None) -> selectors.Cursor | None:
         year, number = (int(part) for part in (month or "").split("-"))
         if not 1 <= number <= 12:
             return None
-        start_of_next = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=timezone.get_current_timezone())
+        start_of_next = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)  # a camera's wall clock
     except ValueError:
         return None
     return selectors.Cursor(start_of_next, 0)
@@ -95,9 +94,7 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
         before=before,
         size=PAGE_SIZE,
     )
-    days = [
-        (day, list(group)) for day, group in groupby(page.images, key=lambda image: timezone.localdate(image.shot_at))
-    ]
+    days = [(day, list(group)) for day, group in groupby(page.images, key=lambda image: image.shot_local.date())]
     query = request.GET.copy()
     for key in ("before", "month", "partial", "page"):
         query.pop(key, None)
@@ -351,7 +348,11 @@ def images_bulk(request: HttpRequest) -> HttpResponse:
             return render(
                 request,
                 "gallery/images_confirm_delete.html",
-                {"images": owned.order_by("-shot_at", "-id"), "skipped": skipped, "next": request.POST.get("next", "")},
+                {
+                    "images": owned.order_by("-shot_local", "-id"),
+                    "skipped": skipped,
+                    "next": request.POST.get("next", ""),
+                },
             )
         count = services.images_delete(queryset=owned)
         messages.success(

@@ -8,7 +8,7 @@ again -> best match per image -> threshold -> the query's own refinements -> a p
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
 import numpy as np
@@ -52,9 +52,12 @@ class Filters:
         if self.taken_from and self.taken_to and self.taken_from > self.taken_to:
             raise SearchError("The “from” date is after the “to” date; swap them.")
         if self.taken_from:
-            images = images.filter(shot_at__date__gte=self.taken_from)
+            # The camera's own days (Image.shot_local, a wall clock kept as UTC).
+            images = images.filter(shot_local__gte=datetime.combine(self.taken_from, time.min, tzinfo=UTC))
         if self.taken_to:
-            images = images.filter(shot_at__date__lte=self.taken_to)
+            images = images.filter(
+                shot_local__lt=datetime.combine(self.taken_to + timedelta(days=1), time.min, tzinfo=UTC)
+            )
         if self.album_id is not None:
             album = albums_visible_to(user).filter(pk=self.album_id).first()
             if album is None:

@@ -75,6 +75,50 @@ def test_the_public_timeline_holds_only_public_photos(client, owner, friend, upl
 
 def test_a_cursor_survives_its_round_trip_to_the_microsecond(owner, album_of_dates):
     image = Image.objects.get(original_name="summer.jpg")
-    cursor = selectors.Cursor(image.shot_at, image.pk)
+    cursor = selectors.Cursor(image.shot_local, image.pk)
     assert selectors.Cursor.parse(str(cursor)) == cursor
     assert selectors.Cursor.parse("12-ab") is None and selectors.Cursor.parse("99999999999999999999-1") is None
+
+
+def test_a_photo_shows_and_sits_on_the_day_and_time_its_camera_recorded(client, owner, upload, settings):
+    """Taken 28 Sep 00:13 at +01:00: it showed "Taken 27 Sep 2025, 23:13" and sat under 27 September
+    (the UTC instant, the server being on UTC). A person expects the camera's date and time."""
+    from rest_framework.test import APIClient
+
+    settings.TIME_ZONE = "UTC"
+    london = upload(owner, images.camera_jpeg(seed=1, taken="2025:09:28 00:13:05", offset="+01:00"), "london.jpg").image
+    # 17 minutes later as an instant, but the evening before by its camera's clock (in Iceland).
+    reykjavik = upload(
+        owner, images.camera_jpeg(seed=2, taken="2025:09:27 23:30:00", offset="+00:00"), "iceland.jpg"
+    ).image
+    client.force_login(owner)
+    detail = client.get(reverse("gallery:image_detail", args=[london.pk])).content.decode()
+    assert "Taken 28 Sep 2025, 00:13" in detail
+    timeline = client.get(reverse("gallery:my_images")).content.decode()
+    assert names_in(timeline) == ["london.jpg", "iceland.jpg"]  # by the cameras' clocks, newest first
+    assert (
+        timeline.index("Sunday 28 September 2025")
+        < timeline.index("london.jpg")
+        < timeline.index("Saturday 27 September 2025")
+        < timeline.index("iceland.jpg")
+    )
+    api = APIClient()
+    api.force_authenticate(owner)
+    body = api.get(reverse("api:image", args=[london.pk])).json()
+    assert body["taken_at_local"] == "2025-09-28T00:13:05+01:00" and body["taken_at"] == "2025-09-27T23:13:05Z"
+    on_the_28th = api.post(
+        reverse("api:search"), {"text": "photo", "taken_from": "2025-09-28", "min_score": -1}, format="json"
+    )
+    assert [result["image_id"] for result in on_the_28th.json()["results"]] == [london.pk]
+    on_the_27th = api.post(
+        reverse("api:search"), {"text": "photo", "taken_to": "2025-09-27", "min_score": -1}, format="json"
+    )
+    assert [result["image_id"] for result in on_the_27th.json()["results"]] == [reykjavik.pk]
+
+
+def test_a_photo_without_an_offset_keeps_the_servers_time_zone(client, owner, upload, settings):
+    settings.TIME_ZONE = "Europe/Berlin"
+    image = upload(owner, images.camera_jpeg(taken="2024:07:14 18:30:05", offset=None), "summer.jpg").image
+    assert image.taken_offset_minutes is None and image.taken_local.isoformat() == "2024-07-14T18:30:05+02:00"
+    client.force_login(owner)
+    assert "Taken 14 Jul 2024, 18:30" in client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
