@@ -50,7 +50,8 @@ class TagInline(admin.TabularInline):
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
     list_display = ("thumbnail", "original_name", "owner", "status", "is_public", "region_count", "created_at")
-    list_filter = ("status", "is_public", "format", "created_at")
+    # Photos in their owners' trash too (Image.all_objects): "Trashed at: Has value" lists them.
+    list_filter = ("status", "is_public", "format", "created_at", ("trashed_at", admin.EmptyFieldListFilter))
     search_fields = ("original_name", "owner__username", "sha256")
     list_select_related = ("owner",)
     readonly_fields = (
@@ -82,7 +83,7 @@ class ImageAdmin(admin.ModelAdmin):
     actions = ["reprocess", "make_public", "make_private"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(region_count=Count("regions"))
+        return Image.all_objects.annotate(region_count=Count("regions"))
 
     def get_urls(self):
         # Curators see every image, private ones included, so the admin serves its previews itself

@@ -263,9 +263,13 @@ class ImageDetailApi(APIView):
             services.image_set_location_sharing(image=image, share_location=changes["share_location"])
         return Response(ImageDetailOutputSerializer(image, context={"request": request}).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        responses={204: None},
+        description="Moves your image to the trash (GET /api/trash/): restore it within TRASH_DAYS days, "
+        "after which it is deleted for good.",
+    )
     def delete(self, request: Request, pk: int) -> Response:
-        services.image_delete(image=get_object_or_404(selectors.images_owned_by(request.user), pk=pk))
+        services.image_trash(image=get_object_or_404(selectors.images_owned_by(request.user), pk=pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -296,3 +300,44 @@ class ImageThumbnailApi(APIView):
     @extend_schema(responses={(200, "image/jpeg"): bytes})
     def get(self, request: Request, pk: int):
         return media.thumbnail_response(get_object_or_404(selectors.images_visible_to(request.user), pk=pk))
+
+
+class TrashedImageOutputSerializer(ImageOutputSerializer):
+    trashed_at = serializers.DateTimeField(help_text="When it was deleted; it goes for good TRASH_DAYS later.")
+
+
+def _trashed(request: Request) -> QuerySet[Image]:
+    return Image.all_objects.filter(owner=request.user, trashed_at__isnull=False).select_related("owner")
+
+
+class TrashApi(APIView):
+    """GET: your deleted photos, most recently deleted first, each restorable until TRASH_DAYS after it
+    was deleted. DELETE: empty the trash now (for good)."""
+
+    @extend_schema(responses=TrashedImageOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        trashed = _trashed(request).order_by("-trashed_at", "-id")
+        return Response(TrashedImageOutputSerializer(trashed, many=True, context={"request": request}).data)
+
+    @extend_schema(operation_id="trash_empty", responses={204: None})
+    def delete(self, request: Request) -> Response:
+        services.images_delete(queryset=_trashed(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TrashedImageApi(APIView):
+    """DELETE one of your photos in the trash for good, now."""
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        services.image_delete(image=get_object_or_404(_trashed(request), pk=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TrashedImageRestoreApi(APIView):
+    """Take one of your photos out of the trash: back where it was, and searchable again."""
+
+    @extend_schema(request=None, responses=ImageOutputSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        image = services.image_restore(image=get_object_or_404(_trashed(request), pk=pk))
+        return Response(ImageOutputSerializer(image, context={"request": request}).data)

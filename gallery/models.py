@@ -35,6 +35,19 @@ def local_wall_clock(moment: datetime, offset_minutes: int | None) -> datetime:
     return moment.astimezone(camera_zone(offset_minutes)).replace(tzinfo=UTC)
 
 
+class LiveImages(models.Manager):
+    """Image.objects: the photos not in the trash. To everything that reads photos (timelines,
+    albums, share links, search and its index, the pipeline) a photo in the trash is as good as
+    deleted; the trash itself, restoring and purging use Image.all_objects."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(trashed_at__isnull=True)
+
+
+class AllImages(models.Manager):
+    """Image.all_objects: every photo, those in the trash included."""
+
+
 class Image(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -104,6 +117,12 @@ class Image(models.Model):
     # by, so that a photo taken at 00:13 on 28 September in Berlin is on the 28th, wherever the
     # server is. (Immich keeps its localDateTime the same way.) Set by save() from the fields above.
     shot_local = models.DateTimeField(editable=False)
+    # Deleted by its owner: in the trash until restored, or purged (files and vectors gone) after
+    # TRASH_DAYS. Image.objects leaves it out.
+    trashed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = LiveImages()
+    all_objects = AllImages()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -85,7 +85,7 @@ def image_create(*, owner, upload: File) -> UploadOutcome:
     except UploadRejected as error:
         return UploadOutcome(name=shown_name, outcome="rejected", message=str(error))
 
-    existing = Image.objects.filter(owner=owner, sha256=valid.sha256).first()
+    existing = Image.all_objects.filter(owner=owner, sha256=valid.sha256).first()
     if existing is not None:
         return _duplicate(shown_name, existing)
 
@@ -112,7 +112,7 @@ def image_create(*, owner, upload: File) -> UploadOutcome:
     except IntegrityError:
         # Another request stored the same bytes for this owner between our check and our insert.
         staged.discard()
-        existing = Image.objects.filter(owner=owner, sha256=valid.sha256).first()
+        existing = Image.all_objects.filter(owner=owner, sha256=valid.sha256).first()
         if existing is None:
             raise
         return _duplicate(shown_name, existing)
@@ -159,12 +159,12 @@ def too_many_files_message() -> str:
 
 
 def _duplicate(shown_name: str, existing: Image) -> UploadOutcome:
-    return UploadOutcome(
-        name=shown_name,
-        outcome="duplicate",
-        message=f"You already uploaded this image as “{existing.original_name}”.",
-        image=existing,
-    )
+    if existing.trashed_at is not None:  # uploaded again: they want it back
+        existing = image_restore(image=existing)
+        message = f"This image was in your trash as “{existing.original_name}”: it is restored."
+    else:
+        message = f"You already uploaded this image as “{existing.original_name}”."
+    return UploadOutcome(name=shown_name, outcome="duplicate", message=message, image=existing)
 
 
 def image_set_visibility(*, image: Image, is_public: bool) -> Image:
@@ -218,8 +218,39 @@ def regions_delete(*, queryset: QuerySet[Region]) -> int:
     return deleted.get(Region._meta.label, 0)
 
 
+def image_trash(*, image: Image) -> None:
+    """Move the image to its owner's trash: gone from every timeline, album, share link and search at
+    once (Image.objects leaves it out; the change feed takes it out of the index), its files and
+    vectors kept until it is restored, or purged after TRASH_DAYS."""
+    Image.all_objects.filter(pk=image.pk, trashed_at__isnull=True).update(trashed_at=timezone.now())
+
+
+def images_trash(*, queryset: QuerySet[Image]) -> int:
+    return Image.all_objects.filter(pk__in=queryset.values("pk"), trashed_at__isnull=True).update(
+        trashed_at=timezone.now()
+    )
+
+
+def image_restore(*, image: Image) -> Image:
+    """Take the image out of the trash: back where it was, searchable again (its vectors were kept)."""
+    Image.all_objects.filter(pk=image.pk).update(trashed_at=None)
+    return Image.objects.get(pk=image.pk)
+
+
+def trash_purge(*, older_than: timedelta | None = None, owner=None) -> int:
+    """Delete for good the photos in the trash longer than `older_than` (all of them without it),
+    of one owner or of everyone: rows, regions, vectors, files."""
+    trashed = Image.all_objects.filter(trashed_at__isnull=False)
+    if older_than is not None:
+        trashed = trashed.filter(trashed_at__lt=timezone.now() - older_than)
+    if owner is not None:
+        trashed = trashed.filter(owner=owner)
+    return images_delete(queryset=trashed)
+
+
 def image_delete(*, image: Image) -> None:
-    """Delete the image and its regions; its file and thumbnail go once the deletion commits.
+    """Delete the image for good, with its regions; its file and thumbnail go once the deletion commits.
+    (What a person's Delete does is image_trash; this empties the trash.)
 
     The row is locked first, then what refers to it is collected and deleted. Whatever else writes
     a row that refers to the image (the pipeline's regions and tags, the pixel check's verdicts, an
@@ -232,7 +263,7 @@ def image_delete(*, image: Image) -> None:
     account deleted) loses its files too.
     """
     with transaction.atomic():
-        locked = Image.objects.select_for_update().filter(pk=image.pk).first()
+        locked = Image.all_objects.select_for_update().filter(pk=image.pk).first()
         if locked is not None:  # else someone else deleted it first: nothing left to do
             locked.delete()
 

@@ -1,6 +1,6 @@
 """Server-rendered gallery pages. Thin: querysets come from selectors, changes from services."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
 
 from django.conf import settings
@@ -20,7 +20,7 @@ from gallery.formats import ACCEPT_ATTRIBUTE
 from gallery.forms import ImageFilterForm, SignupForm, TokenForm
 from gallery.http import posted_ids, redirect_back
 from gallery.models import Image, Region
-from imgsearch.params import param_ids
+from imgsearch.params import BadParameter, param_ids
 from imgsearch.proxies import client_address
 
 PAGE_SIZE = 24
@@ -282,10 +282,12 @@ def image_location(request: HttpRequest, pk: int) -> HttpResponse:
 def image_delete(request: HttpRequest, pk: int) -> HttpResponse:
     image = _owned(request, pk)
     if request.method == "POST":
-        services.image_delete(image=image)
-        messages.success(request, f"Deleted “{image.original_name}”.")
+        services.image_trash(image=image)
+        messages.success(
+            request, f"Moved “{image.original_name}” to the trash: restore it there within {settings.TRASH_DAYS} days."
+        )
         return redirect("gallery:my_images")
-    return render(request, "gallery/image_confirm_delete.html", {"image": image})
+    return render(request, "gallery/image_confirm_delete.html", {"image": image, "trash_days": settings.TRASH_DAYS})
 
 
 @login_required
@@ -350,13 +352,16 @@ def images_bulk(request: HttpRequest) -> HttpResponse:
                 "gallery/images_confirm_delete.html",
                 {
                     "images": owned.order_by("-shot_local", "-id"),
+                    "trash_days": settings.TRASH_DAYS,
                     "skipped": skipped,
                     "next": request.POST.get("next", ""),
                 },
             )
-        count = services.images_delete(queryset=owned)
+        count = services.images_trash(queryset=owned)
         messages.success(
-            request, f"Deleted {count} photo{pluralize(count)}, with their files and search entries.{note}"
+            request,
+            f"Moved {count} photo{pluralize(count)} to the trash: restore {'it' if count == 1 else 'them'} there "
+            f"within {settings.TRASH_DAYS} days.{note}",
         )
         return redirect_back(request, back)
     if action in {"make_public", "make_private"}:
@@ -441,3 +446,45 @@ def region_crop(request: HttpRequest, pk: int) -> HttpResponse:
     if region is None:
         raise Http404("No such region.")
     return media.region_crop_response(region.image, region.box)
+
+
+def _trashed(request: HttpRequest):
+    """The signed-in person's photos in the trash, most recently deleted first."""
+    return Image.all_objects.filter(owner=request.user, trashed_at__isnull=False).order_by("-trashed_at", "-id")
+
+
+@login_required
+def trash(request: HttpRequest) -> HttpResponse:
+    """Deleted photos, each until TRASH_DAYS after it was deleted: restore them, or delete them for
+    good now (selected ones, or all). Deleting for good asks first."""
+    trashed = _trashed(request)
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action not in {"restore", "delete", "empty"}:
+            raise BadParameter("Choose restore, delete or empty.")
+        chosen = (
+            trashed
+            if action == "empty"
+            else trashed.filter(pk__in=param_ids(request.POST.getlist("image_ids"), name="image_ids"))
+        )
+        if action == "restore":
+            count = 0
+            for image in chosen:
+                services.image_restore(image=image)
+                count += 1
+            messages.success(request, f"Restored {count} photo{pluralize(count)}.")
+            return redirect("gallery:trash")
+        if request.POST.get("confirm") != "yes":
+            return render(request, "gallery/trash_confirm.html", {"images": chosen, "action": action})
+        count = services.images_delete(queryset=chosen)
+        messages.success(request, f"Deleted {count} photo{pluralize(count)} for good.")
+        return redirect("gallery:trash")
+    images = list(trashed)
+    for image in images:
+        image.purged_on = (image.trashed_at + timedelta(days=settings.TRASH_DAYS)).date()
+    return render(request, "gallery/trash.html", {"images": images, "trash_days": settings.TRASH_DAYS})
+
+
+@login_required
+def trash_thumbnail(request: HttpRequest, pk: int) -> HttpResponse:
+    return media.thumbnail_response(get_object_or_404(_trashed(request), pk=pk))

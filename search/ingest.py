@@ -186,6 +186,9 @@ def _ended_by(claim: Claim, error: BaseException) -> str:
     if isinstance(error, ClaimLost):
         logger.info("Image %s: claim lost while processing; the result is discarded.", image_id)
         return "superseded"
+    if isinstance(error, Image.DoesNotExist):  # deleted, or moved to the trash, after it was claimed
+        logger.info("Image %s went (deleted or to the trash) while it was processed; nothing to do.", image_id)
+        return "superseded"
     if isinstance(error, (OperationalError, InterfaceError)):
         logger.error("Image %s: the database is unavailable (%s); leaving it to recovery.", image_id, error)
         return "interrupted"

@@ -146,6 +146,8 @@ MAX_FILES_PER_UPLOAD = env_int("MAX_FILES_PER_UPLOAD", 100, minimum=1)
 # Django refuses to parse more files than this; the views turn that into our own sentence.
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_UPLOAD
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 384, minimum=16)
+# Deleted photos wait this long in their owner's trash, then go for good (the worker's sweep).
+TRASH_DAYS = env_int("TRASH_DAYS", 30, minimum=1)
 # Long side of the JPEG pages show in place of a larger original, or one browsers cannot show (HEIC, TIFF, RAW).
 PREVIEW_SIZE = env_int("PREVIEW_SIZE", 2048, minimum=256)
 

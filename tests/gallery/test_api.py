@@ -90,9 +90,11 @@ def test_list_detail_patch_delete(api, owner, django_capture_on_commit_callbacks
     assert api.get(reverse("api:images") + "?visibility=public").json()["count"] == 1
 
     stored = settings.MEDIA_ROOT / Image.objects.get(pk=image_id).file
+    assert api.delete(reverse("api:image", args=[image_id])).status_code == 204  # to the trash
+    assert api.get(reverse("api:image", args=[image_id])).status_code == 404 and stored.exists()
     with django_capture_on_commit_callbacks(execute=True):
-        assert api.delete(reverse("api:image", args=[image_id])).status_code == 204
-    assert not Image.objects.exists() and not Region.objects.exists() and not stored.exists()
+        assert api.delete(reverse("api:trashed_image", args=[image_id])).status_code == 204  # for good
+    assert not Image.all_objects.exists() and not Region.objects.exists() and not stored.exists()
 
 
 def test_bad_patch_payload_is_a_readable_400(api, owner, upload):

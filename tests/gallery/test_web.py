@@ -105,7 +105,7 @@ def test_the_image_page_draws_object_boxes_in_percent(client, owner, upload, col
     assert "[20, 20, 53, 60]" not in page  # coordinates are for the API, not for people
 
 
-def test_delete_asks_first_then_removes_image_file_and_vectors(
+def test_delete_asks_first_moves_to_the_trash_and_emptying_it_removes_file_and_vectors(
     client, owner, upload, settings, django_capture_on_commit_callbacks
 ):
     image = upload(owner).image
@@ -114,9 +114,11 @@ def test_delete_asks_first_then_removes_image_file_and_vectors(
     url = reverse("gallery:image_delete", args=[image.pk])
     assert "Delete “photo.png”?" in client.get(url).content.decode()
     assert Image.objects.filter(pk=image.pk).exists()
+    client.post(url)
+    assert not Image.objects.filter(pk=image.pk).exists() and (settings.MEDIA_ROOT / image.file).exists()
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(url)
-    assert not Image.objects.filter(pk=image.pk).exists()
+        client.post(reverse("gallery:trash"), {"action": "delete", "image_ids": [image.pk], "confirm": "yes"})
+    assert not Image.all_objects.filter(pk=image.pk).exists()
     assert not (settings.MEDIA_ROOT / image.file).exists()
     assert region_ids and region_ids.isdisjoint(get_index().current().ids().tolist())
 

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
-from gallery.services import files_delete_again, partial_files_delete
+from gallery.services import files_delete_again, partial_files_delete, trash_purge
 from gallery.work_queue import BrokerWatch, images_recover, worker_beat
 from search.duplicates import hashes_backfill, pixel_checks_backfill
 from search.ingest import images_requeue_waiting_for_models
@@ -136,6 +136,7 @@ class Command(BaseCommand):
                 worker_beat()
             result = images_recover(starting=starting or restarted)
             removed = files_delete_again()
+            purged = trash_purge(older_than=timedelta(days=settings.TRASH_DAYS))
             waited = images_requeue_waiting_for_models()
             hashed = hashes_backfill()
             # Not before the cluster forks its workers: OpenCV's threads must start in this process only.
@@ -154,3 +155,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Model weights found: queued {len(waited)} image(s) that waited for them.")
         if removed:
             self.stdout.write(f"Removed {removed} file(s) of deleted photos that could not be removed before.")
+        if purged:
+            self.stdout.write(
+                f"Trash: deleted {purged} photo(s) for good, {settings.TRASH_DAYS} days after they were deleted."
+            )
