@@ -60,6 +60,7 @@ class ImageOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     processed_at = serializers.DateTimeField(allow_null=True)
     taken_at = serializers.DateTimeField(allow_null=True, help_text="From the photo's EXIF, when it has one.")
+    archived = serializers.SerializerMethodField(help_text="Off the timelines, still found by search.")
     taken_at_local = serializers.SerializerMethodField(
         help_text="The same moment as the camera's clock read it, with its UTC offset "
         "(the server's TIME_ZONE when the photo records none): what to show a person."
@@ -78,6 +79,9 @@ class ImageOutputSerializer(serializers.Serializer):
     )
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
+
+    def get_archived(self, image: Image) -> bool:
+        return image.archived_at is not None
 
     def get_taken_at_local(self, image: Image) -> str | None:
         return image.taken_local.isoformat() if image.taken_local else None
@@ -171,6 +175,11 @@ class ImageListCreateApi(ListAPIView):
             if visibility not in {"public", "private"}:
                 raise ValidationError({"visibility": "Use public or private."})
             queryset = queryset.filter(is_public=visibility == "public")
+        archived = self.request.query_params.get("archived")
+        if archived is not None:
+            if archived not in {"true", "false"}:
+                raise ValidationError({"archived": "Use true or false."})
+            queryset = queryset.filter(archived_at__isnull=archived == "false")
         if self.request.query_params.get("tag"):
             queryset = tags.images_tagged(queryset, self.request.query_params["tag"])
         return queryset
@@ -180,6 +189,9 @@ class ImageListCreateApi(ListAPIView):
             OpenApiParameter("status", str, enum=Image.Status.values),
             OpenApiParameter("visibility", str, enum=["public", "private"]),
             OpenApiParameter("tag", str, description="Only photos with this tag."),
+            OpenApiParameter(
+                "archived", str, enum=["true", "false"], description="Only archived photos, or none of them."
+            ),
         ]
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
@@ -239,6 +251,9 @@ class ImageListCreateApi(ListAPIView):
 class ImageChangeInputSerializer(JsonTypedSerializer):
     is_public = serializers.BooleanField(required=False)
     share_location = serializers.BooleanField(required=False)
+    archived = serializers.BooleanField(
+        required=False, help_text="Off the timelines, still found by search (the web's Archive)."
+    )
 
 
 class ImageDetailApi(APIView):
@@ -261,6 +276,9 @@ class ImageDetailApi(APIView):
             services.image_set_visibility(image=image, is_public=changes["is_public"])
         if "share_location" in changes:
             services.image_set_location_sharing(image=image, share_location=changes["share_location"])
+        if "archived" in changes:
+            services.images_set_archived(queryset=Image.objects.filter(pk=image.pk), archived=changes["archived"])
+            image.refresh_from_db()
         return Response(ImageDetailOutputSerializer(image, context={"request": request}).data)
 
     @extend_schema(

@@ -120,6 +120,9 @@ class Image(models.Model):
     # Deleted by its owner: in the trash until restored, or purged (files and vectors gone) after
     # TRASH_DAYS. Image.objects leaves it out.
     trashed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Put away by its owner: off the timelines (theirs and the public one), still in search, albums,
+    # favourites and share links.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     objects = LiveImages()
     all_objects = AllImages()

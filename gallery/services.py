@@ -231,6 +231,13 @@ def images_trash(*, queryset: QuerySet[Image]) -> int:
     )
 
 
+def images_set_archived(*, queryset: QuerySet[Image], archived: bool) -> int:
+    """Archive (off the timelines, still searchable) or unarchive these images; how many changed."""
+    if archived:
+        return queryset.filter(archived_at__isnull=True).update(archived_at=timezone.now())
+    return queryset.filter(archived_at__isnull=False).update(archived_at=None)
+
+
 def image_restore(*, image: Image) -> Image:
     """Take the image out of the trash: back where it was, searchable again (its vectors were kept)."""
     Image.all_objects.filter(pk=image.pk).update(trashed_at=None)

@@ -123,12 +123,20 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
 
 @login_required
 def my_images(request: HttpRequest) -> HttpResponse:
-    return _image_list(request, selectors.images_owned_by(request.user), title="My images", mine=True)
+    mine = selectors.images_owned_by(request.user).filter(archived_at__isnull=True)
+    return _image_list(request, mine, title="My images", mine=True)
+
+
+@login_required
+def archived_images(request: HttpRequest) -> HttpResponse:
+    """Photos their owner put away: off the timelines, still found by search."""
+    archived = selectors.images_owned_by(request.user).filter(archived_at__isnull=False)
+    return _image_list(request, archived, title="Archive", mine=True)
 
 
 @login_required
 def public_images(request: HttpRequest) -> HttpResponse:
-    queryset = selectors.images_visible_to(request.user).filter(is_public=True)
+    queryset = selectors.images_visible_to(request.user).filter(is_public=True, archived_at__isnull=True)
     return _image_list(request, queryset, title="Public images", mine=False)
 
 
@@ -309,9 +317,11 @@ BULK_ACTIONS = {
     "make_public": "Make public",
     "make_private": "Make private",
     "reprocess": "Process again",
+    "archive": "Archive",
+    "unarchive": "Unarchive",
     "delete": "Delete",
 }
-OWNER_ONLY_ACTIONS = {"make_public", "make_private", "reprocess", "delete"}
+OWNER_ONLY_ACTIONS = {"make_public", "make_private", "reprocess", "archive", "unarchive", "delete"}
 
 
 @login_required
@@ -362,6 +372,15 @@ def images_bulk(request: HttpRequest) -> HttpResponse:
             request,
             f"Moved {count} photo{pluralize(count)} to the trash: restore {'it' if count == 1 else 'them'} there "
             f"within {settings.TRASH_DAYS} days.{note}",
+        )
+        return redirect_back(request, back)
+    if action in {"archive", "unarchive"}:
+        count = services.images_set_archived(queryset=owned, archived=action == "archive")
+        messages.success(
+            request,
+            f"Archived {count} photo{pluralize(count)}: off your timeline, still found by search.{note}"
+            if action == "archive"
+            else f"{count} photo{pluralize(count)} back on your timeline.{note}",
         )
         return redirect_back(request, back)
     if action in {"make_public", "make_private"}:
