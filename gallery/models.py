@@ -324,6 +324,17 @@ class FileToDelete(models.Model):
         return self.name
 
 
+class ProcessingPause(models.Model):
+    """While a row exists, processing is paused (staff, on the jobs page or `manage.py jobs --pause`):
+    workers claim no photo, and what is queued waits; resuming queues it again."""
+
+    paused_at = models.DateTimeField(auto_now_add=True)
+    paused_by = models.CharField(max_length=150, blank=True)
+
+    def __str__(self) -> str:
+        return f"paused {self.paused_at:%Y-%m-%d %H:%M} by {self.paused_by or 'someone'}"
+
+
 class WorkerBeat(models.Model):
     """A running `run_worker` (one row per process, host:pid), refreshed at every recovery sweep: how
     /readyz and the staff banner know a worker is alive even while no image is being processed."""

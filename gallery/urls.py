@@ -20,6 +20,7 @@ urlpatterns = [
     path("favourites/", views.favourite_images, name="favourite_images"),
     path("trash/", views.trash, name="trash"),
     path("archive/", views.archived_images, name="archived_images"),
+    path("jobs/", views.jobs, name="jobs"),
     path("trash/<int:pk>/thumbnail", views.trash_thumbnail, name="trash_thumbnail"),
     path("albums/", album_views.album_list, name="album_list"),
     path("albums/<int:pk>/", album_views.album_detail, name="album_detail"),

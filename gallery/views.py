@@ -15,10 +15,11 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from gallery import album_views, albums, media, selectors, services, tags, tokens
+from gallery import album_views, albums, media, selectors, services, tags, tokens, work_queue
 from gallery.formats import ACCEPT_ATTRIBUTE
 from gallery.forms import ImageFilterForm, SignupForm, TokenForm
 from gallery.http import posted_ids, redirect_back
+from gallery.jobs import jobs_summary
 from gallery.models import Image, Region
 from imgsearch.params import BadParameter, param_ids
 from imgsearch.proxies import client_address
@@ -117,6 +118,8 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
             "months": selectors.timeline_months(queryset),
             "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
             "counts": selectors.image_status_counts(request.user) if mine else None,
+            # Your own import: how far along, and about how long the rest takes.
+            "own_jobs": jobs_summary(selectors.images_owned_by(request.user)) if mine else None,
         },
     )
 
@@ -507,3 +510,26 @@ def trash(request: HttpRequest) -> HttpResponse:
 @login_required
 def trash_thumbnail(request: HttpRequest, pk: int) -> HttpResponse:
     return media.thumbnail_response(get_object_or_404(_trashed(request), pk=pk))
+
+
+@login_required
+def jobs(request: HttpRequest) -> HttpResponse:
+    """Staff: where processing stands for everyone (gallery.jobs), the latest failures with their
+    sentences, and pause/resume. Nobody else learns the page exists."""
+    if not request.user.is_staff:
+        raise Http404("No such page.")
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action == "pause":
+            work_queue.processing_pause(by=request.user.get_username())
+            messages.success(request, "Processing paused: photos being processed finish, the others wait.")
+        elif action == "resume":
+            requeued = work_queue.processing_resume().requeued
+            messages.success(
+                request, f"Processing resumed: {len(requeued)} waiting photo{pluralize(len(requeued))} queued again."
+            )
+        else:
+            raise BadParameter("Choose pause or resume.")
+        return redirect("gallery:jobs")
+    failed = Image.objects.filter(status=Image.Status.FAILED).select_related("owner").order_by("-processed_at")[:20]
+    return render(request, "gallery/jobs.html", {"jobs": jobs_summary(), "failed": failed})

@@ -33,7 +33,7 @@ from django.db import InterfaceError, OperationalError, connection, connections,
 from django.db.models import F, Q
 from django.utils import timezone
 
-from gallery.models import Image, WorkerBeat
+from gallery.models import Image, ProcessingPause, WorkerBeat
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,22 @@ class Claim:
         return Image.objects.filter(pk=self.image_id, status=Image.Status.PROCESSING, claim=self.token)
 
 
+def processing_paused() -> bool:
+    return db_retrying(ProcessingPause.objects.exists)
+
+
+def processing_pause(*, by: str = "") -> None:
+    """Workers claim no more photos (those being processed finish); queued ones wait."""
+    if not ProcessingPause.objects.exists():
+        ProcessingPause.objects.create(paused_by=by[:150])
+
+
+def processing_resume() -> "Recovered":
+    """Workers claim photos again; what waited is queued again at once."""
+    ProcessingPause.objects.all().delete()
+    return images_recover(starting=True)
+
+
 def image_claim(*, image_id: int, progress: int = 0) -> Claim | None:
     """Claim a `pending` image for processing; None if it is gone or someone else has it (or had it)."""
     token = uuid.uuid4()
@@ -135,7 +151,7 @@ def images_claim_next(*, count: int, progress: int = 0) -> list[Claim]:
     """Claim up to `count` more `pending` images, the longest queued first: a worker that batches
     images (PROCESSING_BATCH_IMAGES) takes them ahead of their own tasks, which then find them taken."""
     claims: list[Claim] = []
-    if count <= 0:
+    if count <= 0 or processing_paused():
         return claims
     candidates = db_retrying(
         lambda: list(
@@ -263,8 +279,11 @@ def images_recover(*, starting: bool = False) -> Recovered:
       taken and does nothing).
 
     Safe to run from several processes at once: every change is conditional on the row being
-    exactly as this sweep saw it.
+    exactly as this sweep saw it. While processing is paused it does nothing: resuming runs it as if
+    starting.
     """
+    if processing_paused():
+        return Recovered(requeued=[], failed=[])
     now = timezone.now()
     stale = now - timedelta(seconds=settings.PROCESSING_STALE_SECONDS)
     taken_and_lost = now if starting else now - timedelta(seconds=settings.QUEUE_LOST_SECONDS)

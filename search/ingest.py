@@ -35,6 +35,7 @@ from gallery.work_queue import (
     image_claim,
     image_queue_again,
     images_claim_next,
+    processing_paused,
 )
 from search.tagging import model_tags, zero_shot
 from search.vision.pixels import signed_hash
@@ -59,6 +60,9 @@ def image_process(*, image_id: int) -> str:
     with it). Returns this image's final status, or what happened instead: "skipped" (not pending:
     a duplicate task, or deleted), "superseded" (the claim was lost while we worked) or
     "interrupted" (the database stayed away; recovery will queue it again)."""
+    if processing_paused():
+        logger.info("Processing is paused: image %s waits, and is queued again on resume.", image_id)
+        return "paused"
     claim = image_claim(image_id=image_id, progress=PROGRESS_STARTED)
     if claim is None:
         logger.info("Image %s is not pending (deleted, done or taken by another task); nothing to do.", image_id)

@@ -1,0 +1,37 @@
+"""`manage.py jobs`: where processing stands (what the staff jobs page shows), and pause/resume."""
+
+from django.core.management.base import BaseCommand
+
+from gallery.jobs import jobs_summary
+from gallery.work_queue import processing_pause, processing_resume
+
+
+class Command(BaseCommand):
+    help = (
+        "Show how many photos wait, are processed, are done or failed, how fast, and why they failed; pause or resume."
+    )
+
+    def add_arguments(self, parser):
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--pause", action="store_true", help="Workers claim no more photos until --resume.")
+        group.add_argument("--resume", action="store_true", help="Workers claim photos again; waiting ones are queued.")
+
+    def handle(self, *args, pause: bool, resume: bool, **options):
+        if pause:
+            processing_pause(by="manage.py jobs")
+            self.stdout.write("Processing paused: photos being processed finish, the others wait.")
+        if resume:
+            requeued = processing_resume().requeued
+            self.stdout.write(f"Processing resumed: {len(requeued)} waiting photo(s) queued again.")
+        jobs = jobs_summary()
+        counts = jobs.counts
+        self.stdout.write(
+            f"{counts['pending']} waiting, {counts['processing']} processing, {counts['ready']} ready, "
+            f"{counts['failed']} failed (of {jobs.total})."
+        )
+        self.stdout.write(
+            f"{jobs.per_minute:.1f} photos/min over the last 15 minutes; {jobs.eta_words()}."
+            + (f" PAUSED ({jobs.paused})." if jobs.paused else "")
+        )
+        for sentence, count in jobs.failures:
+            self.stdout.write(f"  failed ×{count}: {sentence}")
