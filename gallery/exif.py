@@ -170,6 +170,24 @@ _STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}
 START_OF_SCAN = 0xDA
 
 
+def boxed_xmp(data: bytes) -> bool:
+    """Whether a JPEG XL container holds an XMP box ("xml "), which the JPEG XL plugin neither reads
+    nor writes: such a file is taken to carry a location (its copies for others lose the box)."""
+    if not data.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
+        return False
+    position = 0
+    while position + 8 <= len(data):
+        size, kind = int.from_bytes(data[position : position + 4], "big"), data[position + 4 : position + 8]
+        if kind == b"xml ":
+            return True
+        if size == 1 and position + 16 <= len(data):  # a 64-bit size follows
+            size = int.from_bytes(data[position + 8 : position + 16], "big")
+        if size < 8:  # 0: the box runs to the end of the file
+            return False
+        position += size
+    return False
+
+
 class CannotStripLocation(ValueError):
     """A camera RAW container whose metadata we cannot rewrite in place (CR3, RAF)."""
 
@@ -311,7 +329,8 @@ def _reencoded_without_location(data: bytes) -> bytes | None:
     with open_image(data) as image:
         exif = image.getexif()
         has_gps = _exif_without_gps(exif)
-        if not has_gps and not image.info.get("xmp") and not image.info.get("XML:com.adobe.xmp"):
+        has_xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp") or boxed_xmp(data)
+        if not has_gps and not has_xmp:
             return None
         image_format = image.format
         if image_format == "TIFF":
@@ -328,7 +347,7 @@ def _reencoded_without_location(data: bytes) -> bytes | None:
             options = {"exif": options["exif"] or None, "xmp": None}
         if image_format == "WEBP":
             options.update(lossless=image.info.get("lossless", False), quality=95)
-        elif image_format in {"JPEG", "MPO", "HEIF", "AVIF"}:
+        elif image_format in {"JPEG", "MPO", "HEIF", "AVIF", "JXL"}:
             image_format = "JPEG" if image_format == "MPO" else image_format
             options.update(quality=95, icc_profile=image.info.get("icc_profile"))
         buffer = io.BytesIO()

@@ -1,7 +1,7 @@
 """Which photo files we read, and how: every format phones and cameras write.
 
 Pillow reads JPEG (and MPO, the JPEG many phones write), PNG, WebP, GIF, BMP, TIFF and AVIF;
-pillow-heif adds HEIC/HEIF, the iPhone's default. Camera RAW files are read through LibRaw (rawpy):
+pillow-heif adds HEIC/HEIF, the iPhone's default, and pillow-jxl-plugin JPEG XL. Camera RAW files are read through LibRaw (rawpy):
 the JPEG preview the camera embedded when it is (nearly) full size, else the sensor data demosaiced
 with the camera's white balance. `open_image` is the one way in: it answers a Pillow image whatever
 the file, with `format` naming what the file is, so validation, thumbnails and the models need not
@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 import numpy as np
 import pillow_heif
+import pillow_jxl  # noqa: F401 (registers JPEG XL with Pillow)
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
@@ -31,6 +32,7 @@ PILLOW_FORMATS = {
     "TIFF": "tiff",
     "HEIF": "heic",
     "AVIF": "avif",
+    "JXL": "jxl",
 }
 RAW_FORMATS = {
     "DNG": "dng",
@@ -46,12 +48,12 @@ RAW_FORMATS = {
 # "RAW": another camera's RAW that LibRaw reads.
 ACCEPTED_FORMATS = {**PILLOW_FORMATS, **RAW_FORMATS, "RAW": "raw"}
 ACCEPTED_HUMAN = (
-    "JPEG, HEIC, AVIF, PNG, WebP, GIF, BMP, TIFF or camera RAW (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2, PEF)"
+    "JPEG, HEIC, AVIF, JPEG XL, PNG, WebP, GIF, BMP, TIFF or camera RAW (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2, PEF)"
 )
 # What a browser shows in an <img>: other originals are shown as a JPEG made from them.
-BROWSER_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "AVIF"}
+BROWSER_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "AVIF"}  # not JPEG XL: Safari alone
 # File-picker hint for upload forms (a RAW file is not image/* to every browser).
-ACCEPT_ATTRIBUTE = "image/*,.heic,.heif,.avif," + ",".join(f".{extension}" for extension in RAW_FORMATS.values())
+ACCEPT_ATTRIBUTE = "image/*,.heic,.heif,.avif,.jxl," + ",".join(f".{extension}" for extension in RAW_FORMATS.values())
 
 TIFF_HEADERS = {b"II*\x00", b"MM\x00*"}
 # A camera's embedded preview stands in for the RAW when it is at least this share of its size.

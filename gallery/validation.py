@@ -6,13 +6,13 @@ client claims. Each rejection is an `UploadRejected` whose message is shown to t
 
 import hashlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from gallery.exif import PhotoMetadata, read_metadata
+from gallery.exif import PhotoMetadata, boxed_xmp, read_metadata
 from gallery.formats import ACCEPTED_FORMATS, ACCEPTED_HUMAN, RawUnreadable, open_image
 
 # Markup that browsers render and Pillow never decodes; named explicitly for a clearer message.
@@ -80,6 +80,8 @@ def validate_image_bytes(data: bytes) -> ValidatedImage:
             width, height = height, width
         image_format = image.format
         metadata = read_metadata(image)
+        if boxed_xmp(data) and not metadata.carries_location:
+            metadata = replace(metadata, carries_location=True)
     return ValidatedImage(
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),

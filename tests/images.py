@@ -167,6 +167,12 @@ def avif(width: int = 160, height: int = 120, *, seed: int = 0, position: bool =
     return encode(scene(width, height, seed=seed), "AVIF", quality=90, exif=camera_exif(position=position).tobytes())
 
 
+def jxl(width: int = 160, height: int = 120, *, seed: int = 0, position: bool = True) -> bytes:
+    import pillow_jxl  # noqa: F401 (registers JPEG XL with Pillow)
+
+    return encode(scene(width, height, seed=seed), "JXL", quality=90, exif=camera_exif(position=position).tobytes())
+
+
 def dng(
     width: int = 160, height: int = 120, *, seed: int = 0, position: bool = True, xmp: bytes | None = None
 ) -> bytes:
