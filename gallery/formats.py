@@ -109,11 +109,12 @@ def tiff_raw_kind(exif: PILImage.Exif) -> str | None:
     return "RAW"
 
 
-def open_image(source: bytes | BinaryIO) -> PILImage.Image:
+def open_image(source: bytes | BinaryIO, *, at_least: int | None = None) -> PILImage.Image:
     """The photo in `source` as a Pillow image, its `format` naming the file's kind.
 
     Pillow's formats open lazily (pixels decoded on load(), as Pillow does); a RAW file is decoded
-    here. Raises UnidentifiedImageError when nothing reads the bytes, RawUnreadable for a RAW file
+    here, at half size when its long side stays at least `at_least` that way (four times faster:
+    a 24 MP demosaic takes 1.5 s here). Raises UnidentifiedImageError when nothing reads the bytes, RawUnreadable for a RAW file
     LibRaw cannot decode, and Pillow's own errors for a malformed file.
     """
     data = source if isinstance(source, bytes) else source.read()
@@ -125,19 +126,19 @@ def open_image(source: bytes | BinaryIO) -> PILImage.Image:
             directory.load(data)
         kind = tiff_raw_kind(directory)
     if kind is not None:
-        return _open_raw(data, kind)
+        return _open_raw(data, kind, at_least)
     try:
         return PILImage.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        return _open_raw(data, None)  # a RAW of a camera not listed, if LibRaw reads it
+        return _open_raw(data, None, at_least)  # a RAW of a camera not listed, if LibRaw reads it
 
 
-def _open_raw(data: bytes, kind: str | None) -> PILImage.Image:
+def _open_raw(data: bytes, kind: str | None, at_least: int | None = None) -> PILImage.Image:
     import rawpy
 
     try:
         with rawpy.imread(io.BytesIO(data)) as raw:
-            image, preview_exif = _raw_pixels(raw, rawpy)
+            image, preview_exif = _raw_pixels(raw, rawpy, at_least)
     except (rawpy.LibRawError, ValueError, OSError) as error:
         if kind is None:  # neither Pillow nor LibRaw knows these bytes
             raise UnidentifiedImageError("cannot identify image file") from error
@@ -152,7 +153,7 @@ def _open_raw(data: bytes, kind: str | None) -> PILImage.Image:
     return image
 
 
-def _raw_pixels(raw, rawpy) -> tuple[PILImage.Image, bytes | None]:
+def _raw_pixels(raw, rawpy, at_least: int | None = None) -> tuple[PILImage.Image, bytes | None]:
     """The picture upright, and the embedded preview's EXIF if it has one: the preview when it is
     (nearly) full size, else the sensor data demosaiced (LibRaw turns it upright itself)."""
     sizes = raw.sizes
@@ -171,5 +172,6 @@ def _raw_pixels(raw, rawpy) -> tuple[PILImage.Image, bytes | None]:
                     if sizes.flip in _FLIP_TRANSPOSE:
                         upright = upright.transpose(_FLIP_TRANSPOSE[sizes.flip])
                 return upright, exif
-    pixels = raw.postprocess(use_camera_wb=True, output_bps=8)
+    half = at_least is not None and max(sizes.width, sizes.height) // 2 >= at_least
+    pixels = raw.postprocess(use_camera_wb=True, output_bps=8, half_size=half)
     return PILImage.fromarray(np.ascontiguousarray(pixels)), None

@@ -37,13 +37,13 @@ def to_rgb(image: PILImage.Image) -> PILImage.Image:
 def open_rgb(path: Path | str | BinaryIO, *, at_least: int | None = None) -> PILImage.Image:
     """Open a stored original, apply its EXIF orientation, take the first frame, return RGB.
 
-    With `at_least`, a JPEG may come out smaller, as long as its long side stays at least that:
-    libjpeg decodes at 1/2, 1/4 or 1/8 of the size in a fraction of the time (Pillow's draft mode),
-    for callers that shrink the picture anyway.
+    With `at_least`, a JPEG or a camera RAW may come out smaller, as long as its long side stays at
+    least that: libjpeg decodes at 1/2, 1/4 or 1/8 of the size in a fraction of the time (Pillow's
+    draft mode), LibRaw at half size; for callers that shrink the picture anyway.
     """
     source = path if hasattr(path, "read") else open(path, "rb")  # noqa: SIM115 (closed below)
     try:
-        image = open_image(source)
+        image = open_image(source, at_least=at_least)
     finally:
         if source is not path:
             source.close()
