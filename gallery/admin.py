@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from gallery import media, services
-from gallery.models import Album, Image, Region, ShareLink, Tag
+from gallery.models import Album, Image, Library, Region, ShareLink, Tag
 
 
 class RegionInline(admin.TabularInline):
@@ -188,3 +188,12 @@ class AlbumAdmin(admin.ModelAdmin):
     @admin.display(description="Photos", ordering="photo_count")
     def photo_count(self, album: Album) -> int:
         return album.photo_count
+
+
+@admin.register(Library)
+class LibraryAdmin(admin.ModelAdmin):
+    """Folders read in place for a person: add one here or with `manage.py library add`; the worker
+    rescans each every `rescan_minutes` (or `manage.py library scan`)."""
+
+    list_display = ("path", "owner", "rescan_minutes", "scanned_at", "last_scan")
+    readonly_fields = ("scanned_at", "last_scan")

@@ -27,6 +27,9 @@ def protected_file_response(name: str, *, download_name: str | None = None) -> H
     if not storage.exists(name):
         raise Http404("The file is missing.")
     content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    source = storage.library_source(name)
+    if source is not None:  # a library's photo, read in place
+        return _private(FileResponse(open(source, "rb"), content_type=content_type), download_name=download_name)
     mode = settings.MEDIA_SENDFILE if storage.is_local() else ""
     if mode:
         response = HttpResponse(content_type=content_type)

@@ -44,6 +44,31 @@ class LiveImages(models.Manager):
         return super().get_queryset().filter(trashed_at__isnull=True)
 
 
+class Library(models.Model):
+    """A folder on this server read in place for one person (their phone's synced folder, a NAS
+    share): its photos are never copied, written or deleted; rescans pick up new, changed and
+    removed files (gallery/libraries.py). Its photos are stored as `library/<id>/<relative path>`."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="libraries")
+    path = models.CharField(max_length=1024, help_text="An absolute folder on the server, read only.")
+    include = models.CharField(
+        max_length=500, blank=True, help_text="Comma-separated patterns of files to read (*.jpg,*.heic); empty: all."
+    )
+    exclude = models.CharField(
+        max_length=500, blank=True, help_text="Comma-separated patterns to leave out (*/.thumbnails/*,*.tmp)."
+    )
+    rescan_minutes = models.PositiveIntegerField(default=60, help_text="How often the worker rescans it.")
+    scanned_at = models.DateTimeField(null=True, blank=True)
+    last_scan = models.CharField(max_length=500, blank=True, help_text="What the last scan found.")
+
+    class Meta:
+        verbose_name_plural = "libraries"
+        constraints = [models.UniqueConstraint(fields=["owner", "path"], name="library_unique_path_per_owner")]
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.owner})"
+
+
 class AllImages(models.Manager):
     """Image.all_objects: every photo, those in the trash included."""
 
@@ -57,7 +82,13 @@ class Image(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="images")
     # Stored under a generated name; the uploader's file name is kept for display only.
-    file = models.CharField(max_length=255, unique=True, help_text="Path under MEDIA_ROOT.")
+    file = models.CharField(
+        max_length=1024, unique=True, help_text="Path under MEDIA_ROOT, or library/<id>/<path> for a library's photo."
+    )
+    # Read in place from a Library (never copied, written or deleted), with the file's size and
+    # modification time when last read: a rescan reads it again only when they change.
+    library = models.ForeignKey("Library", null=True, blank=True, on_delete=models.CASCADE, related_name="images")
+    source_mtime = models.FloatField(null=True, blank=True)
     original_name = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64)
     format = models.CharField(max_length=16)

@@ -292,20 +292,25 @@ def partial_files_delete(*, older_than: timedelta) -> int:
     return deleted
 
 
+def _derived_stem(image: Image) -> str:
+    """What the files made from an image are named after: its stored file's (unique) name, or for a
+    library's photo, whose file names repeat across folders (IMG_0001.JPG), its id."""
+    return f"library-{image.pk}" if image.library_id else Path(image.file).stem
+
+
 def thumbnail_name(image: Image) -> str:
-    stem = Path(image.file).stem
-    return f"thumbnails/{image.owner_id}/{stem}.jpg"
+    return f"thumbnails/{image.owner_id}/{_derived_stem(image)}.jpg"
 
 
 def preview_name(image: Image) -> str:
     """Where the screen-sized JPEG of a photo browsers cannot show (HEIC, TIFF, RAW) is kept."""
-    return f"display/{image.owner_id}/{Path(image.file).stem}.jpg"
+    return f"display/{image.owner_id}/{_derived_stem(image)}.jpg"
 
 
 def without_location_name(image: Image) -> str:
     """Where the copy of the original without GPS (what others download) is kept."""
-    path = Path(image.file)
-    return f"without-location/{image.owner_id}/{path.name}"
+    suffix = Path(image.file).suffix
+    return f"without-location/{image.owner_id}/{_derived_stem(image)}{suffix}"
 
 
 def files_delete(*, names: Sequence[str]) -> None:

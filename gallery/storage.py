@@ -26,6 +26,33 @@ from gallery.imaging import open_rgb
 logger = logging.getLogger(__name__)
 
 
+# A library's photo (gallery.models.Library) is named library/<id>/<path in its folder>: read from
+# there, never written or deleted.
+LIBRARY_PREFIX = "library/"
+
+
+def library_source(name: str) -> Path | None:
+    """The file a library photo's name stands for; None for a stored file. FileNotFoundError for a
+    library that is gone or a name that would leave its folder."""
+    if not name.startswith(LIBRARY_PREFIX):
+        return None
+    from gallery.models import Library
+
+    library_id, _, relative = name[len(LIBRARY_PREFIX) :].partition("/")
+    root = (
+        Library.objects.filter(pk=int(library_id)).values_list("path", flat=True).first()
+        if library_id.isdigit()
+        else None
+    )
+    if root is None:
+        raise FileNotFoundError(f"No library for {name}")
+    base = Path(root).resolve()
+    path = (base / relative).resolve()
+    if not path.is_relative_to(base):
+        raise FileNotFoundError(f"{name} leaves its library's folder")
+    return path
+
+
 def is_local() -> bool:
     """True when the media live on this machine's filesystem (sendfile and `.part` sweeps need it)."""
     return isinstance(default_storage, FileSystemStorage)
@@ -38,7 +65,12 @@ def local_path(name: str) -> Path:
 
 @contextmanager
 def opened(name: str) -> Iterator[IO[bytes]]:
-    """The stored file for reading. Raises FileNotFoundError when it is missing."""
+    """The stored file (or a library's) for reading. Raises FileNotFoundError when it is missing."""
+    source = library_source(name)
+    if source is not None:
+        with open(source, "rb") as handle:
+            yield handle
+        return
     if not default_storage.exists(name):
         raise FileNotFoundError(f"No stored file {name}")
     with default_storage.open(name, "rb") as handle:
@@ -101,11 +133,17 @@ def write(name: str, data: bytes) -> None:
 
 
 def delete(name: str) -> None:
+    if name.startswith(LIBRARY_PREFIX):
+        return  # a library's files are the person's own: never deleted
     default_storage.delete(name)  # a missing file is not an error
 
 
 def exists(name: str) -> bool:
-    return default_storage.exists(name)
+    try:
+        source = library_source(name)
+    except FileNotFoundError:
+        return False
+    return source.is_file() if source is not None else default_storage.exists(name)
 
 
 def partial_files(*, older_than_seconds: float) -> Iterator[Path]:

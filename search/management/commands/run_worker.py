@@ -124,6 +124,19 @@ class Command(BaseCommand):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
+    @staticmethod
+    def _rescan_libraries() -> list:
+        """Rescan the libraries whose interval has passed; a missing folder is said, not fatal."""
+        from gallery.libraries import libraries_due, library_scan
+
+        scanned = []
+        for library in libraries_due():
+            try:
+                scanned.append((library, library_scan(library)))
+            except FileNotFoundError as error:
+                logger.warning("Library %s not rescanned: %s", library.pk, error)
+        return scanned
+
     def _recover(self, *, starting: bool = False, beat: bool = True) -> None:
         restarted = self.broker.restarted()
         if restarted:
@@ -137,6 +150,7 @@ class Command(BaseCommand):
             result = images_recover(starting=starting or restarted)
             removed = files_delete_again()
             purged = trash_purge(older_than=timedelta(days=settings.TRASH_DAYS))
+            scanned = [] if starting else self._rescan_libraries()  # decoders start threads: not before the fork
             waited = images_requeue_waiting_for_models()
             hashed = hashes_backfill()
             # Not before the cluster forks its workers: OpenCV's threads must start in this process only.
@@ -155,6 +169,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Model weights found: queued {len(waited)} image(s) that waited for them.")
         if removed:
             self.stdout.write(f"Removed {removed} file(s) of deleted photos that could not be removed before.")
+        for library, scan in scanned:
+            self.stdout.write(f"Library {library.pk} rescanned: {scan}.")
         if purged:
             self.stdout.write(
                 f"Trash: deleted {purged} photo(s) for good, {settings.TRASH_DAYS} days after they were deleted."

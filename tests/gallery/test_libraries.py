@@ -1,0 +1,130 @@
+"""Libraries read in place: a folder's photos are found, processed and shown without a copy, the
+folder is never written, and rescans follow new, changed and removed files."""
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from gallery.libraries import library_scan
+from gallery.models import Image, Library
+from gallery.services import image_restore, images_delete
+from tests import images
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (hidden ones too) with the hash of its bytes."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    root = tmp_path / "Phone"
+    (root / "2025" / "09").mkdir(parents=True)
+    (root / "2025" / "09" / "IMG_0001.JPG").write_bytes(images.camera_jpeg(seed=1))
+    (root / "2025" / "09" / "IMG_0002.HEIC").write_bytes(images.heic(seed=2))
+    (root / "2025" / "IMG_0001.JPG").write_bytes(images.png(seed=3))  # the same name in another folder
+    (root / "notes.txt").write_text("not a photo")
+    (root / ".thumbnails").mkdir()
+    (root / ".thumbnails" / "small.jpg").write_bytes(images.jpeg(seed=4))
+    (root / "edits").mkdir()
+    (root / "edits" / "draft.png").write_bytes(images.png(seed=5))
+    return root
+
+
+@pytest.fixture
+def library(owner, folder, django_capture_on_commit_callbacks, colour_proposer):
+    made = Library.objects.create(owner=owner, path=str(folder), exclude="edits/*")
+    with django_capture_on_commit_callbacks(execute=True):  # the photos are processed as the commit would
+        library_scan(made)
+    return made
+
+
+def test_a_folder_is_read_in_place_processed_and_never_written(client, owner, stranger, folder, library, settings):
+    before = fingerprint(folder)
+    photos = Image.objects.filter(library=library).order_by("file")
+    assert [photo.file.split("/", 2)[2] for photo in photos] == [
+        "2025/09/IMG_0001.JPG",
+        "2025/09/IMG_0002.HEIC",
+        "2025/IMG_0001.JPG",
+    ]  # not the hidden, excluded or non-photo files
+    assert {photo.status for photo in photos} == {"ready"} and not photos.filter(is_public=True).exists()
+    assert not (settings.MEDIA_ROOT / "originals").exists()  # nothing copied
+    assert Library.objects.get(pk=library.pk).last_scan.endswith("0 duplicates, 1 not photos")  # notes.txt
+    client.force_login(owner)
+    thumbnails = {
+        b"".join(client.get(reverse("gallery:image_thumbnail", args=[p.pk])).streaming_content) for p in photos
+    }
+    assert len(thumbnails) == 3  # same-named files in two folders keep their own thumbnails
+    original = photos.get(file__endswith="09/IMG_0001.JPG")
+    download = client.get(reverse("gallery:image_file", args=[original.pk]) + "?download=1")
+    assert b"".join(download.streaming_content) == (folder / "2025" / "09" / "IMG_0001.JPG").read_bytes()
+    client.force_login(stranger)
+    assert client.get(reverse("gallery:image_file", args=[original.pk])).status_code == 404
+    # Trashing and purging a library photo removes the photo from the gallery, never the file.
+    images_delete(queryset=Image.all_objects.filter(pk=original.pk))
+    assert fingerprint(folder) == before
+
+
+def test_a_rescan_follows_new_changed_removed_and_returning_files(
+    owner, folder, library, django_capture_on_commit_callbacks
+):
+    changed = folder / "2025" / "09" / "IMG_0001.JPG"
+    old = Image.objects.get(file__endswith="09/IMG_0001.JPG")
+    changed.write_bytes(images.camera_jpeg(seed=9))  # edited on the phone: other bytes, same name
+    os.utime(changed, (1_700_000_000, 1_700_000_000))
+    (folder / "2025" / "IMG_0003.PNG").write_bytes(images.png(seed=6))
+    heic = folder / "2025" / "09" / "IMG_0002.HEIC"
+    kept = heic.read_bytes()
+    heic.unlink()
+    with django_capture_on_commit_callbacks(execute=True):
+        scan = library_scan(library)
+    assert scan.added == ["2025/IMG_0003.PNG"] and scan.changed == ["2025/09/IMG_0001.JPG"]
+    assert scan.removed == ["2025/09/IMG_0002.HEIC"] and scan.unchanged == 1
+    edited = Image.objects.get(pk=old.pk)
+    assert edited.sha256 != old.sha256 and edited.status == "ready"  # the same photo, read again
+    gone = Image.all_objects.get(file__endswith="IMG_0002.HEIC")
+    assert gone.trashed_at is not None  # to the trash, restorable
+
+    heic.write_bytes(kept)  # back (a re-synced folder)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = library_scan(library)
+    assert again.returned == ["2025/09/IMG_0002.HEIC"] and Image.objects.filter(pk=gone.pk).exists()
+    assert library_scan(library).unchanged == 4  # nothing read again when nothing changed
+
+
+def test_a_photo_its_owner_trashed_stays_in_the_trash_while_its_file_is_there(owner, library):
+    photo = Image.objects.filter(library=library).first()
+    api_trash = Image.all_objects.filter(pk=photo.pk)
+    from gallery.services import image_trash
+
+    image_trash(image=photo)
+    library_scan(library)
+    assert api_trash.get().trashed_at is not None
+    image_restore(image=photo)
+    assert Image.objects.filter(pk=photo.pk).exists()
+
+
+def test_a_name_cannot_leave_its_librarys_folder(owner, library, tmp_path):
+    from gallery import storage
+
+    (tmp_path / "secret.png").write_bytes(images.png(seed=7))
+    with pytest.raises(FileNotFoundError):
+        storage.library_source(f"library/{library.pk}/../secret.png")
+    assert not storage.exists(f"library/{library.pk}/../secret.png")
+
+
+def test_the_command_adds_scans_and_lists(owner, folder, capsys, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("library", "add", str(folder), "--user", owner.username, "--exclude", "edits/*")
+    out = capsys.readouterr().out
+    assert "3 new, 0 changed" in out and "not read: notes.txt" in out
+    call_command("library", "list")
+    assert str(folder) in capsys.readouterr().out
