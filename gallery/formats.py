@@ -113,9 +113,9 @@ def open_image(source: bytes | BinaryIO, *, at_least: int | None = None) -> PILI
     """The photo in `source` as a Pillow image, its `format` naming the file's kind.
 
     Pillow's formats open lazily (pixels decoded on load(), as Pillow does); a RAW file is decoded
-    here, at half size when its long side stays at least `at_least` that way (four times faster:
-    a 24 MP demosaic takes 1.5 s here). Raises UnidentifiedImageError when nothing reads the bytes, RawUnreadable for a RAW file
-    LibRaw cannot decode, and Pillow's own errors for a malformed file.
+    here, at half size when its long side stays at least `at_least` that way (four times faster: a
+    24 MP demosaic takes 1.5 s here). Raises UnidentifiedImageError when nothing reads the bytes,
+    RawUnreadable for a RAW file LibRaw cannot decode, and Pillow's own errors for a malformed file.
     """
     data = source if isinstance(source, bytes) else source.read()
     kind = raw_kind(data[:16])
