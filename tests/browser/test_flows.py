@@ -95,7 +95,7 @@ def test_my_images_updates_a_badge_in_place_without_moving_the_page(page, colour
     with transaction.atomic():
         for seed in range(30):  # enough for the page to scroll
             image_create(owner=owner, upload=ContentFile(images.png(seed=seed), name=f"p{seed}.png"))
-    waiting = Image.objects.order_by("-shot_at", "-id").first()  # first on the timeline
+    waiting = Image.objects.order_by("-shot_local", "-id").first()  # first on the timeline
     Image.objects.filter(pk=waiting.pk).update(status="processing", progress=30)
     log_in(page, "owner", PASSWORD)
     badge = page.locator(f'[data-status-of="{waiting.pk}"]')

@@ -93,10 +93,11 @@ def test_review_near_duplicates_and_keep_the_best(page, demo_profile):
     screenshot(page, "near-duplicates")
     page.click("button[value=delete]")
     expect(page.locator("h1")).to_have_text("Delete 2 photos?")
-    page.click("button.danger:has-text('Delete 2 photos')")
+    page.click("button.danger:has-text('Move 2 photos to the trash')")
     page.wait_for_url("**/duplicates/")
     expect(page.locator(".empty")).to_have_text("No near-duplicates among your processed photos.")
     assert sorted(Image.objects.values_list("original_name", flat=True)) == ["best.png", "other.png"]
+    assert Image.all_objects.filter(trashed_at__isnull=False).count() == 2  # in the trash, restorable
 
 
 def test_save_a_search_see_what_is_new_and_get_recent_words_offered(page, demo_scenes):

@@ -30,6 +30,15 @@ PARTIAL_FILE_AGE = timedelta(minutes=10)
 STOP_GRACE_SECONDS = 5.0
 
 
+def _running(pid: int) -> bool:
+    """Whether `pid` is alive and not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def _descendants(pid: int) -> list[int]:
     """The processes below `pid` (the cluster's sentinel, and its pusher, monitor and workers), from
     /proc; where there is none (not Linux), the direct children multiprocessing knows of."""
@@ -123,6 +132,10 @@ class Command(BaseCommand):
             for pid in leftover:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 2
+            while any(_running(pid) for pid in leftover) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            multiprocessing.active_children()  # reaps the sentinel; its children go to whoever adopts them
 
     @staticmethod
     def _rescan_libraries() -> list:
