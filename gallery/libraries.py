@@ -11,6 +11,7 @@ trash, and coming back takes it out again. The worker rescans each library every
 import fnmatch
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -35,12 +36,13 @@ class Scan:
     unchanged: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     duplicates: list[str] = field(default_factory=list)
+    left: int = 0  # files not read yet: the time budget ran out; the next scan goes on
 
     def __str__(self) -> str:
         return (
             f"{len(self.added)} new, {len(self.changed)} changed, {len(self.removed)} removed (to the trash), "
             f"{len(self.returned)} back, {self.unchanged} unchanged, {len(self.duplicates)} duplicates, "
-            f"{len(self.rejected)} not photos"
+            f"{len(self.rejected)} not photos" + (f"; {self.left} left for the next scan" if self.left else "")
         )
 
 
@@ -74,8 +76,12 @@ def library_files(library: Library) -> dict[str, os.stat_result]:
     return found
 
 
-def library_scan(library: Library) -> Scan:
-    """Bring the library's photos in line with its folder (see the module)."""
+def library_scan(library: Library, *, seconds: float | None = None) -> Scan:
+    """Bring the library's photos in line with its folder (see the module). With `seconds`, files
+    are read (new and changed ones: each is decoded) only until that much time has passed; the rest
+    is left for the next scan, which is then due at once. The worker's sweep scans so, so that a first
+    scan of 20,000 photos does not keep it from its other work (and /readyz from its beat) for hours."""
+    deadline = None if seconds is None else time.monotonic() + seconds
     scan = Scan()
     files = library_files(library)
     known = {
@@ -86,6 +92,10 @@ def library_scan(library: Library) -> Scan:
     }
     for relative, stat in files.items():
         row = known.get(relative)
+        unchanged = row is not None and row["size_bytes"] == stat.st_size and row["source_mtime"] == stat.st_mtime
+        if deadline is not None and not unchanged and time.monotonic() >= deadline:
+            scan.left += 1
+            continue
         if row is None:
             _add(library, relative, stat, scan)
             continue
@@ -102,7 +112,9 @@ def library_scan(library: Library) -> Scan:
             # (A photo its owner put in the trash stays there while its file is still in the folder.)
             Image.all_objects.filter(pk=row["pk"]).update(trashed_at=timezone.now(), source_mtime=None)
             scan.removed.append(relative)
-    Library.objects.filter(pk=library.pk).update(scanned_at=timezone.now(), last_scan=str(scan)[:500])
+    # Scanned now, unless files were left: then it is due again at the next sweep.
+    scanned_at = timezone.now() if not scan.left else library.scanned_at
+    Library.objects.filter(pk=library.pk).update(scanned_at=scanned_at, last_scan=str(scan)[:500])
     logger.info("Library %s scanned: %s.", library, scan)
     return scan
 

@@ -128,3 +128,13 @@ def test_the_command_adds_scans_and_lists(owner, folder, capsys, django_capture_
     assert "3 new, 0 changed" in out and "not read: notes.txt" in out
     call_command("library", "list")
     assert str(folder) in capsys.readouterr().out
+
+
+def test_a_scan_with_a_time_budget_leaves_the_rest_for_the_next(owner, folder, django_capture_on_commit_callbacks):
+    library = Library.objects.create(owner=owner, path=str(folder), exclude="edits/*")
+    first = library_scan(library, seconds=0)  # the budget is spent before the first file
+    assert first.left == 4 and not first.added and Library.objects.get(pk=library.pk).scanned_at is None
+    assert "4 left for the next scan" in Library.objects.get(pk=library.pk).last_scan
+    with django_capture_on_commit_callbacks(execute=True):
+        second = library_scan(library)
+    assert len(second.added) == 3 and second.left == 0 and Library.objects.get(pk=library.pk).scanned_at

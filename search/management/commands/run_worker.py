@@ -28,6 +28,8 @@ PARTIAL_FILE_AGE = timedelta(minutes=10)
 # are queued again when a worker next starts (as after a kill). django-q2 alone waits for every
 # task its workers hold, prefetched ones too: a busy worker took ~50 s to stop.
 STOP_GRACE_SECONDS = 5.0
+# A sweep reads new and changed library files for at most this long; the next sweep goes on.
+LIBRARY_SCAN_SECONDS = 30.0
 
 
 def _running(pid: int) -> bool:
@@ -145,7 +147,7 @@ class Command(BaseCommand):
         scanned = []
         for library in libraries_due():
             try:
-                scanned.append((library, library_scan(library)))
+                scanned.append((library, library_scan(library, seconds=LIBRARY_SCAN_SECONDS)))
             except FileNotFoundError as error:
                 logger.warning("Library %s not rescanned: %s", library.pk, error)
         return scanned
