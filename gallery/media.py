@@ -1,6 +1,7 @@
 """Serving image bytes only after a permission check, and thumbnails kept in the media storage."""
 
 import io
+import logging
 import mimetypes
 from pathlib import Path
 from urllib.parse import quote
@@ -15,6 +16,8 @@ from gallery.exif import CannotStripLocation, without_location
 from gallery.formats import BROWSER_FORMATS
 from gallery.models import Image
 from gallery.services import preview_name, thumbnail_name, without_location_name
+
+logger = logging.getLogger(__name__)
 
 
 def protected_file_response(name: str, *, download_name: str | None = None) -> HttpResponse:
@@ -91,6 +94,24 @@ def original_response(image: Image, *, viewer, download: bool = False, display: 
         content_type = mimetypes.guess_type(image.file)[0] or "application/octet-stream"
         return _private(HttpResponse(stripped, content_type=content_type), download_name=download_name)
     return protected_file_response(name, download_name=download_name)
+
+
+def renditions_keep(image: Image, rgb: PILImage.Image) -> None:
+    """Keep the thumbnail and (when pages need one) the screen-sized JPEG, made from `rgb`, the
+    photo already decoded upright: the worker does this with the decode it needs anyway, so that
+    pages never decode a photo again (a 12 MP HEIC takes a second each time). A disk that refuses
+    is no error: pages then make them on request, as before."""
+    wanted = [(thumbnail_name(image), settings.THUMBNAIL_SIZE, 85)]
+    if max(image.width, image.height) > settings.PREVIEW_SIZE or image.format not in BROWSER_FORMATS:
+        wanted.append((preview_name(image), settings.PREVIEW_SIZE, 90))
+    for name, side, quality in wanted:
+        try:
+            if not storage.exists(name):
+                picture = rgb.copy()
+                picture.thumbnail((side, side), PILImage.Resampling.LANCZOS)
+                storage.write(name, _jpeg_bytes(picture, optimize=side <= settings.THUMBNAIL_SIZE, quality=quality))
+        except OSError as error:
+            logger.warning("Image %s: %s not kept (%s); pages make it on request.", image.pk, name, error)
 
 
 def display_response(image: Image) -> HttpResponse:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from gallery import storage
+from gallery import media, storage
 from gallery.models import Image, Region, Tag
 from gallery.services import regions_delete
 from gallery.work_queue import (
@@ -79,8 +79,10 @@ def images_process_claimed(claims: list[Claim]) -> dict[int, str]:
         opened = []
         for claim in claims:
             try:
-                file = db_retrying(partial(Image.objects.values_list("file", flat=True).get, pk=claim.image_id))
-                opened.append((claim, storage.read_rgb(file)))
+                image = db_retrying(partial(Image.objects.get, pk=claim.image_id))
+                rgb = storage.read_rgb(image.file)
+                media.renditions_keep(image, rgb)  # the thumbnail and preview, from this one decode
+                opened.append((claim, rgb))
             except BaseException as error:
                 outcomes[claim.image_id] = _ended_by(claim, error)
         if opened:

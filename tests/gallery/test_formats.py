@@ -148,3 +148,16 @@ def test_the_kept_screen_sized_jpeg_goes_with_its_photo(
     with django_capture_on_commit_callbacks(execute=True):
         image_delete(image=Image.objects.get(pk=image.pk))
     assert not kept.exists()
+
+
+def test_the_worker_keeps_the_thumbnail_and_preview_from_its_own_decode(owner, upload, settings):
+    """Pages decoded each photo again for its thumbnail and its preview (a 12 MP HEIC: a second each,
+    bench/formats_bench.py); the worker now makes both from the decode it needs anyway."""
+    from gallery.services import preview_name, thumbnail_name
+
+    heic = upload(owner, images.heic(seed=8), "IMG_0008.HEIC").image
+    small_jpeg = upload(owner, images.jpeg(200, 150, seed=9), "small.jpg").image
+    assert (settings.MEDIA_ROOT / thumbnail_name(heic)).exists()  # before any page asked for it
+    assert (settings.MEDIA_ROOT / preview_name(heic)).exists()  # browsers cannot show HEIC
+    assert (settings.MEDIA_ROOT / thumbnail_name(small_jpeg)).exists()
+    assert not (settings.MEDIA_ROOT / preview_name(small_jpeg)).exists()  # pages show the original itself
