@@ -197,3 +197,14 @@ class LibraryAdmin(admin.ModelAdmin):
 
     list_display = ("path", "owner", "rescan_minutes", "scanned_at", "last_scan")
     readonly_fields = ("scanned_at", "last_scan")
+    actions = ["scan_now"]
+
+    @admin.action(description="Scan the selected libraries now")
+    def scan_now(self, request, queryset):
+        from gallery.libraries import library_scan
+
+        for library in queryset:
+            try:
+                self.message_user(request, f"{library}: {library_scan(library)}.")
+            except FileNotFoundError as error:
+                self.message_user(request, str(error), level=messages.ERROR)

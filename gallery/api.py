@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from gallery import media, selectors, services, tags
 from gallery.models import Image
+from imgsearch.api import ErrorSerializer
 from imgsearch.parsers import JSONParser, MultiPartParser
 from imgsearch.serializers import JsonTypedSerializer
 
@@ -355,7 +356,16 @@ class TrashedImageApi(APIView):
 class TrashedImageRestoreApi(APIView):
     """Take one of your photos out of the trash: back where it was, and searchable again."""
 
-    @extend_schema(request=None, responses=ImageOutputSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: ImageOutputSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="A library's photo whose file left its folder."),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
-        image = services.image_restore(image=get_object_or_404(_trashed(request), pk=pk))
+        try:
+            image = services.image_restore(image=get_object_or_404(_trashed(request), pk=pk))
+        except services.CannotRestore as refused:
+            return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
         return Response(ImageOutputSerializer(image, context={"request": request}).data)

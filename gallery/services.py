@@ -160,7 +160,10 @@ def too_many_files_message() -> str:
 
 def _duplicate(shown_name: str, existing: Image) -> UploadOutcome:
     if existing.trashed_at is not None:  # uploaded again: they want it back
-        existing = image_restore(image=existing)
+        try:
+            existing = image_restore(image=existing)
+        except CannotRestore as refused:
+            return UploadOutcome(name=shown_name, outcome="duplicate", message=str(refused), image=existing)
         message = f"This image was in your trash as “{existing.original_name}”: it is restored."
     else:
         message = f"You already uploaded this image as “{existing.original_name}”."
@@ -238,8 +241,19 @@ def images_set_archived(*, queryset: QuerySet[Image], archived: bool) -> int:
     return queryset.filter(archived_at__isnull=False).update(archived_at=None)
 
 
+class CannotRestore(ValueError):
+    """str(error) says why, in a sentence for the person."""
+
+
 def image_restore(*, image: Image) -> Image:
-    """Take the image out of the trash: back where it was, searchable again (its vectors were kept)."""
+    """Take the image out of the trash: back where it was, searchable again (its vectors were kept).
+    Raises CannotRestore for a library's photo whose file has left the folder (it comes back by
+    itself with its file)."""
+    if image.library_id and not storage.exists(image.file):
+        raise CannotRestore(
+            f"“{image.original_name}” is no longer in its library's folder; put the file back and it returns "
+            "by itself at the next scan."
+        )
     Image.all_objects.filter(pk=image.pk).update(trashed_at=None)
     return Image.objects.get(pk=image.pk)
 

@@ -492,7 +492,11 @@ def trash(request: HttpRequest) -> HttpResponse:
         if action == "restore":
             count = 0
             for image in chosen:
-                services.image_restore(image=image)
+                try:
+                    services.image_restore(image=image)
+                except services.CannotRestore as refused:
+                    messages.error(request, str(refused))
+                    continue
                 count += 1
             messages.success(request, f"Restored {count} photo{pluralize(count)}.")
             return redirect("gallery:trash")

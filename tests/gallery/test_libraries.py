@@ -138,3 +138,40 @@ def test_a_scan_with_a_time_budget_leaves_the_rest_for_the_next(owner, folder, d
     with django_capture_on_commit_callbacks(execute=True):
         second = library_scan(library)
     assert len(second.added) == 3 and second.left == 0 and Library.objects.get(pk=library.pk).scanned_at
+
+
+def test_a_library_photo_whose_file_left_cannot_be_restored_until_the_file_is_back(
+    client, owner, folder, library, upload
+):
+    from rest_framework.test import APIClient
+
+    heic = folder / "2025" / "09" / "IMG_0002.HEIC"
+    kept = heic.read_bytes()
+    heic.unlink()
+    library_scan(library)
+    gone = Image.all_objects.get(file__endswith="IMG_0002.HEIC")
+    api = APIClient()
+    api.force_authenticate(owner)
+    refused = api.post(reverse("api:trashed_image_restore", args=[gone.pk]))
+    assert refused.status_code == 409 and "no longer in its library's folder" in refused.json()["detail"]
+    client.force_login(owner)
+    page = client.post(reverse("gallery:trash"), {"action": "restore", "image_ids": [gone.pk]}, follow=True)
+    assert "no longer in its library" in page.content.decode()
+    again = upload(owner, kept, "IMG_0002.HEIC")  # the same photo uploaded: said, not a server error
+    assert again.outcome == "duplicate" and "no longer in its library" in again.message
+    assert Image.all_objects.get(pk=gone.pk).trashed_at is not None
+
+
+def test_staff_scan_a_library_from_the_admin(client, owner, folder, django_capture_on_commit_callbacks):
+    from django.contrib.auth import get_user_model
+
+    made = Library.objects.create(owner=owner, path=str(folder), exclude="edits/*")
+    staff = get_user_model().objects.create_superuser("curator", password="curator-pass-123")
+    client.force_login(staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(
+            reverse("admin:gallery_library_changelist"),
+            {"action": "scan_now", "_selected_action": [made.pk]},
+            follow=True,
+        )
+    assert "3 new" in answer.content.decode() and Image.objects.filter(library=made).count() == 3
