@@ -12,7 +12,7 @@ import fnmatch
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -141,13 +141,9 @@ def _add(library: Library, relative: str, stat: os.stat_result, scan: Scan) -> N
                 library=library,
                 file=library_name(library, relative),
                 original_name=Path(relative).name[:255],
-                sha256=valid.sha256,
-                format=valid.format,
-                width=valid.width,
-                height=valid.height,
                 size_bytes=stat.st_size,
                 source_mtime=stat.st_mtime,
-                **asdict(valid.metadata),
+                **valid.image_fields(),
             )
             image_enqueue(image_id=image.pk)
     except IntegrityError:  # the same photo, uploaded or in another folder of theirs
@@ -165,15 +161,7 @@ def _reread(library: Library, relative: str, stat: os.stat_result, row, scan: Sc
         Image.all_objects.filter(pk=image.pk).update(size_bytes=stat.st_size, source_mtime=stat.st_mtime)
         scan.unchanged += 1
         return
-    fields = {
-        "sha256": valid.sha256,
-        "format": valid.format,
-        "width": valid.width,
-        "height": valid.height,
-        "size_bytes": stat.st_size,
-        "source_mtime": stat.st_mtime,
-        **asdict(valid.metadata),
-    }
+    fields = {"size_bytes": stat.st_size, "source_mtime": stat.st_mtime, **valid.image_fields()}
     try:
         with transaction.atomic():
             for name, value in fields.items():

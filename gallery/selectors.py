@@ -62,14 +62,6 @@ def images_with_region_counts(queryset: QuerySet[Image]) -> QuerySet[Image]:
     return queryset.annotate(region_count=Count("regions"))
 
 
-def image_status_counts(user: User) -> dict[str, int]:
-    """{status: number of the user's images in it}, with every status present."""
-    counts = dict.fromkeys(Image.Status.values, 0)
-    for row in images_owned_by(user).values("status").annotate(n=Count("id")):
-        counts[row["status"]] = row["n"]
-    return counts
-
-
 # --- The timeline --------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ does not, so a rejected or failed upload leaves nothing behind.
 import errno
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -100,12 +100,8 @@ def image_create(*, owner, upload: File) -> UploadOutcome:
                 owner=owner,
                 file=relative,
                 original_name=shown_name,
-                sha256=valid.sha256,
-                format=valid.format,
-                width=valid.width,
-                height=valid.height,
                 size_bytes=len(valid.data),
-                **asdict(valid.metadata),
+                **valid.image_fields(),
             )
             staged.commit()
             image_enqueue(image_id=image.pk)

@@ -6,7 +6,7 @@ client claims. Each rejection is an `UploadRejected` whose message is shown to t
 
 import hashlib
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from django.conf import settings
 from PIL import Image as PILImage
@@ -32,6 +32,16 @@ class ValidatedImage:
     width: int  # after EXIF orientation
     height: int
     metadata: PhotoMetadata = PhotoMetadata()
+
+    def image_fields(self) -> dict:
+        """What an Image row keeps of the file: its hash, format, size in pixels and metadata."""
+        return {
+            "sha256": self.sha256,
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            **asdict(self.metadata),
+        }
 
 
 def display_name(name: str | None) -> str:

@@ -103,6 +103,7 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
     context = {"days": days, "next_url": next_url, "mine": mine}
     if request.GET.get("partial"):
         return render(request, "gallery/_timeline_page.html", context)
+    own_jobs = jobs_summary(selectors.images_owned_by(request.user)) if mine else None
     return render(
         request,
         "gallery/image_list.html",
@@ -117,9 +118,9 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
             "top_url": f"?{query.urlencode()}",
             "months": selectors.timeline_months(queryset),
             "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
-            "counts": selectors.image_status_counts(request.user) if mine else None,
-            # Your own import: how far along, and about how long the rest takes.
-            "own_jobs": jobs_summary(selectors.images_owned_by(request.user)) if mine else None,
+            # Your own photos: how many in each status, how far along, how long the rest takes.
+            "counts": own_jobs.counts if own_jobs else None,
+            "own_jobs": own_jobs,
         },
     )
 
