@@ -49,9 +49,25 @@ class TagInline(admin.TabularInline):
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ("thumbnail", "original_name", "owner", "status", "is_public", "region_count", "created_at")
+    list_display = (
+        "thumbnail",
+        "original_name",
+        "owner",
+        "status",
+        "objects_status",
+        "is_public",
+        "region_count",
+        "created_at",
+    )
     # Photos in their owners' trash too (Image.all_objects): "Trashed at: Has value" lists them.
-    list_filter = ("status", "is_public", "format", "created_at", ("trashed_at", admin.EmptyFieldListFilter))
+    list_filter = (
+        "status",
+        "objects_status",
+        "is_public",
+        "format",
+        "created_at",
+        ("trashed_at", admin.EmptyFieldListFilter),
+    )
     search_fields = ("original_name", "owner__username", "sha256")
     list_select_related = ("owner",)
     readonly_fields = (
@@ -65,6 +81,7 @@ class ImageAdmin(admin.ModelAdmin):
         "height",
         "size_bytes",
         "status",
+        "objects_status",
         "progress",
         "error",
         "attempts",
@@ -73,6 +90,7 @@ class ImageAdmin(admin.ModelAdmin):
         "claimed_by",
         "heartbeat_at",
         "processed_at",
+        "objects_at",
         "created_at",
         "updated_at",
         "tasks_link",
@@ -128,7 +146,7 @@ class ImageAdmin(admin.ModelAdmin):
 
     @admin.display(description="Background tasks")
     def tasks_link(self, image: Image) -> str:
-        query = f"?q=process-image-{image.pk}"
+        query = f"?q=image-{image.pk}-"  # both stages: image-N-whole, image-N-objects
         return format_html(
             '<a href="{}">finished</a> · <a href="{}">crashed</a>',
             reverse("admin:django_q_success_changelist") + query,

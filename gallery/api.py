@@ -50,16 +50,23 @@ class ImageOutputSerializer(serializers.Serializer):
     owner = serializers.CharField(source="owner.username")
     is_owner = serializers.SerializerMethodField()
     is_public = serializers.BooleanField()
-    status = serializers.CharField()
-    progress = serializers.IntegerField()
+    status = serializers.CharField(
+        help_text="The first stage: pending, processing, ready (shown and searchable as a whole photo) or failed."
+    )
+    objects_status = serializers.CharField(
+        help_text="The second stage, once ready: waiting, finding, found (object matches and region search) or "
+        "failed (still searchable; error says why)."
+    )
+    progress = serializers.IntegerField(help_text="0-100 over both stages.")
     error = serializers.CharField()
-    attempts = serializers.IntegerField()
+    attempts = serializers.IntegerField(help_text="Claims in the current stage.")
     width = serializers.IntegerField()
     height = serializers.IntegerField()
     format = serializers.CharField()
     size_bytes = serializers.IntegerField()
     created_at = serializers.DateTimeField()
-    processed_at = serializers.DateTimeField(allow_null=True)
+    processed_at = serializers.DateTimeField(allow_null=True, help_text="When it became searchable (or failed).")
+    objects_at = serializers.DateTimeField(allow_null=True, help_text="When finding its objects ended.")
     taken_at = serializers.DateTimeField(allow_null=True, help_text="From the photo's EXIF, when it has one.")
     archived = serializers.SerializerMethodField(help_text="Off the timelines, still found by search.")
     taken_at_local = serializers.SerializerMethodField(

@@ -80,6 +80,15 @@ class Image(models.Model):
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
 
+    class ObjectsStatus(models.TextChoices):
+        """The second, slow stage (SAM objects, their vectors and tags) of a photo that is `ready`
+        (searchable as a whole): it waits for the first stage, then for a worker."""
+
+        WAITING = "waiting", "Waiting"
+        FINDING = "finding", "Finding objects"
+        FOUND = "found", "Found"
+        FAILED = "failed", "Failed"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="images")
     # Stored under a generated name; the uploader's file name is kept for display only.
     file = models.CharField(
@@ -123,10 +132,20 @@ class Image(models.Model):
     # pipeline. With the whole-image vector it tells a re-encode or rescale from a similar photo.
     perceptual_hash = models.BigIntegerField(null=True, blank=True, editable=False)
 
+    # Processing comes in two stages (search/ingest.py), each with its own queue and claims:
+    # `status` is the first (decode, thumbnail and preview, the whole-image vector): `ready` means
+    # shown and searchable. `objects_status` is the second (SAM's objects), which starts once the
+    # first is done. One claim, heartbeat and attempt count serve whichever stage is running.
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
-    progress = models.PositiveSmallIntegerField(default=0, help_text="0-100 while processing.")
-    error = models.TextField(blank=True, help_text="Why processing failed, in words a person can act on.")
-    attempts = models.PositiveIntegerField(default=0)
+    objects_status = models.CharField(
+        max_length=8, choices=ObjectsStatus.choices, default=ObjectsStatus.WAITING, db_index=True
+    )
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0-100 over both stages.")
+    error = models.TextField(
+        blank=True,
+        help_text="Why processing (or, for a searchable photo, finding its objects) failed, in words a person can act on.",
+    )
+    attempts = models.PositiveIntegerField(default=0, help_text="Claims in the current stage.")
     # Failed only because the model weights were missing: `run_worker` queues it again by itself
     # once they are in place (search.ingest.images_requeue_waiting_for_models).
     waiting_for_models = models.BooleanField(default=False)
@@ -137,7 +156,8 @@ class Image(models.Model):
     claim = models.UUIDField(null=True, blank=True, editable=False)
     claimed_by = models.CharField(max_length=255, blank=True, help_text="host:pid of the worker holding the claim.")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True, help_text="When the first stage ended.")
+    objects_at = models.DateTimeField(null=True, blank=True, help_text="When finding objects ended.")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Indexed: `reprocess --failed` looks for images stuck since long ago.
@@ -193,21 +213,38 @@ class Image(models.Model):
 
     @property
     def is_final(self) -> bool:
-        return self.status in {self.Status.READY, self.Status.FAILED}
+        """Both stages are over: nothing more will change by itself."""
+        return self.status == self.Status.FAILED or (
+            self.status == self.Status.READY
+            and self.objects_status in {self.ObjectsStatus.FOUND, self.ObjectsStatus.FAILED}
+        )
+
+    @property
+    def objects_failed(self) -> bool:
+        """Searchable as a whole, but finding its objects failed (`error` says why)."""
+        return self.status == self.Status.READY and self.objects_status == self.ObjectsStatus.FAILED
 
     @property
     def on_its_way(self) -> bool:
         """Queued or being processed, with signs of life: queuing it again would only add a task."""
-        return self.status in {self.Status.PENDING, self.Status.PROCESSING} and not self.looks_stuck
+        return not self.is_final and self.status != self.Status.FAILED and not self.looks_stuck
 
     def location_visible_to(self, user) -> bool:
         return self.latitude is not None and (self.owner_id == user.pk or self.share_location)
 
     @property
     def status_label(self) -> str:
-        """'Ready', or 'Processing 40%' while it is being processed."""
+        """'Ready', 'Processing 5%', or for a searchable photo still refined 'Searchable · finding
+        objects 70%'."""
         if self.status == self.Status.PROCESSING:
             return f"{self.get_status_display()} {self.progress}%"
+        if self.status == self.Status.READY:
+            if self.objects_status == self.ObjectsStatus.WAITING:
+                return "Searchable · objects next"
+            if self.objects_status == self.ObjectsStatus.FINDING:
+                return f"Searchable · finding objects {self.progress}%"
+            if self.objects_status == self.ObjectsStatus.FAILED:
+                return "Searchable · no objects"
         return self.get_status_display()
 
     @property
@@ -232,9 +269,15 @@ class Image(models.Model):
         from django.utils import timezone
 
         quiet_since = timezone.now() - timedelta(seconds=settings.PROCESSING_STALE_SECONDS)
-        if self.status == self.Status.PROCESSING:
+        held = self.status == self.Status.PROCESSING or (
+            self.status == self.Status.READY and self.objects_status == self.ObjectsStatus.FINDING
+        )
+        waiting = self.status == self.Status.PENDING or (
+            self.status == self.Status.READY and self.objects_status == self.ObjectsStatus.WAITING
+        )
+        if held:
             return self.heartbeat_at is None or self.heartbeat_at < quiet_since
-        if self.status == self.Status.PENDING:
+        if waiting:
             return self.queued_at is None and self.updated_at < quiet_since
         return False
 

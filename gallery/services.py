@@ -22,7 +22,7 @@ from django.utils import timezone
 from gallery import storage
 from gallery.models import FileToDelete, Image, Region
 from gallery.validation import UploadRejected, display_name, too_large_message, validate_image_bytes
-from gallery.work_queue import image_enqueue, image_queue_again
+from gallery.work_queue import OBJECTS, WHOLE, image_enqueue, image_queue_again
 
 logger = logging.getLogger(__name__)
 
@@ -189,8 +189,9 @@ def image_set_location_sharing(*, image: Image, share_location: bool) -> Image:
 
 
 def image_reprocess(*, image: Image) -> Image:
-    """A person's Retry / Process again: queue the image to be segmented and embedded again (its old
-    regions stay until then), with a fresh budget of IMAGE_MAX_ATTEMPTS.
+    """A person's Retry / Process again: queue the image to be processed again (its old regions stay
+    until then), with a fresh budget of IMAGE_MAX_ATTEMPTS. A searchable photo whose objects failed
+    retries its objects only, and stays searchable meanwhile.
 
     Idempotent while the image is on its way (queued, or processing with a live worker): pressing
     Retry twenty times queues one task, not twenty.
@@ -198,7 +199,7 @@ def image_reprocess(*, image: Image) -> Image:
     image.refresh_from_db()
     if image.on_its_way:
         return image
-    image_queue_again(image_id=image.pk)
+    image_queue_again(image_id=image.pk, stage=OBJECTS if image.objects_failed else WHOLE)
     image.refresh_from_db()
     return image
 

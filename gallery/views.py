@@ -19,7 +19,7 @@ from gallery import album_views, albums, media, selectors, services, tags, token
 from gallery.formats import ACCEPT_ATTRIBUTE
 from gallery.forms import ImageFilterForm, SignupForm, TokenForm
 from gallery.http import posted_ids, redirect_back
-from gallery.jobs import jobs_summary
+from gallery.jobs import jobs_summary, recent_failures
 from gallery.models import Image, Region
 from imgsearch.params import BadParameter, param_ids
 from imgsearch.proxies import client_address
@@ -252,6 +252,7 @@ def image_statuses(request: HttpRequest) -> JsonResponse:
                 {
                     "id": image.pk,
                     "status": image.status,
+                    "objects_status": image.objects_status,
                     "final": image.is_final,
                     "error": image.error,
                     "regions": image.region_count,
@@ -536,5 +537,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
         else:
             raise BadParameter("Choose pause or resume.")
         return redirect("gallery:jobs")
-    failed = Image.objects.filter(status=Image.Status.FAILED).select_related("owner").order_by("-processed_at")[:20]
-    return render(request, "gallery/jobs.html", {"jobs": jobs_summary(), "failed": failed})
+    failed = recent_failures()
+    jobs = jobs_summary()
+    stages = [("Searchable", jobs.searchable), ("Objects", jobs.objects)]
+    return render(request, "gallery/jobs.html", {"jobs": jobs, "stages": stages, "failed": failed})

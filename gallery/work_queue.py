@@ -1,10 +1,11 @@
 """The image row is the record of work to do: queue, claim, heartbeat, recover.
 
-An image is `pending` until a worker claims it, `processing` while the claim's heartbeat is fresh,
-then `ready` or `failed`. A queued task is only a hint to look at the row: tasks lost with a killed
-worker, an enqueue lost between COMMIT and the broker, or a pipeline cut off by a database restart
-are all found again by `images_recover`, which `manage.py run_worker` runs at start and every
-RECOVERY_SWEEP_SECONDS.
+Processing has two stages, each with its own task and the same rules (`Stage`): WHOLE makes a photo
+searchable (`pending` -> `processing` -> `ready` or `failed`), then OBJECTS refines it
+(`objects_status` `waiting` -> `finding` -> `found` or `failed`, while it stays `ready`). A queued
+task is only a hint to look at the row: tasks lost with a killed worker, an enqueue lost between
+COMMIT and the broker, or a pipeline cut off by a database restart are all found again by
+`images_recover`, which `manage.py run_worker` runs at start and every RECOVERY_SWEEP_SECONDS.
 
 - A claim is a fresh UUID written together with `status=processing`; only the holder of the current
   claim may write progress, a heartbeat or the result. A task that arrives twice (a recovered
@@ -30,7 +31,7 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, connections, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from gallery.models import Image, ProcessingPause, WorkerBeat
@@ -40,13 +41,67 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One stage of processing: which status field it moves through which values, which task does
+    it (a setting names it, so gallery imports nothing of search), and when its row may run it."""
+
+    name: str
+    task_setting: str
+    field: str
+    waiting: str
+    held: str
+    failed: str
+    ended_at: str  # the field that says when it last ended (for rates)
+    requires: tuple[tuple[str, str], ...] = ()  # what the row must be for this stage to run at all
+
+    @property
+    def task(self) -> str:
+        return getattr(settings, self.task_setting)
+
+    def rows(self, value: str, **lookups) -> QuerySet[Image]:
+        return Image.objects.filter(**dict(self.requires), **{self.field: value}, **lookups)
+
+    def waiting_rows(self, **lookups) -> QuerySet[Image]:
+        return self.rows(self.waiting, **lookups)
+
+    def held_rows(self, **lookups) -> QuerySet[Image]:
+        return self.rows(self.held, **lookups)
+
+
+# Fast: decode, metadata, thumbnail and preview, the whole-image vector -> shown and searchable.
+WHOLE = Stage(
+    "whole",
+    "IMAGE_PROCESSING_TASK",
+    "status",
+    Image.Status.PENDING,
+    Image.Status.PROCESSING,
+    Image.Status.FAILED,
+    "processed_at",
+)
+# Slow: SAM's objects, their vectors and tags, for a photo that is searchable already.
+OBJECTS = Stage(
+    "objects",
+    "IMAGE_OBJECTS_TASK",
+    "objects_status",
+    Image.ObjectsStatus.WAITING,
+    Image.ObjectsStatus.FINDING,
+    Image.ObjectsStatus.FAILED,
+    "objects_at",
+    requires=(("status", Image.Status.READY),),
+)
+STAGES = (WHOLE, OBJECTS)
+# Where `progress` stands when the first stage is done: the second takes it on to 100.
+PROGRESS_SEARCHABLE = 30
+
+
 # --- Queueing --------------------------------------------------------------------------------
 
 
-def image_enqueue(*, image_id: int) -> None:
-    """Queue processing of the image once the current transaction commits (now, outside one).
+def image_enqueue(*, image_id: int, stage: Stage = WHOLE) -> None:
+    """Queue a stage of the image's processing once the current transaction commits (now, outside one).
 
-    `queued_at` is set only once the broker has the task, so an image that is `pending` with no
+    `queued_at` is set only once the broker has the task, so an image waiting for a stage with no
     `queued_at` had its enqueue lost (the process died between COMMIT and the broker).
     """
 
@@ -54,11 +109,8 @@ def image_enqueue(*, image_id: int) -> None:
         from django_q.tasks import async_task
 
         try:
-            # The search app does the processing; settings name its task, so gallery imports nothing of it.
-            async_task(settings.IMAGE_PROCESSING_TASK, image_id, task_name=f"process-image-{image_id}")
-            Image.objects.filter(pk=image_id, status=Image.Status.PENDING, queued_at__isnull=True).update(
-                queued_at=timezone.now()
-            )
+            async_task(stage.task, image_id, task_name=f"image-{image_id}-{stage.name}")
+            stage.waiting_rows(pk=image_id, queued_at__isnull=True).update(queued_at=timezone.now())
         except Exception as error:  # the broker (Redis, or the database for the ORM broker) went away
             # The row is committed and is the record of work: the upload stands, and the recovery
             # sweep queues it once the broker is back. Failing here would lose the file, not the row.
@@ -70,16 +122,20 @@ def image_enqueue(*, image_id: int) -> None:
     transaction.on_commit(enqueue)
 
 
-def image_queue_again(*, image_id: int, only_if: Q | None = None) -> bool:
-    """Make the image `pending` with a fresh attempt budget and queue it. False if it is gone (or,
-    with `only_if`, no longer matches it: someone else changed it first).
+def image_queue_again(*, image_id: int, only_if: Q | None = None, stage: Stage = WHOLE) -> bool:
+    """Queue the image again from `stage` on (WHOLE: all of it; OBJECTS: only its objects, for a
+    photo that is searchable), with a fresh attempt budget. False if it is gone (or, with `only_if`,
+    no longer matches it: someone else changed it first).
 
     A claim in flight loses its right to write: its result is discarded when it finishes.
     """
+    rows = Image.objects.filter(Q(pk=image_id) & (only_if or Q()))
+    if stage is OBJECTS:
+        rows = rows.filter(status=Image.Status.READY)
     with transaction.atomic():
-        updated = Image.objects.filter(Q(pk=image_id) & (only_if or Q())).update(
-            status=Image.Status.PENDING,
-            progress=0,
+        updated = rows.update(
+            **{stage.field: stage.waiting, "objects_status": Image.ObjectsStatus.WAITING},
+            progress=0 if stage is WHOLE else PROGRESS_SEARCHABLE,
             error="",
             attempts=0,
             claim=None,
@@ -88,7 +144,7 @@ def image_queue_again(*, image_id: int, only_if: Q | None = None) -> bool:
             updated_at=timezone.now(),
         )
         if updated:
-            image_enqueue(image_id=image_id)
+            image_enqueue(image_id=image_id, stage=stage)
     return bool(updated)
 
 
@@ -102,10 +158,11 @@ class Claim:
     image_id: int
     token: uuid.UUID
     attempt: int
+    stage: Stage = WHOLE
 
-    def rows(self):
+    def rows(self) -> QuerySet[Image]:
         """The image, only while this claim is still the current one."""
-        return Image.objects.filter(pk=self.image_id, status=Image.Status.PROCESSING, claim=self.token)
+        return self.stage.held_rows(pk=self.image_id, claim=self.token)
 
 
 def processing_paused() -> bool:
@@ -124,13 +181,13 @@ def processing_resume() -> "Recovered":
     return images_recover(starting=True)
 
 
-def image_claim(*, image_id: int, progress: int = 0) -> Claim | None:
-    """Claim a `pending` image for processing; None if it is gone or someone else has it (or had it)."""
+def image_claim(*, image_id: int, progress: int = 0, stage: Stage = WHOLE) -> Claim | None:
+    """Claim an image waiting for `stage`; None if it is gone or someone else has it (or had it)."""
     token = uuid.uuid4()
     now = timezone.now()
     claimed = db_retrying(
-        lambda: Image.objects.filter(pk=image_id, status=Image.Status.PENDING).update(
-            status=Image.Status.PROCESSING,
+        lambda: stage.waiting_rows(pk=image_id).update(
+            **{stage.field: stage.held},
             claim=token,
             claimed_by=this_process(),
             attempts=F("attempts") + 1,
@@ -144,24 +201,24 @@ def image_claim(*, image_id: int, progress: int = 0) -> Claim | None:
     if not claimed:
         return None
     attempt = db_retrying(lambda: Image.objects.filter(pk=image_id).values_list("attempts", flat=True).first())
-    return Claim(image_id=image_id, token=token, attempt=attempt or 0)
+    return Claim(image_id=image_id, token=token, attempt=attempt or 0, stage=stage)
 
 
-def images_claim_next(*, count: int, progress: int = 0) -> list[Claim]:
-    """Claim up to `count` more `pending` images, the longest queued first: a worker that batches
-    images (PROCESSING_BATCH_IMAGES) takes them ahead of their own tasks, which then find them taken."""
+def images_claim_next(*, count: int, progress: int = 0, stage: Stage = WHOLE) -> list[Claim]:
+    """Claim up to `count` more images waiting for `stage`, the longest queued first: a worker that
+    batches images takes them ahead of their own tasks, which then find them taken."""
     claims: list[Claim] = []
     if count <= 0 or processing_paused():
         return claims
     candidates = db_retrying(
         lambda: list(
-            Image.objects.filter(status=Image.Status.PENDING)
+            stage.waiting_rows()
             .order_by(F("queued_at").asc(nulls_last=True), "pk")
             .values_list("pk", flat=True)[: count * 4]
         )
     )
     for image_id in candidates:
-        claim = image_claim(image_id=image_id, progress=progress)
+        claim = image_claim(image_id=image_id, progress=progress, stage=stage)
         if claim is not None:
             claims.append(claim)
             if len(claims) == count:
@@ -176,15 +233,16 @@ def claim_progress(claim: Claim, progress: int) -> bool:
 
 
 def claim_fail(claim: Claim, message: str, *, waiting_for_models: bool = False) -> bool:
+    """End the claim's stage in failure. A photo whose objects failed stays searchable."""
     now = timezone.now()
+    stage = claim.stage
     return bool(
         db_retrying(
             lambda: claim.rows().update(
-                status=Image.Status.FAILED,
-                progress=0,
+                **{stage.field: stage.failed, stage.ended_at: now},
+                progress=0 if stage is WHOLE else PROGRESS_SEARCHABLE,
                 error=message,
                 claim=None,
-                processed_at=now,
                 updated_at=now,
                 waiting_for_models=waiting_for_models,
             )
@@ -269,11 +327,12 @@ class Recovered:
 
 
 def images_recover(*, starting: bool = False) -> Recovered:
-    """Find work that no live worker or queued task will finish, and queue it again.
+    """Find work that no live worker or queued task will finish, and queue it again, in each stage.
 
-    - `processing` with no heartbeat for PROCESSING_STALE_SECONDS: its worker died.
-    - `pending`, never acknowledged by the broker for PROCESSING_STALE_SECONDS: the enqueue was lost.
-    - `pending`, queued, but its task is no longer waiting in the broker: a worker took it and then
+    - held (`processing`, or `finding` objects) with no heartbeat for PROCESSING_STALE_SECONDS: its
+      worker died.
+    - waiting, never acknowledged by the broker for PROCESSING_STALE_SECONDS: the enqueue was lost.
+    - waiting, queued, but its task is no longer waiting in the broker: a worker took it and then
       died, or it is in a live worker's small prefetch. Queued again after QUEUE_LOST_SECONDS, or at
       once when `starting` (a worker that starts holds no prefetch; a duplicate task finds the image
       taken and does nothing).
@@ -284,66 +343,78 @@ def images_recover(*, starting: bool = False) -> Recovered:
     """
     if processing_paused():
         return Recovered(requeued=[], failed=[])
+    requeued: list[int] = []
+    failed: list[int] = []
+    for stage in STAGES:
+        again, gave_up = _stage_recover(stage, starting=starting)
+        requeued += again
+        failed += gave_up
+    if requeued or failed:
+        logger.warning(
+            "Recovery: queued %d image(s) again %s, failed %d %s", len(requeued), requeued, len(failed), failed
+        )
+    return Recovered(requeued=requeued, failed=failed)
+
+
+def _stage_recover(stage: Stage, *, starting: bool) -> tuple[list[int], list[int]]:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.PROCESSING_STALE_SECONDS)
     taken_and_lost = now if starting else now - timedelta(seconds=settings.QUEUE_LOST_SECONDS)
     requeued: list[int] = []
     failed: list[int] = []
 
-    processing = Image.objects.filter(status=Image.Status.PROCESSING)
+    held = stage.held_rows()
     abandoned = list(
-        processing.filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)).values_list(
-            "pk", "claim", "attempts"
-        )
+        held.filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True)).values_list("pk", "claim", "attempts")
     )
     # A claim held by a process of this machine that no longer exists needs no waiting for silence.
     host = socket.gethostname()
     for image_id, claim, attempts, claimed_by in (
-        processing.filter(claimed_by__startswith=f"{host}:")
+        held.filter(claimed_by__startswith=f"{host}:")
         .exclude(pk__in=[row[0] for row in abandoned])
         .values_list("pk", "claim", "attempts", "claimed_by")
     ):
         if not _process_alive(claimed_by):
             abandoned.append((image_id, claim, attempts))
     for image_id, claim, attempts in abandoned:
-        same_claim = Image.objects.filter(pk=image_id, status=Image.Status.PROCESSING, claim=claim)
+        same_claim = stage.held_rows(pk=image_id, claim=claim)
         if attempts >= settings.IMAGE_MAX_ATTEMPTS:
             if same_claim.update(
-                status=Image.Status.FAILED,
-                progress=0,
+                **{stage.field: stage.failed, stage.ended_at: now},
+                progress=0 if stage is WHOLE else PROGRESS_SEARCHABLE,
                 claim=None,
-                error=gave_up_message(attempts),
-                processed_at=now,
+                error=gave_up_message(attempts, stage),
                 updated_at=now,
             ):
                 failed.append(image_id)
             continue
         with transaction.atomic():
             if same_claim.update(
-                status=Image.Status.PENDING, progress=0, claim=None, claimed_by="", queued_at=None, updated_at=now
+                **{stage.field: stage.waiting},
+                progress=0 if stage is WHOLE else PROGRESS_SEARCHABLE,
+                claim=None,
+                claimed_by="",
+                queued_at=None,
+                updated_at=now,
             ):
-                image_enqueue(image_id=image_id)
+                image_enqueue(image_id=image_id, stage=stage)
                 requeued.append(image_id)
 
-    unqueued = Image.objects.filter(status=Image.Status.PENDING).filter(
+    unqueued = stage.waiting_rows().filter(
         Q(queued_at__isnull=True, updated_at__lt=stale) | Q(queued_at__lt=taken_and_lost)
     )
     candidates = list(unqueued.values_list("pk", "queued_at", "updated_at"))
-    waiting = set(queued_image_ids()) if candidates else set()
+    waiting = set(queued_image_ids(stage)) if candidates else set()
     for image_id, queued_at, updated_at in candidates:
         if image_id in waiting:
             continue
         with transaction.atomic():
-            if Image.objects.filter(
-                pk=image_id, status=Image.Status.PENDING, queued_at=queued_at, updated_at=updated_at
-            ).update(queued_at=None, updated_at=now):
-                image_enqueue(image_id=image_id)
+            if stage.waiting_rows(pk=image_id, queued_at=queued_at, updated_at=updated_at).update(
+                queued_at=None, updated_at=now
+            ):
+                image_enqueue(image_id=image_id, stage=stage)
                 requeued.append(image_id)
-    if requeued or failed:
-        logger.warning(
-            "Recovery: queued %d image(s) again %s, failed %d %s", len(requeued), requeued, len(failed), failed
-        )
-    return Recovered(requeued=requeued, failed=failed)
+    return requeued, failed
 
 
 class BrokerWatch:
@@ -412,15 +483,16 @@ def _process_alive(claimed_by: str) -> bool:
     return True
 
 
-def gave_up_message(attempts: int) -> str:
+def gave_up_message(attempts: int, stage: Stage = WHOLE) -> str:
+    what = "Processing" if stage is WHOLE else "Finding the objects in this photo"
     return (
-        f"Processing stopped before finishing {attempts} times (the worker was killed, ran out of memory "
+        f"{what} stopped before finishing {attempts} times (the worker was killed, ran out of memory "
         "or lost the database). Retry; if it stops again, check the worker log and its memory limit."
     )
 
 
-def queued_image_ids() -> list[int]:
-    """Ids of images with a processing task waiting in the broker (not yet taken by a worker).
+def queued_image_ids(stage: Stage = WHOLE) -> list[int]:
+    """Ids of images with a task of `stage` waiting in the broker (not yet taken by a worker).
 
     Tasks a worker has already taken are not listed: after a crash they are lost (Redis) or locked
     for Q_CLUSTER["retry"] seconds (ORM), which is exactly what recovery must not wait for.
@@ -450,6 +522,6 @@ def queued_image_ids() -> list[int]:
             task = SignedPackage.loads(payload)
         except (TypeError, BadSignature):
             continue
-        if task.get("func") == settings.IMAGE_PROCESSING_TASK and task.get("args"):
+        if task.get("func") == stage.task and task.get("args"):
             ids.append(int(task["args"][0]))
     return ids

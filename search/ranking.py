@@ -95,12 +95,17 @@ def best_per_image(
 ) -> list[Match]:
     """One match per image: its whole image, unless an object scores more than SCORE_TIE_EPS above
     it. A whole image's score is first lowered by `handicap` (WHOLE_IMAGE_HANDICAP): where a model
-    scores a busy scene as high as the object a query names, the object should still win."""
+    scores a busy scene as high as the object a query names, the object should still win. A photo
+    whose objects are not found yet (searchable first, refined later) has no object to win: its
+    whole image keeps its score, or a handicap meant for ranking would hide it until SAM is through."""
     # Visibility is checked again here: `regions` is built from images_searchable_by(user).
-    rows = regions.filter(pk__in=list(hits)).values_list("pk", "image_id", "kind", "x1", "y1", "x2", "y2")
+    rows = regions.filter(pk__in=list(hits)).values_list(
+        "pk", "image_id", "image__objects_status", "kind", "x1", "y1", "x2", "y2"
+    )
     by_image: dict[int, dict[str, Match]] = {}
-    for pk, image_id, kind, *box in rows:
-        score = hits[pk] - handicap if kind == Region.Kind.GLOBAL else hits[pk]
+    for pk, image_id, objects_status, kind, *box in rows:
+        refined = objects_status == Image.ObjectsStatus.FOUND
+        score = hits[pk] - handicap if kind == Region.Kind.GLOBAL and refined else hits[pk]
         match = Match(image_id=image_id, score=score, kind=kind, box=box, region_id=pk)
         best = by_image.setdefault(image_id, {})
         if kind not in best or match.score > best[kind].score:

@@ -11,8 +11,10 @@ CACHES = {
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
-# What processes an uploaded image: segmentation and embedding, in the search app.
+# What processes an uploaded image, in the search app, in two stages with a task each: the whole
+# image (searchable in about a second), then its objects (SAM, seconds to minutes on a CPU).
 IMAGE_PROCESSING_TASK = "search.tasks.process_image"
+IMAGE_OBJECTS_TASK = "search.tasks.find_objects"
 # A hard limit per task; the heartbeat below is what finds a dead worker quickly.
 Q_TIMEOUT = env_int("Q_TIMEOUT", 900, minimum=10)
 Q_WORKERS = env_int("Q_WORKERS", 1, minimum=1)

@@ -42,9 +42,9 @@
       .then(function (response) { return response.json(); })
       .then(function (current) {
         const progress = item.querySelector("progress");
-        if (current.status === "ready") {
+        if (current.status === "ready") {  // searchable; its objects are found later, on the photo's page
           progress.value = 100;
-          show(item, "ready", "ready");
+          show(item, "ready", current.objects_status === "found" ? "ready" : "searchable");
         } else if (current.status === "failed") {
           show(item, "failed", "failed: " + current.error);
         } else {

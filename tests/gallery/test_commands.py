@@ -120,14 +120,18 @@ def test_the_worker_sweep_queues_images_that_waited_for_weights(owner, upload, r
     settings.SAM_MODEL_TYPE = "vit_b"
     settings.SAM_CHECKPOINT = str(tmp_path / "sam_vit_b_01ec64.pth")
     image = upload(owner, images.png(seed=4)).image
-    image.refresh_from_db()
-    assert image.status == "failed" and image.waiting_for_models
+
+    def stages():
+        image.refresh_from_db()
+        return image.status, image.objects_status, image.waiting_for_models
+
+    assert stages() == ("ready", "failed", True)  # searchable; its objects wait for SAM
     run("run_worker", "--recover-only")
-    assert Image.objects.get(pk=image.pk).status == "failed"  # still missing
+    assert stages() == ("ready", "failed", True)  # still missing
     settings.SAM_MODEL_TYPE, settings.SAM_CHECKPOINT = "tiny", ""  # weights in place (the tiny SAM needs no file)
     out, _ = run("run_worker", "--recover-only")
     assert "queued 1 image(s) that waited" in out
-    assert Image.objects.get(pk=image.pk).status == "ready"
+    assert stages() == ("ready", "found", False)
 
 
 @pytest.mark.parametrize(

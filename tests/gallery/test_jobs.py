@@ -34,9 +34,14 @@ def test_the_summary_counts_rates_and_says_how_long_the_rest_takes(owner, django
     Image.objects.filter(pk__in=[p.pk for p in photos[3:5]]).update(status="failed", processed_at=now, error="Corrupt.")
     Image.objects.filter(pk=photos[5].pk).update(status="failed", processed_at=now - timedelta(hours=2), error="Other.")
     jobs = jobs_summary()
-    assert jobs.counts == {"pending": 4, "processing": 0, "ready": 3, "failed": 3} and jobs.left == 4
-    assert jobs.finished_recently == 5 and jobs.per_minute == 5 / 15  # the last 15 minutes
-    assert jobs.eta_seconds == 4 / (5 / 15) * 60 and jobs.eta_words() == "about 12 minutes left"
+    assert jobs.counts == {"pending": 4, "processing": 0, "ready": 3, "failed": 3}
+    searchable = jobs.searchable
+    assert (searchable.waiting, searchable.running, searchable.done, searchable.failed) == (4, 0, 3, 3)
+    assert searchable.finished_recently == 5 and searchable.per_minute == 5 / 15  # the last 15 minutes
+    assert searchable.eta_seconds == 4 / (5 / 15) * 60 and jobs.eta_words() == "about 12 minutes left"
+    # None has its objects yet: the 3 searchable and the 4 to come still need them, at no rate so far.
+    assert (jobs.objects.waiting, jobs.objects.done, jobs.left) == (7, 0, 7)
+    assert jobs.objects.eta_words() == "time left not known yet"
     assert jobs.failures == [("Corrupt.", 2), ("Other.", 1)]
 
 
@@ -63,7 +68,8 @@ def test_the_command_prints_the_summary_and_pauses(owner, upload, django_capture
         upload(owner, images.png(seed=seed), f"{seed}.png")
     out = StringIO()
     call_command("jobs", stdout=out)
-    assert "2 waiting, 0 processing, 0 ready, 0 failed (of 2)." in out.getvalue() and "PAUSED" in out.getvalue()
+    assert "0 of 2 searchable (time left not known yet), 0 with objects" in out.getvalue()
+    assert "searchable: 2 waiting, 0 in progress, 0 done, 0 failed" in out.getvalue() and "PAUSED" in out.getvalue()
     out = StringIO()
     with django_capture_on_commit_callbacks(execute=True):
         call_command("jobs", "--resume", stdout=out)
@@ -75,6 +81,6 @@ def test_a_person_sees_how_far_their_own_import_is(client, owner, stranger, djan
     queued(owner, [54, 55, 56], django_capture_on_commit_callbacks)
     client.force_login(owner)
     page = client.get(reverse("gallery:my_images")).content.decode()
-    assert "Processing your photos: 3 waiting, 0 in progress, 0 ready" in page
+    assert "Processing your photos: 0 of 3 searchable (time left not known yet), 0 with objects" in page
     client.force_login(stranger)
     assert "Processing your photos" not in client.get(reverse("gallery:my_images")).content.decode()

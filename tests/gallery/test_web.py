@@ -75,7 +75,7 @@ def test_pages_of_unfinished_images_update_their_badges_without_reloading(client
 
 def test_the_status_poll_answers_for_images_the_person_may_see_only(client, owner, stranger, upload):
     mine = upload(owner, images.png(seed=1)).image
-    Image.objects.filter(pk=mine.pk).update(status="processing", progress=40)
+    Image.objects.filter(pk=mine.pk).update(status="processing", objects_status="waiting", progress=40)
     secret = upload(stranger, images.png(seed=2)).image
     client.force_login(owner)
     body = client.get(reverse("gallery:image_statuses"), {"ids": f"{mine.pk},{secret.pk}"}).json()
@@ -84,6 +84,7 @@ def test_the_status_poll_answers_for_images_the_person_may_see_only(client, owne
             {
                 "id": mine.pk,
                 "status": "processing",
+                "objects_status": "waiting",
                 "final": False,
                 "error": "",
                 "regions": mine.regions.count(),

@@ -1,8 +1,9 @@
 """Real worker processes (`manage.py run_worker`) under real faults, on the ORM and the Redis broker.
 
-kill -9 of the worker with a queue behind it, a web process killed between COMMIT and the enqueue,
-PostgreSQL restarted under a running pipeline: each ends with every image ready, processed once per
-claim, no duplicate regions, no stray files, and the index equal to the database.
+kill -9 of the worker with a queue behind it (in either stage of processing), a web process killed
+between COMMIT and the enqueue, PostgreSQL restarted under a running pipeline: each ends with every
+image searchable with its objects found, processed once per claim, no duplicate regions, no stray
+files, and the index equal to the database.
 """
 
 import os
@@ -14,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from django.db import DatabaseError, connection
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django_q.conf import Conf
 
 from gallery.models import Image, Region
 from gallery.services import image_create
-from gallery.work_queue import queued_image_ids, workers_alive
+from gallery.work_queue import OBJECTS, WHOLE, queued_image_ids, workers_alive
 from search.index import get_index
 from tests import images
 from tests.conftest import REDIS_TEST_URL, child_env, stop_process_group, upload_file
@@ -74,11 +75,12 @@ class Worker:
     def log(self, *, whole: bool = False) -> str:
         text = self.log_path.read_text()
         unfinished = list(
-            Image.objects.exclude(status__in=["ready", "failed"]).values_list(
-                "pk", "status", "attempts", "queued_at", "heartbeat_at"
+            Image.objects.exclude(FINAL).values_list(
+                "pk", "status", "objects_status", "attempts", "queued_at", "heartbeat_at"
             )
         )
-        return (text if whole else text[-6000:]) + f"\nunfinished: {unfinished}\nqueued: {queued_image_ids()}"
+        queued = f"{queued_image_ids(WHOLE)} then objects {queued_image_ids(OBJECTS)}"
+        return (text if whole else text[-6000:]) + f"\nunfinished: {unfinished}\nqueued: {queued}"
 
 
 @pytest.fixture(params=["orm", "redis"])
@@ -110,14 +112,22 @@ def upload(owner, seed: int) -> Image:
     return image_create(owner=owner, upload=upload_file(images.png(seed=seed), f"{seed}.png")).image
 
 
+# Both stages over: nothing more happens to the image by itself.
+FINAL = Q(status="failed") | Q(status="ready", objects_status__in=["found", "failed"])
+# A worker holds the image, in the first stage or the second.
+BUSY = Q(status="processing") | Q(status="ready", objects_status="finding")
+
+
 def all_final(count: int) -> bool:
-    return Image.objects.filter(status__in=["ready", "failed"]).count() == count
+    return Image.objects.filter(FINAL).count() == count
 
 
 def assert_processed_once_and_consistent(settings, *, interruptions: int) -> None:
-    """Every image ready; no duplicate regions; no stray or partial files; the index equals the database."""
-    assert set(Image.objects.values_list("status", flat=True)) == {"ready"}
-    # One claim per image, plus at most one per interruption (the image a killed worker was on).
+    """Every image ready with its objects; no duplicate regions; no stray or partial files; the
+    index equals the database."""
+    assert set(Image.objects.values_list("status", "objects_status")) == {("ready", "found")}
+    # One claim of the objects stage per image (the count starts again with it), plus at most one
+    # per interruption (the images a killed worker was on).
     count = Image.objects.count()
     assert count <= Image.objects.aggregate(total=Sum("attempts"))["total"] <= count + interruptions
     assert set(
@@ -134,31 +144,32 @@ def assert_processed_once_and_consistent(settings, *, interruptions: int) -> Non
 
 
 def models_q(**lookups):
-    from django.db.models import Q
-
     return Q(**{f"regions__{name}": value for name, value in lookups.items()})
 
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_killing_the_worker_three_times_strands_nothing(owner, worker, settings, batch):
+    """Killed once while it makes photos searchable and twice while it finds their objects."""
     worker.env["PROCESSING_BATCH_IMAGES"] = str(batch)
     for seed in range(30):
         upload(owner, seed)
     worker.start()
-    for kill in range(3):
-        processing = wait_for(lambda: Image.objects.filter(status="processing").exists(), timeout=60, interval=0.05)
-        assert processing, worker.log()
+    stages = [Q(status="processing"), Q(status="ready", objects_status="finding"), BUSY]
+    for kill, busy in enumerate(stages):
+        found = wait_for(lambda busy=busy: Image.objects.filter(busy).exists(), timeout=60, interval=0.02)
+        assert found, worker.log()
         if kill == 1:
             # Only the process working on the image (the cluster lives on and starts a new one).
-            claimed_by = Image.objects.filter(status="processing").values_list("claimed_by", flat=True).first()
+            claimed_by = Image.objects.filter(busy).values_list("claimed_by", flat=True).first()
             if claimed_by:
                 os.kill(int(claimed_by.rsplit(":", 1)[1]), signal.SIGKILL)
                 continue
         worker.kill()
         worker.start()
-    assert wait_for(lambda: all_final(30), timeout=180), worker.log()
-    # Each kill interrupts at most the images the worker had claimed: one batch.
-    assert_processed_once_and_consistent(settings, interruptions=3 * batch)
+    assert wait_for(lambda: all_final(30), timeout=240), worker.log()
+    # A kill in the second stage interrupts at most the images the worker had claimed: one batch
+    # (a first-stage kill costs attempts of that stage, which start again at the second).
+    assert_processed_once_and_consistent(settings, interruptions=2 * batch)
     assert "Recovery: queued" in worker.log(whole=True)
     assert worker.process.poll() is None, "the worker died"
 
@@ -203,8 +214,8 @@ def test_a_postgresql_restart_under_the_pipeline_loses_nothing(private_postgresq
     for seed in range(8):
         upload(owner, seed)
     worker.start()
-    assert wait_for(lambda: Image.objects.filter(status="ready").exists(), timeout=60), worker.log()
-    assert wait_for(lambda: Image.objects.filter(status="processing").exists(), timeout=30, interval=0.02)
+    assert wait_for(lambda: Image.objects.filter(objects_status="found").exists(), timeout=60), worker.log()
+    assert wait_for(lambda: Image.objects.filter(BUSY).exists(), timeout=30, interval=0.02)
     private_postgresql.restart()
     connection.close()
     assert wait_for(lambda: all_final(8), timeout=120), worker.log()
@@ -355,4 +366,4 @@ def test_sigterm_stops_a_busy_worker_within_ten_seconds_and_its_work_is_done_lat
     assert wait_for(lambda: not running_in_group(worker.process.pid), timeout=5), running_in_group(worker.process.pid)
     worker.start()  # the photo it never reached is processed by the next worker
     assert wait_for(lambda: all_final(1), timeout=60), worker.log()
-    assert Image.objects.get().status == "ready"
+    assert (Image.objects.get().status, Image.objects.get().objects_status) == ("ready", "found")

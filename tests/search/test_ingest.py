@@ -6,7 +6,7 @@ import pytest
 from gallery.models import Image, Region
 from gallery.services import image_reprocess
 from search.index import get_index
-from search.ingest import image_process, images_requeue_waiting_for_models
+from search.ingest import image_process, images_requeue_waiting_for_models, objects_find
 from search.vision.registry import reset_models, weights_missing
 from tests import images
 
@@ -143,11 +143,16 @@ def without_weights(settings, tmp_path):
     reset_models()
 
 
-def test_missing_sam_weights_fail_the_image_waiting_for_them_in_plain_words(owner, upload, without_weights, tmp_path):
+def test_missing_sam_weights_leave_the_photo_searchable_and_its_objects_waiting_in_plain_words(
+    owner, upload, without_weights, tmp_path
+):
     without_weights(SAM_MODEL_TYPE="vit_b", SAM_CHECKPOINT=str(tmp_path / "nowhere" / "sam_vit_b_01ec64.pth"))
     outcome = upload(owner, images.png())
     image = Image.objects.get(pk=outcome.image.pk)
-    assert image.status == "failed" and image.waiting_for_models
+    # The first stage needs CLIP only: the photo is searchable as a whole; its objects wait.
+    assert (image.status, image.objects_status, image.waiting_for_models) == ("ready", "failed", True)
+    assert [region.kind for region in regions_of(image.pk)] == ["global"]
+    assert image.status_label == "Searchable · no objects"
     # The owner is told nothing is needed from them; server paths and commands are for staff.
     assert "processed by itself" in image.error
     assert "fetch_models" not in image.error and str(tmp_path) not in image.error
@@ -198,15 +203,19 @@ def test_a_failed_image_can_be_retried(owner, upload, settings, tmp_path, django
     settings.SAM_CHECKPOINT = str(tmp_path / "missing.pth")
     reset_models()
     outcome = upload(owner, images.png())
-    assert Image.objects.get(pk=outcome.image.pk).status == "failed"
+    image = Image.objects.get(pk=outcome.image.pk)
+    assert (image.status, image.objects_status) == ("ready", "failed")
+    searchable_since = image.processed_at
 
     settings.SAM_MODEL_TYPE = "tiny"
     settings.SAM_CHECKPOINT = ""
     reset_models()
     with django_capture_on_commit_callbacks(execute=True):
-        image_reprocess(image=Image.objects.get(pk=outcome.image.pk))
+        image_reprocess(image=image)
     image = Image.objects.get(pk=outcome.image.pk)
-    assert (image.status, image.attempts, image.error) == ("ready", 1, "")
+    assert (image.status, image.objects_status, image.attempts, image.error) == ("ready", "found", 1, "")
+    # Only the stage that failed ran again: the photo stayed searchable throughout.
+    assert image.processed_at == searchable_since
 
 
 def test_an_image_deleted_before_its_task_runs_is_skipped(owner, upload):
@@ -232,9 +241,16 @@ def test_a_batching_worker_takes_the_next_pending_images_with_the_same_results(
             image_create(owner=owner, upload=upload_file(data, f"{index}.png")).image
             for index, data in enumerate(scenes)
         ]
-    assert image_process(image_id=queued[1].pk) == "ready"  # its own image, then the others, oldest first
+    with django_capture_on_commit_callbacks(execute=False):
+        # The first stage takes every waiting image in one batch; the second, PROCESSING_BATCH_IMAGES:
+        # its own image, then the others, oldest first.
+        assert image_process(image_id=queued[1].pk) == "ready"
+        assert [Image.objects.get(pk=image.pk).objects_status for image in queued] == ["waiting"] * 3
+        assert objects_find(image_id=queued[1].pk) == "found"
     assert [Image.objects.get(pk=image.pk).status for image in queued] == ["ready"] * 3
+    assert [Image.objects.get(pk=image.pk).objects_status for image in queued] == ["found"] * 3
     assert [image_process(image_id=image.pk) for image in queued] == ["skipped"] * 3  # their own tasks
+    assert [objects_find(image_id=image.pk) for image in queued] == ["skipped"] * 3
     for alone, batched in zip(one_by_one, queued, strict=True):
         assert sorted(r.box for r in regions_of(batched.pk)) == sorted(r.box for r in regions_of(alone.pk))
         assert Image.objects.get(pk=batched.pk).attempts == 1

@@ -198,6 +198,7 @@ def test_the_whole_image_handicap_lets_an_object_win_that_the_whole_image_outsco
         height=100,
         size_bytes=1,
         status="ready",
+        objects_status="found",
     )
     whole = Region.objects.create(
         image=image,
@@ -230,6 +231,10 @@ def test_the_whole_image_handicap_lets_an_object_win_that_the_whole_image_outsco
     # A whole image with no object to fall back on keeps its place, at the lowered score.
     alone = best_per_image({whole.pk: 0.90}, Region.objects.all(), threshold=0.2, handicap=0.1)
     assert [(r.kind, r.score) for r in alone] == [("global", pytest.approx(0.80))]
+    # Searchable, its objects not found yet: nothing to give way to, so no handicap.
+    Image.objects.filter(pk=image.pk).update(objects_status="waiting")
+    unrefined = best_per_image({whole.pk: 0.90}, Region.objects.all(), threshold=0.2, handicap=0.1)
+    assert [(r.kind, r.score) for r in unrefined] == [("global", pytest.approx(0.90))]
 
 
 def test_more_like_this_is_not_handicapped_and_other_queries_are(owner, library, settings):

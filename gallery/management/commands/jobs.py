@@ -7,9 +7,7 @@ from gallery.work_queue import processing_pause, processing_resume
 
 
 class Command(BaseCommand):
-    help = (
-        "Show how many photos wait, are processed, are done or failed, how fast, and why they failed; pause or resume."
-    )
+    help = "Show each stage's photos waiting, in progress, done and failed, how fast, and why they failed; pause or resume."
 
     def add_arguments(self, parser):
         group = parser.add_mutually_exclusive_group()
@@ -24,14 +22,11 @@ class Command(BaseCommand):
             requeued = processing_resume().requeued
             self.stdout.write(f"Processing resumed: {len(requeued)} waiting photo(s) queued again.")
         jobs = jobs_summary()
-        counts = jobs.counts
-        self.stdout.write(
-            f"{counts['pending']} waiting, {counts['processing']} processing, {counts['ready']} ready, "
-            f"{counts['failed']} failed (of {jobs.total})."
-        )
-        self.stdout.write(
-            f"{jobs.per_minute:.1f} photos/min over the last 15 minutes; {jobs.eta_words()}."
-            + (f" PAUSED ({jobs.paused})." if jobs.paused else "")
-        )
+        self.stdout.write(f"{jobs.progress_words()}." + (f" PAUSED ({jobs.paused})." if jobs.paused else ""))
+        for label, stage in (("searchable", jobs.searchable), ("objects", jobs.objects)):
+            self.stdout.write(
+                f"  {label}: {stage.waiting} waiting, {stage.running} in progress, {stage.done} done, "
+                f"{stage.failed} failed; {stage.per_minute:.1f}/min over the last 15 minutes; {stage.eta_words()}."
+            )
         for sentence, count in jobs.failures:
             self.stdout.write(f"  failed ×{count}: {sentence}")
