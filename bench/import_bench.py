@@ -126,10 +126,11 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=400)
     parser.add_argument("--objects", type=int, default=10, help="photos whose objects are found (a sample)")
     parser.add_argument("--models", choices=["full-random", "tiny"], default="full-random")
+    parser.add_argument("--folder", type=Path, help="a library made by an earlier run (its Pictures), read again")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="imgsearch-import-"))
-    folder = work / "Pictures"
+    folder = args.folder or work / "Pictures"
     profile = (
         {"IMGSEARCH_MODEL_PROFILE": "full", "CLIP_PRETRAINED": "", "SAM_CHECKPOINT": "random"}
         if args.models == "full-random"
@@ -146,10 +147,14 @@ def main() -> None:
         }
     )
     started = time.perf_counter()
-    made = library_folder(folder, args.photos)
-    print(
-        f"library: {args.photos} photos, {size_of(folder):.0f} MB {made} (made in {time.perf_counter() - started:.0f} s)"
-    )
+    if args.folder is None:
+        made = library_folder(folder, args.photos)
+        print(
+            f"library: {args.photos} photos, {size_of(folder):.0f} MB {made} (made in {time.perf_counter() - started:.0f} s)"
+        )
+    else:
+        args.photos = sum(1 for path in folder.rglob("*") if path.is_file())
+        print(f"library: {args.photos} photos, {size_of(folder):.0f} MB, made by an earlier run ({folder})")
 
     import django
 

@@ -4,19 +4,21 @@ without being copied, and never written or deleted (gallery.models.Library).
 A scan walks the folder (include/exclude patterns, hidden files left out) and compares it with the
 photos it gave before: a new file is checked like an upload and queued; a file whose size or time
 changed is read again, and reprocessed if its bytes did; a file that is gone sends its photo to the
-trash, and coming back takes it out again. The worker rescans each library every `rescan_minutes`;
-`manage.py library scan` does it at once.
+trash, and coming back takes it out again. The worker rescans each library every `rescan_minutes`,
+and at once when its folder changes (`LibraryWatch`, where the platform tells); `manage.py library
+scan` does it at once.
 """
 
 import fnmatch
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from gallery import services, storage
@@ -122,7 +124,7 @@ def library_scan(library: Library, *, seconds: float | None = None) -> Scan:
 def _read(library: Library, relative: str, scan: Scan):
     try:
         data = (Path(library.path) / relative).read_bytes()
-        return validate_image_bytes(data)
+        return validate_image_bytes(data, decode=False)  # the first stage decodes it
     except UploadRejected as error:
         scan.rejected.append((relative, str(error)))
     except OSError as error:
@@ -185,3 +187,73 @@ def libraries_due() -> list[Library]:
         for library in Library.objects.order_by("pk")
         if library.scanned_at is None or library.scanned_at + timedelta(minutes=library.rescan_minutes) <= now
     ]
+
+
+def libraries_changed(paths: set[str]) -> list[int]:
+    """Make the libraries whose folders hold any of `paths` due for a rescan at once (the worker's
+    next sweep reads them); their ids."""
+    due = [
+        library.pk
+        for library in Library.objects.only("pk", "path")
+        if any(Path(path).is_relative_to(library.path) for path in paths)
+    ]
+    Library.objects.filter(pk__in=due).update(scanned_at=None)  # "never scanned": due now
+    return due
+
+
+class LibraryWatch:
+    """Notices changes in the libraries' folders as they happen (inotify on Linux, through
+    watchfiles) and makes each changed library due at once: the worker's next sweep, within
+    RECOVERY_SWEEP_SECONDS, rescans it. Events are gathered for a second first, so a folder copied in
+    is one rescan. Where no events come (a network share changed from another machine, a system
+    without a watch API, the watch limit reached), the periodic rescans still find every change."""
+
+    DEBOUNCE_MS = 1000
+
+    def __init__(self) -> None:
+        self.paths: tuple[str, ...] = ()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failed = False
+
+    def follow(self) -> None:
+        """Watch the folders of every library now registered: start, or start again when a library
+        was added or removed. Cheap enough for every sweep."""
+        paths = tuple(sorted({path for path in Library.objects.values_list("path", flat=True) if Path(path).is_dir()}))
+        running = self._thread is not None and self._thread.is_alive()
+        if paths == self.paths and (running or self._failed):
+            return
+        self.stop()
+        self.paths, self._failed = paths, False
+        if paths:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, args=(paths, self._stop), name="library-watch", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self, paths: tuple[str, ...], stop: threading.Event) -> None:
+        from watchfiles import watch
+
+        try:
+            logger.info("Watching %d library folder(s) for changes.", len(paths))
+            for changes in watch(*paths, stop_event=stop, debounce=self.DEBOUNCE_MS, ignore_permission_denied=True):
+                due = libraries_changed({path for _, path in changes})
+                if due:
+                    logger.info("Library folder(s) changed: libraries %s are rescanned at the next sweep.", due)
+        except Exception as error:  # no watch API, the inotify limit, a folder gone: rescans go on
+            self._failed = True
+            logger.warning(
+                "Library folders are not watched (%s: %s); each is still rescanned every rescan_minutes. On Linux, "
+                "raise fs.inotify.max_user_watches if the limit was reached.",
+                type(error).__name__,
+                error,
+            )
+        finally:
+            connections.close_all()  # this thread's connections only

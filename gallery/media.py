@@ -101,17 +101,26 @@ def renditions_keep(image: Image, rgb: PILImage.Image) -> None:
     photo already decoded upright: the worker does this with the decode it needs anyway, so that
     pages never decode a photo again (a 12 MP HEIC takes a second each time). A disk that refuses
     is no error: pages then make them on request, as before."""
-    wanted = [(thumbnail_name(image), settings.THUMBNAIL_SIZE, 85)]
+    wanted = []
     if max(image.width, image.height) > settings.PREVIEW_SIZE or image.format not in BROWSER_FORMATS:
         wanted.append((preview_name(image), settings.PREVIEW_SIZE, 90))
-    for name, side, quality in wanted:
+    wanted.append((thumbnail_name(image), settings.THUMBNAIL_SIZE, 85))
+    source = rgb
+    for name, side, quality in wanted:  # largest first: each is made from the one before
+        picture = _shrunk(source, side)
+        source = picture
         try:
             if not storage.exists(name):
-                picture = rgb.copy()
-                picture.thumbnail((side, side), PILImage.Resampling.LANCZOS)
                 storage.write(name, _jpeg_bytes(picture, optimize=side <= settings.THUMBNAIL_SIZE, quality=quality))
         except OSError as error:
             logger.warning("Image %s: %s not kept (%s); pages make it on request.", image.pk, name, error)
+
+
+def _shrunk(picture: PILImage.Image, side: int) -> PILImage.Image:
+    """A copy of `picture` with its long side at most `side`."""
+    copy = picture.copy()
+    copy.thumbnail((side, side), PILImage.Resampling.LANCZOS)
+    return copy
 
 
 def display_response(image: Image) -> HttpResponse:

@@ -61,8 +61,12 @@ def _looks_like_markup(head: bytes) -> bool:
     return text.startswith(_MARKUP_PREFIXES)
 
 
-def validate_image_bytes(data: bytes) -> ValidatedImage:
-    """Decode `data` fully and return what we store about it, or raise UploadRejected."""
+def validate_image_bytes(data: bytes, *, decode: bool = True) -> ValidatedImage:
+    """Decode `data` fully and return what we store about it, or raise UploadRejected.
+
+    `decode=False` reads the headers only (format, size, metadata): for a library's files, which the
+    first stage decodes anyway, so that a scan does not decode each twice (a second a HEIC); a file
+    that then fails to decode fails there, with a sentence naming its place in the folder."""
     if len(data) == 0:
         raise UploadRejected("The file is empty (0 bytes).")
     if len(data) > settings.MAX_UPLOAD_BYTES:
@@ -80,7 +84,8 @@ def validate_image_bytes(data: bytes) -> ValidatedImage:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
                 image.seek(0)
-                image.load()
+                if decode:
+                    image.load()
         except PILImage.DecompressionBombError:
             raise UploadRejected(_too_many_pixels_message((width, height))) from None
         except Exception as error:

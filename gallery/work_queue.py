@@ -53,6 +53,7 @@ class Stage:
     held: str
     failed: str
     ended_at: str  # the field that says when it last ended (for rates)
+    progress_from: int  # where `progress` stands while the image waits for this stage
     requires: tuple[tuple[str, str], ...] = ()  # what the row must be for this stage to run at all
 
     @property
@@ -69,6 +70,9 @@ class Stage:
         return self.rows(self.held, **lookups)
 
 
+# Where `progress` stands when the first stage is done: the second takes it on to 100.
+PROGRESS_SEARCHABLE = 30
+
 # Fast: decode, metadata, thumbnail and preview, the whole-image vector -> shown and searchable.
 WHOLE = Stage(
     "whole",
@@ -78,6 +82,7 @@ WHOLE = Stage(
     Image.Status.PROCESSING,
     Image.Status.FAILED,
     "processed_at",
+    progress_from=0,
 )
 # Slow: SAM's objects, their vectors and tags, for a photo that is searchable already.
 OBJECTS = Stage(
@@ -88,11 +93,10 @@ OBJECTS = Stage(
     Image.ObjectsStatus.FINDING,
     Image.ObjectsStatus.FAILED,
     "objects_at",
+    progress_from=PROGRESS_SEARCHABLE,
     requires=(("status", Image.Status.READY),),
 )
 STAGES = (WHOLE, OBJECTS)
-# Where `progress` stands when the first stage is done: the second takes it on to 100.
-PROGRESS_SEARCHABLE = 30
 
 
 # --- Queueing --------------------------------------------------------------------------------
@@ -129,13 +133,11 @@ def image_queue_again(*, image_id: int, only_if: Q | None = None, stage: Stage =
 
     A claim in flight loses its right to write: its result is discarded when it finishes.
     """
-    rows = Image.objects.filter(Q(pk=image_id) & (only_if or Q()))
-    if stage is OBJECTS:
-        rows = rows.filter(status=Image.Status.READY)
+    rows = Image.objects.filter(Q(pk=image_id) & (only_if or Q()), **dict(stage.requires))
     with transaction.atomic():
         updated = rows.update(
             **{stage.field: stage.waiting, "objects_status": Image.ObjectsStatus.WAITING},
-            progress=0 if stage is WHOLE else PROGRESS_SEARCHABLE,
+            progress=stage.progress_from,
             error="",
             attempts=0,
             claim=None,
@@ -240,7 +242,7 @@ def claim_fail(claim: Claim, message: str, *, waiting_for_models: bool = False) 
         db_retrying(
             lambda: claim.rows().update(
                 **{stage.field: stage.failed, stage.ended_at: now},
-                progress=0 if stage is WHOLE else PROGRESS_SEARCHABLE,
+                progress=stage.progress_from,
                 error=message,
                 claim=None,
                 updated_at=now,
@@ -381,7 +383,7 @@ def _stage_recover(stage: Stage, *, starting: bool) -> tuple[list[int], list[int
         if attempts >= settings.IMAGE_MAX_ATTEMPTS:
             if same_claim.update(
                 **{stage.field: stage.failed, stage.ended_at: now},
-                progress=0 if stage is WHOLE else PROGRESS_SEARCHABLE,
+                progress=stage.progress_from,
                 claim=None,
                 error=gave_up_message(attempts, stage),
                 updated_at=now,
@@ -391,7 +393,7 @@ def _stage_recover(stage: Stage, *, starting: bool) -> tuple[list[int], list[int
         with transaction.atomic():
             if same_claim.update(
                 **{stage.field: stage.waiting},
-                progress=0 if stage is WHOLE else PROGRESS_SEARCHABLE,
+                progress=stage.progress_from,
                 claim=None,
                 claimed_by="",
                 queued_at=None,

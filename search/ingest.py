@@ -262,7 +262,7 @@ def _run_claimed(claims: list[Claim], stage_work, *, keep_renditions: bool) -> d
         for claim in claims:
             try:
                 image = db_retrying(partial(Image.objects.get, pk=claim.image_id))
-                rgb = storage.read_rgb(image.file)
+                rgb = _decoded(image)
                 if keep_renditions:
                     media.renditions_keep(image, rgb)  # the thumbnail and preview, from this one decode
                 opened.append((claim, rgb))
@@ -275,6 +275,23 @@ def _run_claimed(claims: list[Claim], stage_work, *, keep_renditions: bool) -> d
                 for claim, _ in opened:
                     outcomes[claim.image_id] = _ended_by(claim, error)
     return outcomes
+
+
+class LibraryFileUnreadable(Exception):
+    """A library's file that does not decode: a scan checks only its headers (gallery.libraries)."""
+
+
+def _decoded(image: Image) -> PILImage.Image:
+    try:
+        return storage.read_rgb(image.file)
+    except (UnidentifiedImageError, SyntaxError, ValueError, OSError) as error:
+        if image.library_id is None or isinstance(error, FileNotFoundError):
+            raise
+        where = image.file.split("/", 2)[-1]
+        raise LibraryFileUnreadable(
+            f"The file {where} in the library folder is truncated or corrupt and cannot be decoded "
+            f"({' '.join(str(error).split())}); replace it there with a good copy, or remove it."
+        ) from error
 
 
 def _region(image_id: int, kind: str, box, area_fraction: float, score: float, vector, clip) -> Region:
@@ -332,6 +349,8 @@ def failure_message(error: BaseException) -> str:
         # The fix (paths, commands) is for whoever runs the server: it is in the worker log, on the
         # staff banner and in /readyz. The owner learns that nothing is needed from them.
         return MODELS_MISSING_MESSAGE
+    if isinstance(error, LibraryFileUnreadable):
+        return str(error)
     if isinstance(error, FileNotFoundError):
         return "The stored file is missing from the server; delete this image and upload it again."
     if isinstance(error, (UnidentifiedImageError, OSError, SyntaxError)) and "image" in str(error).lower():

@@ -149,6 +149,10 @@ DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_UPLOAD
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 384, minimum=16)
 # Deleted photos wait this long in their owner's trash, then go for good (the worker's sweep).
 TRASH_DAYS = env_int("TRASH_DAYS", 30, minimum=1)
+# The worker watches libraries' folders (inotify on Linux) and rescans one as soon as something in
+# it changes; off, or where no events come (a network share changed from another machine), the
+# periodic rescans (each library's rescan_minutes) find the changes.
+LIBRARY_WATCH = env_bool("LIBRARY_WATCH", True)
 # Long side of the JPEG pages show in place of a larger original, or one browsers cannot show (HEIC, TIFF, RAW).
 PREVIEW_SIZE = env_int("PREVIEW_SIZE", 2048, minimum=256)
 

@@ -3,11 +3,13 @@ folder is never written, and rescans follow new, changed and removed files."""
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from gallery.libraries import library_scan
 from gallery.models import Image, Library
@@ -175,3 +177,87 @@ def test_staff_scan_a_library_from_the_admin(client, owner, folder, django_captu
             follow=True,
         )
     assert "3 new" in answer.content.decode() and Image.objects.filter(library=made).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_watch_makes_a_library_due_as_soon_as_its_folder_changes(owner, folder):
+    """Real inotify events, through watchfiles: a photo copied into a library scanned a minute ago
+    makes it due now, not at its next rescan an hour later."""
+    from gallery.libraries import LibraryWatch, libraries_due
+
+    library = Library.objects.create(owner=owner, path=str(folder), rescan_minutes=60)
+    elsewhere = Library.objects.create(owner=owner, path=str(folder.parent / "Other"), rescan_minutes=60)
+    (folder.parent / "Other").mkdir()
+    Library.objects.update(scanned_at=timezone.now())
+    assert libraries_due() == []
+    watch = LibraryWatch()
+    watch.follow()
+    try:
+        time.sleep(0.5)  # the watch is set up
+        (folder / "2025" / "IMG_0100.JPG").write_bytes(images.jpeg(seed=100))
+        deadline = time.monotonic() + 15
+        while not libraries_due() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [due.pk for due in libraries_due()] == [library.pk]  # not the other folder's library
+        assert elsewhere.pk not in {due.pk for due in libraries_due()}
+        # A library registered later is followed from the next sweep on.
+        Library.objects.update(scanned_at=timezone.now())
+        third = folder.parent / "Third"
+        third.mkdir()
+        added = Library.objects.create(owner=owner, path=str(third), rescan_minutes=60, scanned_at=timezone.now())
+        watch.follow()
+        time.sleep(0.5)
+        (third / "a.png").write_bytes(images.png(seed=101))
+        deadline = time.monotonic() + 15
+        while not libraries_due() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [due.pk for due in libraries_due()] == [added.pk]
+    finally:
+        watch.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_running_worker_finds_a_photo_dropped_into_a_library_within_seconds(owner, folder, settings, tmp_path):
+    from django_q.conf import Conf
+
+    from tests.conftest import child_env
+    from tests.gallery.test_worker import FAST_RECOVERY, Worker, wait_for
+
+    library = Library.objects.create(owner=owner, path=str(folder), exclude="edits/*", rescan_minutes=60)
+    worker = Worker(child_env(settings, **FAST_RECOVERY, Q_WORKERS="1", TORCH_THREADS="1"), tmp_path / "worker.log")
+    Conf.SYNC = False
+    worker.start()
+    try:
+        # The first scan (never scanned: due at once) brings the folder's three photos in.
+        assert wait_for(
+            lambda: Image.objects.filter(library=library, objects_status="found").count() == 3, timeout=90
+        ), worker.log()
+        (folder / "2025" / "09" / "IMG_0003.JPG").write_bytes(images.camera_jpeg(seed=7))
+        started = time.monotonic()
+        arrived = wait_for(
+            lambda: Image.objects.filter(original_name="IMG_0003.JPG", status="ready").exists(), timeout=30
+        )
+        assert arrived, worker.log()
+        seconds = time.monotonic() - started
+        assert seconds < 20, f"searchable {seconds:.1f} s after it was written (its library rescans hourly)"
+    finally:
+        Conf.SYNC = True
+        worker.stop()
+
+
+def test_a_scan_checks_headers_only_and_a_file_that_does_not_decode_fails_naming_its_place(
+    owner, folder, django_capture_on_commit_callbacks, colour_proposer
+):
+    """A scan does not decode each file twice (a HEIC takes a second): the first stage's decode is
+    the check, and its failure says where the file is and what to do in the folder."""
+    (folder / "2025" / "09" / "IMG_0009.JPG").write_bytes(images.truncated_jpeg())
+    made = Library.objects.create(owner=owner, path=str(folder), exclude="edits/*")
+    with django_capture_on_commit_callbacks(execute=True):
+        scan = library_scan(made)
+    assert "2025/09/IMG_0009.JPG" in scan.added and [path for path, _ in scan.rejected] == ["notes.txt"]
+    broken = Image.objects.get(original_name="IMG_0009.JPG")
+    assert broken.status == "failed"
+    assert broken.error.startswith("The file 2025/09/IMG_0009.JPG in the library folder is truncated or corrupt")
+    assert broken.error.endswith("replace it there with a good copy, or remove it.")
+    assert set(Image.objects.exclude(pk=broken.pk).values_list("status", flat=True)) == {"ready"}

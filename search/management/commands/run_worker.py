@@ -83,6 +83,7 @@ class Command(BaseCommand):
                 problem,
             )
         self.broker = BrokerWatch()
+        self.library_watch = None
         self._recover(starting=True, beat=not recover_only)
         if recover_only:
             return
@@ -93,6 +94,11 @@ class Command(BaseCommand):
         cluster = Cluster()
         stopping = self._stop_on_signals()
         cluster.start()
+        # After the fork: the watch is a thread of this process (the cluster's are forked from it).
+        if settings.LIBRARY_WATCH:
+            from gallery.libraries import LibraryWatch
+
+            self.library_watch = LibraryWatch()
         next_sweep = time.monotonic() + settings.RECOVERY_SWEEP_SECONDS
         while cluster.sentinel.is_alive():
             cluster.sentinel.join(timeout=0.5)
@@ -102,6 +108,8 @@ class Command(BaseCommand):
             if time.monotonic() >= next_sweep and cluster.sentinel.is_alive():
                 self._recover()
                 next_sweep = time.monotonic() + settings.RECOVERY_SWEEP_SECONDS
+        if self.library_watch is not None:
+            self.library_watch.stop()
         with contextlib.suppress(DatabaseError):
             worker_beat(stopping=True)  # /readyz stops counting this worker at once
 
@@ -139,11 +147,13 @@ class Command(BaseCommand):
                 time.sleep(0.05)
             multiprocessing.active_children()  # reaps the sentinel; its children go to whoever adopts them
 
-    @staticmethod
-    def _rescan_libraries() -> list:
-        """Rescan the libraries whose interval has passed; a missing folder is said, not fatal."""
+    def _rescan_libraries(self) -> list:
+        """Rescan the libraries whose interval has passed, or whose folder the watch saw change; a
+        missing folder is said, not fatal."""
         from gallery.libraries import libraries_due, library_scan
 
+        if self.library_watch is not None:
+            self.library_watch.follow()  # the libraries registered since the last sweep too
         scanned = []
         for library in libraries_due():
             try:
