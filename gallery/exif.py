@@ -202,16 +202,24 @@ def without_location(data: bytes, image_format: str) -> bytes | None:
     What goes: EXIF's GPS directory and XMP (which cameras and editors also fill with GPS). JPEG keeps
     every pixel byte, its other EXIF (date, camera, orientation) and ICC profile: only the metadata
     segments are rewritten. A TIFF-structured camera RAW (DNG, CR2, NEF, ARW, ORF, RW2, PEF) keeps
-    every byte but its GPS directory and XMP packet, blanked in place. Other formats are re-encoded
+    every byte but its GPS directory and XMP packet, blanked in place; an MPO (JPEG with more
+    pictures after it) is rewritten as a JPEG while that keeps them all. Other formats are re-encoded
     without them (losslessly where the format is). Raises CannotStripLocation for RAW containers
     that cannot be rewritten (the caller sends a JPEG of the picture instead).
     """
     from gallery.formats import RAW_FORMATS
 
-    if image_format == "JPEG" and data[:2] == b"\xff\xd8":
-        return _jpeg_without_location(data)
     if image_format in UNSTRIPPABLE_RAW:
         raise CannotStripLocation(f"the location cannot be removed from a {image_format} file itself")
+    if image_format == "JPEG" and data[:2] == b"\xff\xd8":
+        return _jpeg_without_location(data)
+    if image_format == "MPO" and data[:2] == b"\xff\xd8":
+        # A phone's JPEG with more pictures after it (depth, an Ultra HDR gain map): its first
+        # picture's metadata is rewritten as a JPEG's; if that leaves a later picture with a
+        # position, or the pictures no longer found, the first is re-encoded alone instead.
+        stripped = _jpeg_without_location(data)
+        if _pictures_kept_without_gps(data, stripped or data):
+            return stripped
     if image_format in RAW_FORMATS:
         return _tiff_without_location(data)
     return _reencoded_without_location(data)
@@ -319,6 +327,25 @@ def _jpeg_without_location(data: bytes) -> bytes | None:
         return None
     out.append(data[position:])  # the scans: the pixels, untouched
     return b"".join(out)
+
+
+def _pictures_kept_without_gps(original: bytes, stripped: bytes) -> bool:
+    """Whether `stripped` holds as many pictures as `original`, of the same sizes, none with GPS."""
+    import io
+
+    def pictures(data: bytes) -> list[tuple[tuple[int, int], bool]]:
+        with PILImage.open(io.BytesIO(data)) as image:
+            found = []
+            for frame in range(getattr(image, "n_frames", 1)):
+                image.seek(frame)
+                found.append((image.size, bool(image.getexif().get_ifd(GPS_IFD))))
+            return found
+
+    try:
+        before, after = pictures(original), pictures(stripped)
+    except Exception:  # a picture the rewrite broke
+        return False
+    return [size for size, _ in after] == [size for size, _ in before] and not any(gps for _, gps in after)
 
 
 def _reencoded_without_location(data: bytes) -> bytes | None:

@@ -161,3 +161,59 @@ def test_the_worker_keeps_the_thumbnail_and_preview_from_its_own_decode(owner, u
     assert (settings.MEDIA_ROOT / preview_name(heic)).exists()  # browsers cannot show HEIC
     assert (settings.MEDIA_ROOT / thumbnail_name(small_jpeg)).exists()
     assert not (settings.MEDIA_ROOT / preview_name(small_jpeg)).exists()  # pages show the original itself
+
+
+def test_a_phones_multi_picture_jpeg_is_a_jpeg_and_keeps_its_second_picture_without_the_position(
+    client, owner, stranger, upload, colour_proposer
+):
+    """MPO: the JPEG with a second picture after it that many phones write (depth, or an Ultra HDR
+    gain map). It is read, processed and shown as the JPEG it starts with; others get it without
+    where it was taken. Pillow's MPO writer puts the EXIF, GPS and all, in every picture: rewriting
+    the first picture's metadata would leave the second's position, so others get the first
+    picture re-encoded (privacy before the gain map)."""
+    original = images.encode(
+        images.scene(seed=6),
+        "MPO",
+        save_all=True,
+        append_images=[images.scene(80, 60, seed=7)],
+        exif=images.camera_exif().tobytes(),
+    )
+    assert located(original)
+    image = upload(owner, original, "PXL_0001.MP.JPG").image
+    image.refresh_from_db()
+    assert (image.format, image.status, image.objects_status) == ("MPO", "ready", "found"), image.error
+    assert image.regions.filter(kind="object").exists() and image.latitude == pytest.approx(52.52)
+    Image.objects.filter(pk=image.pk).update(is_public=True)
+    client.force_login(stranger)
+    given = b"".join(client.get(reverse("gallery:image_file", args=[image.pk]) + "?download=1").streaming_content)
+    assert given != original and not located(given)
+    with PILImage.open(io.BytesIO(given)) as picture:
+        assert picture.format == "JPEG" and picture.size == (160, 120)
+        assert not picture.getexif().get_ifd(0x8825) and picture.getexif().get(0x0110) == "iPhone 15 Pro"
+
+
+def test_an_mpo_whose_later_pictures_hold_no_position_keeps_them_all():
+    """As phones write it: the position in the first picture only. Its metadata is rewritten as a
+    JPEG's and the second picture (the gain map) stays, found where the MPF index says."""
+    from gallery.exif import _tiff_without_location, without_location
+
+    made = images.encode(
+        images.scene(seed=6),
+        "MPO",
+        save_all=True,
+        append_images=[images.scene(80, 60, seed=7)],
+        exif=images.camera_exif().tobytes(),
+    )
+    # Pillow wrote the EXIF into both pictures: blank the second's GPS in place, as a phone has none there.
+    second_exif = made.index(b"Exif\x00\x00", made.index(b"Exif\x00\x00") + 1) + 6
+    length = int.from_bytes(made[second_exif - 8 : second_exif - 6], "big") - 8
+    blanked = _tiff_without_location(made[second_exif : second_exif + length])
+    assert blanked is not None and len(blanked) == length
+    original = made[:second_exif] + blanked + made[second_exif + length :]
+    assert located(original)
+    stripped = without_location(original, "MPO")
+    assert stripped is not None and not located(stripped) and len(stripped) < len(original)
+    with PILImage.open(io.BytesIO(stripped)) as picture:
+        assert picture.format == "MPO" and picture.n_frames == 2
+        picture.seek(1)
+        assert picture.size == (80, 60) and not picture.getexif().get_ifd(0x8825)
