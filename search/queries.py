@@ -24,7 +24,7 @@ excess, times the term's weight (search.ranking.penalised).
 import base64
 import io
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, NamedTuple
 
 import numpy as np
@@ -42,6 +42,7 @@ from search.errors import SearchError, SearchUnavailable
 from search.index import Generation
 from search.ranking import Match, Negative, source_first, tagged_first
 from search.vision.identity import current_model
+from search.vision.pixels import signed_hash
 from search.vision.registry import get_clip
 from search.vision.runtime import ModelUnavailable
 
@@ -66,6 +67,9 @@ class Plan:
     handicap: float  # WHOLE_IMAGE_HANDICAP, or 0 where the query is about a whole photo
     negatives: tuple[Negative, ...] = ()
     photo_vector: np.ndarray | None = None  # the vector of a picture searched by: what a saved search keeps
+    # A picture's perceptual hash: the photos it is a copy of (saved again, re-encoded, resized) come
+    # first, their whole image not lowered by the handicap (search.ranking.best_per_image).
+    copy_hash: int | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,9 @@ class ImageQuery(Query):
         buffer = io.BytesIO()
         picture.save(buffer, "JPEG", quality=80)
         return {"data_uri": "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()}
+
+    def plan(self, user) -> Plan:
+        return replace(super().plan(user), copy_hash=signed_hash(self.picture()))
 
     def refine(self, ranked: list[Match], context: Refinement) -> list[Match]:
         if context.kind == "global" or not ranked:

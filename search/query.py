@@ -137,6 +137,7 @@ def search(
         handicap=plan.handicap,
         wanted=max(page * page_size + 1, settings.SOURCE_CHECKED),
         negatives=plan.negatives,
+        copy_hash=plan.copy_hash,
     )
     ranked = query.refine(ranked, Refinement(images=images, generation=generation, vector=plan.vector, kind=kind))
     start = (page - 1) * page_size

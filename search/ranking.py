@@ -19,7 +19,7 @@ from gallery import storage
 from gallery.models import Image, Region
 from gallery.tags import images_tagged_by_person
 from search.index import Generation
-from search.vision.pixels import LOCATE_SIDE, locate
+from search.vision.pixels import LOCATE_SIDE, hash_distances, locate
 
 # Each round that leaves a page short fetches this many times more regions.
 FETCH_GROWTH = 4
@@ -57,9 +57,11 @@ def rank(
     wanted: int,
     handicap: float = 0.0,
     negatives: tuple[Negative, ...] = (),
+    copy_hash: int | None = None,
 ) -> list[Match]:
     """Best match per image above the threshold, best first; at least `wanted` images when there are that many.
     `vector`: one query vector, or several as rows. `negatives` lower the images that match them.
+    `copy_hash`: a picture's perceptual hash; the photos it is a copy of come first (best_per_image).
 
     `masks` restrict the FAISS scan (the index's mirror of who may see what); `regions` is the same
     rule in the database, applied again to every hit.
@@ -73,7 +75,9 @@ def rank(
             for i, s in zip(row_ids, row_scores, strict=True):
                 if i >= 0 and s > hits.get(int(i), -np.inf):
                     hits[int(i)] = float(s)
-        results = best_per_image(hits, regions, -np.inf if negatives else threshold, handicap=handicap)
+        results = best_per_image(
+            hits, regions, -np.inf if negatives else threshold, handicap=handicap, copy_hash=copy_hash
+        )
         settled = len(results)
         if negatives:
             results = penalised(results, generation, negatives, threshold)
@@ -91,34 +95,62 @@ def rank(
 
 
 def best_per_image(
-    hits: dict[int, float], regions: QuerySet[Region], threshold: float, *, handicap: float = 0.0
+    hits: dict[int, float],
+    regions: QuerySet[Region],
+    threshold: float,
+    *,
+    handicap: float = 0.0,
+    copy_hash: int | None = None,
 ) -> list[Match]:
     """One match per image: its whole image, unless an object scores more than SCORE_TIE_EPS above
     it. A whole image's score is first lowered by `handicap` (WHOLE_IMAGE_HANDICAP): where a model
     scores a busy scene as high as the object a query names, the object should still win. A photo
     whose objects are not found yet (searchable first, refined later) has no object to win: its
-    whole image keeps its score, or a handicap meant for ranking would hide it until SAM is through."""
+    whole image keeps its score, or a handicap meant for ranking would hide it until SAM is through.
+
+    With `copy_hash` (a picture searched by), a photo the picture is a copy of, by the near-duplicate
+    rule (its whole image scores NEAR_DUPLICATE_SIMILARITY or more and its perceptual hash is within
+    NEAR_DUPLICATE_HASH_BITS), is matched as a whole, not lowered, and comes first: a person who
+    searches with their own photo is looking for it. (NEAR_DUPLICATE_SIMILARITY is above every
+    profile's MIN_IMAGE_SIMILARITY, so a copy passes the default threshold; a stricter min_score
+    asked for is kept.)"""
     # Visibility is checked again here: `regions` is built from images_searchable_by(user).
     rows = regions.filter(pk__in=list(hits)).values_list(
-        "pk", "image_id", "image__objects_status", "kind", "x1", "y1", "x2", "y2"
+        "pk", "image_id", "image__objects_status", "image__perceptual_hash", "kind", "x1", "y1", "x2", "y2"
     )
     by_image: dict[int, dict[str, Match]] = {}
-    for pk, image_id, objects_status, kind, *box in rows:
+    copies: set[int] = set()
+    for pk, image_id, objects_status, perceptual_hash, kind, *box in rows:
+        whole = kind == Region.Kind.GLOBAL
+        if whole and _a_copy(hits[pk], perceptual_hash, copy_hash):
+            copies.add(image_id)
         refined = objects_status == Image.ObjectsStatus.FOUND
-        score = hits[pk] - handicap if kind == Region.Kind.GLOBAL and refined else hits[pk]
+        score = hits[pk] - handicap if whole and refined and image_id not in copies else hits[pk]
         match = Match(image_id=image_id, score=score, kind=kind, box=box, region_id=pk)
         best = by_image.setdefault(image_id, {})
         if kind not in best or match.score > best[kind].score:
             best[kind] = match
     results = []
-    for best in by_image.values():
+    for image_id, best in by_image.items():
         whole, obj = best.get("global"), best.get("object")
+        if whole is not None and image_id in copies:
+            if whole.score >= threshold:
+                results.append(whole)
+            continue
         better_object = obj is not None and (whole is None or obj.score > whole.score + settings.SCORE_TIE_EPS)
         chosen = obj if better_object else whole
         if chosen is not None and chosen.score >= threshold:
             results.append(chosen)
-    results.sort(key=lambda m: (-m.score, -m.image_id))
+    results.sort(key=lambda m: (m.image_id not in copies, -m.score, -m.image_id))
     return results
+
+
+def _a_copy(similarity: float, perceptual_hash: int | None, copy_hash: int | None) -> bool:
+    """The near-duplicate rule (search.duplicates) between a picture searched by and a photo."""
+    if copy_hash is None or perceptual_hash is None or similarity < settings.NEAR_DUPLICATE_SIMILARITY:
+        return False
+    bits = int(hash_distances(np.array([copy_hash]), np.array([perceptual_hash]))[0, 0])
+    return bits <= settings.NEAR_DUPLICATE_HASH_BITS
 
 
 def penalised(
