@@ -16,9 +16,11 @@ results page shows of it (`preview(user)`) and how it turns into a `plan(user)` 
 A new kind of query is one class here (and its parameters in search.request).
 
 A composed query searches with the weighted mean of its positive terms' vectors, so a score is the
-weighted mean of the terms' cosine similarities and the threshold the same mean of theirs; an image
-that matches a negative term (any of its regions above that term's exclude_threshold) loses the
-excess, times the term's weight (search.ranking.penalised).
+weighted mean of the terms' cosine similarities and the threshold the same mean of theirs; phrases
+joined by "+" instead ask for photos that hold a match for each, over each phrase's own threshold,
+ranked by the weaker (search.ranking.all_of). An image that matches a negative term (any of its
+regions above that term's exclude_threshold) loses the excess, times the term's weight
+(search.ranking.penalised).
 """
 
 import base64
@@ -70,6 +72,12 @@ class Plan:
     # A picture's perceptual hash: the photos it is a copy of (saved again, re-encoded, resized) come
     # first, their whole image not lowered by the handicap (search.ranking.best_per_image).
     copy_hash: int | None = None
+    # Phrases joined by "+": each term's own plan; an image must match every one (search.ranking.all_of)
+    # over its `containment` floor.
+    all_of: tuple["Plan", ...] = ()
+    # Over what a region shows the term is in the photo: the floor of a left-out phrase, and of each
+    # phrase joined by "+" (whose conjunction is itself the filter a single phrase's show floor is).
+    containment: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,7 @@ class Query(ABC):
             vector=vector,
             source_image_id=source,
             threshold=self.threshold(),
+            containment=self.exclude_threshold(),
             handicap=0.0 if self.about_whole_photo else settings.WHOLE_IMAGE_HANDICAP,
             photo_vector=vector if self.a_picture else None,
         )
@@ -396,7 +405,15 @@ class ComposedQuery:
             handicap=0.0 if about_whole_photo else settings.WHOLE_IMAGE_HANDICAP,
             negatives=negatives,
             photo_vector=next((plan.photo_vector for plan in plans if plan.photo_vector is not None), None),
+            all_of=tuple(plans) if self.all_of else (),
         )
+
+    @property
+    def all_of(self) -> bool:
+        """Phrases joined by "+" ("a red circle + a blue square") ask for photos that hold each:
+        no single region holds both, so a mean of their vectors matches neither. With a photo among
+        the terms ("this photo, but red") the mean is the meaning, and stays."""
+        return len(self.positive) > 1 and all(isinstance(term.query, TextQuery) for term in self.positive)
 
     def refine(self, ranked: list[Match], context: Refinement) -> list[Match]:
         return ranked

@@ -21,7 +21,7 @@ from gallery.tags import images_tagged
 from search.errors import SearchError, SearchUnavailable
 from search.index import Generation, IndexUnavailable, Visibility, get_index, scan_pool
 from search.queries import AnyQuery, Refinement
-from search.ranking import rank
+from search.ranking import all_of, rank
 
 logger = logging.getLogger(__name__)
 
@@ -128,17 +128,27 @@ def search(
         if early_masks is not None
         else generation.allowed(replace(visibility, exclude_image_id=plan.source_image_id))
     )
-    ranked = rank(
-        plan.vector,
-        generation,
-        masks,
-        regions,
-        threshold=plan.threshold if min_score is None else float(min_score),
-        handicap=plan.handicap,
-        wanted=max(page * page_size + 1, settings.SOURCE_CHECKED),
-        negatives=plan.negatives,
-        copy_hash=plan.copy_hash,
-    )
+    if plan.all_of:
+        ranked = all_of(
+            [(term.vector, term.containment if min_score is None else float(min_score)) for term in plan.all_of],
+            generation,
+            masks,
+            regions,
+            handicap=plan.handicap,
+            negatives=plan.negatives,
+        )
+    else:
+        ranked = rank(
+            plan.vector,
+            generation,
+            masks,
+            regions,
+            threshold=plan.threshold if min_score is None else float(min_score),
+            handicap=plan.handicap,
+            wanted=max(page * page_size + 1, settings.SOURCE_CHECKED),
+            negatives=plan.negatives,
+            copy_hash=plan.copy_hash,
+        )
     ranked = query.refine(ranked, Refinement(images=images, generation=generation, vector=plan.vector, kind=kind))
     start = (page - 1) * page_size
     shown = ranked[start : start + page_size]

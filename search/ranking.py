@@ -8,6 +8,7 @@ photos a person tagged with a text query's words (`tagged_first`), and the photo
 was cut from (`source_first`).
 """
 
+import sys
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -92,6 +93,31 @@ def rank(
         if settled >= wanted or exhausted or below_threshold:
             return results
         k *= FETCH_GROWTH
+
+
+def all_of(
+    terms: list[tuple[np.ndarray, float]],
+    generation: Generation,
+    masks: list[np.ndarray],
+    regions: QuerySet[Region],
+    *,
+    handicap: float = 0.0,
+    negatives: tuple[Negative, ...] = (),
+) -> list[Match]:
+    """Images that match every (vector, threshold) term, each scored by its weaker term and shown
+    with that term's match (its box), best first: "a red circle + a blue square" asks for photos
+    holding both. Each term is ranked alone down to its threshold, so every image that matches it
+    is known before the sets are intersected."""
+    matched: list[dict[int, Match]] = []
+    for vector, threshold in terms:
+        found = rank(vector, generation, masks, regions, threshold=threshold, wanted=sys.maxsize, handicap=handicap)
+        matched.append({match.image_id: match for match in found})
+    common = set.intersection(*(set(term) for term in matched)) if matched else set()
+    results = [min((term[image_id] for term in matched), key=lambda m: m.score) for image_id in common]
+    results.sort(key=lambda m: (-m.score, -m.image_id))
+    if negatives:
+        results = penalised(results, generation, negatives, min(threshold for _, threshold in terms))
+    return results
 
 
 def best_per_image(

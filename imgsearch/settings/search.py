@@ -39,7 +39,8 @@ MIN_IMAGE_SIMILARITY = env_float("MIN_IMAGE_SIMILARITY", MODEL_PROFILE_DEFAULTS.
 # given thing: where a model rates unrelated photos of one kind of background close, it needs a higher floor.
 # Unset (None): MIN_IMAGE_SIMILARITY's.
 MIN_SIMILAR_SIMILARITY = env_float("MIN_SIMILAR_SIMILARITY", MODEL_PROFILE_DEFAULTS.get("MIN_SIMILAR_SIMILARITY"))
-# A left-out phrase ("beach -people") lowers each image it matches by the excess over this floor.
+# A left-out phrase ("beach -people") lowers each image it matches by the excess over this floor;
+# each phrase joined by "+" ("sunset + boat") must match a photo over it.
 # Unset (None): MIN_SIMILARITY's. A show floor chosen for precision is too strict for it: the phrase
 # would no longer match the thing it names.
 MIN_EXCLUDE_SIMILARITY = env_float("MIN_EXCLUDE_SIMILARITY", MODEL_PROFILE_DEFAULTS.get("MIN_EXCLUDE_SIMILARITY"))
