@@ -8,7 +8,6 @@ photos a person tagged with a text query's words (`tagged_first`), and the photo
 was cut from (`source_first`).
 """
 
-import sys
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -95,6 +94,10 @@ def rank(
         k *= FETCH_GROWTH
 
 
+# Each phrase of a "+" query is looked for in at most this many photos, its best.
+ALL_OF_IMAGES = 1000
+
+
 def all_of(
     terms: list[tuple[np.ndarray, float]],
     generation: Generation,
@@ -106,11 +109,11 @@ def all_of(
 ) -> list[Match]:
     """Images that match every (vector, threshold) term, each scored by its weaker term and shown
     with that term's match (its box), best first: "a red circle + a blue square" asks for photos
-    holding both. Each term is ranked alone down to its threshold, so every image that matches it
-    is known before the sets are intersected."""
+    holding both. Each term is ranked alone down to its threshold (at most its ALL_OF_IMAGES best
+    images: a threshold turned off must not fetch the whole library), then the sets are intersected."""
     matched: list[dict[int, Match]] = []
     for vector, threshold in terms:
-        found = rank(vector, generation, masks, regions, threshold=threshold, wanted=sys.maxsize, handicap=handicap)
+        found = rank(vector, generation, masks, regions, threshold=threshold, wanted=ALL_OF_IMAGES, handicap=handicap)
         matched.append({match.image_id: match for match in found})
     common = set.intersection(*(set(term) for term in matched)) if matched else set()
     results = [min((term[image_id] for term in matched), key=lambda m: m.score) for image_id in common]
