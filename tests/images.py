@@ -173,6 +173,18 @@ def jxl(width: int = 160, height: int = 120, *, seed: int = 0, position: bool = 
     return encode(scene(width, height, seed=seed), "JXL", quality=90, exif=camera_exif(position=position).tobytes())
 
 
+def mpo(*, seed: int = 6) -> bytes:
+    """A phone's multi-picture JPEG (MPO: depth, or an Ultra HDR gain map after the photo), written by
+    Pillow, which puts the camera's EXIF, GPS and all, into every picture."""
+    return encode(
+        scene(seed=seed),
+        "MPO",
+        save_all=True,
+        append_images=[scene(80, 60, seed=seed + 1)],
+        exif=camera_exif().tobytes(),
+    )
+
+
 def dng(
     width: int = 160, height: int = 120, *, seed: int = 0, position: bool = True, xmp: bytes | None = None
 ) -> bytes:

@@ -171,13 +171,7 @@ def test_a_phones_multi_picture_jpeg_is_a_jpeg_and_keeps_its_second_picture_with
     where it was taken. Pillow's MPO writer puts the EXIF, GPS and all, in every picture: rewriting
     the first picture's metadata would leave the second's position, so others get the first
     picture re-encoded (privacy before the gain map)."""
-    original = images.encode(
-        images.scene(seed=6),
-        "MPO",
-        save_all=True,
-        append_images=[images.scene(80, 60, seed=7)],
-        exif=images.camera_exif().tobytes(),
-    )
+    original = images.mpo()
     assert located(original)
     image = upload(owner, original, "PXL_0001.MP.JPG").image
     image.refresh_from_db()
@@ -197,13 +191,7 @@ def test_an_mpo_whose_later_pictures_hold_no_position_keeps_them_all():
     JPEG's and the second picture (the gain map) stays, found where the MPF index says."""
     from gallery.exif import _tiff_without_location, without_location
 
-    made = images.encode(
-        images.scene(seed=6),
-        "MPO",
-        save_all=True,
-        append_images=[images.scene(80, 60, seed=7)],
-        exif=images.camera_exif().tobytes(),
-    )
+    made = images.mpo()
     # Pillow wrote the EXIF into both pictures: blank the second's GPS in place, as a phone has none there.
     second_exif = made.index(b"Exif\x00\x00", made.index(b"Exif\x00\x00") + 1) + 6
     length = int.from_bytes(made[second_exif - 8 : second_exif - 6], "big") - 8

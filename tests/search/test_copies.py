@@ -3,8 +3,6 @@ byte for byte the same, or saved again (re-encoded, resized). README tour step 3
 this; on the demo profile the whole image scored 1.00 - WHOLE_IMAGE_HANDICAP = 0.90, under its
 0.92 floor, and a re-encoded copy returned other photos and not the original."""
 
-import io
-
 import numpy as np
 import pytest
 from django.urls import reverse
@@ -13,16 +11,11 @@ from rest_framework.test import APIClient
 
 from gallery.models import Image
 from search.vision.training import demo
+from tests import images
 from tests.conftest import MEASURED
 
 SCENES = 8
 SCENE_SEED = 2028  # neither the training seed nor the other tests'
-
-
-def encoded(picture: PILImage.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    picture.save(buffer, fmt, **options)
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -31,10 +24,10 @@ def library(owner, stranger, upload, demo_profile):
     made = {}
     for number in range(SCENES):
         picture, _ = demo.scene(256, 192, rng, count=2 + number % 2)
-        data = encoded(picture, "PNG")
+        data = images.encode(picture, "PNG")
         made[number] = (upload(owner, data, f"scene-{number}.png").image, picture, data)
     secret, _ = demo.scene(256, 192, rng, count=2)
-    secret_data = encoded(secret, "PNG")
+    secret_data = images.encode(secret, "PNG")
     made["secret"] = (upload(stranger, secret_data, "stranger-secret.png").image, secret, secret_data)
     assert set(Image.objects.values_list("status", "objects_status")) == {("ready", "found")}
     return made
@@ -59,7 +52,7 @@ def test_an_identical_or_re_encoded_copy_finds_its_photo_first_and_shown(owner, 
     for number in range(SCENES):
         image, picture, data = library[number]
         smaller = picture.resize((192, 144), PILImage.Resampling.BILINEAR)
-        for label, query in (("identical", data), ("re-encoded", encoded(smaller, "JPEG", quality=70))):
+        for label, query in (("identical", data), ("re-encoded", images.encode(smaller, "JPEG", quality=70))):
             results = first_shown(owner, query, "copy.png" if label == "identical" else "copy.jpg")
             assert results, f"{label} copy of scene {number}: nothing shown"
             assert results[0]["image_id"] == image.pk, (label, number, results[:3])
