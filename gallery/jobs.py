@@ -20,7 +20,9 @@ from gallery.models import Image, ProcessingPause
 RATE_WINDOW = timedelta(minutes=15)
 FAILURES_LISTED = 10
 # A photo failed in either stage (one whose objects failed is still searchable).
-FAILED = Q(status=Image.Status.FAILED) | Q(status=Image.Status.READY, objects_status=Image.ObjectsStatus.FAILED)
+FAILED_IN_EITHER_STAGE = Q(status=Image.Status.FAILED) | Q(
+    status=Image.Status.READY, objects_status=Image.ObjectsStatus.FAILED
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def jobs_summary(images: QuerySet[Image] | None = None) -> Jobs:
             status=Image.Status.READY, objects_status__in=[Objects.FOUND, Objects.FAILED], objects_at__gte=since
         ).count(),
     )
-    failures = Counter(images.filter(FAILED).values_list("error", flat=True))
+    failures = Counter(images.filter(FAILED_IN_EITHER_STAGE).values_list("error", flat=True))
     return Jobs(
         counts=counts,
         searchable=searchable,
@@ -140,7 +142,7 @@ def jobs_summary(images: QuerySet[Image] | None = None) -> Jobs:
 def recent_failures(limit: int = 20) -> QuerySet[Image]:
     """The photos that failed last, in either stage, newest first."""
     return (
-        Image.objects.filter(FAILED)
+        Image.objects.filter(FAILED_IN_EITHER_STAGE)
         .select_related("owner")
         .order_by(Coalesce("objects_at", "processed_at").desc(nulls_last=True))[:limit]
     )

@@ -38,6 +38,7 @@ from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
 from gallery import media, storage
+from gallery.jobs import FAILED_IN_EITHER_STAGE
 from gallery.models import Image, Region, Tag
 from gallery.services import regions_delete
 from gallery.work_queue import (
@@ -368,9 +369,7 @@ def images_requeue_waiting_for_models() -> list[int]:
     configured weight file is in place (fetch_models finished, a file was copied in), from the stage
     that failed: a searchable photo whose objects waited for SAM stays searchable meanwhile. While
     any is still missing nothing happens; a person's own Retry in between wins (conditional updates)."""
-    still_waiting = Q(waiting_for_models=True) & (
-        Q(status=Image.Status.FAILED) | Q(status=Image.Status.READY, objects_status=Image.ObjectsStatus.FAILED)
-    )
+    still_waiting = Q(waiting_for_models=True) & FAILED_IN_EITHER_STAGE
     waiting = Image.objects.filter(still_waiting)
     if not waiting.exists() or weights_missing():
         return []

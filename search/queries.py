@@ -27,6 +27,7 @@ import base64
 import io
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import ClassVar, NamedTuple
 
 import numpy as np
@@ -206,7 +207,12 @@ class ImageQuery(Query):
         return Embedded(_clip().embed_images([self.picture()])[0], None)
 
     def picture(self) -> PILImage.Image:
-        """The uploaded picture's pixels (validated already), as uploads are read: oriented, RGB."""
+        """The uploaded picture's pixels (validated already), as uploads are read: oriented, RGB.
+        Decoded once per query (its vector, its hash and the source check share it): do not change it."""
+        return self._pixels
+
+    @cached_property
+    def _pixels(self) -> PILImage.Image:
         with PILImage.open(io.BytesIO(self.data)) as image:
             image.seek(0)
             return to_rgb(ImageOps.exif_transpose(image))
@@ -216,7 +222,7 @@ class ImageQuery(Query):
 
     def preview(self, user) -> dict:
         """A small copy inline: uploads are never stored."""
-        picture = self.picture()
+        picture = self.picture().copy()
         picture.thumbnail((QUERY_PREVIEW_PX, QUERY_PREVIEW_PX))
         buffer = io.BytesIO()
         picture.save(buffer, "JPEG", quality=80)
