@@ -5,7 +5,7 @@ image, the whole image winning near-ties, the demo profile's thresholds).
 tests/search/test_heldout_quality.py measures the same through upload -> worker -> index -> API and
 is the figure of record; this is the loop for trying a training recipe or a threshold quickly.
 
-    .venv/bin/python bench/heldout_offline.py [--split tuning] [--weights path.pt] [--scenes 28]
+    .venv/bin/python bench/heldout_offline.py [--split tuning] [--cast 1] [--weights path.pt] [--scenes 28]
 """
 
 import argparse
@@ -329,7 +329,17 @@ def evaluate_tags(library: Library, clip, probabilities=(0.3, 0.4, 0.5, 0.6, 0.7
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", choices=("tuning", "evaluation", "fresh", "generator"), default="tuning")
+    parser.add_argument(
+        "--split",
+        choices=("tuning", "evaluation", "fresh", "textures-tuning", "textures", "generator"),
+        default="tuning",
+    )
+    parser.add_argument(
+        "--cast",
+        type=float,
+        default=0.0,
+        help="A camera-style colour cast of this strength (bench.heldout.camera_cast).",
+    )
     parser.add_argument(
         "--weights", type=Path, default=None, help="A demo CLIP checkpoint (default: the committed one)."
     )
@@ -373,7 +383,7 @@ def main() -> None:
             scenes.append(heldout.HeldOutScene(name=f"{number}", jpeg=buffer.getvalue(), shapes=shapes, photograph=""))
     else:
         photos = heldout.photographs(heldout.SPLITS[args.split])
-        scenes = [heldout.scene(number, rng, photos) for number in range(args.scenes)]
+        scenes = [heldout.scene(number, rng, photos, cast=args.cast) for number in range(args.scenes)]
     library = Library(
         scenes,
         clip,
