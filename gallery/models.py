@@ -300,6 +300,14 @@ class Region(models.Model):
     y2 = models.PositiveIntegerField()
     area_fraction = models.FloatField(help_text="Mask area / image area (1.0 for the whole image).")
     score = models.FloatField(default=1.0, help_text="Proposer confidence (SAM predicted IoU x stability).")
+    # An object's likeness to the most alike other object of its photo: a cell among cells, a tile
+    # among tiles, a patch of sky beside another is texture, not a thing ("more like this" leaves such
+    # regions out: REPEATED_REGION_SIMILARITY).
+    twin_similarity = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Cosine similarity to the most alike other object region of the same photo (empty: none).",
+    )
 
     embedding = models.BinaryField()
     embedding_model = models.CharField(max_length=128)

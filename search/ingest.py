@@ -215,6 +215,8 @@ def _objects(opened: Opened, heartbeats: dict[int, Heartbeat]) -> dict[int, str]
             _region(claim.image_id, Region.Kind.OBJECT, p.box, p.area_fraction, p.score, vector, clip)
             for p, vector in zip(proposals, crop_vectors, strict=True)
         ]
+        for region, twin in zip(regions, twin_similarities(np.asarray(crop_vectors)), strict=True):
+            region.twin_similarity = None if np.isnan(twin) else float(twin)
         try:
             if not _still_ours(claim, heartbeats[claim.image_id], PROGRESS_EMBEDDED):
                 raise ClaimLost()
@@ -293,6 +295,16 @@ def _decoded(image: Image) -> PILImage.Image:
             f"The file {where} in the library folder is truncated or corrupt and cannot be decoded "
             f"({' '.join(str(error).split())}); replace it there with a good copy, or remove it."
         ) from error
+
+
+def twin_similarities(vectors: np.ndarray) -> np.ndarray:
+    """For each of a photo's object vectors (unit rows), its cosine similarity to the most alike other
+    one (NaN where it is alone): Region.twin_similarity."""
+    if len(vectors) < 2:
+        return np.full(len(vectors), np.nan)
+    similarities = vectors @ vectors.T
+    np.fill_diagonal(similarities, -np.inf)
+    return similarities.max(axis=1)
 
 
 def _region(image_id: int, kind: str, box, area_fraction: float, score: float, vector, clip) -> Region:

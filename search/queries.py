@@ -3,8 +3,8 @@
     TextQuery      words ("a red circle"), through CLIP's text tower
     ImageQuery     an uploaded picture: validated like uploads, never stored
     VectorQuery    an uploaded picture searched before, from the vector a saved or recent search kept
-    SimilarQuery   "more like this": a stored photo's whole-image vector (and its objects' with
-                   SIMILAR_BY_OBJECTS)
+    SimilarQuery   "more like this": a stored photo's whole-image vector (and with SIMILAR_BY_OBJECTS
+                   its objects', texture repeated within a photo left out on both sides)
     RegionQuery    a stored region's vector
     BoxQuery       a box drawn on a stored photo, cropped and embedded
     ComposedQuery  terms to match together and terms to leave out ("this photo, but at night",
@@ -32,7 +32,7 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from PIL import Image as PILImage
 from PIL import ImageOps
 
@@ -79,6 +79,8 @@ class Plan:
     # Over what a region shows the term is in the photo: the floor of a left-out phrase, and of each
     # phrase joined by "+" (whose conjunction is itself the filter a single phrase's show floor is).
     containment: float = 0.0
+    # Regions that may not be found (Region rows matching it): "more like this" leaves out repeated texture.
+    leave_out: Q | None = None
 
 
 @dataclass(frozen=True)
@@ -271,8 +273,13 @@ class SimilarQuery(Query):
             raise SearchError("This image has not been processed yet; try again when it is ready.")
         if not settings.SIMILAR_BY_OBJECTS:
             return Embedded(_stored_vectors([region])[0], image.pk)
-        objects = list(image.regions.filter(kind=Region.Kind.OBJECT).order_by("pk"))
+        objects = image.regions.filter(kind=Region.Kind.OBJECT).order_by("pk")
+        if (repeated := repeated_objects()) is not None:
+            objects = objects.exclude(repeated)
         return Embedded(_stored_vectors([region, *objects]), image.pk)
+
+    def plan(self, user) -> Plan:
+        return replace(super().plan(user), leave_out=repeated_objects() if settings.SIMILAR_BY_OBJECTS else None)
 
     def threshold(self) -> float:
         if settings.MIN_SIMILAR_SIMILARITY is not None:
@@ -477,6 +484,15 @@ def _visible_image(user, image_id: int) -> Image:
     if image is None:
         raise SearchError("No such image.")
     return image
+
+
+def repeated_objects() -> Q | None:
+    """Object regions with a look-alike in their own photo (REPEATED_REGION_SIMILARITY): a cell among
+    cells, a tile among tiles. Flat patches of unrelated photos embed almost alike (0.999), so "more
+    like this" by objects lets them neither search nor be found: it is about the photo's things."""
+    if settings.REPEATED_REGION_SIMILARITY is None:
+        return None
+    return Q(kind=Region.Kind.OBJECT, twin_similarity__gte=settings.REPEATED_REGION_SIMILARITY)
 
 
 def _stored_vectors(regions: list[Region]) -> np.ndarray:

@@ -121,6 +121,8 @@ def search(
     if plan.source_image_id is not None:
         images = images.exclude(pk=plan.source_image_id)  # "more like this" should not answer with itself
     regions = Region.objects.filter(image__in=images)
+    if plan.leave_out is not None:
+        regions = regions.exclude(plan.leave_out)
     if kind != "both":
         regions = regions.filter(kind=kind)
     masks = (

@@ -60,6 +60,12 @@ WHOLE_IMAGE_HANDICAP = env_float("WHOLE_IMAGE_HANDICAP", MODEL_PROFILE_DEFAULTS.
 # it. On for the demo profile, where it was measured (bench/README.md); off by default until it is
 # measured with real CLIP and SAM, whose many part and background masks may match too freely.
 SIMILAR_BY_OBJECTS = env_bool("SIMILAR_BY_OBJECTS", MODEL_PROFILE_DEFAULTS.get("SIMILAR_BY_OBJECTS", False))
+# With SIMILAR_BY_OBJECTS, an object region with another at least this alike in its own photo (a cell
+# among cells, a tile among tiles: Region.twin_similarity) is texture, not a thing: it neither searches
+# nor is found, or flat patches of unrelated photos, alike to 0.999, lead the results. Unset: kept.
+REPEATED_REGION_SIMILARITY = env_float(
+    "REPEATED_REGION_SIMILARITY", MODEL_PROFILE_DEFAULTS.get("REPEATED_REGION_SIMILARITY")
+)
 # Near-duplicates (search/duplicates.py): whole-image vectors at least this similar, and perceptual
 # hashes at most this many bits (of 64) apart. Calibrated with bench/near_duplicates.py.
 NEAR_DUPLICATE_SIMILARITY = env_float(
