@@ -6,6 +6,7 @@ A proposer takes an RGB image and returns boxes in that image's pixels: Segment 
 """
 
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Protocol
 
 import numpy as np
@@ -178,8 +179,11 @@ class JoinedProposer:
     fills the first's gaps without boxing its finds again. Like: a box IoU of SAME_OBJECT_IOU or more,
     or a part of one (PART_INSIDE of its box inside one at most PART_OF times larger: the network
     splits a shape much larger than those it trained on, which the colour proposer found whole).
-    Their scores are not comparable, so the first's are put above the second's (each halved, the
-    first's plus one half).
+    Their scores are not comparable, so they take turns, each proposer's best first: the first's
+    best, the second's best, the first's second best, and so on (a Proposal's score is then its place
+    in that order, 1 down to 0), so that REGION_MAX_PER_IMAGE keeps the best of both. Ranking all the
+    first's above the second's let a background of flat cells or tiles, whose every piece the colour
+    proposer boxes, fill the 24 places before the network's objects came in.
 
     SAME_OBJECT_IOU is strict (0.7): where a shape's colour area leaks a little into the background,
     the colour box still overlaps the network's by 0.5-0.7 but boxes the shape worse; keeping both
@@ -197,12 +201,6 @@ class JoinedProposer:
         return [self.propose(image) for image in images]
 
     def propose(self, image: PILImage.Image) -> list[Proposal]:
-        def scaled(proposals: list[Proposal], offset: float) -> list[Proposal]:
-            return [
-                Proposal(box=p.box, area_fraction=p.area_fraction, score=offset + 0.5 * min(1.0, p.score))
-                for p in proposals
-            ]
-
         def like(p: Proposal, q: Proposal) -> bool:
             if box_iou(p.box, q.box) >= self.SAME_OBJECT_IOU:
                 return True
@@ -214,7 +212,12 @@ class JoinedProposer:
 
         first = self.first.propose(image)
         second = [p for p in self.second.propose(image) if not any(like(p, q) for q in first)]
-        return scaled(first, 0.5) + scaled(second, 0.0)
+        turns = zip_longest(*(sorted(found, key=lambda p: -p.score) for found in (first, second)))
+        order = [p for turn in turns for p in turn if p is not None]
+        return [
+            Proposal(box=p.box, area_fraction=p.area_fraction, score=1 - place / len(order))
+            for place, p in enumerate(order)
+        ]
 
 
 def _area(box: tuple[int, int, int, int]) -> int:

@@ -213,6 +213,20 @@ def test_the_second_proposer_adds_only_what_the_first_has_nothing_like():
     assert joined.name == "first+second"
 
 
+def test_the_cap_on_regions_keeps_the_best_of_both_proposers():
+    """A background of flat cells gives the colour proposer a box for every cell; ranked all above
+    the network's, 30 cells filled REGION_MAX_PER_IMAGE's 24 places and the network's objects were lost."""
+    cells = [(40 * i, 40 * j, 40 * i + 38, 40 * j + 38) for i in range(6) for j in range(5)]
+    objects = [(500, 20, 540, 60), (500, 100, 530, 130)]
+    joined = JoinedProposer(Boxes("colour", *cells), Boxes("network", *objects))
+    kept = filter_proposals(
+        joined.propose(None), width=640, height=480, min_area_fraction=0.0, nms_iou=0.8, max_count=24
+    )
+    assert len(kept) == 24
+    assert {p.box for p in kept} >= set(objects)
+    assert [p.box for p in kept[:4]] == [cells[0], objects[0], cells[1], objects[1]]  # turn about, best first
+
+
 def blob(probability: np.ndarray, box: tuple[int, int, int, int], value: float) -> None:
     x0, y0, x1, y1 = box
     probability[y0:y1, x0:x1] = value
