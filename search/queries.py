@@ -16,7 +16,8 @@ results page shows of it (`preview(user)`) and how it turns into a `plan(user)` 
 A new kind of query is one class here (and its parameters in search.request).
 
 A composed query searches with the weighted mean of its positive terms' vectors, so a score is the
-weighted mean of the terms' cosine similarities and the threshold the same mean of theirs; phrases
+weighted mean of the terms' cosine similarities and the threshold the same mean of theirs (with
+COMPOSED_MARGIN: what scores within that margin of the query's best, over MIN_COMPOSED_SIMILARITY); phrases
 joined by "+" instead ask for photos that hold a match for each, over each phrase's own threshold,
 ranked by the weaker (search.ranking.all_of). An image that matches a negative term (any of its
 regions above that term's exclude_threshold) loses the excess, times the term's weight
@@ -81,6 +82,8 @@ class Plan:
     containment: float = 0.0
     # Regions that may not be found (Region rows matching it): "more like this" leaves out repeated texture.
     leave_out: Q | None = None
+    # Shown: what scores within this of the query's best result, over `threshold` (COMPOSED_MARGIN).
+    margin: float | None = None
 
 
 @dataclass(frozen=True)
@@ -402,6 +405,14 @@ class ComposedQuery:
         rows = [np.atleast_2d(plan.vector) for plan in plans]
         vector = sum(weight * row for weight, row in zip(weights, rows, strict=True)) / weights.sum()
         threshold = float(np.dot(weights, [term.query.threshold() for term in self.positive]) / weights.sum())
+        margin = None
+        if len(self.positive) > 1 and settings.COMPOSED_MARGIN is not None:
+            # A mean of a text score and a picture's has no scale of its own: the right photo scores
+            # 0.5 for one query and 0.7 for the next, so a fixed floor shows nothing or too much.
+            # What stands out is what scores near the query's own best.
+            margin = settings.COMPOSED_MARGIN
+            if settings.MIN_COMPOSED_SIMILARITY is not None:
+                threshold = settings.MIN_COMPOSED_SIMILARITY
         negatives = tuple(
             Negative(
                 vector=np.atleast_2d(term.query.vector(user).vector)[0],
@@ -419,6 +430,7 @@ class ComposedQuery:
             negatives=negatives,
             photo_vector=next((plan.photo_vector for plan in plans if plan.photo_vector is not None), None),
             all_of=tuple(plans) if self.all_of else (),
+            margin=None if self.all_of else margin,
         )
 
     @property

@@ -151,6 +151,9 @@ def search(
             negatives=plan.negatives,
             copy_hash=plan.copy_hash,
         )
+    if plan.margin is not None and min_score is None and ranked:
+        best = max(match.score for match in ranked)
+        ranked = [match for match in ranked if match.score >= best - plan.margin]
     ranked = query.refine(ranked, Refinement(images=images, generation=generation, vector=plan.vector, kind=kind))
     start = (page - 1) * page_size
     shown = ranked[start : start + page_size]

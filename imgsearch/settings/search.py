@@ -66,6 +66,12 @@ SIMILAR_BY_OBJECTS = env_bool("SIMILAR_BY_OBJECTS", MODEL_PROFILE_DEFAULTS.get("
 REPEATED_REGION_SIMILARITY = env_float(
     "REPEATED_REGION_SIMILARITY", MODEL_PROFILE_DEFAULTS.get("REPEATED_REGION_SIMILARITY")
 )
+# Words and a photo together ("this photo, but red") score the mean of a text and a picture score,
+# which has no scale of its own across queries: with COMPOSED_MARGIN set, such a query shows what
+# scores within that margin of its own best result, over MIN_COMPOSED_SIMILARITY (unset: the mean
+# of the terms' floors). Unset: the mean of the terms' floors alone, as for one term.
+COMPOSED_MARGIN = env_float("COMPOSED_MARGIN", MODEL_PROFILE_DEFAULTS.get("COMPOSED_MARGIN"))
+MIN_COMPOSED_SIMILARITY = env_float("MIN_COMPOSED_SIMILARITY", MODEL_PROFILE_DEFAULTS.get("MIN_COMPOSED_SIMILARITY"))
 # Near-duplicates (search/duplicates.py): whole-image vectors at least this similar, and perceptual
 # hashes at most this many bits (of 64) apart. Calibrated with bench/near_duplicates.py.
 NEAR_DUPLICATE_SIMILARITY = env_float(

@@ -50,6 +50,9 @@ MODEL_PROFILES = {
         "SIMILAR_BY_OBJECTS": True,
         # Chosen on the tuning backgrounds (bench/README.md, "More like this by what a photo is about").
         "REPEATED_REGION_SIMILARITY": 0.95,
+        # Words and a photo together: what scores near the query's own best (chosen on the tuning split).
+        "COMPOSED_MARGIN": 0.005,
+        "MIN_COMPOSED_SIMILARITY": 0.5,
         "NEAR_DUPLICATE_SIMILARITY": 0.95,
         "NEAR_DUPLICATE_CHECK_SIMILARITY": 0.6,
         "TAG_VOCABULARY": str(BASE_DIR / "search" / "vocabularies" / "demo.txt"),
