@@ -78,16 +78,29 @@ class Library:
         self.vectors = np.concatenate(vectors)
         self.owner = np.array(self.owner)
         self.is_global = np.array([k == "global" for k in self.kinds])
+        # Objects with a look-alike in their own photo (Region.twin_similarity over the demo profile's
+        # REPEATED_REGION_SIMILARITY): "more like this" neither searches with them nor finds them.
+        from django.conf import settings
+
+        from search.ingest import twin_similarities
+
+        floor = settings.MODEL_PROFILES["demo"].get("REPEATED_REGION_SIMILARITY")
+        twins = np.full(len(self.vectors), np.nan)
+        for number in range(len(scenes)):
+            rows = np.flatnonzero((self.owner == number) & ~self.is_global)
+            twins[rows] = twin_similarities(self.vectors[rows])
+        self.repeated = (twins >= floor) if floor is not None else np.zeros(len(self.vectors), bool)
 
     def rank(
-        self, vector, *, exclude: int | None = None, tie_eps: float, handicap: float = 0.0
+        self, vector, *, exclude: int | None = None, tie_eps: float, handicap: float = 0.0, leave_out=None
     ) -> list[tuple[int, float, tuple]]:
         """(scene number, score, box) best first: one per scene, its whole image (less `handicap`) unless
-        an object beats it by tie_eps. `vector` may be several (rows): each region scores its best."""
+        an object beats it by tie_eps. `vector` may be several (rows): each region scores its best.
+        `leave_out`: a mask of regions that may not be found."""
         scores = (self.vectors @ np.atleast_2d(vector).T).max(axis=1) - handicap * self.is_global
         best: dict[int, dict[str, tuple[float, int]]] = defaultdict(dict)
         for row, (scene, score) in enumerate(zip(self.owner, scores, strict=True)):
-            if scene == exclude:
+            if scene == exclude or (leave_out is not None and leave_out[row]):
                 continue
             kind = self.kinds[row]
             if kind not in best[scene] or score > best[scene][kind][0]:
@@ -235,8 +248,14 @@ def evaluate(
         }
         boxes = {n: [(0, 0, 10**6, 10**6)] for n in relevant}  # any box: "more like this" is about the photo
         for by_objects in (False, True):
-            rows = library.owner == number if by_objects else (library.owner == number) & library.is_global
-            ranked = library.rank(library.vectors[rows], exclude=number, tie_eps=tie_eps)
+            if by_objects:
+                rows = (library.owner == number) & ~library.repeated
+                ranked = library.rank(
+                    library.vectors[rows], exclude=number, tie_eps=tie_eps, leave_out=library.repeated
+                )
+            else:
+                rows = (library.owner == number) & library.is_global
+                ranked = library.rank(library.vectors[rows], exclude=number, tie_eps=tie_eps)
             similar[by_objects].add(ranked, relevant, boxes)
             p5[by_objects].append(np.mean([n in relevant for n, _, _ in ranked[:5]]))
     tallies = (text, crop, region, region_found, box, similar[False], similar[True])
@@ -283,18 +302,40 @@ def evaluate_composed(
     for number, scene in enumerate(library.scenes):
         for s in scene.shapes:
             where[(s.colour, s.shape)][number].append(s.box)
+    from django.conf import settings
+
+    profile = settings.MODEL_PROFILES["demo"]
     tallies = {kind: Tally(kind, 0.0) for kind in ("words", "photo", "both")}
+    both_ranked: list[tuple[list, set]] = []
     for klass, words, number, box in composed_queries(library.scenes):
         text_vector = clip.embed_texts([words])[0]
         photo_vector = clip.embed_images([library.pictures[number].crop(box)])[0]
         both = (text_vector + image_weight * photo_vector) / (1 + image_weight)
         relevant = set(where[klass])
         for kind, vector in (("words", text_vector), ("photo", photo_vector), ("both", both)):
-            tallies[kind].add(library.rank(vector, tie_eps=tie_eps, handicap=handicap), relevant, where[klass])
-    return [
+            ranked = library.rank(vector, tie_eps=tie_eps, handicap=handicap)
+            tallies[kind].add(ranked, relevant, where[klass])
+            if kind == "both":
+                both_ranked.append((ranked, relevant))
+    lines = [
         f"[composed {kind:5s}] n={len(t.top1)} R@1={np.mean(t.top1):.2f} mAP={np.mean(t.precisions):.2f}"
         for kind, t in tallies.items()
     ]
+    # What words + a photo show: within a margin of the query's best, over a floor (COMPOSED_MARGIN).
+    floor = profile.get("MIN_COMPOSED_SIMILARITY") or 0.0
+    for margin in (0.005, 0.01, 0.02, 0.03):
+        shown = right = empty_right = 0
+        for ranked, relevant in both_ranked:
+            best = ranked[0][1] if ranked else 0.0
+            kept = [scene for scene, score, _ in ranked if score >= max(floor, best - margin)]
+            shown, right = shown + len(kept), right + sum(scene in relevant for scene in kept)
+            empty_right += not kept and bool(ranked) and ranked[0][0] in relevant
+        mark = "  <- demo profile" if margin == profile.get("COMPOSED_MARGIN") else ""
+        lines.append(
+            f"[composed both] within {margin} of the best, over {floor}: {shown / len(both_ranked):.1f} shown, "
+            f"{right / max(1, shown):.0%} right, {empty_right} empty though the first is right{mark}"
+        )
+    return lines
 
 
 def evaluate_tags(library: Library, clip, probabilities=(0.3, 0.4, 0.5, 0.6, 0.7, 0.8)) -> list[str]:
