@@ -207,7 +207,9 @@ def test_heldout_scenes_search_quality(heldout_library):
             parts[kind].add(ranked, relevant, boxes, shown=shown)
             empty_though_right += not shown and bool(ranked) and ranked[0]["original_name"] in relevant
     composed = {kind: tally.report() for kind, tally in parts.items()}
-    line = f"heldout/{SPLIT} [composed, both] empty at the default though the first ranked is right: {empty_though_right}"
+    line = (
+        f"heldout/{SPLIT} [composed, both] empty at the default though the first ranked is right: {empty_though_right}"
+    )
     print(line)
     MEASURED.append(line)
 
