@@ -207,6 +207,35 @@ def upload_file(data: bytes, name: str = "photo.png", content_type: str = "image
 
 
 @pytest.fixture
+def upload_heldout(owner, demo_profile, django_capture_on_commit_callbacks):
+    """upload_heldout(split, count, seed=, cast=) -> (api, scenes, ids): `count` of bench/heldout.py's
+    scenes on the split's backgrounds (in a camera cast of that strength), uploaded by `owner` through
+    the API in one request and processed on the demo profile; `api` is owner's client, `ids` the
+    photos' ids by file name."""
+    import numpy as np
+    from django.urls import reverse
+    from rest_framework.test import APIClient
+
+    from bench import heldout
+
+    def _upload(split: str, count: int, *, seed: int, cast: float = 0.0):
+        rng = np.random.default_rng(seed)
+        photos = heldout.photographs(heldout.SPLITS[split])
+        scenes = [heldout.scene(number, rng, photos, cast=cast) for number in range(count)]
+        api = APIClient()
+        api.force_authenticate(owner)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = api.post(
+                reverse("api:images"), {"files": [upload_file(s.jpeg, s.name) for s in scenes]}, format="multipart"
+            )
+        assert response.status_code == 201
+        ids = {item["image"]["original_name"]: item["image"]["id"] for item in response.json()}
+        return api, scenes, ids
+
+    return _upload
+
+
+@pytest.fixture
 def upload(django_capture_on_commit_callbacks):
     """upload(user, data, name) -> UploadOutcome, with the processing task run as the commit would."""
     from gallery.services import image_create

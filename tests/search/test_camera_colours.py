@@ -13,30 +13,17 @@ find the other photos holding that object, and what the default shows must be mo
 import numpy as np
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from gallery.models import Image
-from tests.conftest import MEASURED, upload_file
+from tests.conftest import MEASURED
 
 SCENES = 16
 SEED = 3301  # not the training seed, nor another test's
 
 
 @pytest.fixture
-def cast_library(owner, demo_profile, django_capture_on_commit_callbacks):
-    from bench import heldout
-
-    rng = np.random.default_rng(SEED)
-    photos = heldout.photographs(heldout.SPLITS["evaluation"])
-    scenes = [heldout.scene(number, rng, photos, cast=1.0) for number in range(SCENES)]
-    api = APIClient()
-    api.force_authenticate(owner)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = api.post(
-            reverse("api:images"), {"files": [upload_file(s.jpeg, s.name) for s in scenes]}, format="multipart"
-        )
-    assert response.status_code == 201
-    ids = {item["image"]["original_name"]: item["image"]["id"] for item in response.json()}
+def cast_library(upload_heldout):
+    api, scenes, ids = upload_heldout("evaluation", SCENES, seed=SEED, cast=1.0)
     assert set(Image.objects.values_list("status", "objects_status")) == {("ready", "found")}
     return api, {ids[s.name]: s for s in scenes}
 

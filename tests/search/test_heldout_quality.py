@@ -15,7 +15,6 @@ from collections import defaultdict
 import numpy as np
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from search.vision.proposers import box_iou
 from search.vision.training import demo
@@ -35,20 +34,8 @@ PAGE = 50  # ranks looked at for average precision
 
 
 @pytest.fixture
-def heldout_library(owner, demo_profile, django_capture_on_commit_callbacks):
-    from bench import heldout
-
-    rng = np.random.default_rng(SEED)
-    photos = heldout.photographs(heldout.SPLITS[SPLIT])
-    scenes = [heldout.scene(number, rng, photos, cast=CAST) for number in range(SCENES)]
-    api = APIClient()
-    api.force_authenticate(owner)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = api.post(
-            reverse("api:images"), {"files": [upload_file(s.jpeg, s.name) for s in scenes]}, format="multipart"
-        )
-    assert response.status_code == 201
-    ids = {item["image"]["original_name"]: item["image"]["id"] for item in response.json()}
+def heldout_library(upload_heldout):
+    api, scenes, ids = upload_heldout(SPLIT, SCENES, seed=SEED, cast=CAST)
     return api, {s.name: s for s in scenes}, ids
 
 

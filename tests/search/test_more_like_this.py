@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 from django.apps import apps
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from gallery.models import Image, Region
 from search.ingest import twin_similarities
-from tests.conftest import MEASURED, upload_file
+from tests.conftest import MEASURED
 
 SCENES = 24
 SEED = 2917  # not the training seed, nor another test's
@@ -72,20 +71,8 @@ def test_the_migration_measures_the_regions_stored_before(owner, upload):
 
 
 @pytest.fixture
-def textured_library(owner, demo_profile, django_capture_on_commit_callbacks):
-    from bench import heldout
-
-    rng = np.random.default_rng(SEED)
-    photos = heldout.photographs(heldout.SPLITS["textures"])
-    scenes = [heldout.scene(number, rng, photos) for number in range(SCENES)]
-    api = APIClient()
-    api.force_authenticate(owner)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = api.post(
-            reverse("api:images"), {"files": [upload_file(s.jpeg, s.name) for s in scenes]}, format="multipart"
-        )
-    assert response.status_code == 201
-    ids = {item["image"]["original_name"]: item["image"]["id"] for item in response.json()}
+def textured_library(upload_heldout):
+    api, scenes, ids = upload_heldout("textures", SCENES, seed=SEED)
     assert set(Image.objects.values_list("status", "objects_status")) == {("ready", "found")}
     return api, {ids[s.name]: {(p.colour, p.shape) for p in s.shapes} for s in scenes}
 
