@@ -50,12 +50,14 @@ import numpy as np  # noqa: E402
 class Library:
     """Every scene's regions (whole image first) and their vectors, as the pipeline would store them."""
 
-    def __init__(self, scenes, clip, proposer, *, min_area_fraction: float, nms_iou: float, max_count: int):
+    def __init__(
+        self, scenes, clip, proposer, *, min_area_fraction: float, nms_iou: float, max_count: int, context: float
+    ):
         from PIL import Image as PILImage
 
-        from search.vision.proposers import filter_proposals
+        from search.vision.proposers import filter_proposals, with_context
 
-        self.scenes = scenes
+        self.scenes, self.context = scenes, context
         self.pictures, self.boxes, self.kinds, self.owner, vectors = [], [], [], [], []
         for number, scene in enumerate(scenes):
             rgb = PILImage.open(io.BytesIO(scene.jpeg)).convert("RGB")
@@ -68,7 +70,7 @@ class Library:
                 nms_iou=nms_iou,
                 max_count=max_count,
             )
-            crops = [rgb] + [rgb.crop(p.box) for p in proposals]
+            crops = [rgb] + [rgb.crop(with_context(p.box, *rgb.size, context)) for p in proposals]
             vectors.append(clip.embed_images(crops))
             self.boxes += [(0, 0, rgb.width, rgb.height)] + [p.box for p in proposals]
             self.kinds += ["global"] + ["object"] * len(proposals)
@@ -188,7 +190,7 @@ def evaluate(
 ) -> list[str]:
     import numpy as np
 
-    from search.vision.proposers import box_iou
+    from search.vision.proposers import box_iou, with_context
     from search.vision.training import demo
 
     scenes = library.scenes
@@ -213,9 +215,13 @@ def evaluate(
         # The API test uploads each crop as a PNG: lossless, so the crop itself is the same query.
         crops = [picture.crop(placed.box) for placed in scene.shapes]
         crop_vectors = clip.embed_images(crops)
+        # A drawn box is cut out of the stored photo as a region is, with its context.
+        box_vectors = clip.embed_images(
+            [picture.crop(with_context(placed.box, *picture.size, library.context)) for placed in scene.shapes]
+        )
         start = len(own_first)
         rows = np.flatnonzero((library.owner == number) & ~library.is_global)
-        for placed, vector in zip(scene.shapes, crop_vectors, strict=True):
+        for placed, vector, box_vector in zip(scene.shapes, crop_vectors, box_vectors, strict=True):
             klass = (placed.colour, placed.shape)
             relevant, boxes = set(where[klass]), where[klass]
             ranked = source_first(
@@ -230,7 +236,7 @@ def evaluate(
             others = relevant - {number}
             if not others:
                 continue
-            box.add(library.rank(vector, exclude=number, tie_eps=tie_eps, handicap=handicap), others, boxes)
+            box.add(library.rank(box_vector, exclude=number, tie_eps=tie_eps, handicap=handicap), others, boxes)
             if found[-1]:
                 best_row = rows[int(np.argmax(ious))]
                 ranked = library.rank(library.vectors[best_row], exclude=number, tie_eps=tie_eps, handicap=handicap)
@@ -393,6 +399,9 @@ def main() -> None:
     )
     parser.add_argument("--tie-eps", type=float, default=None)
     parser.add_argument(
+        "--context", type=float, default=None, help="REGION_CROP_CONTEXT (default: the demo profile's)."
+    )
+    parser.add_argument(
         "--handicap", type=float, default=None, help="WHOLE_IMAGE_HANDICAP (default: the demo profile's)."
     )
     parser.add_argument(
@@ -432,6 +441,7 @@ def main() -> None:
         min_area_fraction=profile["REGION_MIN_AREA_FRACTION"],
         nms_iou=settings.REGION_NMS_IOU,
         max_count=settings.REGION_MAX_PER_IMAGE,
+        context=profile.get("REGION_CROP_CONTEXT", 0.0) if args.context is None else args.context,
     )
     tie_eps = settings.SCORE_TIE_EPS if args.tie_eps is None else args.tie_eps
     handicap = profile.get("WHOLE_IMAGE_HANDICAP", 0.0) if args.handicap is None else args.handicap

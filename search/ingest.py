@@ -58,7 +58,7 @@ from gallery.work_queue import (
 )
 from search.tagging import model_tags, zero_shot
 from search.vision.pixels import signed_hash
-from search.vision.proposers import filter_proposals
+from search.vision.proposers import filter_proposals, with_context
 from search.vision.registry import get_clip, get_proposer, weights_missing
 from search.vision.runtime import ModelUnavailable
 
@@ -207,7 +207,11 @@ def _objects(opened: Opened, heartbeats: dict[int, Heartbeat]) -> dict[int, str]
         else:
             outcomes[claim.image_id] = _ended_by(claim, ClaimLost())
     # One CLIP batch for the crops of every image.
-    crops = [rgb.crop(p.box) for _, rgb, proposals in work for p in proposals]
+    crops = [
+        rgb.crop(with_context(p.box, *rgb.size, settings.REGION_CROP_CONTEXT))
+        for _, rgb, proposals in work
+        for p in proposals
+    ]
     vectors = iter(clip.embed_images(crops) if crops else [])
     for claim, _, proposals in work:
         crop_vectors = [next(vectors) for _ in proposals]

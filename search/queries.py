@@ -47,6 +47,7 @@ from search.index import Generation
 from search.ranking import Match, Negative, source_first, tagged_first
 from search.vision.identity import current_model
 from search.vision.pixels import signed_hash
+from search.vision.proposers import with_context
 from search.vision.registry import get_clip
 from search.vision.runtime import ModelUnavailable
 
@@ -341,7 +342,9 @@ class BoxQuery(Query):
         image = _visible_image(user, self.image_id)
         x1, y1, x2, y2 = _checked_box(self.box, image)
         rgb = storage.read_rgb(image.file)
-        return Embedded(_clip().embed_images([rgb.crop((x1, y1, x2, y2))])[0], image.pk)
+        # Cut out as a stored region is, with its context (REGION_CROP_CONTEXT).
+        crop = rgb.crop(with_context((x1, y1, x2, y2), *rgb.size, settings.REGION_CROP_CONTEXT))
+        return Embedded(_clip().embed_images([crop])[0], image.pk)
 
     def words(self) -> str:
         return "the region you drew"

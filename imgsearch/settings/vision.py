@@ -39,6 +39,9 @@ MODEL_PROFILES = {
         "REGION_PROPOSER": "colour+objectness",
         # Its shapes can be small (7% of the short side: 0.06% of a 640x480 picture).
         "REGION_MIN_AREA_FRACTION": 0.0005,
+        # A twentieth of a region's size around it: a tight crop of a square is one flat colour, as like
+        # background as a square (bench/README.md, "What CLIP sees of a region").
+        "REGION_CROP_CONTEXT": 0.05,
         # The lowest thresholds at which about 80% of what is shown is right on the tuning photographs;
         # a left-out phrase keeps a lower floor so that it still matches what it names (how each
         # was chosen, and its history: bench/README.md, "Held-out quality").
@@ -131,3 +134,9 @@ REGION_MIN_AREA_FRACTION = env_float(
 # Boxes overlapping a better one by more than this IoU are the same object.
 REGION_NMS_IOU = env_float("REGION_NMS_IOU", 0.8)
 REGION_MAX_PER_IMAGE = env_int("REGION_MAX_PER_IMAGE", 24, minimum=0)
+# What CLIP sees of a region or a drawn box: the box grown by this share of its width and height on
+# each side (search.vision.proposers.with_context); the stored and shown box stays tight. Changing
+# it changes what new vectors mean: `manage.py reprocess --all` re-embeds a library.
+REGION_CROP_CONTEXT = env_float("REGION_CROP_CONTEXT", MODEL_PROFILE_DEFAULTS.get("REGION_CROP_CONTEXT", 0.0))
+if not 0 <= REGION_CROP_CONTEXT <= 1:
+    raise ConfigError(f"REGION_CROP_CONTEXT={REGION_CROP_CONTEXT} is a share of a box's size, from 0 to 1.")

@@ -39,6 +39,15 @@ def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float
     return inter / union if union else 0.0
 
 
+def with_context(box: tuple[int, int, int, int], width: int, height: int, share: float) -> tuple[int, int, int, int]:
+    """`box` grown by `share` of its width and height on every side, inside the image: what CLIP sees
+    of a region. A tight box around a square is one flat colour, as like a patch of background as the
+    square; a margin of its surroundings says "a thing on something" (REGION_CROP_CONTEXT)."""
+    x1, y1, x2, y2 = box
+    dx, dy = round((x2 - x1) * share), round((y2 - y1) * share)
+    return max(0, x1 - dx), max(0, y1 - dy), min(width, x2 + dx), min(height, y2 + dy)
+
+
 def filter_proposals(
     proposals: list[Proposal], *, width: int, height: int, min_area_fraction: float, nms_iou: float, max_count: int
 ) -> list[Proposal]:

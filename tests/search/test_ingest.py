@@ -45,6 +45,41 @@ def test_object_regions_are_the_shapes_in_the_picture(owner, upload, colour_prop
     assert objects == [[20, 20, 53, 60], [80, 60, 140, 100]]
 
 
+def test_clip_sees_a_region_and_a_box_drawn_on_it_with_the_same_margin_of_surroundings(
+    owner, upload, colour_proposer, settings
+):
+    """REGION_CROP_CONTEXT: the stored box stays tight; the vector is of the box grown by a share of
+    its size, and a person's box drawn on the region searches with that same vector."""
+    from search.queries import BoxQuery
+    from search.vision.registry import get_clip
+
+    settings.REGION_CROP_CONTEXT = 0.25
+    outcome = upload(owner, images.png(160, 120))
+    region = next(r for r in regions_of(outcome.image.pk) if r.kind == "object")
+    assert region.box == [20, 20, 53, 60]
+    picture = images.scene(160, 120)
+    grown, tight = get_clip().embed_images([picture.crop((12, 10, 61, 70)), picture.crop((20, 20, 53, 60))])
+    assert np.allclose(region.vector, grown, atol=2e-3) and not np.allclose(region.vector, tight, atol=2e-3)
+    drawn = BoxQuery(outcome.image.pk, tuple(region.box)).vector(owner).vector
+    assert np.allclose(drawn, grown, atol=1e-5)
+
+
+def test_a_margin_stops_at_the_pictures_edges_and_a_share_over_one_is_refused_in_plain_words():
+    import os
+    import subprocess
+    import sys
+
+    from search.vision.proposers import with_context
+
+    assert with_context((0, 5, 10, 15), 12, 20, 0.5) == (0, 0, 12, 20)
+    assert with_context((4, 4, 8, 8), 12, 12, 0.0) == (4, 4, 8, 8)
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "imgsearch.settings", "REGION_CROP_CONTEXT": "2"}
+    run = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], env=environment, capture_output=True, text=True
+    )
+    assert run.returncode != 0 and "REGION_CROP_CONTEXT=2.0 is a share of a box's size, from 0 to 1." in run.stderr
+
+
 def test_boxes_follow_exif_orientation(owner, upload, colour_proposer):
     # Stored 160x120 with "rotate 90 degrees clockwise": people (and boxes) see it 120x160.
     outcome = upload(owner, images.jpeg(160, 120, orientation=6), name="rotated.jpg")

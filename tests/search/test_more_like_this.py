@@ -103,8 +103,9 @@ def test_more_like_this_finds_photos_that_share_a_thing_not_a_background(texture
     )
     print(line)
     MEASURED.append(line)
-    # Before: 68 results found by a repeated region, P@5 0.73, 69% of what is shown right; now 0, 0.81,
-    # 77% (the goals, 0.9 and 80%, are not reached yet: bench/README.md). Floors a little under.
+    # Before: 68 results found by a repeated region, P@5 0.73, 69% of what is shown right; leaving them
+    # out: 0, 0.83, 77%; regions seen with a little of their surroundings (REGION_CROP_CONTEXT): 0.81,
+    # 80% (the P@5 goal, 0.9, is not reached yet: bench/README.md). Floors a little under.
     assert found_by_repeated == 0
     assert np.mean(p5) >= 0.78
-    assert precision >= 0.74
+    assert precision >= 0.77

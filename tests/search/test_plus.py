@@ -71,6 +71,7 @@ def test_plus_finds_photos_that_hold_each_phrase_and_shows_only_those(library):
     # The mean of the two vectors ranked a scene holding both first for 0.53 of the pairs and showed
     # nothing at the default settings (0.00).
     assert ranked_at_1 >= 0.9
-    assert precision >= 0.8 and at_1 >= 0.4
-    # What stays empty is a phrase that alone shows nothing at the demo floor ("a <colour> square":
-    # the search-promises issue), not the conjunction.
+    # Tight crops of squares scored under the floor (R@1 0.50 at the default, 15 of 30 pairs showed
+    # nothing) until regions were embedded with their surroundings (REGION_CROP_CONTEXT): 1.00, 0.
+    assert precision >= 0.8 and at_1 >= 0.9
+    assert empty == 0
