@@ -265,6 +265,26 @@ def test_page_titles_are_plain_text(client, owner, url):
     assert "<" not in title and title.endswith("· imgsearch")
 
 
+def test_the_landing_page_names_the_app_once(client, db):
+    """Its title read "imgsearch · imgsearch" (the base template's default block plus the suffix)."""
+    html = client.get(reverse("home")).content.decode()
+    title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+    assert title.count("imgsearch") == 1 and title.startswith("imgsearch")
+
+
+def test_every_page_names_itself_in_its_title():
+    """A page template without a title block got " · imgsearch" alone in the tab."""
+    from django.conf import settings
+
+    pages = [
+        p for p in (settings.BASE_DIR / "templates").rglob("*.html") if '{% extends "base.html" %}' in p.read_text()
+    ]
+    assert len(pages) > 20
+    assert [
+        p.name for p in pages if "{% block title %}" not in p.read_text() and "block head_title" not in p.read_text()
+    ] == []
+
+
 def test_the_image_page_title_is_plain_text(client, owner, upload):
     client.force_login(owner)
     image = upload(owner).image
