@@ -20,23 +20,28 @@ SUGGESTIONS = 8
 def recent_record(
     *, user, params: dict[str, str], description: str, photo_vector: np.ndarray | None = None, model: str = ""
 ) -> RecentSearch:
-    """Remember a search `user` ran (the same search run again moves to the top), keeping the newest
-    RECENT_SEARCHES_KEPT."""
+    """Remember a search `user` ran, keeping the newest RECENT_SEARCHES_KEPT. The same words (or the
+    same photo) run again, with these filters or others, are one entry that moves to the top with
+    the latest filters: a list of five "a red circle" told nobody which was which."""
+    description = description[:600]
     with transaction.atomic():
         vector = _vector_bytes(photo_vector)
-        newest = RecentSearch.objects.filter(owner=user).first()
-        if (
-            newest is not None
-            and newest.params == params
-            and (bytes(newest.vector) if newest.by_photo else None) == vector
-        ):
-            newest.created_at = timezone.now()
-            newest.save(update_fields=["created_at"])
-            return newest
+        alike = [  # at most RECENT_SEARCHES_KEPT rows
+            record
+            for record in RecentSearch.objects.select_for_update().filter(owner=user)
+            if (record.description == description or record.params == params)
+            and (bytes(record.vector) if record.by_photo else None) == vector
+        ]
+        RecentSearch.objects.filter(pk__in=[r.pk for r in alike if r.params != params]).delete()
+        same = next((r for r in alike if r.params == params), None)
+        if same is not None:
+            same.created_at = timezone.now()
+            same.save(update_fields=["created_at"])
+            return same
         record = RecentSearch.objects.create(
             owner=user,
             params=params,
-            description=description[:600],
+            description=description,
             vector=vector,
             embedding_model=model if vector is not None else "",
         )
@@ -65,9 +70,18 @@ def recent_clear(*, user) -> int:
     return RecentSearch.objects.filter(owner=user).delete()[0]
 
 
+def offered_name(description: str) -> str:
+    """The name a search is offered to be saved under: its description, without the quotes around
+    it when it is one phrase (“a red circle” is saved as a red circle, and shown “a red circle”)."""
+    inner = description[1:-1]
+    if description.startswith("“") and description.endswith("”") and "“" not in inner and "”" not in inner:
+        return inner
+    return description
+
+
 def saved_create(*, user, recent: RecentSearch, name: str) -> SavedSearch:
     """Save one of `user`'s recent searches as `name`; its matches from now on count as new."""
-    name = " ".join(name.split())[:100] or recent.description[:100]
+    name = offered_name(" ".join(name.split()))[:100] or offered_name(recent.description)[:100]
     try:
         with transaction.atomic():
             return SavedSearch.objects.create(

@@ -42,6 +42,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
             uploaded = ImageQuery(data=upload.read(), name=upload.name) if upload else None
             search_request = form.search_request(uploaded=uploaded, stored=stored)
             context["description"] = search_request.query.describe()
+            context["save_name"] = history.offered_name(context["description"])
             results = search_request.run(user=request.user, page=max(1, page))
             context["results"] = results
             context["query_preview"] = search_request.query.preview(request.user)

@@ -37,6 +37,32 @@ def test_searches_are_remembered_once_and_suggested_only_to_their_owner(client, 
     assert "a red circle" not in client.get(reverse("search:search")).content.decode()
 
 
+def test_the_same_words_with_other_filters_are_one_recent_search_the_latest(client, owner, photos):
+    """Each filter variant was kept apart under the same description: five of ten entries read
+    "a red circle" (issue 30, bug 11)."""
+    client.force_login(owner)
+    run(client, q="a red circle")
+    run(client, q="a blue square")
+    run(client, q="a red circle", scope="mine")
+    run(client, q="a red circle", scope="mine", kind="global")
+    assert [(r.params, r.description) for r in RecentSearch.objects.filter(owner=owner)] == [
+        ({"q": "a red circle", "scope": "mine", "kind": "global"}, "“a red circle”"),
+        ({"q": "a blue square"}, "“a blue square”"),
+    ]
+
+
+def test_saving_under_the_offered_name_does_not_double_its_quotes(client, owner, photos):
+    """The offered name is the description, “a red circle”, and the message quoted it again:
+    'Saved ““a red circle””' (issue 30, bug 12)."""
+    client.force_login(owner)
+    _, page = run(client, q="a red circle")
+    assert 'id="id_save_name" maxlength="100" value="a red circle"' in page
+    recent = RecentSearch.objects.get(owner=owner)
+    response = client.post(reverse("search:saved_create"), {"recent": recent.pk, "name": "“a red circle”"}, follow=True)
+    assert SavedSearch.objects.get(owner=owner).name == "a red circle"
+    assert "Saved “a red circle”." in response.content.decode()
+
+
 def test_only_the_newest_searches_are_kept_and_they_can_be_cleared(client, owner, photos, settings):
     settings.RECENT_SEARCHES_KEPT = 3
     client.force_login(owner)
