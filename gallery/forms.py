@@ -33,6 +33,7 @@ RESERVED_USERNAMES = frozenset(
     }
 )
 USERNAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,28}[a-z0-9])?$")
+USERNAME_RULE = "1-30 letters a-z, digits, dots, dashes or underscores, starting and ending with a letter or digit"
 
 
 class SignupForm(UserCreationForm):
@@ -43,14 +44,18 @@ class SignupForm(UserCreationForm):
 
     class Meta(UserCreationForm.Meta):
         fields = ("username", "email")
+        help_texts = {"username": f"{USERNAME_RULE[0].upper()}{USERNAME_RULE[1:]}; not case-sensitive."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["username"].widget.attrs["maxlength"] = "30"
 
     def clean_username(self) -> str:
         username = unicodedata.normalize("NFKC", self.cleaned_data["username"]).strip()
         folded = username.casefold()
         if not USERNAME_PATTERN.match(folded):
             raise forms.ValidationError(
-                "Use 1-30 letters a-z, digits, dots, dashes or underscores, starting and ending with a "
-                "letter or digit (look-alike letters from other alphabets are not allowed)."
+                f"Use {USERNAME_RULE} (look-alike letters from other alphabets are not allowed)."
             )
         if folded in RESERVED_USERNAMES:
             raise forms.ValidationError("That name is reserved; choose another.")

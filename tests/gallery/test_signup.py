@@ -28,6 +28,15 @@ def test_confusable_reserved_and_taken_names_are_refused_with_a_reason(client, o
     assert get_user_model().objects.count() == 2
 
 
+def test_the_sign_up_page_states_the_name_rule_it_enforces(client, db):
+    """The help offered Django's "150 characters or fewer. Letters, digits and @/./+/-/_ only." and
+    then refused bob+photos@home for a rule it had not stated (issue 30, bug 9)."""
+    page = client.get(reverse("signup")).content.decode()
+    assert "150 characters" not in page and "@/./+/-/_" not in page
+    assert "1-30 letters a-z, digits, dots, dashes or underscores" in page
+    assert 'maxlength="30"' in page
+
+
 def test_names_are_stored_folded_so_they_cannot_collide_by_case(client, db):
     assert sign_up(client, "Alice.Smith").status_code == 302
     assert get_user_model().objects.filter(username="alice.smith").exists()
