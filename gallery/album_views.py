@@ -179,6 +179,9 @@ def images_add_to_album(request: HttpRequest) -> HttpResponse:
     """Add photos (from a grid's selection or the viewer) to one of your albums, or to a new one."""
     ids = posted_ids(request)
     name = param_text(request.POST.get("new_album"), name="new_album")
+    if not name and not request.POST.get("album"):
+        messages.error(request, "Name a new album to add the photos to.")
+        return redirect_back(request, reverse("gallery:my_images"))
     try:
         if name:
             album = albums.album_create(owner=request.user, name=name)

@@ -187,6 +187,25 @@ def test_adding_to_a_new_album_from_a_photo_creates_it(client, owner, upload):
     assert response["Location"] == reverse("gallery:album_detail", args=[album.pk])  # not to another site
 
 
+def test_someone_without_albums_is_offered_a_new_album_not_an_empty_list(client, owner, upload):
+    """The photo page and the selection bar showed an empty album select (issue 30, bug 13)."""
+    image = upload(owner, images.png(seed=1)).image
+    client.force_login(owner)
+    for url in (reverse("gallery:image_detail", args=[image.pk]), reverse("gallery:my_images")):
+        page = client.get(url).content.decode()
+        assert '<select name="album"' not in page and 'placeholder="New album name"' in page
+    response = client.post(
+        reverse("gallery:images_bulk"),
+        {"action": "add_to_album", "image_ids": [image.pk], "new_album": ""},
+        follow=True,
+    )
+    assert response.status_code == 200 and "Name a new album to add the photos to." in response.content.decode()
+    albums.album_create(owner=owner, name="Garden")
+    for url in (reverse("gallery:image_detail", args=[image.pk]), reverse("gallery:my_images")):
+        page = client.get(url).content.decode()
+        assert '<select name="album"' in page and ">Garden</option>" in page
+
+
 def test_album_names_and_link_lifetimes_are_checked(owner, trip):
     album, _, _ = trip
     with pytest.raises(albums.AlbumRefused, match="name"):
