@@ -23,7 +23,7 @@ class RegionInline(admin.TabularInline):
     @admin.display(description="Crop")
     def preview(self, region: Region) -> str:
         return format_html(
-            '<img src="{}" alt="region {}" style="max-height:64px">',
+            '<img src="{}" alt="region {}" style="max-height:64px" loading="lazy" decoding="async">',
             reverse("admin:gallery_region_crop", args=[region.pk]),
             region.pk,
         )
@@ -135,7 +135,9 @@ class ImageAdmin(admin.ModelAdmin):
     @admin.display(description="")
     def thumbnail(self, image: Image) -> str:
         return format_html(
-            '<img src="{}" alt="" style="height:48px">', reverse("admin:gallery_image_thumbnail", args=[image.pk])
+            # Lazy: a page of 100 photos asked for every thumbnail at once (6.3 s for 91).
+            '<img src="{}" alt="" style="height:48px" loading="lazy" decoding="async">',
+            reverse("admin:gallery_image_thumbnail", args=[image.pk]),
         )
 
     @admin.display(description="Preview")
