@@ -49,6 +49,16 @@ def signup(request: HttpRequest) -> HttpResponse:
     return render(request, "registration/signup.html", {"form": form})
 
 
+def password_reset_done(request: HttpRequest) -> HttpResponse:
+    """After "Forgot your password?": where the link went. Without a mail server (EMAIL_HOST unset)
+    the console backend writes it to the log, and "we've emailed you" would be untrue."""
+    backend = settings.EMAIL_BACKEND
+    sends_no_mail = backend.endswith("console.EmailBackend") or (
+        backend.endswith("smtp.EmailBackend") and not settings.EMAIL_HOST
+    )
+    return render(request, "registration/password_reset_done.html", {"sends_no_mail": sends_no_mail})
+
+
 def signup_rate_message() -> str:
     return f"Too many new accounts from your address; try again in an hour (at most {settings.SIGNUP_RATE_PER_HOUR} an hour)."
 

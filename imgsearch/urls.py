@@ -46,6 +46,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("", gallery_views.home, name="home"),
     path("signup/", gallery_views.signup, name="signup"),
+    path("accounts/password_reset/done/", gallery_views.password_reset_done, name="password_reset_done"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),

@@ -69,10 +69,26 @@ def test_a_forgotten_password_can_be_reset_by_email(client, db):
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["mira@example.com"]
     link = re.search(r"https?://[^/]+(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
     form = client.get(link, follow=True)
+    assert "Choose a new password" in form.content.decode() and "Django administration" not in form.content.decode()
     new_password = "another-long-phrase-7"
     done = client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
     assert done.status_code == 302
     assert client.post(reverse("login"), {"username": "mira", "password": new_password}).status_code == 302
+
+
+def test_the_reset_pages_are_the_apps_and_say_where_the_link_went(client, db, settings):
+    """They were the Django admin's (its banner, a Home link to /admin/), and without a mail server
+    still said "We've emailed you" (issue 30, bug 8)."""
+    for name in ("password_reset", "password_reset_done", "password_reset_complete"):
+        page = client.get(reverse(name)).content.decode()
+        assert "Django administration" not in page and 'href="/admin/"' not in page, name
+        assert "<title>" in page and "· imgsearch</title>" in page, name
+    settings.EMAIL_HOST, settings.EMAIL_BACKEND = "", "django.core.mail.backends.console.EmailBackend"  # the default
+    page = client.post(reverse("password_reset"), {"email": "mira@example.com"}, follow=True).content.decode()
+    assert "emailed" not in page and "This server sends no mail" in page
+    settings.EMAIL_HOST, settings.EMAIL_BACKEND = "mail.example.com", "django.core.mail.backends.smtp.EmailBackend"
+    page = client.get(reverse("password_reset_done")).content.decode()
+    assert "If an account uses that address, a link to reset its password is on its way" in page
 
 
 def test_mail_goes_to_the_log_unless_a_mail_server_is_configured():
