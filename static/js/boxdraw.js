@@ -22,12 +22,20 @@
     rect.style.width = Math.abs(b.x - a.x) + "px";
     rect.style.height = Math.abs(b.y - a.y) + "px";
   }
-  button.addEventListener("click", function () {
-    drawing = !drawing;
+  function setDrawing(on) {
+    drawing = on;
     frame.classList.toggle("drawing", drawing);
     button.setAttribute("aria-pressed", String(drawing));
-    button.textContent = drawing ? "Drag over the photo… (click to cancel)" : "Draw a box to search";
-  });
+    button.textContent = drawing ? "Drag over the photo… (Esc or click to cancel)" : "Draw a box to search";
+  }
+  button.addEventListener("click", function () { setDrawing(!drawing); });
+  // Esc leaves drawing, and only that: caught before the page's own Esc (back to the list) sees it.
+  window.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !drawing) return;
+    event.stopPropagation();
+    forget();
+    setDrawing(false);
+  }, true);
   frame.addEventListener("pointerdown", function (event) {
     if (!drawing) return;
     event.preventDefault();

@@ -63,6 +63,33 @@ def test_the_timeline_is_in_order_taken_and_fits_a_phone_in_light_and_dark(page,
     screenshot(page, "timeline-phone-dark")
 
 
+def test_on_a_phone_the_selection_bar_stays_in_view_and_no_page_scrolls_sideways(page, library):
+    """Issue 30, bugs 1 and 10: the sticky selection bar slid under the sticky header (both top: 0),
+    covering the count and the actions; /account/tokens/, /search/ and /upload/ scrolled sideways."""
+    log_in(page, "owner", PASSWORD)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.locator("[data-pick]").nth(0).check()
+    expect(page.locator("[data-bulk-count]")).to_have_text("1 selected")
+    page.evaluate("document.querySelector('.timeline').style.minHeight = '3000px'")  # a long timeline
+    page.evaluate("window.scrollTo(0, 1500)")
+    count = page.locator("[data-bulk-count]").bounding_box()
+    on_top = page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y)?.closest('[data-bulk]') != null",
+        [count["x"] + count["width"] / 2, count["y"] + count["height"] / 2],
+    )
+    assert 0 <= count["y"] < 844 and on_top, count
+    screenshot(page, "selection-bar-phone-scrolled")
+    for url in ("/account/tokens/", "/search/", "/upload/", "/images/", "/albums/"):
+        page.goto(url)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        wide = page.evaluate(
+            "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > innerWidth)"
+            ".slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id)"
+        )
+        assert overflow <= 0, (url, overflow, wide)
+
+
 def test_shift_click_selects_a_range_and_the_selection_goes_into_a_new_album(page, library):
     log_in(page, "owner", PASSWORD)
     picks = page.locator("[data-pick]")
