@@ -1,19 +1,32 @@
 // Next and previous within the list a photo was opened from (a timeline, search results, an
 // album): grids marked data-photo-list remember their order when a photo is opened; the photo's page
 // then offers newer/older links, the arrow keys, swipes on the photo, and Esc back to the list.
-// The list lives in sessionStorage, so each tab keeps its own and nothing leaves the browser.
+// The list lives in sessionStorage, so each tab keeps its own and nothing leaves the browser. A list
+// that loads older photos in place (the timeline's data-load-more) goes on past what was loaded: the
+// photo page fetches its next page as the timeline would. Back on the list, timeline.js scrolls to
+// the photo last seen (RETURN_KEY).
 (function () {
   const KEY = "imgsearch:photo-list";
+  const RETURN_KEY = "imgsearch:return-to";
   const SWIPE_PX = 50;
+
+  function absolute(href) { return new URL(href, window.location.href); }
+  function store(value) {
+    try { sessionStorage.setItem(KEY, JSON.stringify(value)); } catch (error) { /* storage off: no list navigation */ }
+  }
 
   document.addEventListener("click", function (event) {
     const link = event.target.closest("[data-photo-list] a[data-photo-link]");
     if (!link) return;
     const list = link.closest("[data-photo-list]");
     const urls = Array.prototype.map.call(list.querySelectorAll("a[data-photo-link]"), function (a) { return a.pathname; });
-    try {
-      sessionStorage.setItem(KEY, JSON.stringify({ urls: urls, back: window.location.pathname + window.location.search, title: document.title }));
-    } catch (error) { /* storage off: the page works without list navigation */ }
+    const more = list.querySelector("[data-load-more]");
+    store({
+      urls: urls,
+      more: more ? absolute(more.getAttribute("href")).href : null,
+      back: window.location.pathname + window.location.search,
+      title: document.title,
+    });
   });
 
   const nav = document.querySelector("[data-list-nav]");
@@ -24,26 +37,56 @@
   const here = saved.urls.indexOf(window.location.pathname);
   if (here < 0) return;
   const newer = here > 0 ? saved.urls[here - 1] : null;
-  const older = here < saved.urls.length - 1 ? saved.urls[here + 1] : null;
+  let older = here < saved.urls.length - 1 ? saved.urls[here + 1] : null;
 
   function link(selector, url) {
     const a = nav.querySelector(selector);
     if (url) { a.href = url; a.hidden = false; }
+  }
+  function position() {
+    nav.querySelector("[data-position]").textContent =
+      (here + 1) + " of " + saved.urls.length + (saved.more ? "+" : "");
   }
   link("[data-newer]", newer);
   link("[data-older]", older);
   const back = nav.querySelector("[data-back]");
   back.href = saved.back;
   back.hidden = false;
-  nav.querySelector("[data-position]").textContent = (here + 1) + " of " + saved.urls.length;
+  back.addEventListener("click", remember);
+  position();
   nav.hidden = false;
 
+  // Near the end of what was loaded: the list's next page, parsed without loading its pictures.
+  if (saved.more && here >= saved.urls.length - 2) {
+    const url = absolute(saved.more);
+    url.searchParams.set("partial", "1");
+    fetch(url, { credentials: "same-origin" })
+      .then(function (response) { if (!response.ok) throw new Error(response.status); return response.text(); })
+      .then(function (html) {
+        const page = new DOMParser().parseFromString(html, "text/html");
+        page.querySelectorAll("a[data-photo-link]").forEach(function (a) {
+          const path = new URL(a.getAttribute("href"), url).pathname;  // relative to the list, not here
+          if (saved.urls.indexOf(path) < 0) saved.urls.push(path);
+        });
+        const more = page.querySelector("[data-load-more]");
+        saved.more = more ? new URL(more.getAttribute("href"), url).href : null;
+        store(saved);
+        older = here < saved.urls.length - 1 ? saved.urls[here + 1] : null;
+        link("[data-older]", older);
+        position();
+      })
+      .catch(function () { /* offline or signed out: the list simply ends here */ });
+  }
+
+  function remember() {
+    try { sessionStorage.setItem(RETURN_KEY, window.location.pathname); } catch (error) { /* storage off */ }
+  }
   function go(url) { if (url) window.location.assign(url); }
   document.addEventListener("keydown", function (event) {
     if (event.altKey || event.ctrlKey || event.metaKey || event.target.closest("input, select, textarea")) return;
     if (event.key === "ArrowLeft") go(newer);
     else if (event.key === "ArrowRight") go(older);
-    else if (event.key === "Escape" && !document.querySelector(".frame.drawing")) go(saved.back);
+    else if (event.key === "Escape" && !document.querySelector(".frame.drawing")) { remember(); go(saved.back); }
   });
   const photo = document.querySelector("[data-swipe]");
   if (!photo) return;

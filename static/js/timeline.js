@@ -4,16 +4,15 @@
 (function () {
   const timeline = document.querySelector("[data-timeline]");
   if (!timeline) return;
-  let loading = false;
+  let pending = null;  // the page being fetched: a promise of whether it came
 
   function load(link) {
-    if (loading) return;
-    loading = true;
+    if (pending) return pending;
     link.setAttribute("aria-busy", "true");
     link.textContent = "Loading…";
     const url = new URL(link.href, window.location.href);
     url.searchParams.set("partial", "1");
-    fetch(url, { credentials: "same-origin" })
+    pending = fetch(url, { credentials: "same-origin" })
       .then(function (response) { if (!response.ok) throw new Error(response.status); return response.text(); })
       .then(function (html) {
         const more = link.closest(".more");
@@ -27,14 +26,17 @@
           first.remove();
         }
         more.replaceWith(...incoming.childNodes);
-        loading = false;
+        pending = null;
         watch();
+        return true;
       })
       .catch(function () {
-        loading = false;
+        pending = null;
         link.removeAttribute("aria-busy");
         link.textContent = "Could not load more photos: try again";
+        return false;
       });
+    return pending;
   }
 
   let observer = null;
@@ -51,4 +53,23 @@
     }
   }
   watch();
+
+  // Back from a photo (Esc or "Back to the list"): load as many pages as it takes to show that photo
+  // again, and scroll to it, instead of landing at the top with the first page.
+  let returnTo = null;
+  try {
+    returnTo = sessionStorage.getItem("imgsearch:return-to");
+    sessionStorage.removeItem("imgsearch:return-to");
+  } catch (error) { returnTo = null; }
+  if (!returnTo) return;
+  (function show() {
+    const card = timeline.querySelector('a[data-photo-link][href="' + CSS.escape(returnTo) + '"]');
+    const more = timeline.querySelector("[data-load-more]");
+    if (card) {
+      card.scrollIntoView({ block: "center" });
+      card.focus({ preventScroll: true });
+    } else if (more) {
+      load(more).then(function (came) { if (came) show(); });
+    }
+  })();
 })();

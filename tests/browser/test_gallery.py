@@ -271,6 +271,31 @@ def contrast(first: str, second: str) -> float:
     return (lighter + 0.05) / (darker + 0.05)
 
 
+def test_a_photo_steps_past_the_loaded_page_and_esc_returns_to_it_on_the_timeline(page, library, monkeypatch):
+    """Issue 30, bug 2: the last loaded card said "24 of 24" and → did nothing though older photos
+    existed; Esc landed at the top of the timeline with only its first page loaded."""
+    monkeypatch.setattr("gallery.views.PAGE_SIZE", 2)  # the live server runs in this process
+    page.add_init_script("delete window.IntersectionObserver")  # no page loads by itself: nobody scrolled
+    log_in(page, "owner", PASSWORD)
+    assert shown_names(page) == NEWEST_FIRST[:2]
+    page.locator(".timeline .card a[data-photo-link]").nth(1).click()
+    expect(page.locator("h1")).to_have_text(NEWEST_FIRST[1])
+    expect(page.locator("[data-position]")).to_have_text("2 of 4+")  # the next page, fetched
+    for name in NEWEST_FIRST[2:]:
+        page.wait_for_load_state("domcontentloaded")
+        expect(page.locator("[data-older]")).to_be_visible()
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("h1")).to_have_text(name)
+    expect(page.locator("[data-position]")).to_have_text("6 of 6")
+    page.wait_for_load_state("domcontentloaded")
+    page.keyboard.press("Escape")
+    page.wait_for_url("**/images/")
+    last = page.locator(".timeline .card", has_text=NEWEST_FIRST[-1]).locator("a[data-photo-link]")
+    expect(last).to_be_focused()
+    expect(last).to_be_in_viewport()
+    assert shown_names(page) == NEWEST_FIRST
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_the_keyboard_finds_a_skip_link_first_and_a_focus_ring_it_can_see(page, library, scheme):
     log_in(page, "owner", PASSWORD)
