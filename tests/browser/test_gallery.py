@@ -165,9 +165,42 @@ def test_the_viewer_steps_with_arrow_keys_zooms_and_closes_with_escape(page, lib
     page.keyboard.press("i")
     expect(page.locator("#viewer-info")).to_be_visible()
     expect(page.locator("#viewer-info")).to_contain_text("Canon EOS R5")
+    # Inside the window, beside the photo (issue 30, bug 3: it opened at y=960 of 900).
+    info = page.locator("#viewer-info").bounding_box()
+    assert info["y"] >= 0 and info["y"] + info["height"] <= 900, info
     screenshot(page, "viewer")
+    page.keyboard.press("i")
     page.keyboard.press("z")
     expect(page.locator("[data-zoom]")).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("z")
+    expect(page.locator("[data-zoom]")).to_have_attribute("aria-pressed", "false")
+
+    # A click zooms in at that spot, and a drag pans (issue 30, bug 4: zoom opened at the top-left
+    # corner and a zoomed photo could not be dragged).
+    stage = page.locator("[data-stage]")
+    picture = page.evaluate(
+        "(() => { const img = document.querySelector('[data-stage] img'), box = img.getBoundingClientRect();"
+        " const s = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);"
+        " return [box.left + (box.width - img.naturalWidth * s) / 2, box.top + (box.height - img.naturalHeight * s) / 2,"
+        " img.naturalWidth * s, img.naturalHeight * s]; })()"
+    )
+    left, top, width, height = picture
+    spot = (left + 0.8 * width, top + 0.7 * height)
+    page.mouse.click(*spot)
+    expect(page.locator("[data-zoom]")).to_have_attribute("aria-pressed", "true")
+    under = page.evaluate(
+        "([x, y]) => { const img = document.querySelector('[data-stage] img'), box = img.getBoundingClientRect();"
+        " return [(x - box.left) / box.width, (y - box.top) / box.height]; }",
+        list(spot),
+    )
+    assert abs(under[0] - 0.8) < 0.05 and abs(under[1] - 0.7) < 0.05, under  # the same spot stays under the pointer
+    scrolled = stage.evaluate("s => [s.scrollLeft, s.scrollTop]")
+    page.mouse.move(*spot)
+    page.mouse.down()
+    page.mouse.move(spot[0] - 120, spot[1] - 40, steps=4)
+    page.mouse.up()
+    assert stage.evaluate("s => [s.scrollLeft, s.scrollTop]") == [scrolled[0] + 120, scrolled[1] + 40]
+    expect(page.locator("[data-zoom]")).to_have_attribute("aria-pressed", "true")  # a drag is not a click
     page.keyboard.press("Escape")
     page.wait_for_url(f"**/albums/{album.pk}/")
 
