@@ -5,7 +5,8 @@ The visibility rule lives here alone, in two forms: querysets for the database, 
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from itertools import groupby
 
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -117,6 +118,25 @@ def timeline_months(queryset: QuerySet[Image]) -> list[tuple[datetime, int]]:
         .order_by("-month")
     )
     return [(row["month"], row["n"]) for row in rows]
+
+
+def on_this_day(
+    queryset: QuerySet[Image], today: date, *, months: list[tuple[datetime, int]], limit: int = 24
+) -> list[tuple[int, list[Image]]]:
+    """Photos taken on `today`'s day and month in earlier years (by the camera's clock), newest first,
+    as [(years ago, photos)]: the timeline's "On this day". `months`: timeline_months(queryset), to
+    know which years to look in (each a range on the timeline's index)."""
+    days = Q()
+    for year in sorted({month.year for month, _ in months if month.month == today.month and month.year < today.year}):
+        try:
+            start = datetime(year, today.month, today.day, tzinfo=UTC)  # a wall clock kept as UTC
+        except ValueError:  # 29 February, in a year without one
+            continue
+        days |= Q(shot_local__gte=start, shot_local__lt=start + timedelta(days=1))
+    if not days:
+        return []
+    images = queryset.filter(days).order_by("-shot_local", "-id")[:limit]
+    return [(today.year - year, list(group)) for year, group in groupby(images, key=lambda i: i.shot_local.year)]
 
 
 # --- Favourites and albums -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from gallery import album_views, albums, media, selectors, services, tags, tokens, work_queue
@@ -114,6 +115,10 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
     if request.GET.get("partial"):
         return render(request, "gallery/_timeline_page.html", context)
     own_jobs = jobs_summary(selectors.images_owned_by(request.user)) if mine else None
+    months = selectors.timeline_months(queryset)
+    # "On this day" tops one's own timeline, not a filtered list or a jump into the past.
+    show_memories = mine and not filtered and before is None and request.resolver_match.url_name == "my_images"
+    memories = selectors.on_this_day(queryset, timezone.localdate(), months=months) if show_memories else []
     return render(
         request,
         "gallery/image_list.html",
@@ -126,7 +131,8 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
             "kept_filters": [(key, request.GET[key]) for key in ("status", "visibility") if request.GET.get(key)],
             "jumped": before is not None,
             "top_url": f"?{query.urlencode()}",
-            "months": selectors.timeline_months(queryset),
+            "months": months,
+            "memories": memories,
             "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
             # Your own photos: how many in each status, how far along, how long the rest takes.
             "counts": own_jobs.counts if own_jobs else None,

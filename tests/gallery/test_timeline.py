@@ -122,3 +122,48 @@ def test_a_photo_without_an_offset_keeps_the_servers_time_zone(client, owner, up
     assert image.taken_offset_minutes is None and image.taken_local.isoformat() == "2024-07-14T18:30:05+02:00"
     client.force_login(owner)
     assert "Taken 14 Jul 2024, 18:30" in client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
+
+
+def test_on_this_day_shows_ones_own_photos_from_this_date_in_earlier_years(client, owner, stranger, upload):
+    """Memories (issue 30): the photos taken on today's day and month in earlier years, a row a year,
+    at the top of one's own timeline only; another person's photos never, public or not."""
+    from django.utils import timezone
+
+    from gallery.services import image_set_visibility
+
+    today = timezone.localdate()
+    if (today.month, today.day) == (2, 29):
+        pytest.skip("29 February has earlier years only every fourth year")
+
+    def taken(years_ago: int, month: int = today.month, day: int = today.day) -> str:
+        return f"{today.year - years_ago}:{month:02d}:{day:02d} 23:30:00"
+
+    other_day = 1 if today.day != 1 else 2
+    for seed, (name, when) in enumerate(
+        {
+            "three-years-ago.jpg": taken(3),
+            "one-year-ago.jpg": taken(1),
+            "one-year-ago-too.jpg": taken(1).replace("23:30", "07:00"),
+            "another-day.jpg": taken(1, day=other_day),
+        }.items()
+    ):
+        upload(owner, images.camera_jpeg(seed=seed, taken=when, offset="-08:00"), name=name)
+    theirs = upload(stranger, images.camera_jpeg(seed=7, taken=taken(2), offset="+00:00"), name="theirs.jpg").image
+    image_set_visibility(image=theirs, is_public=True)
+
+    client.force_login(owner)
+    page = client.get(reverse("gallery:my_images")).content.decode()
+    memories = page.split('<section class="memories"')[1].split("</section>")[0]
+    years = re.findall(r"<h3>([^<]+)</h3>", memories)
+    alts = re.findall(r'alt="([^"]+)"', memories)
+    # 23:30 by the camera's clock in UTC-8 is the next day in UTC: the camera's date counts.
+    assert years == ["1 year ago", "3 years ago"]
+    assert alts == ["one-year-ago.jpg", "one-year-ago-too.jpg", "three-years-ago.jpg"]
+    # Not on a filtered list, a jump into the past, the public timeline, or for anyone else.
+    assert "On this day" not in client.get(reverse("gallery:my_images"), {"status": "ready"}).content.decode()
+    assert "On this day" not in client.get(reverse("gallery:public_images")).content.decode()
+    client.force_login(stranger)  # theirs alone
+    page = client.get(reverse("gallery:my_images")).content.decode()
+    assert re.findall(r'alt="([^"]+)"', page.split('<section class="memories"')[1].split("</section>")[0]) == [
+        "theirs.jpg"
+    ]
