@@ -30,7 +30,7 @@ def cast_library(upload_heldout):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the committed demo CLIP is not trained in camera colours yet (R@1 0.69, 56% shown right; a model "
+    reason="the committed demo CLIP is not trained in camera colours yet (R@1 0.69, 58% shown right; a model "
     "trained with CAMERA_COLOURS_SHARE 0.25 passes with 0.94 and 98%): bench/README.md, issue 29",
 )
 def test_a_drawn_box_finds_its_object_in_photos_of_other_colour_casts(cast_library):
@@ -59,6 +59,6 @@ def test_a_drawn_box_finds_its_object_in_photos_of_other_colour_casts(cast_libra
     )
     print(line)
     MEASURED.append(line)
-    # The committed model: R@1 0.69, 56% of what is shown right; trained in camera colours: 0.94 and 98%.
+    # The committed model: R@1 0.69, 58% of what is shown right (56% before regions had a margin); trained in camera colours: 0.94 and 98%.
     assert np.mean(top1) >= 0.85
     assert precision >= 0.85
