@@ -97,6 +97,7 @@ def test_my_images_updates_a_badge_in_place_without_moving_the_page(page, colour
             image_create(owner=owner, upload=ContentFile(images.png(seed=seed), name=f"p{seed}.png"))
     waiting = Image.objects.order_by("-shot_local", "-id").first()  # first on the timeline
     Image.objects.filter(pk=waiting.pk).update(status="processing", progress=30)
+    page.set_viewport_size({"width": 800, "height": 500})  # the dense timeline is short
     log_in(page, "owner", PASSWORD)
     badge = page.locator(f'[data-status-of="{waiting.pk}"]')
     expect(badge).to_have_text("Processing 30%")

@@ -33,8 +33,8 @@ def test_my_images_are_in_order_taken_newest_first_whatever_the_upload_order(cli
     client.force_login(owner)
     page = client.get(reverse("gallery:my_images")).content.decode()
     assert names_in(page) == ["undated.png", "winter.jpg", "summer.jpg", "also-summer.jpg", "spring.jpg"]
-    # One heading per day: both summer photos under Sunday 14 July 2024.
-    assert page.count("Sunday 14 July 2024") == 1 and "Tuesday 24 December 2024" in page
+    # One heading per day: both summer photos under Sunday 14 July 2024 (short, the full date on hover).
+    assert page.count(">Sun 14 Jul 2024<") == 1 and 'title="Tuesday 24 December 2024">Tue 24 Dec 2024<' in page
 
 
 def test_pages_continue_where_the_last_one_ended_even_after_new_uploads(
