@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gallery import media, selectors, services, tags
+from gallery import media, places, selectors, services, tags
 from gallery.models import Image
 from imgsearch.api import ErrorSerializer
 from imgsearch.parsers import JSONParser, MultiPartParser
@@ -82,6 +82,10 @@ class ImageOutputSerializer(serializers.Serializer):
     location = serializers.SerializerMethodField(
         help_text="Where it was taken (EXIF GPS): for its owner, or anyone who may see it when share_location is on; else null."
     )
+    place = serializers.SerializerMethodField(
+        help_text="Where it was taken in words, named offline from its position (null without one, or far from "
+        "any town); shown to the same people as location."
+    )
     share_location = serializers.BooleanField(
         help_text="Others who may see it may see where it was taken (and download it with GPS)."
     )
@@ -106,6 +110,24 @@ class ImageOutputSerializer(serializers.Serializer):
         if not image.location_visible_to(self.context["request"].user):
             return None
         return {"latitude": image.latitude, "longitude": image.longitude}
+
+    @extend_schema_field(
+        inline_serializer(
+            "Place",
+            {
+                "name": serializers.CharField(help_text="“Paris, Île-de-France, France”: the place filter's form."),
+                "city": serializers.CharField(),
+                "region": serializers.CharField(),
+                "country": serializers.CharField(),
+            },
+            allow_null=True,
+        )
+    )
+    def get_place(self, image: Image) -> dict | None:
+        place = image.place
+        if place is None or not image.location_visible_to(self.context["request"].user):
+            return None
+        return {"name": str(place), "city": place.city, "region": place.region, "country": place.country}
 
     def get_file_url(self, image: Image) -> str:
         return self.context["request"].build_absolute_uri(reverse("api:image_file", args=[image.pk]))
@@ -190,6 +212,10 @@ class ImageListCreateApi(ListAPIView):
             queryset = queryset.filter(archived_at__isnull=archived == "false")
         if self.request.query_params.get("tag"):
             queryset = tags.images_tagged(queryset, self.request.query_params["tag"])
+        if place := self.request.query_params.get("place"):
+            if len(place) > places.NAME_CHARS or "\x00" in place:
+                raise ValidationError({"place": f"A place's name: at most {places.NAME_CHARS} characters, no NUL."})
+            queryset = places.images_at(queryset, place, self.request.user)
         return queryset
 
     @extend_schema(
@@ -197,6 +223,12 @@ class ImageListCreateApi(ListAPIView):
             OpenApiParameter("status", str, enum=Image.Status.values),
             OpenApiParameter("visibility", str, enum=["public", "private"]),
             OpenApiParameter("tag", str, description="Only photos with this tag."),
+            OpenApiParameter(
+                "place",
+                str,
+                description="Only photos taken there: a town, region or country, or parts of one separated by "
+                "commas (“Paris, France”; a photo's place.name).",
+            ),
             OpenApiParameter(
                 "archived", str, enum=["true", "false"], description="Only archived photos, or none of them."
             ),

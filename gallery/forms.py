@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
+from gallery.places import NAME_CHARS
 from gallery.tokens import LIFETIME_CHOICES
 
 # Names that would pass for the site or its staff in a list of public photos.
@@ -79,6 +80,8 @@ class ImageFilterForm(forms.Form):
         required=False, choices=[("", "Any visibility"), ("private", "Private"), ("public", "Public")]
     )
     tag = forms.CharField(required=False, max_length=64)
+    # A place's name, as the Places page links say it ("Paris, Île-de-France, France"; gallery.places.images_at).
+    place = forms.CharField(required=False, max_length=NAME_CHARS)
 
 
 class TokenForm(forms.Form):

@@ -18,6 +18,8 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from knox.models import AbstractAuthToken
 
+from gallery.places import Place
+
 # float16 halves the table (1M regions x 512 dims = 1 GB instead of 2 GB); cosine scores move
 # by about 1e-3, far below any ranking tie we care about.
 VECTOR_DTYPE = np.float16
@@ -127,6 +129,11 @@ class Image(models.Model):
     share_location = models.BooleanField(
         default=False, help_text="Others who may see the photo may also see where it was taken."
     )
+    # Where it was taken in words (gallery/places.py), named from latitude/longitude by the first
+    # stage of processing; blank without a position or far from any town. As private as the position.
+    place_city = models.CharField(max_length=200, blank=True)
+    place_region = models.CharField(max_length=200, blank=True)
+    place_country = models.CharField(max_length=200, blank=True)
 
     # 64-bit perceptual hash of the pixels (search/duplicates.py), stored as a signed int; set by the
     # pipeline. With the whole-image vector it tells a re-encode or rescale from a similar photo.
@@ -189,6 +196,8 @@ class Image(models.Model):
             # The timelines ("My images", "Public") page through these, newest first.
             models.Index(fields=["owner", "-shot_local", "-id"], name="image_owner_local_timeline"),
             models.Index(fields=["is_public", "-shot_local", "-id"], name="image_public_local_timeline"),
+            # Places: one's photos grouped by place, and a place's photos.
+            models.Index(fields=["owner", "place_country", "place_city"], name="image_owner_place"),
         ]
 
     def __str__(self) -> str:
@@ -231,6 +240,13 @@ class Image(models.Model):
 
     def location_visible_to(self, user) -> bool:
         return self.latitude is not None and (self.owner_id == user.pk or self.share_location)
+
+    @property
+    def place(self) -> Place | None:
+        """Where it was taken in words, or None. Show it only where location_visible_to says so."""
+        if not self.place_city:
+            return None
+        return Place(city=self.place_city, region=self.place_region, country=self.place_country)
 
     @property
     def status_label(self) -> str:

@@ -18,6 +18,7 @@ urlpatterns = [
     path("images/add-to-album/", album_views.images_add_to_album, name="images_add_to_album"),
     path("images/favourite/", album_views.images_favourite, name="images_favourite"),
     path("favourites/", views.favourite_images, name="favourite_images"),
+    path("places/", views.places_page, name="places"),
     path("trash/", views.trash, name="trash"),
     path("archive/", views.archived_images, name="archived_images"),
     path("jobs/", views.jobs, name="jobs"),

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from gallery import album_views, albums, media, selectors, services, tags, tokens, work_queue
+from gallery import album_views, albums, media, places, selectors, services, tags, tokens, work_queue
 from gallery.formats import ACCEPT_ATTRIBUTE
 from gallery.forms import ImageFilterForm, SignupForm, TokenForm
 from gallery.http import posted_ids, redirect_back
@@ -99,7 +99,9 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
             queryset = queryset.filter(is_public=form.cleaned_data["visibility"] == "public")
         if form.cleaned_data["tag"]:
             queryset = tags.images_tagged(queryset, form.cleaned_data["tag"])
-        filtered = bool(form.cleaned_data["status"] or form.cleaned_data["visibility"] or form.cleaned_data["tag"])
+        if form.cleaned_data["place"]:
+            queryset = places.images_at(queryset, form.cleaned_data["place"], request.user)
+        filtered = any(form.cleaned_data[name] for name in ("status", "visibility", "tag", "place"))
     before = selectors.Cursor.parse(request.GET.get("before")) or _month_cursor(request.GET.get("month"))
     page = selectors.timeline_page(
         selectors.images_with_region_counts(queryset.select_related("owner")),
@@ -128,7 +130,10 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
             "form": form,
             "filtered": filtered,
             "tag_labels": tags.labels_in(queryset_unfiltered),
-            "kept_filters": [(key, request.GET[key]) for key in ("status", "visibility") if request.GET.get(key)],
+            "kept_filters": [
+                (key, request.GET[key]) for key in ("status", "visibility", "place") if request.GET.get(key)
+            ],
+            "place": form.cleaned_data["place"] if form.is_valid() else "",
             "jumped": before is not None,
             "top_url": f"?{query.urlencode()}",
             "months": months,
@@ -163,6 +168,20 @@ def public_images(request: HttpRequest) -> HttpResponse:
 @login_required
 def favourite_images(request: HttpRequest) -> HttpResponse:
     return _image_list(request, selectors.images_favoured_by(request.user), title="Favourites", mine=False)
+
+
+@login_required
+def places_page(request: HttpRequest) -> HttpResponse:
+    """One's photos by where they were taken: countries, and in each the towns, with counts and the
+    newest photo taken there; each opens one's timeline at that place."""
+    groups = places.places_of(selectors.images_owned_by(request.user).filter(archived_at__isnull=True))
+    countries = [(country, list(group)) for country, group in groupby(groups, key=lambda g: g.place.country)]
+    unnamed = (
+        selectors.images_owned_by(request.user)
+        .filter(archived_at__isnull=True, status=Image.Status.READY, latitude__isnull=False, place_city="")
+        .count()
+    )
+    return render(request, "gallery/places.html", {"countries": countries, "unnamed": unnamed})
 
 
 @login_required

@@ -4,7 +4,8 @@ DRF converts generously: `"share_location": 0` is False, `"remove": [0]` is the 
 is "5". The OpenAPI schema says boolean, string, integer, and a client that sends something else has
 a bug it should hear about, so a JSON body whose values have other types is refused with a 400 that
 says which field and what to send. Forms and multipart bodies carry only text; their values are
-converted as DRF does.
+converted as DRF does, except an empty one where the schema allows none (`scope=` or `album_id=`):
+DRF would take it as left out, and the request would silently mean something else.
 """
 
 from collections.abc import Mapping
@@ -45,7 +46,18 @@ class JsonTypedSerializer(serializers.Serializer):
     """Input serializers of the API: a JSON body's values must have the types the schema states."""
 
     def to_internal_value(self, data):
-        if isinstance(data, Mapping) and not isinstance(data, QueryDict):
+        if isinstance(data, QueryDict):
+            blank = {
+                name: ["Leave the field out, or send a value."]
+                for name, field in self.fields.items()
+                if not field.read_only
+                and not isinstance(field, serializers.FileField)
+                and not getattr(field, "allow_blank", False)
+                and "" in data.getlist(name)
+            }
+            if blank:
+                raise serializers.ValidationError(blank)
+        elif isinstance(data, Mapping):
             problems = {
                 name: [problem]
                 for name, field in self.fields.items()

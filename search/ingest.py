@@ -5,8 +5,9 @@ SAM before the last photo can be found):
 
 1. WHOLE (`image_process`, about half a second a photo here): claim the image and up to
    SEARCHABLE_BATCH_IMAGES - 1 more waiting ones -> open + EXIF-transpose -> keep the thumbnail and
-   preview -> one CLIP batch of the whole images -> per image, one transaction writes its global
-   region (and its tags), marks it `ready` (shown, searchable by text, photo and "more like this")
+   preview -> one CLIP batch of the whole images -> the place its GPS position names (offline,
+   gallery/places.py) -> per image, one transaction writes its global region (and its tags) and
+   place, marks it `ready` (shown, searchable by text, photo and "more like this")
    and queues the second stage.
 2. OBJECTS (`objects_find`): claim a `ready` photo waiting for its objects (and, with
    PROCESSING_BATCH_IMAGES > 1, the next ones) -> open again -> propose regions (SAM, one encoder
@@ -37,7 +38,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from gallery import media, storage
+from gallery import media, places, storage
 from gallery.jobs import FAILED_IN_EITHER_STAGE
 from gallery.models import Image, Region, Tag
 from gallery.services import regions_delete
@@ -110,6 +111,7 @@ def _searchable(opened: Opened, heartbeats: dict[int, Heartbeat]) -> dict[int, s
     clip = get_clip()
     vectors = np.asarray(clip.embed_images([rgb for _, rgb in opened]))
     found = zero_shot(vectors, clip)  # the whole photo's tags, made with its vector
+    places = _places([claim.image_id for claim, _ in opened])
     outcomes: dict[int, str] = {}
     for (claim, rgb), vector, tags in zip(opened, vectors, found, strict=True):
         try:
@@ -117,14 +119,27 @@ def _searchable(opened: Opened, heartbeats: dict[int, Heartbeat]) -> dict[int, s
                 raise ClaimLost()
             width, height = rgb.size
             region = _region(claim.image_id, Region.Kind.GLOBAL, (0, 0, width, height), 1.0, 1.0, vector, clip)
-            _store_searchable(claim, rgb.size, region, tags, perceptual_hash=signed_hash(rgb))
+            _store_searchable(
+                claim, rgb.size, region, tags, perceptual_hash=signed_hash(rgb), place=places[claim.image_id]
+            )
             outcomes[claim.image_id] = Image.Status.READY
         except BaseException as error:
             outcomes[claim.image_id] = _ended_by(claim, error)
     return outcomes
 
 
-def _store_searchable(claim: Claim, size: tuple[int, int], region: Region, tags, *, perceptual_hash: int) -> None:
+def _places(image_ids: list[int]) -> dict[int, dict[str, str]]:
+    """Each image's place fields, named from the position its file gave (gallery/places.py)."""
+    positions = db_retrying(
+        lambda: list(Image.objects.filter(pk__in=image_ids).values_list("pk", "latitude", "longitude"))
+    )
+    named = {pk: places.fields_at(latitude, longitude) for pk, latitude, longitude in positions}
+    return {image_id: named.get(image_id, dict(places.NOWHERE)) for image_id in image_ids}
+
+
+def _store_searchable(
+    claim: Claim, size: tuple[int, int], region: Region, tags, *, perceptual_hash: int, place: dict[str, str]
+) -> None:
     image_id = claim.image_id
     width, height = size
 
@@ -151,6 +166,7 @@ def _store_searchable(claim: Claim, size: tuple[int, int], region: Region, tags,
                 processed_at=now,
                 updated_at=now,
                 perceptual_hash=perceptual_hash,
+                **place,
             )
             image_enqueue(image_id=image_id, stage=OBJECTS)
 

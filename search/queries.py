@@ -44,7 +44,7 @@ from gallery.selectors import images_visible_to
 from gallery.validation import UploadRejected, validate_image_bytes
 from search.errors import SearchError, SearchUnavailable
 from search.index import Generation
-from search.ranking import Match, Negative, source_first, tagged_first
+from search.ranking import Match, Negative, placed_first, source_first, tagged_first
 from search.vision.identity import current_model
 from search.vision.pixels import signed_hash
 from search.vision.proposers import with_context
@@ -95,6 +95,7 @@ class Refinement:
     generation: Generation
     vector: np.ndarray
     kind: str  # the match kind asked for: both, global or object
+    user: object  # who searches (what they may know of others' photos: where they were taken)
 
 
 class Query(ABC):
@@ -195,6 +196,7 @@ class TextQuery(Query):
     def refine(self, ranked: list[Match], context: Refinement) -> list[Match]:
         if context.kind == "object":
             return ranked
+        ranked = placed_first(ranked, self.text, context.images, context.user, context.generation, context.vector)
         return tagged_first(ranked, self.text, context.images, context.generation, context.vector)
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from gallery.models import Image, Region
+from gallery.places import images_at
 from gallery.selectors import album_images, albums_visible_to, images_searchable_by
 from gallery.tags import images_tagged
 from search.errors import SearchError, SearchUnavailable
@@ -44,9 +45,20 @@ class Filters:
     camera: str = ""
     favourites: bool = False
     tag: str = ""  # photos carrying this tag (gallery/tags.py: the model's, unless removed, or a person's)
+    place: str = ""  # photos taken there, as far as the person may know (gallery.places.images_at)
 
     def __bool__(self) -> bool:
-        return any((self.taken_from, self.taken_to, self.album_id is not None, self.camera, self.favourites, self.tag))
+        return any(
+            (
+                self.taken_from,
+                self.taken_to,
+                self.album_id is not None,
+                self.camera,
+                self.favourites,
+                self.tag,
+                self.place,
+            )
+        )
 
     def apply(self, images: QuerySet[Image], user) -> QuerySet[Image]:
         if self.taken_from and self.taken_to and self.taken_from > self.taken_to:
@@ -69,6 +81,8 @@ class Filters:
             images = images.filter(favourites__user=user)
         if self.tag:
             images = images_tagged(images, self.tag)
+        if self.place:
+            images = images_at(images, self.place, user)
         return images
 
 
@@ -154,7 +168,9 @@ def search(
     if plan.margin is not None and min_score is None and ranked:
         best = max(match.score for match in ranked)
         ranked = [match for match in ranked if match.score >= best - plan.margin]
-    ranked = query.refine(ranked, Refinement(images=images, generation=generation, vector=plan.vector, kind=kind))
+    ranked = query.refine(
+        ranked, Refinement(images=images, generation=generation, vector=plan.vector, kind=kind, user=user)
+    )
     start = (page - 1) * page_size
     shown = ranked[start : start + page_size]
     # Model objects only for the page shown, read through the visibility rule once more.

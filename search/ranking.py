@@ -4,8 +4,8 @@
 times more while a page is short), checks every hit against the database, keeps each image's best
 match (`best_per_image`: the whole image wins near-ties), lowers what a left-out term matches
 (`penalised`) and drops what falls under the threshold. Some kinds of query then reorder the top:
-photos a person tagged with a text query's words (`tagged_first`), and the photo an uploaded crop
-was cut from (`source_first`).
+photos a person tagged with a text query's words (`tagged_first`), photos taken at the place a text
+query names (`placed_first`), and the photo an uploaded crop was cut from (`source_first`).
 """
 
 from dataclasses import dataclass, replace
@@ -17,13 +17,14 @@ from PIL import Image as PILImage
 
 from gallery import storage
 from gallery.models import Image, Region
+from gallery.places import images_at
 from gallery.tags import images_tagged_by_person
 from search.index import Generation
 from search.vision.pixels import LOCATE_SIDE, hash_distances, locate
 
 # Each round that leaves a page short fetches this many times more regions.
 FETCH_GROWTH = 4
-# At most this many photos a person tagged with the query's words go first.
+# At most this many photos a person tagged with the query's words (or taken at the place they name) go first.
 MAX_TAGGED_FIRST = 200
 
 
@@ -33,7 +34,7 @@ class Match:
 
     image_id: int
     score: float
-    kind: str  # "global", "object", "tag" (tagged_first) or "source" (source_first)
+    kind: str  # "global", "object", "tag" (tagged_first), "place" (placed_first) or "source" (source_first)
     box: list[int]
     region_id: int
 
@@ -201,33 +202,50 @@ def penalised(
 def tagged_first(
     ranked: list[Match], text: str, images: QuerySet[Image], generation: Generation, vector: np.ndarray
 ) -> list[Match]:
-    """Photos whose owner tagged them with exactly the query's words come first (kind "tag", the whole
-    photo, their best CLIP score, best first): a person's word that a photo shows "birthday" outranks
-    any model's guess, and finds it even where CLIP cannot."""
-    tagged = list(images_tagged_by_person(images, text).values_list("pk", flat=True)[:MAX_TAGGED_FIRST])
-    if not tagged:
+    """Photos whose owner tagged them with exactly the query's words come first (kind "tag"): a
+    person's word that a photo shows "birthday" outranks any model's guess, and finds it even where
+    CLIP cannot."""
+    tagged = images_tagged_by_person(images, text).values_list("pk", flat=True)[:MAX_TAGGED_FIRST]
+    return pinned_first(ranked, list(tagged), "tag", generation, vector)
+
+
+def placed_first(
+    ranked: list[Match], text: str, images: QuerySet[Image], viewer, generation: Generation, vector: np.ndarray
+) -> list[Match]:
+    """Photos taken at the place the query's words name ("Paris", "Paris, France") come first (kind
+    "place"), as far as `viewer` may know where they were taken: CLIP cannot see a town."""
+    placed = images_at(images, text, viewer).values_list("pk", flat=True)[:MAX_TAGGED_FIRST]
+    return pinned_first(ranked, list(placed), "place", generation, vector)
+
+
+def pinned_first(
+    ranked: list[Match], pinned: list[int], kind: str, generation: Generation, vector: np.ndarray
+) -> list[Match]:
+    """The `pinned` photos first (as `kind`, the whole photo, their CLIP score for the query, best
+    first), then the rest of `ranked` in its order."""
+    if not pinned:
         return ranked
     wholes = {
         image_id: (pk, [0, 0, x2, y2])
-        for image_id, pk, x2, y2 in Region.objects.filter(image_id__in=tagged, kind=Region.Kind.GLOBAL).values_list(
+        for image_id, pk, x2, y2 in Region.objects.filter(image_id__in=pinned, kind=Region.Kind.GLOBAL).values_list(
             "image_id", "pk", "x2", "y2"
         )
     }
-    tagged = [image_id for image_id in tagged if image_id in wholes]  # processed: they have a whole-image region
-    scores = generation.image_scores(np.atleast_2d(vector)[:1], tagged)[:, 0] if tagged else np.zeros(0)
+    pinned = [image_id for image_id in pinned if image_id in wholes]  # processed: they have a whole-image region
+    scores = generation.image_scores(np.atleast_2d(vector)[:1], pinned)[:, 0] if pinned else np.zeros(0)
     first = [
         Match(
             image_id=image_id,
             score=float(score) if np.isfinite(score) else 0.0,
-            kind="tag",
+            kind=kind,
             box=wholes[image_id][1],
             region_id=wholes[image_id][0],
         )
-        for image_id, score in zip(tagged, scores, strict=True)
+        for image_id, score in zip(pinned, scores, strict=True)
     ]
     first.sort(key=lambda m: (-m.score, -m.image_id))
-    pinned = set(tagged)
-    return first + [match for match in ranked if match.image_id not in pinned]
+    kept = set(pinned)
+    return first + [match for match in ranked if match.image_id not in kept]
 
 
 def source_first(ranked: list[Match], part: PILImage.Image) -> list[Match]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django import forms
 
+from gallery.places import NAME_CHARS
 from search.errors import SearchError
 from search.queries import (
     MAX_WEIGHT,
@@ -64,6 +65,7 @@ class SearchRequest:
             "camera": filters.camera,
             "favourites": "on" if filters.favourites else "",
             "tag": filters.tag,
+            "place": filters.place,
         }
         params.update({name: value for name, value in named.items() if value})
         return params
@@ -99,6 +101,7 @@ class SearchParams(forms.Form):
     camera = forms.CharField(required=False, max_length=100)
     favourites = forms.BooleanField(required=False)
     tag = forms.CharField(required=False, max_length=64)
+    place = forms.CharField(required=False, max_length=NAME_CHARS)
 
     def filters(self) -> Filters:
         data = self.cleaned_data
@@ -109,6 +112,7 @@ class SearchParams(forms.Form):
             camera=data.get("camera") or "",
             favourites=bool(data.get("favourites")),
             tag=data.get("tag") or "",
+            place=data.get("place") or "",
         )
 
     def search_request(self, *, uploaded: ImageQuery | None = None, stored: VectorQuery | None = None) -> SearchRequest:

@@ -27,7 +27,7 @@ PARAMETERS = [
     "image_weight", "exclude_weight", "scope", "kind", "taken_from", "taken_to", "album", "camera", "favourites", "tag",
     "saved", "recent", "name", "new_album", "image_id", "image_ids", "username", "password", "days", "on", "action",
     "label", "is_public", "share_location", "confirm", "next", "email", "min_score", "page_size", "text", "region_id",
-    "album_id", "key",
+    "album_id", "key", "place",
 ]  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gallery import places
 from imgsearch.api import ErrorSerializer
 from imgsearch.params import param_int
 from imgsearch.parsers import JSONParser, MultiPartParser
@@ -35,7 +36,8 @@ class SearchResultSerializer(serializers.Serializer):
     score = serializers.FloatField()
     kind = serializers.CharField(
         help_text="global (the whole image), object, tag (its owner tagged it with the query's "
-        "words), or source (the uploaded picture is a piece of it: box says where)"
+        "words), place (taken at the place the words name), or source (the uploaded picture is a piece "
+        "of it: box says where)"
     )
     box = serializers.ListField(child=serializers.IntegerField(), help_text="[x1, y1, x2, y2] of the match.")
     region_id = serializers.IntegerField()
@@ -170,6 +172,13 @@ class SearchApi(APIView):
         tag = serializers.CharField(
             required=False, allow_blank=True, max_length=64, help_text="Only photos with this tag."
         )
+        place = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=places.NAME_CHARS,
+            help_text="Only photos taken there: a town, region or country (“Paris”), or several parts of one "
+            "separated by commas (“Paris, France”). Others' photos count only where they share the location.",
+        )
 
         def search_request(self) -> SearchRequest:
             """The request the (valid) payload describes. Raises SearchError."""
@@ -193,6 +202,7 @@ class SearchApi(APIView):
                 camera=data.get("camera", ""),
                 favourites=data["favourites"],
                 tag=data.get("tag", ""),
+                place=data.get("place", ""),
             )
             return SearchRequest(query=query, scope=data["scope"], kind=data["kind"], filters=filters)
 

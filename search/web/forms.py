@@ -3,6 +3,7 @@ for the page, with the photo upload and the album and camera menus of the person
 
 from django import forms
 
+from gallery.places import place_names
 from gallery.selectors import albums_visible_to, images_visible_to
 from search.errors import SearchError
 from search.queries import ImageQuery, VectorQuery
@@ -24,6 +25,7 @@ LABELS = {
     "camera": "Camera",
     "favourites": "Favourites only",
     "tag": "Tagged",
+    "place": "Taken in",
 }
 HIDDEN = ("similar", "region", "box_image", "box")
 DATES = ("taken_from", "taken_to")
@@ -60,6 +62,8 @@ class SearchForm(SearchParams):
             .order_by("camera")[:MAX_CAMERA_CHOICES]
         )
         self.fields["camera"].choices = [("", "Any camera")] + [(camera, camera) for camera in cameras]
+        # Suggestions for the place field (any town, region or country may be typed).
+        self.place_names = place_names(images_visible_to(user), user)
 
     @property
     def has_filters(self) -> bool:

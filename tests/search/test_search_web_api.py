@@ -294,3 +294,13 @@ def test_search_results_can_be_selected_and_acted_on_like_any_grid(client, owner
     page = client.get(reverse("search:search"), {"q": "a red circle"}).content.decode()
     assert page.count('form="bulk" data-pick') == 2 and 'value="add_to_album"' in page
     assert 'value="delete"' not in page  # deleting is for one's own grid, with its confirmation
+
+
+@pytest.mark.parametrize("field", ["scope", "album_id", "taken_from", "favourites"])
+def test_an_empty_form_field_is_refused_not_read_as_left_out(owner, photos, field):
+    """In a form or multipart body DRF reads `scope=` as no scope at all (so "all"): a request that
+    silently means something else. Schemathesis found it (scope, album_id)."""
+    for path in (reverse("api:search"), reverse("api:saved_searches")):
+        response = api_for(owner).post(path, {"text": "cat", field: ""}, format="multipart")
+        assert response.status_code == 400, (path, response.content)
+        assert response.json()["errors"][field] == ["Leave the field out, or send a value."]
