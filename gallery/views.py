@@ -139,8 +139,11 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
             "months": months,
             "memories": memories,
             "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
-            # Your own photos: how many in each status, how far along, how long the rest takes.
-            "counts": own_jobs.counts if own_jobs else None,
+            # Your own photos: how many in each status (while any is not ready), how far along, how
+            # long the rest takes.
+            "counts": own_jobs.counts
+            if own_jobs and own_jobs.counts["ready"] < sum(own_jobs.counts.values())
+            else None,
             "own_jobs": own_jobs,
         },
     )

@@ -101,6 +101,7 @@ def test_my_images_updates_a_badge_in_place_without_moving_the_page(page, colour
     log_in(page, "owner", PASSWORD)
     badge = page.locator(f'[data-status-of="{waiting.pk}"]')
     expect(badge).to_have_text("Processing 30%")
+    page.click("details.tools > summary")  # the filters fold away under the title
     page.focus("#id_status")
     scrolled = page.evaluate(
         "window.notReloaded = true;"

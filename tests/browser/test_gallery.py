@@ -117,9 +117,32 @@ def test_a_dense_timeline_fills_the_first_screen_with_photos(page):
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
     first = page.locator(".timeline .card").first.bounding_box()
+    screenshot(page, "timeline-dense-phone")
     print(
         f"dense timeline: {on_screen} photos on the first 1366x900 screen; on a phone the first at y={first['y']:.0f}"
     )
+    # Issue 30: on a phone the first thumbnail was at y=644 (header links in three rows, filters, month jump).
+    assert first["y"] <= 300, first
+
+
+def test_on_a_phone_the_header_links_fold_behind_a_menu(page, library):
+    log_in(page, "owner", PASSWORD)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    header = page.locator(".site-header").bounding_box()
+    assert header["height"] < 70, header  # one row: name, search, Menu
+    expect(page.get_by_role("link", name="Places")).to_be_hidden()
+    page.get_by_role("button", name="Menu").click()
+    expect(page.get_by_role("button", name="Menu")).to_have_attribute("aria-expanded", "true")
+    screenshot(page, "menu-phone-open")
+    page.get_by_role("link", name="Places").click()
+    page.wait_for_url("**/places/")
+    page.get_by_role("button", name="Menu").click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("link", name="Albums")).to_be_hidden()
+    page.set_viewport_size({"width": 1366, "height": 900})
+    expect(page.get_by_role("link", name="Albums")).to_be_visible()  # no menu on a wide screen
+    expect(page.get_by_role("button", name="Menu")).to_be_hidden()
 
 
 def test_shift_click_selects_a_range_and_the_selection_goes_into_a_new_album(page, library):
@@ -394,3 +417,28 @@ def test_a_search_says_it_is_searching_while_it_runs(page, library, settings):
     page.wait_for_selector(".results .card")
     assert page.evaluate("JSON.parse(sessionStorage.getItem('seen'))") == ["Searching…", True, "Searching…"]
     assert page.locator("form[method=get] button[type=submit]").is_enabled()  # the new page starts fresh
+
+
+def test_places_lists_towns_and_opens_the_timeline_at_one(page, library):
+    """Issue 30: GPS was shown as coordinates only. The library's photos were taken in Berlin (the
+    test camera's position); two more in Paris."""
+    with transaction.atomic():
+        for seed, name in ((20, "louvre.jpg"), (21, "seine.jpg")):
+            gps = ((48, 51, 11 + seed), "N", (2, 20, 59), "E")
+            image_create(owner=library, upload=ContentFile(images.camera_jpeg(seed=seed, gps=gps), name=name))
+    page.set_viewport_size({"width": 1366, "height": 900})
+    log_in(page, "owner", PASSWORD)
+    page.get_by_role("link", name="Places").click()
+    expect(page.locator("h2")).to_have_text(["France", "Germany"])
+    expect(page.locator(".places .card .meta")).to_have_text(["Île-de-France · 2 photos", "State of Berlin · 6 photos"])
+    screenshot(page, "places")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    expect(page.locator(".places .card .name").first).to_be_visible()  # names stay on a phone
+    screenshot(page, "places-phone")
+    page.locator(".places .card a", has_text="Paris").click()
+    page.wait_for_url("**/images/?place=*")
+    expect(page.locator(".place-filter")).to_contain_text("Taken in Paris, Île-de-France, France")
+    assert sorted(shown_names(page)) == ["louvre.jpg", "seine.jpg"]
+    page.locator(".timeline .card a").first.click()
+    expect(page.locator("main")).to_contain_text("taken in Paris, Île-de-France, France")
