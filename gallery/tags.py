@@ -116,3 +116,23 @@ def tag_remove(*, image: Image, label: str) -> str:
             defaults={"removed": True, "region": None, "score": None},
         )
     return label
+
+
+@dataclass(frozen=True)
+class LabelGroup:
+    label: str
+    count: int
+    cover_id: int  # the newest photo carrying it
+
+
+def label_groups(images: QuerySet[Image], limit: int = 12) -> list[LabelGroup]:
+    """The labels most of these photos carry (as images_tagged reads them), each with its count and
+    the newest photo carrying it: Explore's "Things in your photos"."""
+    groups = []
+    for label in labels_in(images, limit=limit):
+        tagged = images_tagged(images, label)
+        cover = tagged.order_by("-shot_local", "-pk").values_list("pk", flat=True).first()
+        if cover is not None:
+            groups.append(LabelGroup(label=label, count=tagged.count(), cover_id=cover))
+    groups.sort(key=lambda group: (-group.count, group.label))
+    return groups

@@ -19,6 +19,7 @@ urlpatterns = [
     path("images/favourite/", album_views.images_favourite, name="images_favourite"),
     path("favourites/", views.favourite_images, name="favourite_images"),
     path("places/", views.places_page, name="places"),
+    path("explore/", views.explore, name="explore"),
     path("trash/", views.trash, name="trash"),
     path("archive/", views.archived_images, name="archived_images"),
     path("jobs/", views.jobs, name="jobs"),

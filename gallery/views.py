@@ -26,6 +26,9 @@ from imgsearch.params import BadParameter, param_ids
 from imgsearch.proxies import client_address
 
 PAGE_SIZE = 24
+# Explore shows this many places and things (tags), those with most photos first.
+EXPLORE_PLACES = 8
+EXPLORE_THINGS = 16
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -171,6 +174,23 @@ def public_images(request: HttpRequest) -> HttpResponse:
 @login_required
 def favourite_images(request: HttpRequest) -> HttpResponse:
     return _image_list(request, selectors.images_favoured_by(request.user), title="Favourites", mine=False)
+
+
+@login_required
+def explore(request: HttpRequest) -> HttpResponse:
+    """Ways into one's own photos besides their dates: the places with most photos, and the things
+    most photos show (their tags), each opening the timeline filtered to it."""
+    mine = selectors.images_owned_by(request.user).filter(archived_at__isnull=True)
+    top_places = sorted(places.places_of(mine), key=lambda group: (-group.count, str(group.place)))
+    return render(
+        request,
+        "gallery/explore.html",
+        {
+            "top_places": top_places[:EXPLORE_PLACES],
+            "more_places": len(top_places) > EXPLORE_PLACES,
+            "things": tags.label_groups(mine, limit=EXPLORE_THINGS),
+        },
+    )
 
 
 @login_required

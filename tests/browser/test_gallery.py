@@ -131,12 +131,12 @@ def test_on_a_phone_the_header_links_fold_behind_a_menu(page, library):
     page.reload()
     header = page.locator(".site-header").bounding_box()
     assert header["height"] < 70, header  # one row: name, search, Menu
-    expect(page.get_by_role("link", name="Places")).to_be_hidden()
+    expect(page.get_by_role("link", name="Explore")).to_be_hidden()
     page.get_by_role("button", name="Menu").click()
     expect(page.get_by_role("button", name="Menu")).to_have_attribute("aria-expanded", "true")
     screenshot(page, "menu-phone-open")
-    page.get_by_role("link", name="Places").click()
-    page.wait_for_url("**/places/")
+    page.get_by_role("link", name="Explore").click()
+    page.wait_for_url("**/explore/")
     page.get_by_role("button", name="Menu").click()
     page.keyboard.press("Escape")
     expect(page.get_by_role("link", name="Albums")).to_be_hidden()
@@ -419,8 +419,8 @@ def test_a_search_says_it_is_searching_while_it_runs(page, library, settings):
     assert page.locator("form[method=get] button[type=submit]").is_enabled()  # the new page starts fresh
 
 
-def test_places_lists_towns_and_opens_the_timeline_at_one(page, library):
-    """Issue 30: GPS was shown as coordinates only. The library's photos were taken in Berlin (the
+def test_explore_and_places_list_towns_and_open_the_timeline_at_one(page, library):
+    """Issue 30: GPS was shown as coordinates only, and there was no way in but dates and search. The library's photos were taken in Berlin (the
     test camera's position); two more in Paris."""
     with transaction.atomic():
         for seed, name in ((20, "louvre.jpg"), (21, "seine.jpg")):
@@ -428,7 +428,10 @@ def test_places_lists_towns_and_opens_the_timeline_at_one(page, library):
             image_create(owner=library, upload=ContentFile(images.camera_jpeg(seed=seed, gps=gps), name=name))
     page.set_viewport_size({"width": 1366, "height": 900})
     log_in(page, "owner", PASSWORD)
-    page.get_by_role("link", name="Places").click()
+    page.get_by_role("link", name="Explore").click()
+    expect(page.locator(".places .card .meta").first).to_have_text("Germany · 6 photos")  # most photos first
+    screenshot(page, "explore")
+    page.get_by_role("link", name="Places by country").click()
     expect(page.locator("h2")).to_have_text(["France", "Germany"])
     expect(page.locator(".places .card .meta")).to_have_text(["Île-de-France · 2 photos", "State of Berlin · 6 photos"])
     screenshot(page, "places")

@@ -162,3 +162,24 @@ def test_photos_processed_before_places_existed_are_named_by_the_migration(owner
     migration.name_places(apps, None)
     assert Image.objects.get(pk=trip["notre-dame.jpg"].pk).place == Place("Paris", "Île-de-France", "France")
     assert Image.objects.get(pk=trip["home.jpg"].pk).place is None
+
+
+def test_explore_opens_ones_photos_by_place_and_by_what_they_show(client, owner, stranger, upload, trip):
+    from gallery.tags import tag_add
+
+    for name in ("notre-dame.jpg", "bellagio.jpg"):
+        tag_add(image=trip[name], label="Holiday")
+    theirs = upload(stranger, images.camera_jpeg(seed=12, gps=PARIS), name="theirs.jpg").image
+    image_set_visibility(image=theirs, is_public=True)
+    image_set_location_sharing(image=theirs, share_location=True)
+    tag_add(image=theirs, label="secret thing")
+    client.force_login(owner)
+    page = client.get(reverse("gallery:explore")).content.decode()
+    # Places with most photos first (Paris 2, Bellagio 1; the stranger's third Paris photo is not one's own).
+    assert page.index(">Paris<") < page.index(">Bellagio<") and "France · 2 photos" in page
+    assert '<span class="name">holiday</span>' in page and "secret thing" not in page
+    holiday = page[page.index('<span class="name">holiday</span>') :]
+    assert holiday.index("2 photos") < holiday.index("</li>")
+    link = reverse("gallery:my_images") + "?tag=holiday"
+    assert link in page
+    assert sorted(names_in(client.get(link).content.decode())) == ["bellagio.jpg", "notre-dame.jpg"]
