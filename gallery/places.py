@@ -18,7 +18,7 @@ coordinates: its owner's, and others' only where the owner shares the location
 import math
 from dataclasses import dataclass
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Avg, Count, Q, QuerySet
 
 # (population, km): the first tier with a place that big that near names the place.
 CITIES = ((1_000_000, 15.0), (100_000, 10.0))
@@ -133,6 +133,8 @@ class PlaceGroup:
     place: Place
     count: int
     cover_id: int  # the newest photo taken there
+    latitude: float  # the mean position of its photos: where a map puts it
+    longitude: float
 
 
 def places_of(images: QuerySet) -> list[PlaceGroup]:
@@ -140,7 +142,7 @@ def places_of(images: QuerySet) -> list[PlaceGroup]:
     rows = (
         images.exclude(place_city="")
         .values("place_country", "place_region", "place_city")
-        .annotate(count=Count("pk"), newest=Max("shot_local"))
+        .annotate(count=Count("pk"), latitude=Avg("latitude"), longitude=Avg("longitude"))
         .order_by("place_country", "place_city", "place_region")
     )
     groups = []
@@ -152,5 +154,9 @@ def places_of(images: QuerySet) -> list[PlaceGroup]:
             .values_list("pk", flat=True)
             .first()
         )
-        groups.append(PlaceGroup(place=place, count=row["count"], cover_id=cover))
+        groups.append(
+            PlaceGroup(
+                place=place, count=row["count"], cover_id=cover, latitude=row["latitude"], longitude=row["longitude"]
+            )
+        )
     return groups

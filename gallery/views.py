@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -204,7 +205,18 @@ def places_page(request: HttpRequest) -> HttpResponse:
         .filter(archived_at__isnull=True, status=Image.Status.READY, latitude__isnull=False, place_city="")
         .count()
     )
-    return render(request, "gallery/places.html", {"countries": countries, "unnamed": unnamed})
+    timeline = reverse("gallery:my_images")
+    markers = [
+        {
+            "lat": group.latitude,
+            "lon": group.longitude,
+            "name": str(group.place),
+            "count": group.count,
+            "url": f"{timeline}?{urlencode({'place': str(group.place)})}",
+        }
+        for group in groups
+    ]
+    return render(request, "gallery/places.html", {"countries": countries, "unnamed": unnamed, "markers": markers})
 
 
 @login_required
@@ -257,6 +269,10 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "regions": regions,
             "is_owner": image.owner_id == request.user.pk,
             "location_visible": image.location_visible_to(request.user),
+            # Where it was taken, on a small map (with MAP_TILE_URL), for those who may know.
+            "position": [{"lat": image.latitude, "lon": image.longitude, "name": str(image.place or "")}]
+            if image.location_visible_to(request.user)
+            else [],
             "is_favourite": selectors.is_favourite(request.user, image),
             "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
             "in_albums": selectors.albums_owned_by(request.user).filter(items__image=image).order_by("name"),

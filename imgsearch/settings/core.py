@@ -149,6 +149,19 @@ DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_UPLOAD
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 384, minimum=16)
 # Deleted photos wait this long in their owner's trash, then go for good (the worker's sweep).
 TRASH_DAYS = env_int("TRASH_DAYS", 30, minimum=1)
+
+# Maps (the Places page, a photo's info): tiles from a tile server of your choice, as a Leaflet URL
+# template ("https://tile.openstreetmap.org/{z}/{x}/{y}.png"). Empty (the default): no map, and no
+# request leaves for a third party; places are still listed.
+MAP_TILE_URL = env_str("MAP_TILE_URL", "")
+MAP_ATTRIBUTION = env_str("MAP_ATTRIBUTION", "")
+if MAP_TILE_URL and (
+    not MAP_TILE_URL.startswith(("https://", "http://", "/"))
+    or not all(k in MAP_TILE_URL for k in ("{z}", "{x}", "{y}"))
+):
+    raise ConfigError(
+        "MAP_TILE_URL is a tile URL template with {z}, {x} and {y}, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    )
 # The worker watches libraries' folders (inotify on Linux) and rescans one as soon as something in
 # it changes; off, or where no events come (a network share changed from another machine), the
 # periodic rescans (each library's rescan_minutes) find the changes.

@@ -2,11 +2,12 @@
 API tokens and the API's authentication, throttles and schema."""
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 
 from imgsearch.env import env_bool, env_int, env_list, env_str, secret_key_file
-from imgsearch.settings.core import DEBUG, VAR_DIR
+from imgsearch.settings.core import DEBUG, MAP_TILE_URL, VAR_DIR
 
 # SECRET_KEY from the environment; otherwise one generated on first start and kept in the var dir
 # (never a key everyone can read in this repository), except with DEBUG on, for quick experiments.
@@ -19,13 +20,15 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # Content-Security-Policy (django-csp): scripts and styles only from our own static files, never
 # inline, so an injected <script> cannot run. Style *attributes* are allowed: the boxes drawn over
 # photos are placed by the server with them (no script needed to see a match).
+# Map tiles come from the tile server MAP_TILE_URL names, if any.
+_tile_origin = [f"{urlsplit(MAP_TILE_URL).scheme}://{urlsplit(MAP_TILE_URL).netloc}"] if "://" in MAP_TILE_URL else []
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF],
         "style-src-attr": [UNSAFE_INLINE],
-        "img-src": [SELF, "data:", "blob:"],
+        "img-src": [SELF, "data:", "blob:", *_tile_origin],
         "object-src": [NONE],
         "base-uri": [SELF],
         "form-action": [SELF],

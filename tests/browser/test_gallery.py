@@ -419,7 +419,7 @@ def test_a_search_says_it_is_searching_while_it_runs(page, library, settings):
     assert page.locator("form[method=get] button[type=submit]").is_enabled()  # the new page starts fresh
 
 
-def test_explore_and_places_list_towns_and_open_the_timeline_at_one(page, library):
+def test_explore_and_places_list_towns_and_open_the_timeline_at_one(page, library, settings):
     """Issue 30: GPS was shown as coordinates only, and there was no way in but dates and search. The library's photos were taken in Berlin (the
     test camera's position); two more in Paris."""
     with transaction.atomic():
@@ -433,6 +433,22 @@ def test_explore_and_places_list_towns_and_open_the_timeline_at_one(page, librar
     screenshot(page, "explore")
     page.get_by_role("link", name="Places by country").click()
     expect(page.locator("h2")).to_have_text(["France", "Germany"])
+    assert page.locator(".leaflet-container").count() == 0  # no tile server, no map
+    # A tile server of one's own (here: any same-origin picture stands in for every tile).
+    settings.MAP_TILE_URL = "/static/favicon.svg?{z}/{x}/{y}"
+    page.reload()
+    expect(page.locator(".map.leaflet-container")).to_be_visible()
+    markers = page.locator(".map path.leaflet-interactive")
+    expect(markers).to_have_count(2)
+    expect(page.locator(".map img.leaflet-tile-loaded").first).to_be_attached()
+    markers.first.click(force=True)
+    popup = page.locator(".leaflet-popup-content a")
+    expect(popup).to_have_count(1)
+    screenshot(page, "places-map")
+    assert popup.inner_text() in {
+        "Paris, Île-de-France, France · 2 photos",
+        "Berlin, State of Berlin, Germany · 6 photos",
+    }
     expect(page.locator(".places .card .meta")).to_have_text(["Île-de-France · 2 photos", "State of Berlin · 6 photos"])
     screenshot(page, "places")
     page.set_viewport_size({"width": 390, "height": 844})

@@ -3,6 +3,11 @@ Places page, the place filter on timelines, in search and in the API, and place 
 search; a photo's place as private as its position."""
 
 import importlib
+import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 from django.apps import apps
@@ -183,3 +188,37 @@ def test_explore_opens_ones_photos_by_place_and_by_what_they_show(client, owner,
     link = reverse("gallery:my_images") + "?tag=holiday"
     assert link in page
     assert sorted(names_in(client.get(link).content.decode())) == ["bellagio.jpg", "notre-dame.jpg"]
+
+
+def test_a_map_shows_only_with_a_tile_server_and_its_markers_are_ones_places(client, owner, settings, trip):
+    client.force_login(owner)
+    page = client.get(reverse("gallery:places")).content.decode()
+    assert "data-map" not in page and "leaflet" not in page  # no tile server: no map, no request elsewhere
+    settings.MAP_TILE_URL = "https://tiles.example.org/{z}/{x}/{y}.png"
+    settings.MAP_ATTRIBUTION = "© Example"
+    page = client.get(reverse("gallery:places")).content.decode()
+    assert 'data-tiles="https://tiles.example.org/{z}/{x}/{y}.png"' in page and "vendor/leaflet/leaflet.js" in page
+    markers = json.loads(re.search(r'<script id="place-markers" type="application/json">(.*?)</script>', page).group(1))
+    assert [(m["name"], m["count"]) for m in markers] == [(PARIS_NAME, 2), ("Bellagio, Lombardy, Italy", 1)]
+    paris = markers[0]
+    assert paris["lat"] == pytest.approx((48.85306 + 48.88667) / 2, abs=1e-4)  # the mean of its two photos
+    assert paris["url"] == reverse("gallery:my_images") + "?place=Paris%2C+%C3%8Ele-de-France%2C+France"
+    photo = client.get(reverse("gallery:image_detail", args=[trip["notre-dame.jpg"].pk])).content.decode()
+    assert 'id="photo-position"' in photo
+    home = client.get(reverse("gallery:image_detail", args=[trip["home.jpg"].pk])).content.decode()
+    assert "data-map" not in home  # no position, no map
+
+
+def test_a_tile_server_is_allowed_by_the_content_security_policy_and_a_bad_template_refused():
+    def start(url: str) -> subprocess.CompletedProcess:
+        code = "import django; django.setup(); from django.conf import settings; print(settings.CONTENT_SECURITY_POLICY['DIRECTIVES']['img-src'])"
+        environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "imgsearch.settings", "MAP_TILE_URL": url}
+        return subprocess.run(
+            [sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=False
+        )
+
+    allowed = start("https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "'https://tile.openstreetmap.org'" in allowed.stdout
+    refused = start("https://tile.openstreetmap.org/tiles.png")
+    assert refused.returncode != 0 and "MAP_TILE_URL is a tile URL template with {z}, {x} and {y}" in refused.stderr
