@@ -140,6 +140,7 @@ def _image_list(request: HttpRequest, queryset, *, title: str, mine: bool) -> Ht
             "place": form.cleaned_data["place"] if form.is_valid() else "",
             "jumped": before is not None,
             "top_url": f"?{query.urlencode()}",
+            "month_url": f"?{query.urlencode()}&month=".replace("?&", "?"),
             "months": months,
             "memories": memories,
             "my_albums": selectors.albums_owned_by(request.user).order_by("name"),

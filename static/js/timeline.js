@@ -28,6 +28,7 @@
         more.replaceWith(...incoming.childNodes);
         pending = null;
         watch();
+        followDays();
         return true;
       })
       .catch(function () {
@@ -53,6 +54,45 @@
     }
   }
   watch();
+
+  // The date scrubber: the month being read is marked (that of the last day to start above a line
+  // just under the header: days share rows, and the one that starts a row's month is what a jump
+  // shows), and a month already on the page is scrolled to instead of loaded again (its link opens
+  // the timeline at that month otherwise).
+  const scrubber = document.querySelector("[data-scrubber]");
+  const READING_LINE = 120;  // px from the top of the window
+  function mark() {
+    let month = null;
+    for (const day of timeline.querySelectorAll(".day")) {
+      if (day.getBoundingClientRect().top > READING_LINE) break;
+      month = day.dataset.day.slice(0, 7);
+    }
+    month = month || (timeline.querySelector(".day") || { dataset: { day: "" } }).dataset.day.slice(0, 7);
+    scrubber.querySelectorAll("a[data-month]").forEach(function (link) {
+      if (link.dataset.month === month) link.setAttribute("aria-current", "true");
+      else link.removeAttribute("aria-current");
+    });
+  }
+  let marking = false;
+  function followDays() {
+    if (!scrubber || marking) return;
+    marking = true;
+    requestAnimationFrame(function () { marking = false; mark(); });
+  }
+  if (scrubber) {
+    window.addEventListener("scroll", followDays, { passive: true });
+    followDays();
+  }
+  if (scrubber) {
+    scrubber.addEventListener("click", function (event) {
+      const link = event.target.closest("a[data-month]");
+      if (!link) return;
+      const day = timeline.querySelector('.day[data-day^="' + link.dataset.month + '-"]');
+      if (!day) return;  // not loaded: the link opens the timeline at that month
+      event.preventDefault();
+      day.scrollIntoView({ block: "start" });
+    });
+  }
 
   // Back from a photo (Esc or "Back to the list"): load as many pages as it takes to show that photo
   // again, and scroll to it, instead of landing at the top with the first page.

@@ -88,9 +88,9 @@ def test_on_a_phone_the_selection_bar_stays_in_view_and_no_page_scrolls_sideways
         assert overflow <= 0, (url, overflow, wide)
 
 
-def test_a_dense_timeline_fills_the_first_screen_with_photos(page):
-    """Issue 30: 46 photos over 43 days showed 3 on the first 1366x900 screen (a row of large cards a
-    day, each with its name, "Ready" and "private · N regions"). Thumbnails alone now, days side by side."""
+@pytest.fixture
+def many_photos(colour_proposer):
+    """46 photos over 43 days, 1 January to 6 May 2024 (the last day holding 4), some portrait."""
     from datetime import date, timedelta
 
     owner = get_user_model().objects.create_user(username="many", password=PASSWORD)
@@ -106,6 +106,12 @@ def test_a_dense_timeline_fills_the_first_screen_with_photos(page):
                     name=f"photo-{number}.jpg",
                 ),
             )
+    return owner
+
+
+def test_a_dense_timeline_fills_the_first_screen_with_photos(page, many_photos):
+    """Issue 30: 46 photos over 43 days showed 3 on the first 1366x900 screen (a row of large cards a
+    day, each with its name, "Ready" and "private · N regions"). Thumbnails alone now, days side by side."""
     page.set_viewport_size({"width": 1366, "height": 900})
     log_in(page, "many", PASSWORD)
     page.wait_for_load_state("networkidle")
@@ -123,6 +129,38 @@ def test_a_dense_timeline_fills_the_first_screen_with_photos(page):
     )
     # Issue 30: on a phone the first thumbnail was at y=644 (header links in three rows, filters, month jump).
     assert first["y"] <= 300, first
+
+
+def test_the_date_scrubber_marks_the_month_in_view_and_jumps_to_any_month(page, many_photos):
+    """Issue 30: a "Jump to" list with a Go button was the only way to an older month."""
+    page.set_viewport_size({"width": 1366, "height": 900})
+    log_in(page, "many", PASSWORD)
+    scrubber = page.get_by_role("navigation", name="Jump to a month")
+    expect(scrubber).to_be_visible()
+    months = scrubber.locator("a[data-month]")
+    expect(months).to_have_count(5)  # January to May 2024
+    expect(scrubber.locator(".scrub-year")).to_have_text(["2024"])
+    expect(scrubber.locator("a[aria-current]")).to_have_attribute("data-month", "2024-05")
+    heights = [box["height"] for box in (months.nth(i).bounding_box() for i in range(5))]
+    assert heights[0] < heights[1], heights  # May holds 2 days' photos, April 10: a share of the rail each
+    screenshot(page, "timeline-scrubber")
+    # A month on the page: scrolled to, not loaded again; it is then the one marked.
+    url = page.url
+    scrubber.locator('a[data-month="2024-04"]').click()
+    expect(scrubber.locator("a[aria-current]")).to_have_attribute("data-month", "2024-04")
+    assert page.url == url
+    heading = page.locator('.day[data-day^="2024-04-"]').first.bounding_box()
+    assert 0 <= heading["y"] < 200, heading
+    # A month not on the page (the timeline opened at January: newer months are not loaded): the
+    # timeline opens at that month.
+    page.goto("/images/?month=2024-01")
+    expect(page.locator(".day").first).to_have_attribute("data-day", "2024-01-31")
+    expect(scrubber.locator("a[aria-current]")).to_have_attribute("data-month", "2024-01")
+    scrubber.locator('a[data-month="2024-05"]').click()
+    page.wait_for_url("**/images/?month=2024-05")
+    expect(page.locator(".day").first).to_have_attribute("data-day", "2024-05-06")
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(scrubber).to_be_hidden()  # on a phone: "Filter · jump to a month" instead
 
 
 def test_on_a_phone_the_header_links_fold_behind_a_menu(page, library):
