@@ -92,7 +92,8 @@
   if (!photo) return;
   let start = null;
   photo.addEventListener("pointerdown", function (event) {
-    start = event.pointerType === "mouse" || photo.classList.contains("drawing") ? null : { x: event.clientX, y: event.clientY };
+    start = event.pointerType === "mouse" || photo.classList.contains("drawing") || photo.closest(".zoomed")
+      ? null : { x: event.clientX, y: event.clientY };
   });
   photo.addEventListener("pointerup", function (event) {
     if (!start) return;

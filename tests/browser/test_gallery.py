@@ -385,6 +385,47 @@ def test_a_photo_opened_from_the_timeline_steps_through_the_timeline(page, libra
     page.wait_for_url("**/images/")
 
 
+def test_the_photo_page_zooms_at_the_pointer_with_its_boxes_and_pans_like_the_album_viewer(page, library):
+    """Issue 30: the photo page (from the timeline, search, favourites) had no zoom; the album viewer
+    had its own. Both now use static/js/zoom.js."""
+    log_in(page, "owner", PASSWORD)
+    page.locator(".timeline .card a[data-photo-link]").nth(1).click()
+    expect(page.locator("h1")).to_have_text("beach.jpg")
+    page.wait_for_load_state("domcontentloaded")
+    frame = page.locator(".photo .frame")
+    shown = frame.bounding_box()
+    box = page.locator(".photo .box").first
+    before = box.bounding_box()
+    spot = (shown["x"] + 0.3 * shown["width"], shown["y"] + 0.6 * shown["height"])
+    assert page.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('a') === null", list(spot))
+    page.mouse.click(*spot)
+    expect(page.locator("#zoom")).to_have_attribute("aria-pressed", "true")
+    zoomed = frame.bounding_box()
+    assert zoomed["width"] >= 2 * shown["width"] - 1, (shown, zoomed)
+    under = [(spot[0] - zoomed["x"]) / zoomed["width"], (spot[1] - zoomed["y"]) / zoomed["height"]]
+    assert abs(under[0] - 0.3) < 0.05 and abs(under[1] - 0.6) < 0.05, under  # the spot stays under the pointer
+    after = box.bounding_box()  # the object's box grew with the photo, over the same part of it
+    assert abs((after["x"] - zoomed["x"]) / zoomed["width"] - (before["x"] - shown["x"]) / shown["width"]) < 0.01
+    assert abs(after["width"] / zoomed["width"] - before["width"] / shown["width"]) < 0.01
+    screenshot(page, "photo-zoomed")
+    stage = page.locator(".photo [data-stage]")
+    scrolled = stage.evaluate("s => [s.scrollLeft, s.scrollTop]")
+    page.mouse.move(*spot)
+    page.mouse.down()
+    page.mouse.move(spot[0] - 60, spot[1] - 20, steps=4)
+    page.mouse.up()
+    assert stage.evaluate("s => [s.scrollLeft, s.scrollTop]") == [scrolled[0] + 60, scrolled[1] + 20]
+    expect(page.locator("#zoom")).to_have_attribute("aria-pressed", "true")  # a drag is not a click
+    page.keyboard.press("Escape")  # zooms out first, staying on the photo
+    expect(page.locator("#zoom")).to_have_attribute("aria-pressed", "false")
+    assert page.url.endswith(f"/images/{Image.objects.get(original_name='beach.jpg').pk}/")
+    page.keyboard.press("z")
+    expect(page.locator("#zoom")).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("z")
+    page.keyboard.press("Escape")
+    page.wait_for_url("**/images/")
+
+
 def contrast(first: str, second: str) -> float:
     """WCAG contrast ratio of two CSS rgb() colours."""
 

@@ -1,0 +1,70 @@
+// Zoom and pan, one behaviour for every place a photo is viewed (the photo page and the album and
+// share-link viewer): a click or tap on the photo zooms in at that spot (again zooms out), the
+// wheel turned up over it does too where the photo fills the window, and a mouse drag pans a zoomed
+// photo. `stage` scrolls; `content` (the picture, or the frame holding it and its object boxes)
+// grows to the photo's own size, at least twice the size it was shown at. Clicks on links inside (an
+// object's box) stay links, and while a box is being drawn the photo is not zoomed.
+window.imgsearchZoom = function (stage, content, options) {
+  const img = content.tagName === "IMG" ? content : content.querySelector("img");
+  const settings = Object.assign({ wheel: false, onChange: function () {} }, options || {});
+
+  function clamp(value) { return Math.min(Math.max(value, 0), 1); }
+  function zoomed() { return stage.classList.contains("zoomed"); }
+  function busy() { return content.classList.contains("drawing"); }
+  // The picture's rectangle on screen (object-fit: contain letterboxes it inside an img box).
+  function picture() {
+    const box = img.getBoundingClientRect();
+    const scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight) || 1;
+    const width = img.naturalWidth * scale, height = img.naturalHeight * scale;
+    return { left: box.left + (box.width - width) / 2, top: box.top + (box.height - height) / 2, width: width, height: height };
+  }
+  function zoom(on, at) {
+    const zoomIn = on === undefined ? !zoomed() : on;
+    const before = picture();
+    const fx = at ? clamp((at.x - before.left) / before.width) : 0.5;
+    const fy = at ? clamp((at.y - before.top) / before.height) : 0.5;
+    // The stage keeps the size it had: the photo grows inside it, as under a loupe.
+    stage.style.width = zoomIn ? stage.clientWidth + "px" : "";
+    stage.style.height = zoomIn ? stage.clientHeight + "px" : "";
+    stage.classList.toggle("zoomed", zoomIn);
+    content.style.width = zoomIn ? Math.round(Math.max(img.naturalWidth, 2 * before.width)) + "px" : "";
+    settings.onChange(zoomIn);
+    if (!zoomIn) return;
+    const frame = stage.getBoundingClientRect();
+    stage.scrollLeft = fx * content.offsetWidth - (at ? at.x - frame.left : frame.width / 2);
+    stage.scrollTop = fy * content.offsetHeight - (at ? at.y - frame.top : frame.height / 2);
+  }
+
+  let start = null;
+  stage.addEventListener("pointerdown", function (event) {
+    if (busy()) { start = null; return; }
+    start = { x: event.clientX, y: event.clientY, type: event.pointerType, left: stage.scrollLeft, top: stage.scrollTop };
+    if (event.pointerType === "mouse" && zoomed() && !event.target.closest("a")) {
+      event.preventDefault();
+      stage.setPointerCapture(event.pointerId);
+      stage.classList.add("panning");
+    }
+  });
+  stage.addEventListener("pointermove", function (event) {
+    if (!start || start.type !== "mouse" || !zoomed() || !stage.classList.contains("panning")) return;
+    stage.scrollLeft = start.left - (event.clientX - start.x);
+    stage.scrollTop = start.top - (event.clientY - start.y);
+  });
+  stage.addEventListener("pointerup", function (event) {
+    if (!start) return;
+    const dx = event.clientX - start.x, dy = event.clientY - start.y;
+    const onLink = event.target.closest("a");
+    start = null;
+    stage.classList.remove("panning");
+    if (!onLink && Math.abs(dx) < 5 && Math.abs(dy) < 5) zoom(undefined, { x: event.clientX, y: event.clientY });
+  });
+  stage.addEventListener("pointercancel", function () { start = null; stage.classList.remove("panning"); });
+  if (settings.wheel) {
+    stage.addEventListener("wheel", function (event) {
+      if (event.deltaY >= 0 || event.ctrlKey || zoomed() || busy()) return;
+      event.preventDefault();
+      zoom(true, { x: event.clientX, y: event.clientY });
+    }, { passive: false });
+  }
+  return { zoom: zoom, zoomed: zoomed };
+};
