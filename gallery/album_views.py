@@ -233,6 +233,7 @@ def _viewer(request: HttpRequest, album: Album, image: Image, *, base: str, link
         or ordered.filter(shot_local__lt=image.shot_local).first()
     )
     args = [link_token] if link_token else [album.pk]
+    kind = "shared" if link_token else "album"
     return render(
         request,
         "gallery/viewer.html",
@@ -241,13 +242,15 @@ def _viewer(request: HttpRequest, album: Album, image: Image, *, base: str, link
             "image": image,
             "link_token": link_token,
             "back_url": base,
-            "file_url": reverse(f"gallery:{'shared' if link_token else 'album'}_photo_file", args=[*args, image.pk]),
-            "newer_url": reverse(f"gallery:{'shared' if link_token else 'album'}_photo", args=[*args, newer.pk])
-            if newer
-            else "",
-            "older_url": reverse(f"gallery:{'shared' if link_token else 'album'}_photo", args=[*args, older.pk])
-            if older
-            else "",
+            "file_url": reverse(f"gallery:{kind}_photo_file", args=[*args, image.pk]),
+            "newer_url": reverse(f"gallery:{kind}_photo", args=[*args, newer.pk]) if newer else "",
+            "older_url": reverse(f"gallery:{kind}_photo", args=[*args, older.pk]) if older else "",
+            # The neighbours' pictures, fetched ahead so that stepping to them shows them at once.
+            "neighbour_files": [
+                reverse(f"gallery:{kind}_photo_file", args=[*args, neighbour.pk])
+                for neighbour in (newer, older)
+                if neighbour
+            ],
             "location_visible": image.location_visible_to(request.user),
             "is_album_owner": link_token is None and album.owner_id == request.user.pk,
         },

@@ -19,10 +19,14 @@
     const link = event.target.closest("[data-photo-list] a[data-photo-link]");
     if (!link) return;
     const list = link.closest("[data-photo-list]");
-    const urls = Array.prototype.map.call(list.querySelectorAll("a[data-photo-link]"), function (a) { return a.pathname; });
+    const links = list.querySelectorAll("a[data-photo-link]");
+    const urls = Array.prototype.map.call(links, function (a) { return a.pathname; });
+    const pictures = {};
+    links.forEach(function (a) { if (a.dataset.picture) pictures[a.pathname] = a.dataset.picture; });
     const more = list.querySelector("[data-load-more]");
     store({
       urls: urls,
+      pictures: pictures,
       more: more ? absolute(more.getAttribute("href")).href : null,
       back: window.location.pathname + window.location.search,
       title: document.title,
@@ -49,6 +53,20 @@
   }
   link("[data-newer]", newer);
   link("[data-older]", older);
+  // The neighbours' pictures are fetched ahead (cached an hour), so stepping shows them at once.
+  const fetched = {};
+  function prefetch(url) {
+    const picture = url && saved.pictures && saved.pictures[url];
+    if (!picture || fetched[picture]) return;
+    fetched[picture] = true;
+    const hint = document.createElement("link");
+    hint.rel = "prefetch";
+    hint.as = "image";
+    hint.href = picture;
+    document.head.append(hint);
+  }
+  prefetch(newer);
+  prefetch(older);
   const back = nav.querySelector("[data-back]");
   back.href = saved.back;
   back.hidden = false;
@@ -67,12 +85,14 @@
         page.querySelectorAll("a[data-photo-link]").forEach(function (a) {
           const path = new URL(a.getAttribute("href"), url).pathname;  // relative to the list, not here
           if (saved.urls.indexOf(path) < 0) saved.urls.push(path);
+          if (a.dataset.picture) (saved.pictures = saved.pictures || {})[path] = new URL(a.dataset.picture, url).pathname;
         });
         const more = page.querySelector("[data-load-more]");
         saved.more = more ? new URL(more.getAttribute("href"), url).href : null;
         store(saved);
         older = here < saved.urls.length - 1 ? saved.urls[here + 1] : null;
         link("[data-older]", older);
+        prefetch(older);
         position();
       })
       .catch(function () { /* offline or signed out: the list simply ends here */ });

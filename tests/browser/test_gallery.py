@@ -2,6 +2,8 @@
 by link, the viewer's keys, drawing a box by touch, and search filters. Screenshots go to
 artifacts/screenshots/."""
 
+from urllib.parse import urlsplit
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
@@ -424,6 +426,34 @@ def test_the_photo_page_zooms_at_the_pointer_with_its_boxes_and_pans_like_the_al
     page.keyboard.press("z")
     page.keyboard.press("Escape")
     page.wait_for_url("**/images/")
+
+
+def test_a_photos_neighbours_are_fetched_ahead_on_the_photo_page_and_in_the_album_viewer(page, library):
+    """Issue 30: no preloading; stepping to the next photo started its download only then."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(urlsplit(request.url).path))
+    ids = dict(Image.objects.values_list("original_name", "pk"))
+
+    def fetched(paths: set[str]) -> bool:
+        for _ in range(50):
+            if paths <= set(requested):
+                return True
+            page.wait_for_timeout(100)
+        return False
+
+    log_in(page, "owner", PASSWORD)
+    page.locator(".timeline .card a[data-photo-link]").nth(1).click()  # beach.jpg, between snow and lake
+    expect(page.locator("h1")).to_have_text("beach.jpg")
+    assert fetched({f"/media/images/{ids['snow.jpg']}/original", f"/media/images/{ids['lake.jpg']}/original"}), (
+        requested
+    )
+    album = albums.album_create(owner=library, name="All")
+    albums.album_add_images(album=album, image_ids=list(ids.values()))
+    requested.clear()
+    page.goto(f"/albums/{album.pk}/photos/{ids['beach.jpg']}/")
+    expect(page.locator(".viewer-title")).to_have_text("beach.jpg")
+    neighbours = {f"/albums/{album.pk}/photos/{ids[name]}/original" for name in ("snow.jpg", "lake.jpg")}
+    assert fetched(neighbours), requested
 
 
 def contrast(first: str, second: str) -> float:
