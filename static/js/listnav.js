@@ -116,7 +116,7 @@
       ? null : { x: event.clientX, y: event.clientY };
   });
   photo.addEventListener("pointerup", function (event) {
-    if (!start) return;
+    if (!start || photo.closest("[data-pinching]")) { start = null; return; }
     const dx = event.clientX - start.x, dy = event.clientY - start.y;
     start = null;
     if (Math.abs(dx) > SWIPE_PX && Math.abs(dx) > 2 * Math.abs(dy)) go(dx < 0 ? older : newer);

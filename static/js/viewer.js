@@ -43,7 +43,7 @@
     start = event.pointerType === "mouse" || zoomer.zoomed() ? null : { x: event.clientX, y: event.clientY };
   });
   stage.addEventListener("pointerup", function (event) {
-    if (!start) return;
+    if (!start || stage.hasAttribute("data-pinching")) { start = null; return; }
     const dx = event.clientX - start.x, dy = event.clientY - start.y;
     start = null;
     if (Math.abs(dx) > SWIPE_PX && Math.abs(dx) > 2 * Math.abs(dy)) go(dx < 0 ? viewer.dataset.olderUrl : viewer.dataset.newerUrl);

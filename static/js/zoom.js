@@ -1,7 +1,7 @@
 // Zoom and pan, one behaviour for every place a photo is viewed (the photo page and the album and
-// share-link viewer): a click or tap on the photo zooms in at that spot (again zooms out), the
-// wheel turned up over it does too where the photo fills the window, and a mouse drag pans a zoomed
-// photo. `stage` scrolls; `content` (the picture, or the frame holding it and its object boxes)
+// share-link viewer): a click or tap on the photo zooms in at that spot (again zooms out), two
+// fingers spread zoom in between them (pinched, out), the wheel turned up over it zooms in where
+// the photo fills the window, and a mouse drag pans a zoomed photo (a finger scrolls it). `stage` scrolls; `content` (the picture, or the frame holding it and its object boxes)
 // grows to the photo's own size, at least twice the size it was shown at. Clicks on links inside (an
 // object's box) stay links, and while a box is being drawn the photo is not zoomed.
 window.imgsearchZoom = function (stage, content, options) {
@@ -35,9 +35,42 @@ window.imgsearchZoom = function (stage, content, options) {
     stage.scrollTop = fy * content.offsetHeight - (at ? at.y - frame.top : frame.height / 2);
   }
 
+  // Two fingers: their spread decides, once, at PINCH_RATIO; no tap follows a pinch.
+  const PINCH_RATIO = 1.25;
+  const touches = new Map();
+  let pinch = null;
+  function spread() {
+    const [a, b] = [...touches.values()];
+    return { distance: Math.hypot(a.x - b.x, a.y - b.y), middle: { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 } };
+  }
+  stage.addEventListener("pointerdown", function (event) {
+    if (event.pointerType !== "touch" || busy()) return;
+    touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (touches.size === 2) {
+      pinch = { from: spread().distance, done: false };
+      stage.dataset.pinching = "";  // swipes (listnav.js, viewer.js) stand aside
+    }
+  });
+  stage.addEventListener("pointermove", function (event) {
+    if (!touches.has(event.pointerId)) return;
+    touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (!pinch || pinch.done || touches.size !== 2) return;
+    const now = spread();
+    if (!zoomed() && now.distance > pinch.from * PINCH_RATIO) { pinch.done = true; zoom(true, now.middle); }
+    else if (zoomed() && now.distance < pinch.from / PINCH_RATIO) { pinch.done = true; zoom(false); }
+  });
+  function lift(event) {
+    touches.delete(event.pointerId);
+    if (!touches.size && pinch) {
+      setTimeout(function () { pinch = null; delete stage.dataset.pinching; }, 0);  // after this pointerup's checks
+    }
+  }
+  stage.addEventListener("pointerup", lift);
+  stage.addEventListener("pointercancel", lift);
+
   let start = null;
   stage.addEventListener("pointerdown", function (event) {
-    if (busy()) { start = null; return; }
+    if (busy() || pinch) { start = null; return; }
     start = { x: event.clientX, y: event.clientY, type: event.pointerType, left: stage.scrollLeft, top: stage.scrollTop };
     if (event.pointerType === "mouse" && zoomed() && !event.target.closest("a")) {
       event.preventDefault();
@@ -56,7 +89,7 @@ window.imgsearchZoom = function (stage, content, options) {
     const onLink = event.target.closest("a");
     start = null;
     stage.classList.remove("panning");
-    if (!onLink && Math.abs(dx) < 5 && Math.abs(dy) < 5) zoom(undefined, { x: event.clientX, y: event.clientY });
+    if (!onLink && !pinch && Math.abs(dx) < 5 && Math.abs(dy) < 5) zoom(undefined, { x: event.clientX, y: event.clientY });
   });
   stage.addEventListener("pointercancel", function () { start = null; stage.classList.remove("panning"); });
   if (settings.wheel) {

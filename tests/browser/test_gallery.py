@@ -346,6 +346,49 @@ def test_a_box_drawn_by_touch_on_a_phone_searches_that_region(browser, live_serv
     phone.close()
 
 
+def pinch(cdp, centre: tuple[float, float], start: float, end: float, steps: int = 6) -> None:
+    """Two fingers, `start` px apart across `centre`, moved to `end` px apart."""
+    x, y = centre
+
+    def fingers(spread: float) -> list[dict]:
+        return [{"x": x - spread / 2, "y": y, "id": 0}, {"x": x + spread / 2, "y": y, "id": 1}]
+
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": fingers(start)})
+    for step in range(1, steps + 1):
+        points = fingers(start + (end - start) * step / steps)
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": points})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+@pytest.mark.parametrize("where", ["photo page", "album viewer"])
+def test_two_fingers_spread_zoom_in_between_them_and_pinched_zoom_out(browser, live_server, library, where):
+    """Issue 30: no pinch zoom (the browser zoomed the whole page instead)."""
+    phone = browser.new_context(
+        base_url=live_server.url, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    page = phone.new_page()
+    page.set_default_timeout(20_000)
+    log_in(page, "owner", PASSWORD)
+    image = Image.objects.get(original_name="beach.jpg")
+    if where == "photo page":
+        url, stage, button = f"/images/{image.pk}/", ".photo [data-stage]", "#zoom"
+    else:
+        album = albums.album_create(owner=library, name="All")
+        albums.album_add_images(album=album, image_ids=Image.objects.values_list("pk", flat=True))
+        url, stage, button = f"/albums/{album.pk}/photos/{image.pk}/", "[data-stage]", "[data-zoom]"
+    page.goto(url)
+    page.wait_for_load_state("load")
+    box = page.locator(stage).bounding_box()
+    centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    cdp = phone.new_cdp_session(page)
+    pinch(cdp, centre, 40, 120)
+    expect(page.locator(button)).to_have_attribute("aria-pressed", "true")
+    pinch(cdp, centre, 120, 40)
+    expect(page.locator(button)).to_have_attribute("aria-pressed", "false")
+    assert urlsplit(page.url).path == url  # a pinch is no swipe to the next photo
+    phone.close()
+
+
 def test_search_filters_narrow_the_results_to_one_album(page, library, settings):
     settings.MIN_SIMILARITY = -1
     album = albums.album_create(owner=library, name="Winter")
