@@ -26,6 +26,7 @@ regions above that term's exclude_threshold) loses the excess, times the term's 
 
 import base64
 import io
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -40,6 +41,7 @@ from PIL import ImageOps
 from gallery import storage
 from gallery.imaging import to_rgb
 from gallery.models import Image, Region
+from gallery.places import NAME_CHARS, images_at
 from gallery.selectors import images_visible_to
 from gallery.validation import UploadRejected, validate_image_bytes
 from search.errors import SearchError, SearchUnavailable
@@ -51,6 +53,9 @@ from search.vision.proposers import with_context
 from search.vision.registry import get_clip
 from search.vision.runtime import ModelUnavailable
 
+# "<words> in <place>" (or "at"): the last "in" or "at" splits, so "a cat in a box in Paris" is
+# "a cat in a box" taken in Paris.
+AT_PLACE = re.compile(r"^(?P<words>.+\S)\s+(?:in|at)\s+(?P<place>[^\s].*)$", re.IGNORECASE)
 # Weights a person may give a term of a composed query.
 MAX_WEIGHT = 10.0
 # The photo searched with is shown above the results, this many pixels on its longest side.
@@ -192,6 +197,16 @@ class TextQuery(Query):
 
     def as_params(self) -> dict[str, str]:
         return {"q": self.text}
+
+    def at_place(self, user) -> tuple["TextQuery", str] | None:
+        """ "a dog in Paris": the words before "in" (or "at") and the place after it, where that names
+        a place of a photo `user` may know the place of; else None (the words are all CLIP's)."""
+        match = AT_PLACE.match(" ".join(self.text.split()))
+        if match is None or len(match["place"]) > NAME_CHARS:
+            return None
+        if not images_at(images_visible_to(user), match["place"], user).exists():
+            return None
+        return TextQuery(text=match["words"]), match["place"]
 
     def refine(self, ranked: list[Match], context: Refinement) -> list[Match]:
         if context.kind == "object":

@@ -21,7 +21,7 @@ from gallery.selectors import album_images, albums_visible_to, images_searchable
 from gallery.tags import images_tagged
 from search.errors import SearchError, SearchUnavailable
 from search.index import Generation, IndexUnavailable, Visibility, get_index, scan_pool
-from search.queries import AnyQuery, Refinement
+from search.queries import AnyQuery, Refinement, TextQuery
 from search.ranking import all_of, rank
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,9 @@ def search(
     """Run `query` for `user` among the photos `filters` leave; `min_score` replaces the query's own
     threshold. Raises SearchError for anything the person must fix."""
     page_size = _checked_options(scope=scope, kind=kind, page=page, page_size=page_size)
+    if isinstance(query, TextQuery) and not (filters and filters.place) and (at := query.at_place(user)):
+        query, place = at  # "a dog in Paris": "a dog", among the photos taken in Paris
+        filters = replace(filters or Filters(), place=place)
     generation = _current_generation()  # one generation for every round of this query
     images = images_searchable_by(user, scope)
     only_image_ids = None

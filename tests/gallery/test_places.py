@@ -222,3 +222,24 @@ def test_a_tile_server_is_allowed_by_the_content_security_policy_and_a_bad_templ
     assert "'https://tile.openstreetmap.org'" in allowed.stdout
     refused = start("https://tile.openstreetmap.org/tiles.png")
     assert refused.returncode != 0 and "MAP_TILE_URL is a tile URL template with {z}, {x} and {y}" in refused.stderr
+
+
+def test_words_in_a_place_search_the_words_among_the_photos_taken_there(owner, stranger, upload, trip):
+    theirs = upload(stranger, images.camera_jpeg(seed=13, gps=PARIS), name="theirs.jpg").image
+    image_set_visibility(image=theirs, is_public=True)  # their location is not shared
+
+    def names(text: str) -> set[str]:
+        return {r.image.original_name for r in search(user=owner, query=TextQuery(text), min_score=-1).results}
+
+    everything = names("a photo")
+    assert {"notre-dame.jpg", "bellagio.jpg", "theirs.jpg"} <= everything
+    assert names("a photo in Paris") == {"notre-dame.jpg", "montmartre.jpg"}
+    assert names("a photo taken at lombardy") == {"bellagio.jpg"}
+    assert names("a cat in a box in italy") == {"bellagio.jpg"}  # the last "in" names the place
+    assert names("a photo in a box") == everything  # no place: all words are CLIP's
+    assert names("a photo in Atlantis") == everything
+    image_set_location_sharing(image=theirs, share_location=True)
+    assert names("a photo in Paris") == {"notre-dame.jpg", "montmartre.jpg", "theirs.jpg"}
+    # A place filter already set wins: the words are then all CLIP's, among the photos it leaves.
+    filtered = search(user=owner, query=TextQuery("a photo in Paris"), min_score=-1, filters=Filters(place="Italy"))
+    assert {r.image.original_name for r in filtered.results} == {"bellagio.jpg"}
