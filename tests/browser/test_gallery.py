@@ -289,15 +289,20 @@ def test_the_viewer_steps_with_arrow_keys_zooms_and_closes_with_escape(page, lib
         list(spot),
     )
     assert abs(under[0] - 0.8) < 0.05 and abs(under[1] - 0.7) < 0.05, under  # the same spot stays under the pointer
+    assert_a_drag_pans(page, stage, spot, (120, 40), page.locator("[data-zoom]"))
+    page.keyboard.press("Escape")
+    page.wait_for_url(f"**/albums/{album.pk}/")
+
+
+def assert_a_drag_pans(page, stage, spot: tuple[float, float], by: tuple[int, int], zoom_button) -> None:
+    """A mouse drag from `spot` moves a zoomed photo by exactly `by` pixels, and is not a click."""
     scrolled = stage.evaluate("s => [s.scrollLeft, s.scrollTop]")
     page.mouse.move(*spot)
     page.mouse.down()
-    page.mouse.move(spot[0] - 120, spot[1] - 40, steps=4)
+    page.mouse.move(spot[0] - by[0], spot[1] - by[1], steps=4)
     page.mouse.up()
-    assert stage.evaluate("s => [s.scrollLeft, s.scrollTop]") == [scrolled[0] + 120, scrolled[1] + 40]
-    expect(page.locator("[data-zoom]")).to_have_attribute("aria-pressed", "true")  # a drag is not a click
-    page.keyboard.press("Escape")
-    page.wait_for_url(f"**/albums/{album.pk}/")
+    assert stage.evaluate("s => [s.scrollLeft, s.scrollTop]") == [scrolled[0] + by[0], scrolled[1] + by[1]]
+    expect(zoom_button).to_have_attribute("aria-pressed", "true")  # still zoomed: a drag is not a click
 
 
 def touch_drag(page, cdp, start: tuple[float, float], end: tuple[float, float], steps: int = 6) -> None:
@@ -453,14 +458,7 @@ def test_the_photo_page_zooms_at_the_pointer_with_its_boxes_and_pans_like_the_al
     assert abs((after["x"] - zoomed["x"]) / zoomed["width"] - (before["x"] - shown["x"]) / shown["width"]) < 0.01
     assert abs(after["width"] / zoomed["width"] - before["width"] / shown["width"]) < 0.01
     screenshot(page, "photo-zoomed")
-    stage = page.locator(".photo [data-stage]")
-    scrolled = stage.evaluate("s => [s.scrollLeft, s.scrollTop]")
-    page.mouse.move(*spot)
-    page.mouse.down()
-    page.mouse.move(spot[0] - 60, spot[1] - 20, steps=4)
-    page.mouse.up()
-    assert stage.evaluate("s => [s.scrollLeft, s.scrollTop]") == [scrolled[0] + 60, scrolled[1] + 20]
-    expect(page.locator("#zoom")).to_have_attribute("aria-pressed", "true")  # a drag is not a click
+    assert_a_drag_pans(page, page.locator(".photo [data-stage]"), spot, (60, 20), page.locator("#zoom"))
     page.keyboard.press("Escape")  # zooms out first, staying on the photo
     expect(page.locator("#zoom")).to_have_attribute("aria-pressed", "false")
     assert page.url.endswith(f"/images/{Image.objects.get(original_name='beach.jpg').pk}/")
