@@ -9,7 +9,8 @@ re-encodes from similar scenes (bench/near_duplicates.py measures both sides). P
 similar whose hashes differ are "similar, not identical".
 
 A crop moves the low frequencies the hash keeps, so the hash misses most crops. For those, a pixel
-check (same_picture: register the two pictures, then compare them block by block) runs in the
+check (same_picture: register the two pictures, then compare them block by block; for pictures too
+smooth to register, cut_from: find the smaller in the larger at its own size) runs in the
 background (run_worker's sweep, pixel_checks_backfill) between each photo and its likely copies
 among the owner's photos; its verdicts (search.models.PixelVerdict) win over the rule above both
 ways: a crop it confirms is a near-duplicate, another shot it refuses is not.
@@ -33,7 +34,9 @@ from search.index import IndexUnavailable, Visibility, get_index
 from search.models import PixelCheck, PixelVerdict
 from search.vision.identity import current_model
 from search.vision.pixels import (
+    LOCATE_SIDE,
     REGISTRATION_SIDE,
+    cut_from,
     hash_distances,
     hash_neighbours,
     keypoints,
@@ -246,6 +249,8 @@ def compare_with_neighbours(image: Image, generation, owner_hashes: tuple[np.nda
     for other in others:
         try:
             verdict = same_picture(mine, keypoints(storage.read_rgb(other.file, at_least=REGISTRATION_SIDE)))
+            if verdict is None:  # too smooth to register, perhaps: is one the other cut at its own size?
+                verdict = _cut_from_either(image, other)
         except (OSError, ValueError) as error:  # its file is gone or unreadable: judge it another time
             logger.warning("Pixel check skipped image %s against %s: %s", image.pk, other.pk, error)
             continue
@@ -258,6 +263,18 @@ def compare_with_neighbours(image: Image, generation, owner_hashes: tuple[np.nda
             judged += 1
     _saved(PixelCheck.objects.update_or_create, image=image)
     return judged
+
+
+def _cut_from_either(image: Image, other: Image) -> bool | None:
+    """The pixel check's second way, for pictures with too few corners to register (a smooth sky, a
+    drawing, a generated scene): the smaller one found in the larger at its own size, pixel for
+    pixel (pixels.cut_from). The larger is read shrunk, the smaller whole."""
+    part, photo = sorted((image, other), key=lambda candidate: (candidate.width * candidate.height, candidate.pk))
+    if part.width > photo.width or part.height > photo.height:
+        return None
+    return cut_from(
+        storage.read_rgb(part.file), storage.read_rgb(photo.file, at_least=LOCATE_SIDE), (photo.width, photo.height)
+    )
 
 
 def _saved(write: Callable[..., object], **fields) -> bool:

@@ -143,7 +143,7 @@ def same_picture(first: PILImage.Image | Keypoints, second: PILImage.Image | Key
     different, compared = _differing_blocks(reference, difference, inside[box], BLOCKS)
     if compared == 0:
         return None
-    return different <= MAX_DIFFERENT_BLOCKS * compared
+    return different == 0
 
 
 def _differing_blocks(reference: np.ndarray, difference: np.ndarray, valid: np.ndarray, blocks: int) -> tuple[int, int]:
@@ -213,3 +213,31 @@ def locate(part: PILImage.Image, photo: PILImage.Image, photo_size: tuple[int, i
     if different:
         return None
     return [round(x / factor), round(y / factor), round((x + width) / factor), round((y + height) / factor)]
+
+
+def cut_from(part: PILImage.Image, photo: PILImage.Image, photo_size: tuple[int, int] | None = None) -> bool | None:
+    """same_picture for pictures too smooth to register (too few corners for keypoints): whether
+    `part` is `photo` cut at its own size (perhaps re-encoded). `locate` finds where it lies; then
+    the two are compared block by block as same_picture compares (BLOCKS x BLOCKS), but no block may
+    differ: a crop at its own size was never resampled, and a smooth picture has too little in it to
+    tell another shot by otherwise. True, False (it lies there, but something in it differs:
+    another shot), or None (it lies nowhere: no verdict). `photo` may be a smaller copy of a photo of
+    `photo_size`, as for locate. A rescaled crop is not looked for: see locate."""
+    import cv2
+
+    box = locate(part, photo, photo_size)
+    if box is None:
+        return None
+    full_width, _ = photo_size or photo.size
+    factor = photo.width / full_width
+    x1, y1, x2, y2 = (round(value * factor) for value in box)
+    found = np.asarray(photo.convert("L"))[y1:y2, x1:x2]
+    if min(found.shape) < 1:
+        return None
+    wanted = cv2.resize(np.asarray(part.convert("L")), (found.shape[1], found.shape[0]), interpolation=cv2.INTER_AREA)
+    reference = cv2.GaussianBlur(wanted, (5, 5), 0).astype(np.float32)
+    difference = np.abs(reference - cv2.GaussianBlur(found, (5, 5), 0).astype(np.float32))
+    different, compared = _differing_blocks(reference, difference, np.ones(found.shape, dtype=bool), BLOCKS)
+    if compared == 0:
+        return None
+    return different == 0

@@ -333,3 +333,61 @@ def test_a_photo_whose_file_is_gone_is_marked_checked_and_the_others_still_compa
         .exclude(second=copies["original"])
         .exists()
     )
+
+
+def centre_crop(picture: PILImage.Image, width: float = 0.75, height: float = 0.8) -> PILImage.Image:
+    keep = (int(picture.width * width), int(picture.height * height))
+    left, top = (picture.width - keep[0]) // 2, (picture.height - keep[1]) // 2
+    return picture.crop((left, top, left + keep[0], top + keep[1]))
+
+
+def test_a_centre_crop_of_a_smooth_picture_joins_its_group(owner, upload, demo_profile, settings):
+    """Issue 30, bug 7: a 75% x 80% centre crop was never grouped with its photo: a smooth picture has
+    too few corners to register, so the pixel check gave no verdict, and the crop moves the hash."""
+    from tests import images
+
+    original = images.scene(640, 480, seed=3)
+    photo = upload(owner, encode(original), "photo.png").image
+    crop = upload(owner, encode(centre_crop(original), "JPEG", quality=85), "crop.jpg").image
+    other = upload(owner, encode(images.scene(640, 480, seed=4)), "other.png").image
+    photo.refresh_from_db()
+    crop.refresh_from_db()
+    assert same_picture(original, centre_crop(original)) is None  # nothing to register by
+    assert hash_distances([photo.perceptual_hash], [crop.perceptual_hash])[0, 0] > settings.NEAR_DUPLICATE_HASH_BITS
+    pixel_checks_backfill(limit=10)
+    assert [names(group) for group in duplicate_groups(owner)] == [["photo.png", "crop.jpg"]]
+    assert not PixelVerdict.objects.filter(same=True, first=other).exists()
+    assert not PixelVerdict.objects.filter(same=True, second=other).exists()
+
+
+@pytest.mark.parametrize("blur", [8, 16])
+def test_smooth_held_out_photographs_are_found_in_their_crops_and_nowhere_else(blur):
+    """cut_from, the pixel check for pictures too smooth to register, on photographs from other
+    packages' sample data (bench/heldout.py), blurred until keypoints fail: each centre crop (a JPEG
+    re-encode) is found in its photo, none in another photo, and another shot (two small things come
+    into view) is never taken for the same picture."""
+    from PIL import ImageDraw, ImageFilter
+
+    from bench import heldout
+    from search.vision.pixels import cut_from
+
+    def another_shot(picture: PILImage.Image) -> PILImage.Image:
+        shot = picture.copy()
+        draw, side = ImageDraw.Draw(shot), picture.width // 20
+        for fx, fy, colour in ((0.35, 0.3, (250, 250, 250)), (0.55, 0.6, (10, 10, 10))):
+            left, top = int(fx * picture.width), int(fy * picture.height)
+            draw.rectangle((left, top, left + side, top + side), fill=colour)
+        return shot
+
+    pictures = {
+        name: photo.convert("RGB").filter(ImageFilter.GaussianBlur(blur))
+        for name, photo in heldout.photographs(heldout.EVALUATION_PHOTOGRAPHS + heldout.TUNING_PHOTOGRAPHS).items()
+    }
+    unregistered = [name for name, picture in pictures.items() if same_picture(picture, centre_crop(picture)) is None]
+    assert len(unregistered) >= 4  # the pictures this way is for
+    for name, picture in pictures.items():
+        assert cut_from(_jpeg(centre_crop(picture), 80), picture) is True, name
+        assert cut_from(_jpeg(centre_crop(another_shot(picture)), 80), picture) is not True, name
+        for other_name, other in pictures.items():
+            if other_name != name:
+                assert cut_from(_jpeg(centre_crop(other), 80), picture) is None, (name, other_name)
