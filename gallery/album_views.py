@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from gallery import albums, media, selectors
 from gallery.http import posted_ids, redirect_back
 from gallery.models import Album, Image, ShareLink
+from gallery.viewer import viewer_context
 from imgsearch.params import param_id, param_int, param_text
 
 LINK_CHOICES = [
@@ -238,10 +239,11 @@ def _viewer(request: HttpRequest, album: Album, image: Image, *, base: str, link
         request,
         "gallery/viewer.html",
         {
+            **viewer_context(request, image),
             "album": album,
-            "image": image,
             "link_token": link_token,
             "back_url": base,
+            "back_label": album.name,
             "file_url": reverse(f"gallery:{kind}_photo_file", args=[*args, image.pk]),
             "newer_url": reverse(f"gallery:{kind}_photo", args=[*args, newer.pk]) if newer else "",
             "older_url": reverse(f"gallery:{kind}_photo", args=[*args, older.pk]) if older else "",
@@ -251,7 +253,6 @@ def _viewer(request: HttpRequest, album: Album, image: Image, *, base: str, link
                 for neighbour in (newer, older)
                 if neighbour
             ],
-            "location_visible": image.location_visible_to(request.user),
             "is_album_owner": link_token is None and album.owner_id == request.user.pk,
         },
     )

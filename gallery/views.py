@@ -23,6 +23,7 @@ from gallery.forms import ImageFilterForm, SignupForm, TokenForm
 from gallery.http import posted_ids, redirect_back
 from gallery.jobs import jobs_summary, recent_failures
 from gallery.models import Image, Region
+from gallery.viewer import viewer_context
 from imgsearch.params import BadParameter, param_ids
 from imgsearch.proxies import client_address
 
@@ -256,34 +257,19 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A photo in the one viewer; newer/older come from the list it was opened from (static/js/listnav.js),
+    and "back" is one's timeline (or the public one) until the list says otherwise."""
     image = get_object_or_404(selectors.images_visible_to(request.user).select_related("owner"), pk=pk)
-    regions = list(
-        image.regions.order_by("kind", "-score").values("id", "kind", "x1", "y1", "x2", "y2", "score", "area_fraction")
-    )
-    for region in regions:
-        region["box"] = [region["x1"], region["y1"], region["x2"], region["y2"]]
+    mine = image.owner_id == request.user.pk
     return render(
         request,
-        "gallery/image_detail.html",
+        "gallery/viewer.html",
         {
-            "image": image,
-            "regions": regions,
-            "is_owner": image.owner_id == request.user.pk,
-            "location_visible": image.location_visible_to(request.user),
-            # Where it was taken, on a small map (with MAP_TILE_URL), for those who may know.
-            "position": [{"lat": image.latitude, "lon": image.longitude, "name": str(image.place or "")}]
-            if image.location_visible_to(request.user)
-            else [],
-            "is_favourite": selectors.is_favourite(request.user, image),
-            "my_albums": selectors.albums_owned_by(request.user).order_by("name"),
-            "in_albums": selectors.albums_owned_by(request.user).filter(items__image=image).order_by("name"),
-            # A private photo that the owner's shared albums still show: the page says so.
-            "shown_through": (
-                selectors.albums_showing_to_others(image)
-                if image.owner_id == request.user.pk and not image.is_public
-                else []
-            ),
-            "chips": tags.image_chips(image),
+            **viewer_context(request, image),
+            "list_nav": True,
+            "back_url": reverse("gallery:my_images" if mine else "gallery:public_images"),
+            "back_label": "Back to the list",
+            "file_url": reverse("gallery:image_file", args=[image.pk]),
         },
     )
 

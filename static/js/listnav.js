@@ -1,6 +1,7 @@
 // Next and previous within the list a photo was opened from (a timeline, search results, an
-// album): grids marked data-photo-list remember their order when a photo is opened; the photo's page
-// then offers newer/older links, the arrow keys, swipes on the photo, and Esc back to the list.
+// album): grids marked data-photo-list remember their order when a photo is opened; the viewer's
+// newer/older/back links then lead through that list (the viewer, static/js/viewer.js, follows them
+// for the arrow keys, swipes and Esc).
 // The list lives in sessionStorage, so each tab keeps its own and nothing leaves the browser. A list
 // that loads older photos in place (the timeline's data-load-more) goes on past what was loaded: the
 // photo page fetches its next page as the timeline would. Back on the list, timeline.js scrolls to
@@ -8,7 +9,6 @@
 (function () {
   const KEY = "imgsearch:photo-list";
   const RETURN_KEY = "imgsearch:return-to";
-  const SWIPE_PX = 50;
 
   function absolute(href) { return new URL(href, window.location.href); }
   function store(value) {
@@ -69,10 +69,10 @@
   prefetch(older);
   const back = nav.querySelector("[data-back]");
   back.href = saved.back;
-  back.hidden = false;
-  back.addEventListener("click", remember);
+  back.addEventListener("click", function () {  // timeline.js scrolls back to this photo
+    try { sessionStorage.setItem(RETURN_KEY, window.location.pathname); } catch (error) { /* storage off */ }
+  });
   position();
-  nav.hidden = false;
 
   // Near the end of what was loaded: the list's next page, parsed without loading its pictures.
   if (saved.more && here >= saved.urls.length - 2) {
@@ -97,28 +97,4 @@
       })
       .catch(function () { /* offline or signed out: the list simply ends here */ });
   }
-
-  function remember() {
-    try { sessionStorage.setItem(RETURN_KEY, window.location.pathname); } catch (error) { /* storage off */ }
-  }
-  function go(url) { if (url) window.location.assign(url); }
-  document.addEventListener("keydown", function (event) {
-    if (event.altKey || event.ctrlKey || event.metaKey || event.target.closest("input, select, textarea")) return;
-    if (event.key === "ArrowLeft") go(newer);
-    else if (event.key === "ArrowRight") go(older);
-    else if (event.key === "Escape" && !document.querySelector(".frame.drawing")) { remember(); go(saved.back); }
-  });
-  const photo = document.querySelector("[data-swipe]");
-  if (!photo) return;
-  let start = null;
-  photo.addEventListener("pointerdown", function (event) {
-    start = event.pointerType === "mouse" || photo.classList.contains("drawing") || photo.closest(".zoomed")
-      ? null : { x: event.clientX, y: event.clientY };
-  });
-  photo.addEventListener("pointerup", function (event) {
-    if (!start || photo.closest("[data-pinching]")) { start = null; return; }
-    const dx = event.clientX - start.x, dy = event.clientY - start.y;
-    start = null;
-    if (Math.abs(dx) > SWIPE_PX && Math.abs(dx) > 2 * Math.abs(dy)) go(dx < 0 ? older : newer);
-  });
 })();

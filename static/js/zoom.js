@@ -1,7 +1,7 @@
-// Zoom and pan, one behaviour for every place a photo is viewed (the photo page and the album and
-// share-link viewer): a click or tap on the photo zooms in at that spot (again zooms out), two
-// fingers spread zoom in between them (pinched, out), the wheel turned up over it zooms in where
-// the photo fills the window, and a mouse drag pans a zoomed photo (a finger scrolls it). `stage` scrolls; `content` (the picture, or the frame holding it and its object boxes)
+// Zoom and pan for the photo viewer (static/js/viewer.js, wherever a photo is opened): a click or
+// tap (or a double tap) on the photo zooms in at that spot (again zooms out), two fingers spread zoom in between them
+// (pinched, out), the wheel turned up over it zooms in, and a mouse drag pans a zoomed photo (a
+// finger scrolls it). `stage` scrolls; `content` (the frame holding the picture and its object boxes)
 // grows to the photo's own size, at least twice the size it was shown at. Clicks on links inside (an
 // object's box) stay links, and while a box is being drawn the photo is not zoomed.
 window.imgsearchZoom = function (stage, content, options) {
@@ -48,7 +48,7 @@ window.imgsearchZoom = function (stage, content, options) {
     touches.set(event.pointerId, { x: event.clientX, y: event.clientY });
     if (touches.size === 2) {
       pinch = { from: spread().distance, done: false };
-      stage.dataset.pinching = "";  // swipes (listnav.js, viewer.js) stand aside
+      stage.dataset.pinching = "";  // swipes (viewer.js) stand aside
     }
   });
   stage.addEventListener("pointermove", function (event) {
@@ -83,13 +83,21 @@ window.imgsearchZoom = function (stage, content, options) {
     stage.scrollLeft = start.left - (event.clientX - start.x);
     stage.scrollTop = start.top - (event.clientY - start.y);
   });
+  // A double tap is what a phone's hand does to zoom: its first tap zooms in, its second is not a
+  // second tap (which would zoom straight back out).
+  const DOUBLE_TAP_MS = 350;
+  let lastTap = -Infinity;
   stage.addEventListener("pointerup", function (event) {
     if (!start) return;
     const dx = event.clientX - start.x, dy = event.clientY - start.y;
     const onLink = event.target.closest("a");
+    const touch = start.type === "touch";
     start = null;
     stage.classList.remove("panning");
-    if (!onLink && !pinch && Math.abs(dx) < 5 && Math.abs(dy) < 5) zoom(undefined, { x: event.clientX, y: event.clientY });
+    if (onLink || pinch || Math.abs(dx) >= 5 || Math.abs(dy) >= 5) return;
+    if (touch && event.timeStamp - lastTap < DOUBLE_TAP_MS) { lastTap = -Infinity; return; }
+    if (touch) lastTap = event.timeStamp;
+    zoom(undefined, { x: event.clientX, y: event.clientY });
   });
   stage.addEventListener("pointercancel", function () { start = null; stage.classList.remove("panning"); });
   if (settings.wheel) {

@@ -147,7 +147,7 @@ def test_text_search_boxes_the_right_shape_then_more_like_this_and_a_drawn_box(p
     page.wait_for_url(f"**/images/{image_id}/")
     boxes = page.locator(".photo .box")
     assert boxes.count() == len(shapes) and boxes.first.is_visible()
-    row = page.locator("tr[data-region]").nth(1)  # the first object region's row
+    row = page.locator(".objects li[data-region]").nth(1)  # the first object region's line
     row.hover()
     assert "hot" in page.locator(f".photo .box[data-region='{row.get_attribute('data-region')}']").get_attribute(
         "class"

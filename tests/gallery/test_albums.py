@@ -221,10 +221,13 @@ def test_the_viewer_steps_through_the_album_newest_taken_first(client, owner, tr
     first, second = sorted(inside, key=lambda image: -image.pk)
     client.force_login(owner)
     page = client.get(reverse("gallery:album_photo", args=[album.pk, first.pk])).content.decode()
-    assert f'data-older-url="{reverse("gallery:album_photo", args=[album.pk, second.pk])}"' in page
-    assert 'data-newer-url=""' in page
+    older = 'data-older rel="next" aria-keyshortcuts="ArrowRight"'
+    newer = 'data-newer rel="prev" aria-keyshortcuts="ArrowLeft"'
+    assert f'{older} href="{reverse("gallery:album_photo", args=[album.pk, second.pk])}"' in page
+    assert f"{newer} hidden" in page  # the newest has nothing newer
     page = client.get(reverse("gallery:album_photo", args=[album.pk, second.pk])).content.decode()
-    assert f'data-newer-url="{reverse("gallery:album_photo", args=[album.pk, first.pk])}"' in page
+    assert f'{newer} href="{reverse("gallery:album_photo", args=[album.pk, first.pk])}"' in page
+    assert f"{older} hidden" in page
 
 
 def test_favourites_are_per_person_and_only_of_photos_they_may_see(client, owner, friend, stranger, upload):
@@ -300,4 +303,52 @@ def test_a_private_photo_page_says_which_shared_albums_still_show_it(client, own
     assert (
         "Private, but whoever opens"
         not in client.get(reverse("gallery:album_photo", args=[album.pk, image.pk])).content.decode()
+    )
+
+
+def test_one_viewer_offers_the_search_tools_wherever_the_photo_is_the_viewers_to_search(
+    client, owner, friend, upload, colour_proposer
+):
+    """Issue 30: the album viewer had no object boxes, "More like this" or "Draw a box"; the photo page
+    had no info panel. Both are now the one viewer (templates/gallery/viewer.html). Through an album or
+    a link alone (another's private photo, or no account) it offers no search from the photo: no boxes,
+    no region ids."""
+    from search.vision.registry import reset_models
+
+    mine = upload(owner, images.png(seed=4), name="mine.png").image
+    assert mine.regions.filter(kind="object").exists()
+    album = albums.album_create(owner=owner, name="Both")
+    albums.album_add_images(album=album, image_ids=[mine.pk])
+    albums.album_share_with(album=album, username=friend.username)
+    link = albums.share_link_create(album=album, days=7)
+    reset_models()
+
+    def tools(page: str, image) -> dict[str, bool]:
+        region = image.regions.filter(kind="object").first()
+        return {
+            "boxes": f'data-region="{region.pk}"' in page and f"?region={region.pk}" in page,
+            "more like this": f"?similar={image.pk}" in page,
+            "draw a box": 'id="draw-box"' in page and "data-box-search" in page,
+            "info panel": 'id="viewer-info"' in page,
+        }
+
+    everything = {"boxes": True, "more like this": True, "draw a box": True, "info panel": True}
+    client.force_login(owner)
+    photo_page = client.get(reverse("gallery:image_detail", args=[mine.pk])).content.decode()
+    album_viewer = client.get(reverse("gallery:album_photo", args=[album.pk, mine.pk])).content.decode()
+    assert tools(photo_page, mine) == tools(album_viewer, mine) == everything
+    assert "Use as the album's cover" in album_viewer and "Make public" in album_viewer  # album and owner tools
+
+    client.force_login(friend)  # the owner's private photo, seen only through the shared album
+    nothing = {"boxes": False, "more like this": False, "draw a box": False, "info panel": True}
+    assert tools(client.get(reverse("gallery:album_photo", args=[album.pk, mine.pk])).content.decode(), mine) == nothing
+    client.logout()
+    assert (
+        tools(client.get(reverse("gallery:shared_photo", args=[link.token, mine.pk])).content.decode(), mine) == nothing
+    )
+
+    Image.objects.filter(pk=mine.pk).update(is_public=True)  # now anyone signed in may search from it
+    client.force_login(friend)
+    assert (
+        tools(client.get(reverse("gallery:album_photo", args=[album.pk, mine.pk])).content.decode(), mine) == everything
     )

@@ -64,7 +64,7 @@ def test_the_page_and_the_api_show_it_and_only_the_owner_sees_where(client, owne
 
     client.force_login(owner)
     page = client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
-    assert "Taken 14 Jul 2024" in page and "1/250 s · f/2.8 · ISO 400 · 50 mm" in page and "52.52" in page
+    assert "<dt>Taken</dt><dd>14 Jul 2024" in page and "1/250 s · f/2.8 · ISO 400 · 50 mm" in page and "52.52" in page
     api = APIClient()
     api.force_authenticate(owner)
     mine = api.get(reverse("api:image", args=[image.pk])).json()

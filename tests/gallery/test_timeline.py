@@ -93,7 +93,7 @@ def test_a_photo_shows_and_sits_on_the_day_and_time_its_camera_recorded(client, 
     ).image
     client.force_login(owner)
     detail = client.get(reverse("gallery:image_detail", args=[london.pk])).content.decode()
-    assert "Taken 28 Sep 2025, 00:13" in detail
+    assert "<dt>Taken</dt><dd>28 Sep 2025, 00:13" in detail
     timeline = client.get(reverse("gallery:my_images")).content.decode()
     assert names_in(timeline) == ["london.jpg", "iceland.jpg"]  # by the cameras' clocks, newest first
     assert (
@@ -121,7 +121,10 @@ def test_a_photo_without_an_offset_keeps_the_servers_time_zone(client, owner, up
     image = upload(owner, images.camera_jpeg(taken="2024:07:14 18:30:05", offset=None), "summer.jpg").image
     assert image.taken_offset_minutes is None and image.taken_local.isoformat() == "2024-07-14T18:30:05+02:00"
     client.force_login(owner)
-    assert "Taken 14 Jul 2024, 18:30" in client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
+    assert (
+        "<dt>Taken</dt><dd>14 Jul 2024, 18:30"
+        in client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
+    )
 
 
 def test_on_this_day_shows_ones_own_photos_from_this_date_in_earlier_years(client, owner, stranger, upload):
