@@ -18,7 +18,7 @@ coordinates: its owner's, and others' only where the owner shares the location
 import math
 from dataclasses import dataclass
 
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Avg, Count, OuterRef, Q, QuerySet, Subquery
 
 # (population, km): the first tier with a place that big that near names the place.
 CITIES = ((1_000_000, 15.0), (100_000, 10.0))
@@ -139,24 +139,29 @@ class PlaceGroup:
 
 def places_of(images: QuerySet) -> list[PlaceGroup]:
     """The places these photos were taken at, by country then town, each with its count and cover."""
+    newest = images.filter(
+        place_city=OuterRef("place_city"),
+        place_region=OuterRef("place_region"),
+        place_country=OuterRef("place_country"),
+    ).order_by("-shot_local", "-pk")
     rows = (
         images.exclude(place_city="")
         .values("place_country", "place_region", "place_city")
-        .annotate(count=Count("pk"), latitude=Avg("latitude"), longitude=Avg("longitude"))
+        .annotate(
+            count=Count("pk"),
+            latitude=Avg("latitude"),
+            longitude=Avg("longitude"),
+            cover_id=Subquery(newest.values("pk")[:1]),  # one query for every place's cover
+        )
         .order_by("place_country", "place_city", "place_region")
     )
-    groups = []
-    for row in rows:
-        place = Place(city=row["place_city"], region=row["place_region"], country=row["place_country"])
-        cover = (
-            images.filter(place_city=place.city, place_region=place.region, place_country=place.country)
-            .order_by("-shot_local", "-pk")
-            .values_list("pk", flat=True)
-            .first()
+    return [
+        PlaceGroup(
+            place=Place(city=row["place_city"], region=row["place_region"], country=row["place_country"]),
+            count=row["count"],
+            cover_id=row["cover_id"],
+            latitude=row["latitude"],
+            longitude=row["longitude"],
         )
-        groups.append(
-            PlaceGroup(
-                place=place, count=row["count"], cover_id=cover, latitude=row["latitude"], longitude=row["longitude"]
-            )
-        )
-    return groups
+        for row in rows
+    ]

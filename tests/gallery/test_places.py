@@ -243,3 +243,15 @@ def test_words_in_a_place_search_the_words_among_the_photos_taken_there(owner, s
     # A place filter already set wins: the words are then all CLIP's, among the photos it leaves.
     filtered = search(user=owner, query=TextQuery("a photo in Paris"), min_score=-1, filters=Filters(place="Italy"))
     assert {r.image.original_name for r in filtered.results} == {"bellagio.jpg"}
+
+
+def test_each_place_is_covered_by_its_newest_photo_in_one_query(owner, trip, django_assert_num_queries):
+    """places_of read each place's cover with a query of its own (one per place)."""
+    from gallery.models import Image
+    from gallery.places import places_of
+
+    with django_assert_num_queries(1):
+        groups = places_of(Image.objects.filter(owner=owner))
+    covers = {group.place.city: group.cover_id for group in groups}
+    newest_in_paris = Image.objects.filter(owner=owner, place_city="Paris").order_by("-shot_local", "-pk").first()
+    assert covers == {"Paris": newest_in_paris.pk, "Bellagio": trip["bellagio.jpg"].pk}
