@@ -269,7 +269,11 @@ def album_photo(request: HttpRequest, pk: int, image_id: int) -> HttpResponse:
 @login_required
 def album_photo_file(request: HttpRequest, pk: int, image_id: int) -> HttpResponse:
     return media.original_response(
-        _photo_in(_album(request, pk), image_id), viewer=request.user, download="download" in request.GET, display=True
+        _photo_in(_album(request, pk), image_id),
+        viewer=request.user,
+        download="download" in request.GET,
+        display=True,
+        full="full" in request.GET,
     )
 
 
@@ -307,7 +311,11 @@ def shared_photo(request: HttpRequest, token: str, image_id: int) -> HttpRespons
 
 def shared_photo_file(request: HttpRequest, token: str, image_id: int) -> HttpResponse:
     return media.original_response(
-        _photo_in(_linked(token), image_id), viewer=request.user, download="download" in request.GET, display=True
+        _photo_in(_linked(token), image_id),
+        viewer=request.user,
+        download="download" in request.GET,
+        display=True,
+        full="full" in request.GET,
     )
 
 

@@ -55,16 +55,28 @@ def _private(response: HttpResponse, *, download_name: str | None = None) -> Htt
     return response
 
 
-def original_response(image: Image, *, viewer, download: bool = False, display: bool = False) -> HttpResponse:
+def larger_than_a_screen(image: Image) -> bool:
+    return max(image.width, image.height) > settings.PREVIEW_SIZE
+
+
+def zoom_shows_original(image: Image) -> bool:
+    """Whether a zoomed viewer should load the original (`full`): it has more pixels than the
+    screen-sized preview, and browsers can show it."""
+    return larger_than_a_screen(image) and image.format in BROWSER_FORMATS
+
+
+def original_response(
+    image: Image, *, viewer, download: bool = False, display: bool = False, full: bool = False
+) -> HttpResponse:
     """The original file; for anyone but its owner without where it was taken, unless the owner shares
     that (Image.share_location).
 
     With `display` (a page's <img>, not a download), a photo larger than a screen (PREVIEW_SIZE on its
     long side) or in a format browsers cannot show (HEIC, TIFF, camera RAW) is answered with a
     screen-sized JPEG of it instead: a page showed a 6000x4000 photo by loading all 3.6 MB of it.
+    `full` (a zoomed viewer) asks for the original after all where browsers can show it.
     """
-    too_large = max(image.width, image.height) > settings.PREVIEW_SIZE
-    if display and not download and (too_large or image.format not in BROWSER_FORMATS):
+    if display and not download and (image.format not in BROWSER_FORMATS or (larger_than_a_screen(image) and not full)):
         return display_response(image)
     download_name = image.original_name if download else None
     if image.owner_id == viewer.pk or image.share_location or not image.carries_location:

@@ -10,7 +10,7 @@ search from it or say more than the album shows.
 
 from django.http import HttpRequest
 
-from gallery import selectors, tags
+from gallery import media, selectors, tags
 from gallery.models import Image
 
 
@@ -40,6 +40,8 @@ def viewer_context(request: HttpRequest, image: Image) -> dict:
         if location_visible
         else [],
         "regions": regions_of(image) if may_see else [],
+        # Zoomed, the viewer swaps the screen-sized preview for the original, where that has more.
+        "zoom_shows_original": media.zoom_shows_original(image),
     }
     if may_see:
         context.update(

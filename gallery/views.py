@@ -514,7 +514,11 @@ def _visible_or_404(request: HttpRequest, pk: int) -> Image:
 
 def image_file(request: HttpRequest, pk: int) -> HttpResponse:
     return media.original_response(
-        _visible_or_404(request, pk), viewer=request.user, download="download" in request.GET, display=True
+        _visible_or_404(request, pk),
+        viewer=request.user,
+        download="download" in request.GET,
+        display=True,
+        full="full" in request.GET,
     )
 
 

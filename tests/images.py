@@ -100,6 +100,7 @@ def camera_jpeg(
     orientation: int | None = None,
     make: str = "Canon",
     model: str = "Canon EOS R5",
+    size: tuple[int, int] = (160, 120),
 ) -> bytes:
     """A JPEG with the EXIF a camera writes: maker and model, date taken (with its offset), exposure,
     lens and GPS. Any of them can be left out, or given a malformed value."""
@@ -128,7 +129,7 @@ def camera_jpeg(
         place = exif.get_ifd(0x8825)
         place[1], place[2] = north, tuple(IFDRational(part) for part in latitude)
         place[3], place[4] = east, tuple(IFDRational(part) for part in longitude)
-    return encode(scene(seed=seed), "JPEG", quality=90, exif=exif)
+    return encode(scene(*size, seed=seed), "JPEG", quality=90, exif=exif)
 
 
 # --- What phones and cameras write (gallery/formats.py) -------------------------------------------

@@ -27,7 +27,12 @@
 
   const zoomer = window.imgsearchZoom(stage, frame, {
     wheel: true,
-    onChange: function (on) { zoomButton.setAttribute("aria-pressed", String(on)); },
+    onChange: function (on) {
+      zoomButton.setAttribute("aria-pressed", String(on));
+      // Zoomed in: the original's own pixels in place of the screen-sized preview (once).
+      const picture = frame.querySelector("img");
+      if (on && picture.dataset.original) { picture.src = picture.dataset.original; delete picture.dataset.original; }
+    },
   });
   function drawing() { return frame.classList.contains("drawing"); }
 

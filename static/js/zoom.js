@@ -27,7 +27,7 @@ window.imgsearchZoom = function (stage, content, options) {
     stage.style.width = zoomIn ? stage.clientWidth + "px" : "";
     stage.style.height = zoomIn ? stage.clientHeight + "px" : "";
     stage.classList.toggle("zoomed", zoomIn);
-    content.style.width = zoomIn ? Math.round(Math.max(img.naturalWidth, 2 * before.width)) + "px" : "";
+    content.style.width = zoomIn ? Math.round(Math.max(Number(img.getAttribute("width")) || img.naturalWidth, 2 * before.width)) + "px" : "";
     settings.onChange(zoomIn);
     if (!zoomIn) return;
     const frame = stage.getBoundingClientRect();

@@ -675,3 +675,18 @@ def test_explore_and_places_list_towns_and_open_the_timeline_at_one(page, librar
     assert sorted(shown_names(page)) == ["louvre.jpg", "seine.jpg"]
     page.locator(".timeline .card a").first.click()
     expect(page.locator("main")).to_contain_text("taken in Paris, Île-de-France, France")
+
+
+def test_zooming_in_loads_the_original_in_place_of_the_screen_sized_preview(page, library, settings):
+    """Issue 30: zooming a photo larger than a screen enlarged its preview."""
+    settings.PREVIEW_SIZE = 100  # the 160x120 photos are "larger than a screen" (the live server runs here)
+    log_in(page, "owner", PASSWORD)
+    page.goto(f"/images/{Image.objects.get(original_name='beach.jpg').pk}/")
+    page.wait_for_load_state("load")
+    picture = page.locator("[data-stage] img")
+    assert picture.evaluate("img => img.naturalWidth") == 100  # the preview
+    page.keyboard.press("z")
+    expect(page.locator("#zoom")).to_have_attribute("aria-pressed", "true")
+    page.wait_for_function("() => document.querySelector('[data-stage] img').naturalWidth === 160")
+    assert picture.evaluate("img => img.currentSrc").endswith("?full=1")
+    assert page.locator("[data-stage] .frame").bounding_box()["width"] >= 2 * 100

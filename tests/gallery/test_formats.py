@@ -205,3 +205,45 @@ def test_an_mpo_whose_later_pictures_hold_no_position_keeps_them_all():
         assert picture.format == "MPO" and picture.n_frames == 2
         picture.seek(1)
         assert picture.size == (80, 60) and not picture.getexif().get_ifd(0x8825)
+
+
+def test_a_zoomed_viewer_gets_the_original_where_browsers_can_show_it(
+    client, owner, stranger, friend, upload, settings
+):
+    """Issue 30: zooming a 6000x4000 photo enlarged its 2048-px preview. The viewer names the original
+    (`?full=1`) for a zoom where it has more pixels and a browser can show it; others get it without
+    its position, as any other way to the original; a HEIC stays a JPEG preview."""
+    from gallery import albums
+    from gallery.services import image_set_visibility
+
+    settings.PREVIEW_SIZE = 256
+    original = images.camera_jpeg(seed=5, size=(800, 600))
+    image = upload(owner, original, "big.jpg").image
+    heic = upload(owner, images.heic(320, 240, seed=8), "IMG_0008.HEIC").image
+    image_set_visibility(image=image, is_public=True)
+    client.force_login(owner)
+    page = client.get(reverse("gallery:image_detail", args=[image.pk])).content.decode()
+    full = reverse("gallery:image_file", args=[image.pk]) + "?full=1"
+    assert f'data-original="{full}"' in page
+    assert b"".join(client.get(full).streaming_content) == original
+    heic_file = reverse("gallery:image_file", args=[heic.pk])
+    assert "data-original" not in client.get(reverse("gallery:image_detail", args=[heic.pk])).content.decode()
+    with PILImage.open(io.BytesIO(b"".join(client.get(heic_file + "?full=1").streaming_content))) as shown:
+        assert shown.format == "JPEG" and shown.size == (256, 192)
+    small = upload(owner, images.jpeg(200, 150, seed=6), "small.jpg").image  # the preview is the original
+    assert "data-original" not in client.get(reverse("gallery:image_detail", args=[small.pk])).content.decode()
+
+    client.force_login(stranger)  # a public photo: the original, but not where it was taken
+    with PILImage.open(io.BytesIO(b"".join(client.get(full).streaming_content))) as theirs:
+        assert theirs.size == (800, 600) and not theirs.getexif().get_ifd(0x8825)
+    album = albums.album_create(owner=owner, name="Big")
+    albums.album_add_images(album=album, image_ids=[image.pk])
+    albums.album_share_with(album=album, username=friend.username)
+    client.force_login(friend)
+    in_album = reverse("gallery:album_photo_file", args=[album.pk, image.pk]) + "?full=1"
+    assert (
+        f'data-original="{in_album}"'
+        in client.get(reverse("gallery:album_photo", args=[album.pk, image.pk])).content.decode()
+    )
+    with PILImage.open(io.BytesIO(b"".join(client.get(in_album).streaming_content))) as shared:
+        assert shared.size == (800, 600) and not shared.getexif().get_ifd(0x8825)
