@@ -23,7 +23,7 @@ from django.db import connection
 
 from gallery.tokens import token_create
 from tests.conftest import child_env, make_user, stop_process_group
-from tests.servers import WEB_THREADS, WEB_WORKERS, Server, free_port, server_env
+from tests.servers import WEB_THREADS, WEB_WORKERS, Server, free_port, server_command, server_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,3 +188,26 @@ def left_in_group(pgid: int) -> str:
         ["ps", "-o", "pid,stat,args", "-g", str(pgid)], check=False, capture_output=True, text=True
     )
     return listing.stdout
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_gunicorns_workers_share_one_clip_loaded_before_they_fork(settings, tmp_path, share):
+    """Issue 31: every web process loaded a CLIP of its own (with the default model ~1 GB private
+    each; bench/web_memory.py). With WEB_SHARE_MODEL (the default) gunicorn's master loads it once,
+    before it forks its workers; they search with that copy (torch works after the fork) and load
+    none of their own. Off, each worker loads its own, as before."""
+    token = token_create(user=make_user("searcher"))[1]
+    port = free_port()
+    env = {**server_env(settings), "WEB_SHARE_MODEL": "true" if share else "false"}
+    server = Server(server_command("make web", port), env, port, tmp_path / "web.log")
+    try:
+        statuses = hammer(server, token, clients=8, requests=24)
+        assert statuses == [200] * 24, server.log()
+        log = server.log_path.read_text()
+    finally:
+        server.stop()
+    loads = log.count("Loaded CLIP")
+    if share:
+        assert loads == 1 and log.index("Loaded CLIP") < log.index("Booting worker"), log[-5000:]
+    else:
+        assert loads == WEB_WORKERS, log[-5000:]
