@@ -690,3 +690,32 @@ def test_zooming_in_loads_the_original_in_place_of_the_screen_sized_preview(page
     page.wait_for_function("() => document.querySelector('[data-stage] img').naturalWidth === 160")
     assert picture.evaluate("img => img.currentSrc").endswith("?full=1")
     assert page.locator("[data-stage] .frame").bounding_box()["width"] >= 2 * 100
+
+
+def test_on_a_phone_a_swipe_steps_to_the_next_photo_of_the_timeline_and_back(browser, live_server, library):
+    """The one viewer's swipes (static/js/viewer.js) follow the list's links that listnav.js fills in."""
+    phone = browser.new_context(
+        base_url=live_server.url, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    page = phone.new_page()
+    page.set_default_timeout(20_000)
+    log_in(page, "owner", PASSWORD)
+    page.locator(".timeline .card a[data-photo-link]").nth(1).tap()
+    expect(page.locator("h1")).to_have_text(NEWEST_FIRST[1])
+    page.wait_for_load_state("load")
+    expect(page.locator("[data-older]")).to_be_visible()
+    cdp = phone.new_cdp_session(page)
+
+    def swipe(towards: int) -> None:
+        box = page.locator("[data-stage]").bounding_box()
+        y = box["y"] + box["height"] / 2
+        middle = box["x"] + box["width"] / 2
+        touch_drag(page, cdp, (middle - towards * 100, y), (middle + towards * 100, y))
+
+    swipe(-1)  # right to left: the older photo
+    expect(page.locator("h1")).to_have_text(NEWEST_FIRST[2])
+    page.wait_for_load_state("load")
+    expect(page.locator("[data-newer]")).to_be_visible()
+    swipe(+1)  # left to right: back to the newer one
+    expect(page.locator("h1")).to_have_text(NEWEST_FIRST[1])
+    phone.close()
