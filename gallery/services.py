@@ -304,9 +304,13 @@ def partial_files_delete(*, older_than: timedelta) -> int:
 
 
 def _derived_stem(image: Image) -> str:
+    return derived_stem(image.pk, image.file, image.library_id)
+
+
+def derived_stem(pk: int, file: str, library_id: int | None) -> str:
     """What the files made from an image are named after: its stored file's (unique) name, or for a
     library's photo, whose file names repeat across folders (IMG_0001.JPG), its id."""
-    return f"library-{image.pk}" if image.library_id else Path(image.file).stem
+    return f"library-{pk}" if library_id else Path(file).stem
 
 
 def thumbnail_name(image: Image) -> str:
@@ -337,6 +341,44 @@ def files_delete(*, names: Sequence[str]) -> None:
                 FileToDelete.objects.update_or_create(name=name, defaults={"error": str(error)[:500]})
             except DatabaseError:
                 logger.exception("Could not remember %s for removal either; it stays behind.", name)
+
+
+# Where a photo's files are kept, each as <folder>/<owner id>/<name>: the original, then what is made
+# from it (thumbnail_name, preview_name, without_location_name).
+STORED_FOLDERS = ("originals", "thumbnails", "display", "without-location")
+
+
+def orphan_files_delete(*, older_than: timedelta) -> int:
+    """Delete stored files that no photo owns, written more than `older_than` ago. On an object store
+    an upload puts its original before its transaction commits, so a web process killed between the
+    two leaves an object no row names (on the filesystem the same write is a `.part` file, which
+    partial_files_delete sweeps); a thumbnail made while its photo was being deleted is another.
+    The age keeps uploads in flight safe: the files are listed before the rows are read, so any
+    file listed that a photo owns by then is kept. Returns how many went (run_worker, daily)."""
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    for folder in STORED_FOLDERS:
+        listed: dict[str, list[str]] = {}
+        for owner, name in storage.stored_files(folder):
+            listed.setdefault(owner, []).append(name)
+        for owner, names in listed.items():
+            photos = Image.all_objects.filter(owner_id=int(owner)).values_list("pk", "file", "library_id")
+            owned = {file for _, file, _ in photos} if folder == "originals" else None
+            stems = {derived_stem(pk, file, library) for pk, file, library in photos}
+            for name in names:
+                if (name in owned) if owned is not None else (Path(name).stem in stems):
+                    continue
+                try:
+                    if storage.modified_at(name) >= cutoff:
+                        continue
+                    storage.delete(name)
+                except FileNotFoundError:
+                    continue
+                except OSError as error:
+                    logger.warning("Could not remove the orphan file %s: %s", name, error)
+                    continue
+                deleted += 1
+    return deleted
 
 
 def files_delete_again(*, limit: int = 100) -> int:

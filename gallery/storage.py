@@ -146,6 +146,31 @@ def exists(name: str) -> bool:
     return source.is_file() if source is not None else default_storage.exists(name)
 
 
+def stored_files(folder: str) -> Iterator[tuple[str, str]]:
+    """(owner id, storage name) of every file under `folder`/<owner id>/ (how originals and the files
+    made from them are laid out), through the storage API: a directory walk on the filesystem, a
+    listing by prefix on an object store. `.part` files are left to partial_files."""
+    try:
+        owners, _ = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    for owner in owners:
+        if not owner.isdigit():
+            continue
+        try:
+            _, files = default_storage.listdir(f"{folder}/{owner}")
+        except FileNotFoundError:
+            continue
+        for name in files:
+            if not name.endswith(".part"):
+                yield owner, f"{folder}/{owner}/{name}"
+
+
+def modified_at(name: str):
+    """When a stored file was last written (an aware datetime)."""
+    return default_storage.get_modified_time(name)
+
+
 def partial_files(*, older_than_seconds: float) -> Iterator[Path]:
     """`.part` files older than this under MEDIA_ROOT: writes whose process died (filesystem only)."""
     if not is_local():

@@ -183,6 +183,28 @@ def serve(settings, tmp_path):
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API (moto's server mode, a process of its own) for the whole session."""
+    from tests.s3 import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_storage(settings, s3_server):
+    """The media on a fresh bucket of s3_server through django-storages' S3Storage, as
+    MEDIA_STORAGE=storages.backends.s3.S3Storage sets it; yields the storage's options."""
+    options = s3_server.new_bucket()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+    }
+    yield options
+
+
 def make_user(username: str):
     return get_user_model().objects.create_user(username=username, password=f"{username}-pass-123")
 

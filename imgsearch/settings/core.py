@@ -116,7 +116,7 @@ if MEDIA_SENDFILE not in {"", "x-accel-redirect", "x-sendfile"}:
 MEDIA_INTERNAL_PREFIX = env_str("MEDIA_INTERNAL_PREFIX", "/protected-media/")
 # Where originals and thumbnails live: any Django storage class (gallery/storage.py). The default
 # keeps them under MEDIA_ROOT. An S3-compatible store lets workers on other machines read them:
-# MEDIA_STORAGE=storages.backends.s3.S3Storage (pip install "django-storages[s3]") with
+# MEDIA_STORAGE=storages.backends.s3.S3Storage (django-storages, in requirements.txt) with
 # MEDIA_STORAGE_OPTIONS='{"bucket_name": "photos", "endpoint_url": "https://s3.example.com"}'.
 MEDIA_STORAGE = env_str("MEDIA_STORAGE", "django.core.files.storage.FileSystemStorage")
 STORAGES = {

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
-from gallery.services import files_delete_again, partial_files_delete, trash_purge
+from gallery.services import files_delete_again, orphan_files_delete, partial_files_delete, trash_purge
 from gallery.work_queue import BrokerWatch, images_recover, worker_beat
 from search.duplicates import hashes_backfill, pixel_checks_backfill
 from search.ingest import images_requeue_waiting_for_models
@@ -24,6 +24,11 @@ logger = logging.getLogger(__name__)
 
 # A `.part` file older than this belongs to an upload or thumbnail whose process died.
 PARTIAL_FILE_AGE = timedelta(minutes=10)
+# A stored file no photo owns, older than this, was left by a process killed mid-upload (an object
+# put before its COMMIT) or made for a photo deleted meanwhile. The media are listed at start, then
+# daily: a listing reads every name in the store.
+ORPHAN_FILE_AGE = timedelta(hours=1)
+ORPHAN_SWEEP_SECONDS = 24 * 3600
 # On SIGTERM / Ctrl-C, running tasks get this long to finish; then they are stopped, and their images
 # are queued again when a worker next starts (as after a kill). django-q2 alone waits for every
 # task its workers hold, prefetched ones too: a busy worker took ~50 s to stop.
@@ -84,6 +89,7 @@ class Command(BaseCommand):
             )
         self.broker = BrokerWatch()
         self.library_watch = None
+        self.orphans_swept_at: float | None = None
         self._recover(starting=True, beat=not recover_only)
         if recover_only:
             return
@@ -162,6 +168,14 @@ class Command(BaseCommand):
                 logger.warning("Library %s not rescanned: %s", library.pk, error)
         return scanned
 
+    def _sweep_orphans(self) -> int:
+        """orphan_files_delete at start, then once every ORPHAN_SWEEP_SECONDS."""
+        if self.orphans_swept_at is not None and time.monotonic() - self.orphans_swept_at < ORPHAN_SWEEP_SECONDS:
+            return 0
+        deleted = orphan_files_delete(older_than=ORPHAN_FILE_AGE)
+        self.orphans_swept_at = time.monotonic()
+        return deleted
+
     def _recover(self, *, starting: bool = False, beat: bool = True) -> None:
         restarted = self.broker.restarted()
         if restarted:
@@ -175,6 +189,7 @@ class Command(BaseCommand):
             result = images_recover(starting=starting or restarted)
             removed = files_delete_again()
             purged = trash_purge(older_than=timedelta(days=settings.TRASH_DAYS))
+            orphans = self._sweep_orphans()
             scanned = [] if starting else self._rescan_libraries()  # decoders start threads: not before the fork
             waited = images_requeue_waiting_for_models()
             hashed = hashes_backfill()
@@ -186,14 +201,15 @@ class Command(BaseCommand):
             return
         if result.requeued or result.failed:
             self.stdout.write(f"Recovery: queued {len(result.requeued)} image(s) again, failed {len(result.failed)}.")
-        if hashed:
-            self.stdout.write(f"Near-duplicates: hashed {hashed} photo(s) processed before hashes were kept.")
-        if checked:
-            self.stdout.write(f"Near-duplicates: pixel-checked {checked} photo(s) against their likely copies.")
-        if waited:
-            self.stdout.write(f"Model weights found: queued {len(waited)} image(s) that waited for them.")
-        if removed:
-            self.stdout.write(f"Removed {removed} file(s) of deleted photos that could not be removed before.")
+        for count, said in (
+            (hashed, "Near-duplicates: hashed {} photo(s) processed before hashes were kept."),
+            (checked, "Near-duplicates: pixel-checked {} photo(s) against their likely copies."),
+            (len(waited), "Model weights found: queued {} image(s) that waited for them."),
+            (removed, "Removed {} file(s) of deleted photos that could not be removed before."),
+            (orphans, "Removed {} stored file(s) that no photo owns (left by interrupted uploads)."),
+        ):
+            if count:
+                self.stdout.write(said.format(count))
         for library, scan in scanned:
             self.stdout.write(f"Library {library.pk} rescanned: {scan}.")
         if purged:
